@@ -1,0 +1,54 @@
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { AgentwallError } from "../errors.js";
+
+/** AES-256-GCM parameters: 32-byte key, 12-byte IV, 16-byte tag. Nothing else is accepted. */
+export const AES_KEY_BYTES = 32;
+export const GCM_IV_BYTES = 12;
+export const GCM_TAG_BYTES = 16;
+
+function checkKey(key: Uint8Array): void {
+  if (key.length !== AES_KEY_BYTES) {
+    throw new AgentwallError("ERR_INVALID_ARGUMENT", `AES-256-GCM needs a ${AES_KEY_BYTES}-byte key`);
+  }
+}
+
+/**
+ * Encrypts with AES-256-GCM under a fresh random 12-byte IV.
+ * Returns `iv || ciphertext || tag`.
+ *
+ * @example
+ * ```ts
+ * const sealed = sealAesGcm(key, Buffer.from("secret"), Buffer.from("table|row"));
+ * ```
+ */
+export function sealAesGcm(key: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Buffer {
+  checkKey(key);
+  const iv = randomBytes(GCM_IV_BYTES);
+  const cipher = createCipheriv("aes-256-gcm", key, iv, { authTagLength: GCM_TAG_BYTES });
+  if (aad !== undefined) cipher.setAAD(aad);
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return Buffer.concat([iv, body, cipher.getAuthTag()]);
+}
+
+/**
+ * Decrypts `iv || ciphertext || tag` made by {@link sealAesGcm}. Every failure (short input, wrong key,
+ * altered bytes, other associated data) is the same opaque `ERR_DECRYPT`.
+ */
+export function openAesGcm(key: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Buffer {
+  checkKey(key);
+  if (sealed.length < GCM_IV_BYTES + GCM_TAG_BYTES) {
+    throw new AgentwallError("ERR_DECRYPT", "decryption failed");
+  }
+  const iv = sealed.subarray(0, GCM_IV_BYTES);
+  const tag = sealed.subarray(sealed.length - GCM_TAG_BYTES);
+  const body = sealed.subarray(GCM_IV_BYTES, sealed.length - GCM_TAG_BYTES);
+  try {
+    // authTagLength pins the tag size: without it Node accepts a truncated 4-byte tag.
+    const decipher = createDecipheriv("aes-256-gcm", key, iv, { authTagLength: GCM_TAG_BYTES });
+    decipher.setAuthTag(tag);
+    if (aad !== undefined) decipher.setAAD(aad);
+    return Buffer.concat([decipher.update(body), decipher.final()]);
+  } catch {
+    throw new AgentwallError("ERR_DECRYPT", "decryption failed");
+  }
+}

@@ -1,0 +1,161 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import SQLite from "better-sqlite3";
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from "kysely";
+import pg from "pg";
+import { AgentwallError } from "../errors.js";
+import { BuiltInMigrations, LATEST_MIGRATION } from "./migrations.js";
+import type { Database } from "./schema.js";
+
+/** Which engine a {@link Store} runs on. */
+export type StoreDialect = "sqlite" | "postgres";
+
+/** Where the database lives: a SQLite file (the single-machine default) or a PostgreSQL URL. */
+export type StoreLocation = { kind: "sqlite"; path: string } | { kind: "postgres"; url: string };
+
+/** An open database: a Kysely instance plus what callers need to know about the engine. */
+export interface Store {
+  readonly db: Kysely<Database>;
+  readonly dialect: StoreDialect;
+  /** Human-readable location without credentials, for logs and `readyz`. */
+  readonly description: string;
+  close(): Promise<void>;
+}
+
+const BIGINT_OID = 20;
+const NUMERIC_OID = 1700;
+
+/** Parses `AGENTWALL_DATABASE_URL`; only `postgres://` and `postgresql://` are accepted. */
+export function parseDatabaseUrl(url: string): StoreLocation {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new AgentwallError("ERR_DATABASE_URL_INVALID", "the database URL is not a valid URL");
+  }
+  if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
+    throw new AgentwallError(
+      "ERR_DATABASE_URL_INVALID",
+      `the database URL must start with postgres:// (got ${parsed.protocol}//)`,
+    );
+  }
+  return { kind: "postgres", url };
+}
+
+/** The URL with its password removed, safe to log. */
+export function redactDatabaseUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(invalid url)";
+  }
+}
+
+/**
+ * Opens the database and applies pending migrations under the engine's migration lock (PostgreSQL
+ * advisory lock; SQLite's write lock), so instances starting together migrate exactly once.
+ *
+ * @example
+ * ```ts
+ * const store = await openStore({ kind: "sqlite", path: ".agentwall/agentwall.db" });
+ * ```
+ */
+export async function openStore(location: StoreLocation): Promise<Store> {
+  const store = location.kind === "sqlite" ? openSqlite(location.path) : openPostgres(location.url);
+  try {
+    await migrate(store.db);
+  } catch (error) {
+    await store.close().catch(() => undefined);
+    if (error instanceof AgentwallError) throw error;
+    throw toUnavailable(error, store.description);
+  }
+  return store;
+}
+
+function openSqlite(path: string): Store {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  let database: SQLite.Database;
+  try {
+    database = new SQLite(path);
+  } catch (error) {
+    throw new AgentwallError("ERR_DATABASE_UNAVAILABLE", `cannot open SQLite database at ${path}`, {
+      cause: error,
+    });
+  }
+  // WAL with synchronous=FULL: a commit returns only after the WAL is fsynced, which is what
+  // "durable" means for the audit log.
+  database.pragma("journal_mode = WAL");
+  database.pragma("synchronous = FULL");
+  database.pragma("busy_timeout = 10000");
+  database.pragma("foreign_keys = ON");
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  return {
+    db,
+    dialect: "sqlite",
+    description: `sqlite:${path}`,
+    close: () => db.destroy(),
+  };
+}
+
+function openPostgres(url: string): Store {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 10,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30000,
+    // synchronous_commit=on: a commit returns after the WAL is flushed on the server.
+    options: "-c synchronous_commit=on",
+    types: {
+      getTypeParser: ((oid: number, format?: "text" | "binary") =>
+        oid === BIGINT_OID || oid === NUMERIC_OID
+          ? (value: string) => Number(value)
+          : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    },
+  });
+  // An idle client that loses its connection emits 'error' on the pool; without a listener that
+  // would crash the process. The next query reports the outage instead.
+  pool.on("error", () => undefined);
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    db,
+    dialect: "postgres",
+    description: redactDatabaseUrl(url),
+    close: () => db.destroy(),
+  };
+}
+
+async function migrate(db: Kysely<Database>): Promise<void> {
+  const migrator = new Migrator({
+    db,
+    provider: new BuiltInMigrations(),
+    migrationTableName: "agentwall_migrations",
+    migrationLockTableName: "agentwall_migrations_lock",
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    const failed = results?.find((r) => r.status === "Error")?.migrationName ?? "(connection)";
+    if (failed === "(connection)") throw error;
+    throw new AgentwallError("ERR_MIGRATION_FAILED", `migration ${failed} failed`, { cause: error });
+  }
+}
+
+/** Reports whether the database answers and holds the newest migration (for `readyz`). */
+export async function checkStore(store: Store): Promise<{ ok: true } | { ok: false; reason: string }> {
+  try {
+    const row = await sql<{ name: string }>`select name from agentwall_migrations order by name desc limit 1`.execute(
+      store.db,
+    );
+    const newest = row.rows[0]?.name;
+    if (newest !== LATEST_MIGRATION) return { ok: false, reason: "migrations not applied" };
+    return { ok: true };
+  } catch {
+    return { ok: false, reason: "database unreachable" };
+  }
+}
+
+/** Wraps a driver error as ERR_DATABASE_UNAVAILABLE without leaking connection strings. */
+export function toUnavailable(error: unknown, where: string): AgentwallError {
+  return new AgentwallError("ERR_DATABASE_UNAVAILABLE", `database unavailable (${where})`, { cause: error });
+}

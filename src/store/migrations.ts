@@ -1,0 +1,122 @@
+import { sql, type Kysely, type Migration, type MigrationProvider } from "kysely";
+
+// Migrations are code, versioned by name, and never edited after release: add a new one instead.
+const migrations: Record<string, Migration> = {
+  "0001_core": {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable("master_keys")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("ordinal", "integer", (c) => c.notNull().unique())
+        .addColumn("kcv", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("retired_at", "bigint")
+        .execute();
+      await db.schema
+        .createTable("data_keys")
+        .addColumn("kid", "text", (c) => c.primaryKey())
+        .addColumn("purpose", "text", (c) => c.notNull())
+        .addColumn("period", "text", (c) => c.notNull())
+        .addColumn("generation", "integer", (c) => c.notNull())
+        .addColumn("master_key_id", "text", (c) => c.notNull())
+        .addColumn("wrapped", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("retired_at", "bigint")
+        .addUniqueConstraint("data_keys_purpose_period_generation", ["purpose", "period", "generation"])
+        .execute();
+      await db.schema
+        .createTable("signing_keys")
+        .addColumn("kid", "text", (c) => c.primaryKey())
+        .addColumn("purpose", "text", (c) => c.notNull())
+        .addColumn("generation", "integer", (c) => c.notNull())
+        .addColumn("alg", "text", (c) => c.notNull())
+        .addColumn("public_key", "text", (c) => c.notNull())
+        .addColumn("private_sealed", "text", (c) => c.notNull())
+        .addColumn("master_key_id", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("retired_at", "bigint")
+        .addUniqueConstraint("signing_keys_purpose_generation", ["purpose", "generation"])
+        .execute();
+      await db.schema
+        .createTable("audit_events")
+        .addColumn("seq", "bigint", (c) => c.primaryKey())
+        .addColumn("ts", "bigint", (c) => c.notNull())
+        .addColumn("type", "text", (c) => c.notNull())
+        .addColumn("actor", "text", (c) => c.notNull())
+        .addColumn("action", "text", (c) => c.notNull())
+        .addColumn("resource", "text", (c) => c.notNull())
+        .addColumn("outcome", "text", (c) => c.notNull())
+        .addColumn("ip", "text", (c) => c.notNull())
+        .addColumn("user_agent", "text", (c) => c.notNull())
+        .addColumn("request_id", "text", (c) => c.notNull())
+        .addColumn("kid", "text", (c) => c.notNull())
+        .addColumn("details", "text", (c) => c.notNull())
+        .addColumn("leaf", "text", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("audit_events_ts").on("audit_events").column("ts").execute();
+      await db.schema.createIndex("audit_events_type_ts").on("audit_events").columns(["type", "ts"]).execute();
+      await db.schema.createIndex("audit_events_actor_ts").on("audit_events").columns(["actor", "ts"]).execute();
+      await db.schema
+        .createTable("audit_head")
+        .addColumn("id", "integer", (c) => c.primaryKey())
+        .addColumn("size", "bigint", (c) => c.notNull())
+        .addColumn("frontier", "text", (c) => c.notNull())
+        .addColumn("root", "text", (c) => c.notNull())
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("audit_checkpoints")
+        .addColumn("size", "bigint", (c) => c.primaryKey())
+        .addColumn("root", "text", (c) => c.notNull())
+        .addColumn("ts", "bigint", (c) => c.notNull())
+        .addColumn("kid", "text", (c) => c.notNull())
+        .addColumn("signature", "text", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("audit_prune")
+        .addColumn("id", "integer", (c) => c.primaryKey())
+        .addColumn("through", "bigint", (c) => c.notNull())
+        .addColumn("frontier", "text", (c) => c.notNull())
+        .addColumn("root", "text", (c) => c.notNull())
+        .addColumn("ts", "bigint", (c) => c.notNull())
+        .addColumn("kid", "text", (c) => c.notNull())
+        .addColumn("signature", "text", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("locks")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("holder", "text", (c) => c.notNull())
+        .addColumn("expires_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("api_keys")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("hash", "text", (c) => c.notNull().unique())
+        .addColumn("prefix", "text", (c) => c.notNull())
+        .addColumn("owner", "text", (c) => c.notNull())
+        .addColumn("name", "text", (c) => c.notNull())
+        .addColumn("roles", "text", (c) => c.notNull())
+        .addColumn("scopes", "text", (c) => c.notNull())
+        .addColumn("creator", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("expires_at", "bigint")
+        .addColumn("last_used_at", "bigint")
+        .addColumn("remaining_uses", "bigint")
+        .addColumn("revoked_at", "bigint")
+        .addColumn("meta", "text", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("api_keys_owner").on("api_keys").column("owner").execute();
+      await sql`insert into audit_head (id, size, frontier, root, updated_at) values (1, 0, '[]', '', 0)`.execute(db);
+    },
+  },
+};
+
+/** The migrations shipped with this version, in order. */
+export class BuiltInMigrations implements MigrationProvider {
+  getMigrations(): Promise<Record<string, Migration>> {
+    return Promise.resolve(migrations);
+  }
+}
+
+/** Name of the newest migration this version knows. */
+export const LATEST_MIGRATION = Object.keys(migrations).sort().at(-1) ?? "";

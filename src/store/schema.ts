@@ -1,0 +1,111 @@
+/**
+ * Table types of agentwall's database. Times are milliseconds since the epoch (integers), binary
+ * values are base64url text so one schema serves SQLite and PostgreSQL alike.
+ */
+export interface MasterKeysTable {
+  id: string;
+  ordinal: number;
+  kcv: string;
+  created_at: number;
+  retired_at: number | null;
+}
+
+export interface DataKeysTable {
+  kid: string;
+  purpose: string;
+  period: string;
+  generation: number;
+  master_key_id: string;
+  wrapped: string;
+  created_at: number;
+  retired_at: number | null;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  purpose: string;
+  generation: number;
+  alg: string;
+  public_key: string;
+  private_sealed: string;
+  master_key_id: string;
+  created_at: number;
+  retired_at: number | null;
+}
+
+export interface AuditEventsTable {
+  seq: number;
+  ts: number;
+  type: string;
+  actor: string;
+  action: string;
+  resource: string;
+  outcome: string;
+  ip: string;
+  user_agent: string;
+  request_id: string;
+  kid: string;
+  details: string;
+  leaf: string;
+}
+
+export interface AuditHeadTable {
+  id: number;
+  size: number;
+  frontier: string;
+  root: string;
+  updated_at: number;
+}
+
+export interface AuditCheckpointsTable {
+  size: number;
+  root: string;
+  ts: number;
+  kid: string;
+  signature: string;
+}
+
+export interface AuditPruneTable {
+  id: number;
+  through: number;
+  frontier: string;
+  root: string;
+  ts: number;
+  kid: string;
+  signature: string;
+}
+
+export interface LocksTable {
+  name: string;
+  holder: string;
+  expires_at: number;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  hash: string;
+  prefix: string;
+  owner: string;
+  name: string;
+  roles: string;
+  scopes: string;
+  creator: string;
+  created_at: number;
+  expires_at: number | null;
+  last_used_at: number | null;
+  remaining_uses: number | null;
+  revoked_at: number | null;
+  meta: string;
+}
+
+export interface Database {
+  master_keys: MasterKeysTable;
+  data_keys: DataKeysTable;
+  signing_keys: SigningKeysTable;
+  audit_events: AuditEventsTable;
+  audit_head: AuditHeadTable;
+  audit_checkpoints: AuditCheckpointsTable;
+  audit_prune: AuditPruneTable;
+  locks: LocksTable;
+  api_keys: ApiKeysTable;
+}
