@@ -1,0 +1,516 @@
+import { AgentwallError, isAgentwallError } from "../errors.js";
+import type { DataKey, Keyring } from "../crypto/keyring.js";
+import { keyPeriod } from "../crypto/keyring.js";
+import type { Store } from "../store/database.js";
+import { toUnavailable } from "../store/database.js";
+import { Lease } from "../store/lease.js";
+import type { AuditEventsTable } from "../store/schema.js";
+import { writeTransaction } from "../store/transaction.js";
+import {
+  checkpointMessage,
+  pruneMessage,
+  signMessage,
+  verifyMessage,
+  type Checkpoint,
+  type CheckpointWitness,
+  type PruneRecord,
+} from "./checkpoint.js";
+import {
+  prepareEvent,
+  type AuditEventInput,
+  type AuditEventType,
+  type AuditOutcome,
+  type AuditReceipt,
+  type AuditRecord,
+  type AuditSink,
+  type PreparedEvent,
+} from "./event.js";
+import { EMPTY_ROOT, MerkleFrontier, leafHash } from "./merkle.js";
+
+/** Options of {@link AuditLog}. */
+export interface AuditLogOptions {
+  readonly store: Store;
+  readonly keyring: Keyring;
+  /** Where checkpoints are sent besides the database. */
+  readonly witnesses?: readonly CheckpointWitness[];
+  /** Most events committed in one transaction (group commit). Default 512. */
+  readonly maxBatch?: number;
+  readonly now?: () => number;
+}
+
+/** Filters of {@link AuditLog.query}. */
+export interface AuditQuery {
+  readonly type?: AuditEventType | string;
+  readonly actor?: string;
+  readonly outcome?: AuditOutcome | string;
+  readonly since?: number;
+  readonly until?: number;
+  /** Page size, 1..1000 (default 100). */
+  readonly limit?: number;
+  /** Continue after this sequence number (from the previous page's `next`). */
+  readonly cursor?: number;
+  /** Oldest first when true; newest first by default. */
+  readonly ascending?: boolean;
+}
+
+export type AuditVerifyProblem =
+  | "ROW_ALTERED"
+  | "ROW_MISSING"
+  | "CHECKPOINT_FORGED"
+  | "CHECKPOINT_MISMATCH"
+  | "TRUNCATED"
+  | "HEAD_MISMATCH"
+  | "PRUNE_FORGED";
+
+/** Outcome of {@link AuditLog.verify}: a value, never an exception for tampering. */
+export type AuditVerifyResult =
+  | { readonly ok: true; readonly size: number; readonly root: string; readonly checkpoints: number; readonly prunedThrough: number }
+  | {
+      readonly ok: false;
+      readonly problem: AuditVerifyProblem;
+      /** The first sequence number that is missing, altered or not covered as signed. */
+      readonly firstBadSeq: number;
+      readonly reason: string;
+    };
+
+interface Pending {
+  readonly event: PreparedEvent;
+  readonly resolve: (receipt: AuditReceipt) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+const PAGE = 5000;
+const INSERT_CHUNK = 200;
+
+/** The canonical bytes of a stored row: what its Merkle leaf covers (ciphertext, not plaintext). */
+export function rowLeaf(row: Omit<AuditEventsTable, "leaf">): Buffer {
+  return leafHash(
+    Buffer.from(
+      JSON.stringify([
+        row.seq,
+        row.ts,
+        row.type,
+        row.actor,
+        row.action,
+        row.resource,
+        row.outcome,
+        row.ip,
+        row.user_agent,
+        row.request_id,
+        row.kid,
+        row.details,
+      ]),
+    ),
+  );
+}
+
+/**
+ * The tamper-evident audit trail: events in one gap-free sequence, details encrypted with the audit data
+ * key of their period, an RFC 6962 Merkle tree over the stored rows, signed checkpoints sent to
+ * witnesses, verification, query, export and retention.
+ *
+ * `append` resolves only after the commit holding the event is flushed to disk; concurrent appends are
+ * committed together (group commit).
+ *
+ * @example
+ * ```ts
+ * const log = new AuditLog({ store, keyring });
+ * await log.append({ type: "login", actor: "alice", action: "session.create", outcome: "success" });
+ * const result = await log.verify();
+ * ```
+ */
+export class AuditLog implements AuditSink {
+  readonly #store: Store;
+  readonly #keyring: Keyring;
+  readonly #witnesses: readonly CheckpointWitness[];
+  readonly #maxBatch: number;
+  readonly #now: () => number;
+  readonly #queue: Pending[] = [];
+  readonly #checkpointLease: Lease;
+  #flushing: Promise<void> | undefined;
+  #closed = false;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: AuditLogOptions) {
+    const maxBatch = options.maxBatch ?? 512;
+    if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 10_000) {
+      throw new AgentwallError("ERR_INVALID_ARGUMENT", "maxBatch must be an integer in 1..10000");
+    }
+    this.#store = options.store;
+    this.#keyring = options.keyring;
+    this.#witnesses = options.witnesses ?? [];
+    this.#maxBatch = maxBatch;
+    this.#now = options.now ?? Date.now;
+    this.#checkpointLease = new Lease(options.store, "audit-checkpoint", { now: this.#now });
+  }
+
+  /** Appends an event; resolves with its sequence number once it is durable. */
+  append(input: AuditEventInput): Promise<AuditReceipt> {
+    if (this.#closed) return Promise.reject(new AgentwallError("ERR_AUDIT_CLOSED", "the audit log is closed"));
+    let event: PreparedEvent;
+    try {
+      event = prepareEvent(input, this.#now());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise<AuditReceipt>((resolve, reject) => {
+      this.#queue.push({ event, resolve, reject });
+      this.#flushing ??= this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    // Let appends issued in the same tick join the first batch.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0, this.#maxBatch);
+        try {
+          const first = await this.#commit(batch.map((p) => p.event));
+          batch.forEach((p, i) => p.resolve({ seq: first + i }));
+        } catch (error) {
+          const failure = isAgentwallError(error) ? error : toUnavailable(error, this.#store.description);
+          for (const p of batch) p.reject(failure);
+        }
+      }
+    } finally {
+      this.#flushing = undefined;
+    }
+  }
+
+  async #commit(events: readonly PreparedEvent[]): Promise<number> {
+    const keys = new Map<string, DataKey>();
+    for (const e of events) {
+      const period = keyPeriod(e.ts);
+      if (!keys.has(period)) keys.set(period, await this.#keyring.dataKey("audit", e.ts));
+    }
+    return writeTransaction(this.#store, async (trx) => {
+      const head = await (this.#store.dialect === "postgres"
+        ? trx.selectFrom("audit_head").selectAll().where("id", "=", 1).forUpdate()
+        : trx.selectFrom("audit_head").selectAll().where("id", "=", 1)
+      ).executeTakeFirstOrThrow();
+      const frontier = MerkleFrontier.parse(head.size, head.frontier);
+      const rows: AuditEventsTable[] = events.map((e, i) => {
+        const seq = head.size + i + 1;
+        const key = keys.get(keyPeriod(e.ts)) as DataKey;
+        const details = key.seal(Buffer.from(e.details), { table: "audit_events", row: seq, owner: e.actor });
+        const row = {
+          seq,
+          ts: e.ts,
+          type: e.type,
+          actor: e.actor,
+          action: e.action,
+          resource: e.resource,
+          outcome: e.outcome,
+          ip: e.ip,
+          user_agent: e.userAgent,
+          request_id: e.requestId,
+          kid: key.kid,
+          details,
+        };
+        const leaf = rowLeaf(row);
+        frontier.append(leaf);
+        return { ...row, leaf: leaf.toString("hex") };
+      });
+      for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+        await trx.insertInto("audit_events").values(rows.slice(i, i + INSERT_CHUNK)).execute();
+      }
+      await trx
+        .updateTable("audit_head")
+        .set({
+          size: frontier.size,
+          frontier: frontier.serialize(),
+          root: frontier.root().toString("hex"),
+          updated_at: this.#now(),
+        })
+        .where("id", "=", 1)
+        .execute();
+      return head.size + 1;
+    });
+  }
+
+  /** Resolves when every append issued so far has been committed (or failed). */
+  async flush(): Promise<void> {
+    while (this.#flushing !== undefined) await this.#flushing;
+  }
+
+  /** Current size and root of the log. */
+  async head(): Promise<{ size: number; root: string }> {
+    const head = await this.#store.db.selectFrom("audit_head").selectAll().where("id", "=", 1).executeTakeFirstOrThrow();
+    return { size: head.size, root: head.size === 0 ? EMPTY_ROOT.toString("hex") : head.root };
+  }
+
+  /**
+   * Signs the current head and sends it to the witnesses. Only the instance holding the checkpoint
+   * lease does this; others return undefined. Nothing new since the last checkpoint → undefined.
+   */
+  async checkpoint(): Promise<Checkpoint | undefined> {
+    await this.flush();
+    if (!(await this.#checkpointLease.acquire())) return undefined;
+    const { size, root } = await this.head();
+    const last = await this.#store.db
+      .selectFrom("audit_checkpoints")
+      .select("size")
+      .orderBy("size", "desc")
+      .limit(1)
+      .executeTakeFirst();
+    if (size === 0 || (last !== undefined && last.size >= size)) return undefined;
+    const key = await this.#keyring.signingKey("audit");
+    const unsigned = { size, root, ts: this.#now(), kid: key.kid };
+    const checkpoint: Checkpoint = { ...unsigned, signature: signMessage(key, checkpointMessage(unsigned)) };
+    await this.#store.db.insertInto("audit_checkpoints").values(checkpoint).onConflict((oc) => oc.doNothing()).execute();
+    for (const witness of this.#witnesses) await witness.record(checkpoint);
+    return checkpoint;
+  }
+
+  /** Checkpoints every `intervalMs` until {@link close}; failures go to `onError`. */
+  startCheckpointing(intervalMs: number, onError: (error: unknown) => void): void {
+    if (!Number.isInteger(intervalMs) || intervalMs < 100) {
+      throw new AgentwallError("ERR_INVALID_ARGUMENT", "checkpoint interval must be at least 100 ms");
+    }
+    this.#timer = setInterval(() => {
+      this.checkpoint().catch(onError);
+    }, intervalMs);
+    this.#timer.unref();
+  }
+
+  /** Stops accepting events, commits what is queued and writes a last checkpoint. */
+  async close(options: { checkpoint?: boolean } = {}): Promise<void> {
+    this.#closed = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    await this.flush();
+    if (options.checkpoint !== false) await this.checkpoint();
+    await this.#checkpointLease.release().catch(() => undefined);
+  }
+
+  /** Checkpoints in the database, oldest first. */
+  async checkpoints(): Promise<Checkpoint[]> {
+    return this.#store.db.selectFrom("audit_checkpoints").selectAll().orderBy("size").execute();
+  }
+
+  async #pruneRecord(): Promise<PruneRecord | undefined> {
+    return this.#store.db.selectFrom("audit_prune").selectAll().where("id", "=", 1).executeTakeFirst();
+  }
+
+  async #checkSignature(kid: string, message: Buffer, signature: string): Promise<boolean> {
+    try {
+      return verifyMessage(await this.#keyring.signingKeyById(kid), message, signature);
+    } catch (error) {
+      if (isAgentwallError(error, "ERR_SIGNING_KEY_UNKNOWN")) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Recomputes every leaf from the stored rows and the Merkle root at every checkpoint (those in the
+   * database and those given by a witness), and checks every signature. Tampering is a result value;
+   * only an outage or a wrong master key throws.
+   */
+  async verify(
+    options: { witness?: readonly Checkpoint[]; onProgress?: (done: number, total: number) => void } = {},
+  ): Promise<AuditVerifyResult> {
+    await this.flush();
+    const db = this.#store.db;
+    const prune = await this.#pruneRecord();
+    let frontier = new MerkleFrontier();
+    let prunedThrough = 0;
+    if (prune !== undefined) {
+      const { signature, ...unsigned } = prune;
+      let parsed: MerkleFrontier | undefined;
+      try {
+        parsed = MerkleFrontier.parse(prune.through, prune.frontier);
+      } catch {
+        parsed = undefined;
+      }
+      if (
+        parsed === undefined ||
+        parsed.root().toString("hex") !== prune.root ||
+        !(await this.#checkSignature(prune.kid, pruneMessage(unsigned), signature))
+      ) {
+        return { ok: false, problem: "PRUNE_FORGED", firstBadSeq: 1, reason: "the pruned-prefix record is not validly signed" };
+      }
+      frontier = parsed;
+      prunedThrough = prune.through;
+    }
+
+    // Every checkpoint, from the database and the witness, must carry a valid signature.
+    const expected = new Map<number, string>();
+    const all = [...(await this.checkpoints()), ...(options.witness ?? [])];
+    for (const c of all) {
+      const { signature, ...unsigned } = c;
+      if (!(await this.#checkSignature(c.kid, checkpointMessage(unsigned), signature))) {
+        return { ok: false, problem: "CHECKPOINT_FORGED", firstBadSeq: Math.max(1, c.size), reason: `checkpoint at size ${c.size} has an invalid signature` };
+      }
+      if (c.size < prunedThrough) continue;
+      if (c.size === prunedThrough) {
+        if (c.root !== frontier.root().toString("hex")) {
+          return { ok: false, problem: "CHECKPOINT_MISMATCH", firstBadSeq: 1, reason: `pruned prefix does not match the checkpoint at size ${c.size}` };
+        }
+        continue;
+      }
+      const seen = expected.get(c.size);
+      if (seen !== undefined && seen !== c.root) {
+        return { ok: false, problem: "CHECKPOINT_MISMATCH", firstBadSeq: c.size, reason: `two signed checkpoints disagree at size ${c.size}` };
+      }
+      expected.set(c.size, c.root);
+    }
+    const sizes = [...expected.keys()].sort((a, b) => a - b);
+    let nextCheckpoint = 0;
+    let lastGood = prunedThrough;
+
+    const head = await db.selectFrom("audit_head").selectAll().where("id", "=", 1).executeTakeFirstOrThrow();
+    const total = Math.max(head.size, sizes.at(-1) ?? 0);
+    let cursor = prunedThrough;
+    for (;;) {
+      const rows = await db.selectFrom("audit_events").selectAll().where("seq", ">", cursor).orderBy("seq").limit(PAGE).execute();
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        const want = frontier.size + 1;
+        if (row.seq !== want) {
+          return { ok: false, problem: "ROW_MISSING", firstBadSeq: want, reason: `entry ${want} is missing` };
+        }
+        const { leaf, ...fields } = row;
+        const computed = rowLeaf(fields);
+        if (computed.toString("hex") !== leaf) {
+          return { ok: false, problem: "ROW_ALTERED", firstBadSeq: row.seq, reason: `entry ${row.seq} does not match its leaf hash` };
+        }
+        frontier.append(computed);
+        const size = sizes[nextCheckpoint];
+        if (size === frontier.size) {
+          if (frontier.root().toString("hex") !== expected.get(size)) {
+            return {
+              ok: false,
+              problem: "CHECKPOINT_MISMATCH",
+              firstBadSeq: lastGood + 1,
+              reason: `entries ${lastGood + 1}..${size} do not match the checkpoint signed at size ${size}`,
+            };
+          }
+          lastGood = size;
+          nextCheckpoint += 1;
+        }
+      }
+      cursor = rows.at(-1)?.seq ?? cursor;
+      options.onProgress?.(frontier.size, total);
+    }
+    const pendingSize = sizes[nextCheckpoint];
+    if (pendingSize !== undefined) {
+      return {
+        ok: false,
+        problem: "TRUNCATED",
+        firstBadSeq: frontier.size + 1,
+        reason: `the log ends at ${frontier.size} but a checkpoint was signed at size ${pendingSize}`,
+      };
+    }
+    const root = frontier.root().toString("hex");
+    if (head.size !== frontier.size || (head.size > 0 && head.root !== root)) {
+      return {
+        ok: false,
+        problem: "HEAD_MISMATCH",
+        firstBadSeq: Math.min(head.size, frontier.size) + 1,
+        reason: `the log head says ${head.size} entries but ${frontier.size} were found`,
+      };
+    }
+    return { ok: true, size: frontier.size, root, checkpoints: sizes.length, prunedThrough };
+  }
+
+  async #decode(row: AuditEventsTable): Promise<AuditRecord> {
+    let details: Record<string, unknown> | null = null;
+    try {
+      const key = await this.#keyring.dataKeyById(row.kid);
+      details = JSON.parse(
+        key.open(row.details, { table: "audit_events", row: row.seq, owner: row.actor }).toString("utf8"),
+      ) as Record<string, unknown>;
+    } catch (error) {
+      // A destroyed data key (erasure) leaves the event readable without its details.
+      if (!isAgentwallError(error, "ERR_DATA_KEY_UNKNOWN")) throw error;
+    }
+    return {
+      seq: row.seq,
+      ts: row.ts,
+      type: row.type,
+      actor: row.actor,
+      action: row.action,
+      resource: row.resource,
+      outcome: row.outcome,
+      ip: row.ip,
+      userAgent: row.user_agent,
+      requestId: row.request_id,
+      details,
+    };
+  }
+
+  /** Events matching the filters, newest first unless `ascending`; `next` is the cursor of the next page. */
+  async query(filter: AuditQuery = {}): Promise<{ events: AuditRecord[]; next: number | undefined }> {
+    const limit = filter.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new AgentwallError("ERR_INVALID_ARGUMENT", "limit must be an integer in 1..1000");
+    }
+    let q = this.#store.db.selectFrom("audit_events").selectAll();
+    if (filter.type !== undefined) q = q.where("type", "=", filter.type);
+    if (filter.actor !== undefined) q = q.where("actor", "=", filter.actor);
+    if (filter.outcome !== undefined) q = q.where("outcome", "=", filter.outcome);
+    if (filter.since !== undefined) q = q.where("ts", ">=", filter.since);
+    if (filter.until !== undefined) q = q.where("ts", "<", filter.until);
+    if (filter.cursor !== undefined) q = q.where("seq", filter.ascending === true ? ">" : "<", filter.cursor);
+    const rows = await q
+      .orderBy("seq", filter.ascending === true ? "asc" : "desc")
+      .limit(limit + 1)
+      .execute();
+    const page = rows.slice(0, limit);
+    const events: AuditRecord[] = [];
+    for (const row of page) events.push(await this.#decode(row));
+    return { events, next: rows.length > limit ? page.at(-1)?.seq : undefined };
+  }
+
+  /** Every event, oldest first, decrypted; for `audit export`. */
+  async *export(options: { onProgress?: (done: number, total: number) => void } = {}): AsyncGenerator<AuditRecord> {
+    await this.flush();
+    const { size } = await this.head();
+    let cursor = 0;
+    for (;;) {
+      const rows = await this.#store.db.selectFrom("audit_events").selectAll().where("seq", ">", cursor).orderBy("seq").limit(PAGE).execute();
+      if (rows.length === 0) return;
+      for (const row of rows) yield await this.#decode(row);
+      cursor = rows.at(-1)?.seq ?? cursor;
+      options.onProgress?.(cursor, size);
+    }
+  }
+
+  /**
+   * Deletes entries older than `before` (ms). The pruned prefix is first verified, then replaced by a
+   * signed record of the tree's right edge, so what remains still verifies. Returns the number removed.
+   */
+  async prune(before: number): Promise<{ pruned: number; through: number }> {
+    await this.flush();
+    if (!(await this.#checkpointLease.acquire())) throw new AgentwallError("ERR_LOCK_BUSY", "another instance holds the audit lease");
+    const check = await this.verify();
+    if (!check.ok) {
+      throw new AgentwallError("ERR_INVALID_ARGUMENT", `refusing to prune a log that fails verification (${check.problem} at ${check.firstBadSeq})`);
+    }
+    const db = this.#store.db;
+    const prior = await this.#pruneRecord();
+    const start = prior?.through ?? 0;
+    const firstKept = await db.selectFrom("audit_events").select("seq").where("seq", ">", start).where("ts", ">=", before).orderBy("seq").limit(1).executeTakeFirst();
+    const head = await this.head();
+    const through = firstKept === undefined ? head.size : firstKept.seq - 1;
+    if (through <= start) return { pruned: 0, through: start };
+    const frontier = prior === undefined ? new MerkleFrontier() : MerkleFrontier.parse(prior.through, prior.frontier);
+    let cursor = start;
+    while (cursor < through) {
+      const rows = await db.selectFrom("audit_events").select(["seq", "leaf"]).where("seq", ">", cursor).where("seq", "<=", through).orderBy("seq").limit(PAGE).execute();
+      if (rows.length === 0) break;
+      for (const row of rows) frontier.append(Buffer.from(row.leaf, "hex"));
+      cursor = rows.at(-1)?.seq ?? through;
+    }
+    const key = await this.#keyring.signingKey("audit");
+    const unsigned = { through, frontier: frontier.serialize(), root: frontier.root().toString("hex"), ts: this.#now(), kid: key.kid };
+    const record: PruneRecord = { ...unsigned, signature: signMessage(key, pruneMessage(unsigned)) };
+    await writeTransaction(this.#store, async (trx) => {
+      await trx.deleteFrom("audit_prune").where("id", "=", 1).execute();
+      await trx.insertInto("audit_prune").values({ id: 1, ...record }).execute();
+      await trx.deleteFrom("audit_events").where("seq", "<=", through).execute();
+      await trx.deleteFrom("audit_checkpoints").where("size", "<", through).execute();
+    });
+    return { pruned: through - start, through };
+  }
+}

@@ -1,0 +1,76 @@
+// Shared test setup: temporary SQLite stores, fresh PostgreSQL databases, keys. Real engines only.
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
+import { after } from "node:test";
+import pg from "pg";
+import { masterKeyFromBytes, type MasterKey } from "../src/crypto/master-key.js";
+import { openStore, type Store } from "../src/store/database.js";
+
+export function tempDir(prefix = "agentwall-test-"): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export function randomMasterKey(): MasterKey {
+  return masterKeyFromBytes(randomBytes(32));
+}
+
+export async function sqliteStore(dir: string = tempDir()): Promise<Store> {
+  const store = await openStore({ kind: "sqlite", path: join(dir, "agentwall.db") });
+  after(() => store.close());
+  return store;
+}
+
+/** Base URL of the test PostgreSQL server. */
+export const POSTGRES_URL = process.env.AGENTWALL_TEST_DATABASE_URL ?? `postgres://${userInfo().username}@127.0.0.1:5432/test`;
+
+let reachable: Promise<boolean> | undefined;
+
+/**
+ * Whether PostgreSQL answers. Under CI=true an unreachable server is a failure, not a skip: the
+ * promise rejects and the suite fails.
+ */
+export function postgresReachable(): Promise<boolean> {
+  reachable ??= (async () => {
+    const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 3000 });
+    try {
+      await client.connect();
+      await client.query("select 1");
+      return true;
+    } catch (error) {
+      if (process.env.CI === "true") throw new Error(`PostgreSQL at ${POSTGRES_URL} is unreachable under CI`, { cause: error });
+      process.stderr.write(`# SKIP: PostgreSQL at ${POSTGRES_URL} is unreachable; PostgreSQL suites are skipped\n`);
+      return false;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  })();
+  return reachable;
+}
+
+/** A new empty database on the test server, dropped after the file's tests. Returns its URL. */
+export async function freshPostgresDatabase(): Promise<string> {
+  const name = `aw_test_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  const url = new URL(POSTGRES_URL);
+  url.pathname = `/${name}`;
+  after(async () => {
+    const c = new pg.Client({ connectionString: POSTGRES_URL });
+    await c.connect();
+    await c.query(`drop database if exists ${name} with (force)`);
+    await c.end();
+  });
+  return url.toString();
+}
+
+export async function postgresStore(url: string): Promise<Store> {
+  const store = await openStore({ kind: "postgres", url });
+  after(() => store.close());
+  return store;
+}
