@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import SQLite from "better-sqlite3";
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from "kysely";
@@ -75,7 +75,11 @@ export async function openStore(location: StoreLocation): Promise<Store> {
 }
 
 function openSqlite(path: string): Store {
-  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (path !== ":memory:") {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    // Create the file private before SQLite does (it would use the umask); -wal and -shm inherit its mode.
+    closeSync(openSync(path, "a", 0o600));
+  }
   let database: SQLite.Database;
   try {
     database = new SQLite(path);

@@ -1,0 +1,100 @@
+import type { Command } from "commander";
+import { parseDurationMs, parseTime } from "../../audit/time.js";
+import { AgentwallError } from "../../errors.js";
+import { withInstance, type GlobalOptions } from "../context.js";
+import { EXIT, readStdin } from "../io.js";
+
+function parseUses(value: string): number {
+  if (!/^\d{1,12}$/.test(value) || Number(value) < 1) throw new AgentwallError("ERR_USAGE", "--uses must be a positive whole number");
+  return Number(value);
+}
+
+function futureTime(text: string): number {
+  // `--expires 30d` means 30 days from now; an ISO date is taken as is.
+  const now = Date.now();
+  const duration = parseDurationMs(text);
+  return duration !== undefined ? now + duration : parseTime(text, now, "--expires");
+}
+
+export function registerKeys(program: Command, run: (fn: () => Promise<number>) => Promise<void>): void {
+  const keys = program.command("keys").description("create, verify, list and revoke API keys");
+
+  keys
+    .command("create")
+    .description("create an API key; the key is printed once")
+    .requiredOption("--owner <subject>", "the subject the key acts for")
+    .requiredOption("--name <name>", "a label")
+    .option("--role <role...>", "roles (viewer, user, developer, admin)")
+    .option("--expires <when>", "lifetime such as 30d, or an ISO date")
+    .option("--uses <n>", "number of uses before the key stops working", parseUses)
+    .option("--json", 'print {"id","key","expiresAt"}')
+    .action((opts: GlobalOptions & { owner: string; name: string; role?: string[]; expires?: string; uses?: number }) =>
+      run(() =>
+        withInstance({ ...program.opts(), ...opts }, async (instance) => {
+          const created = await instance.apiKeys.create({
+            owner: opts.owner,
+            name: opts.name,
+            roles: opts.role ?? [],
+            creator: "cli",
+            expiresAt: opts.expires === undefined ? null : futureTime(opts.expires),
+            remainingUses: opts.uses ?? null,
+          });
+          if (opts.json === true) process.stdout.write(JSON.stringify(created) + "\n");
+          else process.stdout.write(`${created.key}\n(id ${created.id}; shown once)\n`);
+          return EXIT.OK;
+        }),
+      ),
+    );
+
+  keys
+    .command("verify")
+    .description("verify a key read from standard input (pass - as the argument)")
+    .argument("<source>", "- to read the key from standard input")
+    .option("--json", "print the result as JSON")
+    .action((source: string, opts: GlobalOptions) =>
+      run(async () => {
+        if (source !== "-") throw new AgentwallError("ERR_USAGE", "keys are read from standard input: pass -");
+        const key = (await readStdin(4096)).trim();
+        return withInstance({ ...program.opts(), ...opts }, async (instance) => {
+          const verdict = await instance.apiKeys.verify(key);
+          const out =
+            verdict.result === "VALID"
+              ? { result: verdict.result, id: verdict.key.id, owner: verdict.key.owner, roles: verdict.key.roles, expiresAt: verdict.key.expiresAt }
+              : { result: verdict.result, ...(verdict.keyId !== undefined ? { id: verdict.keyId } : {}) };
+          process.stdout.write(opts.json === true ? JSON.stringify(out) + "\n" : `${out.result}\n`);
+          return verdict.result === "VALID" ? EXIT.OK : EXIT.DENIED;
+        });
+      }),
+    );
+
+  keys
+    .command("list")
+    .description("list keys (never their secrets)")
+    .option("--owner <subject>", "only this owner's keys")
+    .option("--json", "JSON Lines output")
+    .action((opts: GlobalOptions & { owner?: string }) =>
+      run(() =>
+        withInstance({ ...program.opts(), ...opts }, async (instance) => {
+          for (const k of await instance.apiKeys.list(opts.owner)) {
+            if (opts.json === true) process.stdout.write(JSON.stringify(k) + "\n");
+            else process.stdout.write([k.id, k.prefix + "…", k.owner, k.name, k.roles.join(","), k.revokedAt === null ? "active" : "revoked"].join("\t") + "\n");
+          }
+          return EXIT.OK;
+        }),
+      ),
+    );
+
+  keys
+    .command("revoke")
+    .description("revoke a key by id")
+    .argument("<id>", "key id")
+    .action((id: string, opts: GlobalOptions) =>
+      run(() =>
+        withInstance({ ...program.opts(), ...opts }, async (instance) => {
+          const ok = await instance.apiKeys.revoke(id, "cli");
+          process.stdout.write(ok ? `revoked ${id}\n` : `no active key ${id}\n`);
+          return ok ? EXIT.OK : EXIT.DENIED;
+        }),
+      ),
+    );
+}

@@ -1,0 +1,65 @@
+import type { Command } from "commander";
+import { pino } from "pino";
+import { createFirstAdminKey } from "../../identity/bootstrap.js";
+import { openInstance } from "../../instance.js";
+import { buildServer } from "../../gateway/server.js";
+import { configFor } from "../context.js";
+import { AgentwallError } from "../../errors.js";
+
+function parsePort(value: string): number {
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) throw new AgentwallError("ERR_USAGE", "--port must be 0..65535");
+  return Number(value);
+}
+
+export function registerServe(program: Command, run: (fn: () => Promise<number>) => Promise<void>): void {
+  program
+    .command("serve")
+    .description("run the gateway (127.0.0.1:8787 by default)")
+    .option("--host <host>", "address to listen on")
+    .option("--port <port>", "port to listen on", parsePort)
+    .action((opts: { host?: string; port?: number }) =>
+      run(async () => {
+        const { config, secrets, source } = configFor({ ...program.opts(), ...opts });
+        const logger = pino({ level: config.logLevel, base: { service: "agentwall" } });
+        const instance = await openInstance(config, secrets);
+        // The first admin key is only made where a person sees it once: a terminal. Without one (a service
+        // manager capturing output into logs) the operator runs `agentwall init` instead.
+        if (process.stderr.isTTY === true) {
+          const first = await createFirstAdminKey(instance.store, instance.apiKeys).catch(async (error: unknown) => {
+            await instance.close();
+            throw error;
+          });
+          if (first !== undefined) process.stderr.write(`\nfirst admin key (shown once, store it now):\n${first.key}\n\n`);
+        } else if ((await instance.apiKeys.list()).length === 0) {
+          logger.warn("no API key exists yet: run `agentwall init` on a terminal to create the first admin key");
+        }
+        const app = await buildServer(instance, { logger });
+        instance.audit.startCheckpointing(config.audit.checkpointIntervalMs, (error) =>
+          logger.error({ code: error instanceof AgentwallError ? error.code : "unknown" }, "audit checkpoint failed"),
+        );
+        const address = await app.listen({ host: config.host, port: config.port });
+        process.stdout.write(`agentwall listening on ${address}\ndata directory: ${config.home}\n${source !== undefined ? `config: ${source}\n` : ""}`);
+        logger.info({ address, database: instance.store.description, masterKey: instance.masterKeyOrigin }, "gateway started");
+        return new Promise<number>((resolve) => {
+          let stopping = false;
+          const stop = (signal: string) => {
+            if (stopping) return;
+            stopping = true;
+            logger.info({ signal }, "shutting down");
+            void (async () => {
+              try {
+                await app.close();
+                await instance.close({ checkpoint: true });
+                resolve(0);
+              } catch (error) {
+                logger.error({ code: error instanceof AgentwallError ? error.code : "unknown" }, "shutdown failed");
+                resolve(3);
+              }
+            })();
+          };
+          process.once("SIGTERM", () => stop("SIGTERM"));
+          process.once("SIGINT", () => stop("SIGINT"));
+        });
+      }),
+    );
+}

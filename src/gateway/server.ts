@@ -1,0 +1,183 @@
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type { Logger } from "pino";
+import { permits } from "../access/permission.js";
+import { AgentwallError, isAgentwallError, type ErrorCode } from "../errors.js";
+import type { Instance } from "../instance.js";
+import { authenticate, type Principal } from "./auth.js";
+import { applySecurityHeaders } from "./headers.js";
+import { PUBLIC_ROUTES, type GatewayRoute } from "./route.js";
+import { coreRoutes } from "./routes.js";
+
+/** Options of {@link buildServer}. */
+export interface BuildServerOptions {
+  /** A pino logger; the gateway logs allow-listed fields only. Default: silent. */
+  readonly logger?: Logger;
+  /** Extra routes (later capabilities), each with its declared access. */
+  readonly routes?: readonly GatewayRoute[];
+}
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  ERR_BAD_REQUEST: 400,
+  ERR_INVALID_ARGUMENT: 400,
+  ERR_UNAUTHENTICATED: 401,
+  ERR_FORBIDDEN: 403,
+  ERR_NOT_FOUND: 404,
+  ERR_METHOD_NOT_ALLOWED: 405,
+  ERR_REQUEST_TIMEOUT: 408,
+  ERR_BODY_TOO_LARGE: 413,
+  ERR_UNSUPPORTED_MEDIA_TYPE: 415,
+  ERR_RATE_LIMITED: 429,
+  ERR_NOT_READY: 503,
+  ERR_DATABASE_UNAVAILABLE: 503,
+};
+
+// Fastify's own error codes, mapped onto ours so every error has one shape and a stable code.
+const FASTIFY_CODES: Readonly<Record<string, ErrorCode>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: "ERR_BODY_TOO_LARGE",
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: "ERR_UNSUPPORTED_MEDIA_TYPE",
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: "ERR_BAD_REQUEST",
+  FST_ERR_CTP_EMPTY_JSON_BODY: "ERR_BAD_REQUEST",
+  FST_ERR_CTP_INVALID_JSON_BODY: "ERR_BAD_REQUEST",
+  FST_ERR_VALIDATION: "ERR_BAD_REQUEST",
+};
+
+function sendError(reply: FastifyReply, request: FastifyRequest, code: ErrorCode, message: string): FastifyReply {
+  return reply.code(STATUS[code] ?? 500).send({ error: { code, message, requestId: request.id } });
+}
+
+/**
+ * Builds the gateway (not listening): security headers, limits, request ids, authentication, route
+ * permissions, JSON errors. `listen()` is separate so tests drive it in-process with `inject()`.
+ *
+ * @example
+ * ```ts
+ * const app = await buildServer(instance);
+ * const res = await app.inject({ method: "GET", url: "/healthz" });
+ * ```
+ */
+export async function buildServer(instance: Instance, options: BuildServerOptions = {}): Promise<FastifyInstance> {
+  const { config } = instance;
+  const log = options.logger;
+  const https =
+    config.tls === undefined
+      ? null
+      : {
+          cert: readFileSync(config.tls.certFile),
+          key: readFileSync(config.tls.keyFile),
+          minVersion: "TLSv1.2" as const,
+          maxHeaderSize: config.limits.headerBytes,
+        };
+  const app = Fastify({
+    logger: false,
+    https,
+    http: https === null ? { maxHeaderSize: config.limits.headerBytes } : undefined,
+    bodyLimit: config.limits.bodyBytes,
+    connectionTimeout: config.limits.connectionTimeoutMs,
+    keepAliveTimeout: config.limits.keepAliveTimeoutMs,
+    requestTimeout: config.limits.requestTimeoutMs,
+    // The client address comes from the socket unless the operator lists the proxies to believe.
+    trustProxy: config.trustProxy.length > 0 ? config.trustProxy : false,
+    // Ids are always ours: a caller-supplied id could be used to forge or collide audit entries.
+    requestIdHeader: false,
+    genReqId: () => randomUUID(),
+    onProtoPoisoning: "error",
+    onConstructorPoisoning: "error",
+    routerOptions: { maxParamLength: 200 },
+    return503OnClosing: true,
+  } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
+
+  app.addHook("onRequest", async (request, reply) => {
+    applySecurityHeaders(reply);
+    reply.header("x-request-id", request.id);
+  });
+
+  app.addHook("onResponse", async (request, reply) => {
+    // Allow-listed fields only: never headers, bodies or query strings (they can carry secrets).
+    log?.info(
+      {
+        reqId: request.id,
+        method: request.method,
+        route: request.routeOptions.url ?? "(unmatched)",
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+        ip: request.ip,
+      },
+      "request",
+    );
+  });
+
+  app.setNotFoundHandler((request, reply) => sendError(reply, request, "ERR_NOT_FOUND", "no such route"));
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (isAgentwallError(error)) return sendError(reply, request, error.code, error.message);
+    const mapped = error.code !== undefined ? FASTIFY_CODES[error.code] : undefined;
+    if (mapped !== undefined) return sendError(reply, request, mapped, mapped === "ERR_BODY_TOO_LARGE" ? "request body too large" : "malformed request");
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+      return sendError(reply, request, "ERR_BAD_REQUEST", "malformed request");
+    }
+    log?.error({ reqId: request.id, code: error.code ?? "unknown", name: error.name }, "unhandled error");
+    return sendError(reply, request, "ERR_INTERNAL", "internal error");
+  });
+
+  const routes = [...coreRoutes(instance), ...(options.routes ?? [])];
+  for (const route of routes) {
+    if (!("permission" in route.access) && !PUBLIC_ROUTES.has(route.url)) {
+      throw new AgentwallError("ERR_ROUTE_PERMISSION_MISSING", `route ${route.method} ${route.url} declares no permission`);
+    }
+  }
+  // Routes added to Fastify by any other path (a plugin) must also have declared access.
+  const declared = new Set(routes.map((r) => `${r.method} ${r.url}`));
+  app.addHook("onRoute", (opts) => {
+    const methods = Array.isArray(opts.method) ? opts.method : [opts.method];
+    for (const m of methods) {
+      const method = m === "HEAD" ? "GET" : m;
+      if (!declared.has(`${method} ${opts.url}`)) {
+        throw new AgentwallError("ERR_ROUTE_PERMISSION_MISSING", `route ${m} ${opts.url} declares no permission`);
+      }
+    }
+  });
+
+  for (const route of routes) {
+    app.route({
+      method: route.method,
+      url: route.url,
+      handler: async (request, reply) => {
+        if ("public" in route.access) return route.handler(request, reply, undefined);
+        const permission = route.access.permission;
+        const auth = await authenticate(request, instance.apiKeys);
+        if (!auth.allowed) {
+          await instance.audit.append({
+            type: "auth_failed",
+            actor: auth.credentialId ?? "anonymous",
+            action: `${route.method} ${route.url}`,
+            outcome: "denied",
+            ip: request.ip,
+            userAgent: request.headers["user-agent"] ?? "",
+            requestId: request.id,
+            details: { reason: auth.reason },
+          });
+          reply.header("www-authenticate", 'Bearer realm="agentwall"');
+          return sendError(reply, request, auth.code, "authentication required");
+        }
+        const principal: Principal = auth.principal;
+        const allowed = permits(principal.grants, permission);
+        await instance.audit.append({
+          type: "permission_check",
+          actor: principal.credentialId,
+          action: `${route.method} ${route.url}`,
+          resource: permission,
+          outcome: allowed ? "allowed" : "denied",
+          ip: request.ip,
+          userAgent: request.headers["user-agent"] ?? "",
+          requestId: request.id,
+          details: { subject: principal.subject, roles: principal.roles },
+        });
+        if (!allowed) return sendError(reply, request, "ERR_FORBIDDEN", `permission ${permission} required`);
+        return route.handler(request, reply, principal);
+      },
+    });
+  }
+  return app;
+}

@@ -1,0 +1,87 @@
+import { join } from "node:path";
+import { AuditLog } from "./audit/log.js";
+import { FileWitness, StreamWitness, type CheckpointWitness } from "./audit/checkpoint.js";
+import { ensureHome } from "./config/load.js";
+import type { AgentwallConfig, AgentwallSecrets } from "./config/schema.js";
+import { Keyring } from "./crypto/keyring.js";
+import { resolveMasterKeys, type MasterKeyOrigin } from "./crypto/master-key-source.js";
+import { openStore, parseDatabaseUrl, type Store } from "./store/database.js";
+import { ApiKeys } from "./identity/api-keys.js";
+
+/** One running agentwall: its store, key hierarchy, audit log and identity services, wired together. */
+export interface Instance {
+  readonly config: AgentwallConfig;
+  readonly store: Store;
+  readonly keyring: Keyring;
+  readonly audit: AuditLog;
+  readonly apiKeys: ApiKeys;
+  readonly masterKeyOrigin: MasterKeyOrigin;
+  readonly masterKeyPath: string | undefined;
+  /** Commits queued audit events and closes the database; `checkpoint` also signs a last checkpoint. */
+  close(options?: { checkpoint?: boolean }): Promise<void>;
+}
+
+/** The SQLite file used when no `databaseUrl` is configured. */
+export function sqlitePath(config: AgentwallConfig): string {
+  return join(config.home, "agentwall.db");
+}
+
+/**
+ * Opens an instance: data directory, database (migrated), master keys (checked against the database),
+ * audit log. Throws AgentwallError with `ERR_MASTER_KEY_*`, `ERR_DATABASE_*` or `ERR_CONFIG_*`.
+ *
+ * @example
+ * ```ts
+ * const { config, secrets } = loadConfig();
+ * const instance = await openInstance(config, secrets);
+ * ```
+ */
+export async function openInstance(
+  config: AgentwallConfig,
+  secrets: AgentwallSecrets,
+  options: { extraWitnesses?: readonly CheckpointWitness[]; now?: () => number } = {},
+): Promise<Instance> {
+  ensureHome(config.home);
+  const store = await openStore(
+    config.databaseUrl !== undefined ? parseDatabaseUrl(config.databaseUrl) : { kind: "sqlite", path: sqlitePath(config) },
+  );
+  try {
+    const keys = await resolveMasterKeys({ store, home: config.home, ...secrets, ...pickFiles(config) });
+    const keyring = await Keyring.open(store, { current: keys.current, previous: keys.previous }, { now: options.now });
+    const witnesses: CheckpointWitness[] = [...(options.extraWitnesses ?? [])];
+    if (config.audit.witnessFile !== undefined) witnesses.push(new FileWitness(config.audit.witnessFile));
+    if (config.audit.witnessStdout) witnesses.push(new StreamWitness(process.stdout));
+    const audit = new AuditLog({ store, keyring, witnesses, maxBatch: config.audit.maxBatch, now: options.now });
+    const apiKeys = new ApiKeys({ store, keyring, audit, now: options.now });
+    let closed = false;
+    return {
+      config,
+      store,
+      keyring,
+      audit,
+      apiKeys,
+      masterKeyOrigin: keys.origin,
+      masterKeyPath: keys.path,
+      async close(closeOptions = {}) {
+        if (closed) return;
+        closed = true;
+        try {
+          // Only the gateway signs on the way out; a CLI command (verify above all) never does.
+          await audit.close({ checkpoint: closeOptions.checkpoint === true });
+        } finally {
+          await store.close();
+        }
+      },
+    };
+  } catch (error) {
+    await store.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+function pickFiles(config: AgentwallConfig): { masterKeyFile?: string; masterKeyPreviousFile?: string } {
+  const out: { masterKeyFile?: string; masterKeyPreviousFile?: string } = {};
+  if (config.masterKeyFile !== undefined) out.masterKeyFile = config.masterKeyFile;
+  if (config.masterKeyPreviousFile !== undefined) out.masterKeyPreviousFile = config.masterKeyPreviousFile;
+  return out;
+}
