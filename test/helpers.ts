@@ -74,3 +74,17 @@ export async function postgresStore(url: string): Promise<Store> {
   after(() => store.close());
   return store;
 }
+
+/** A real instance on a temporary SQLite home, closed after the file's tests. */
+export async function testInstance(
+  overrides: Partial<import("../src/config/schema.js").AgentwallConfig> = {},
+  env: Record<string, string> = {},
+): Promise<import("../src/instance.js").Instance> {
+  const { loadConfig } = await import("../src/config/load.js");
+  const { openInstance } = await import("../src/instance.js");
+  const home = tempDir();
+  const { config, secrets } = loadConfig({ AGENTWALL_HOME: home, AGENTWALL_MASTER_KEY: randomBytes(32).toString("base64url"), ...env }, { cwd: home });
+  const instance = await openInstance({ ...config, ...overrides }, secrets);
+  after(() => instance.close());
+  return instance;
+}

@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { tempDir } from "../../test/helpers.js";
+import { loadConfig } from "./load.js";
+
+function fieldError(fn: () => unknown, code: string, field: string) {
+  assert.throws(fn, (e: Error & { code?: string }) => {
+    assert.equal(e.code, code);
+    assert.ok(e.message.includes(field), `${e.message} should name ${field}`);
+    return true;
+  });
+}
+
+describe("loadConfig", () => {
+  it("has safe defaults: loopback, 8787, no trusted proxy, ./.agentwall", () => {
+    const dir = tempDir();
+    const { config, secrets } = loadConfig({}, { cwd: dir });
+    assert.equal(config.host, "127.0.0.1");
+    assert.equal(config.port, 8787);
+    assert.deepEqual(config.trustProxy, []);
+    assert.equal(config.home, join(dir, ".agentwall"));
+    assert.deepEqual(secrets, {});
+  });
+
+  it("reads JSON and YAML files and lets AGENTWALL_* override them", () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "agentwall.config.json"), JSON.stringify({ port: 9000, limits: { bodyBytes: 2048 } }));
+    assert.equal(loadConfig({}, { cwd: dir }).config.port, 9000);
+    assert.equal(loadConfig({}, { cwd: dir }).config.limits.bodyBytes, 2048);
+    assert.equal(loadConfig({}, { cwd: dir }).config.limits.headerBytes, 16 * 1024);
+    assert.equal(loadConfig({ AGENTWALL_PORT: "9100" }, { cwd: dir }).config.port, 9100);
+    writeFileSync(join(dir, "c.yaml"), "host: 0.0.0.0\naudit:\n  witnessFile: /tmp/w.jsonl\n");
+    const y = loadConfig({ AGENTWALL_CONFIG: "c.yaml" }, { cwd: dir }).config;
+    assert.equal(y.host, "0.0.0.0");
+    assert.equal(y.audit.witnessFile, "/tmp/w.jsonl");
+  });
+
+  it("names the exact field of an error", () => {
+    const dir = tempDir();
+    fieldError(() => loadConfig({ AGENTWALL_PORT: "70000" }, { cwd: dir }), "ERR_CONFIG_INVALID", "AGENTWALL_PORT");
+    fieldError(() => loadConfig({ AGENTWALL_PORT: "8o80" }, { cwd: dir }), "ERR_CONFIG_INVALID", "AGENTWALL_PORT");
+    fieldError(() => loadConfig({ AGENTWALL_DATABASE_URL: "mysql://x" }, { cwd: dir }), "ERR_CONFIG_INVALID", "/databaseUrl");
+    writeFileSync(join(dir, "a.json"), JSON.stringify({ limits: { bodyBytes: -1 } }));
+    fieldError(() => loadConfig({ AGENTWALL_CONFIG: "a.json" }, { cwd: dir }), "ERR_CONFIG_INVALID", "/limits/bodyBytes");
+    writeFileSync(join(dir, "b.json"), JSON.stringify({ audit: { witnesFile: "x" } }));
+    fieldError(() => loadConfig({ AGENTWALL_CONFIG: "b.json" }, { cwd: dir }), "ERR_CONFIG_INVALID", "/audit/witnesFile");
+    writeFileSync(join(dir, "c.json"), "{ not json");
+    fieldError(() => loadConfig({ AGENTWALL_CONFIG: "c.json" }, { cwd: dir }), "ERR_CONFIG_FILE", "c.json");
+    fieldError(() => loadConfig({ AGENTWALL_CONFIG: "missing.json" }, { cwd: dir }), "ERR_CONFIG_FILE", "missing.json");
+    writeFileSync(join(dir, "p.json"), '{"__proto__": {"port": 1}}');
+    fieldError(() => loadConfig({ AGENTWALL_CONFIG: "p.json" }, { cwd: dir }), "ERR_CONFIG_INVALID", "__proto__");
+  });
+
+  it("keeps secrets out of the config object and refuses two master key sources", () => {
+    const dir = tempDir();
+    const { config, secrets } = loadConfig({ AGENTWALL_MASTER_KEY: "k".repeat(43), AGENTWALL_UPSTREAM_KEY: "sk-up" }, { cwd: dir });
+    assert.ok(!JSON.stringify(config).includes("kkkk"));
+    assert.equal(secrets.upstreamKey, "sk-up");
+    fieldError(
+      () => loadConfig({ AGENTWALL_MASTER_KEY: "k".repeat(43), AGENTWALL_MASTER_KEY_FILE: "/x" }, { cwd: dir }),
+      "ERR_CONFIG_INVALID",
+      "masterKeyFile",
+    );
+  });
+});

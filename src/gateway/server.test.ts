@@ -1,0 +1,117 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { testInstance } from "../../test/helpers.js";
+import { SECURITY_HEADERS } from "./headers.js";
+import { buildServer } from "./server.js";
+
+async function setup(overrides = {}) {
+  const instance = await testInstance(overrides);
+  const app = await buildServer(instance);
+  const admin = await instance.apiKeys.create({ owner: "root", name: "admin", roles: ["admin"], creator: "test" });
+  const viewer = await instance.apiKeys.create({ owner: "vera", name: "viewer", roles: ["viewer"], creator: "test" });
+  return { instance, app, admin: admin.key, viewer: viewer.key };
+}
+
+describe("gateway skeleton", () => {
+  it("answers /healthz and /readyz without auth, with security headers and a request id", async () => {
+    const { app } = await setup();
+    for (const url of ["/healthz", "/readyz"]) {
+      const res = await app.inject({ method: "GET", url, headers: { "x-request-id": "caller-chosen" } });
+      assert.equal(res.statusCode, 200);
+      for (const [name, value] of Object.entries(SECURITY_HEADERS)) assert.equal(res.headers[name], value, name);
+      assert.match(String(res.headers["x-request-id"]), /^[0-9a-f-]{36}$/);
+    }
+    assert.deepEqual((await app.inject({ method: "GET", url: "/readyz" })).json().checks, { database: "ok", migrations: "ok", masterKey: "ok" });
+  });
+
+  it("readyz reports 503 when the database is gone", async () => {
+    const { app, instance } = await setup();
+    await instance.store.close();
+    const res = await app.inject({ method: "GET", url: "/readyz" });
+    assert.equal(res.statusCode, 503);
+    assert.equal(res.json().status, "not_ready");
+  });
+
+  it("unknown routes get the JSON error shape with a stable code", async () => {
+    const { app } = await setup();
+    const res = await app.inject({ method: "GET", url: "/nope" });
+    assert.equal(res.statusCode, 404);
+    const body = res.json();
+    assert.equal(body.error.code, "ERR_NOT_FOUND");
+    assert.equal(body.error.requestId, res.headers["x-request-id"]);
+    assert.equal(res.headers["x-content-type-options"], "nosniff");
+  });
+
+  it("authenticates by API key, checks the route's permission and audits both outcomes", async () => {
+    const { app, admin, viewer, instance } = await setup();
+    const cases: Array<[Record<string, string>, string, string, number]> = [
+      [{}, "GET", "/v1/admin/audit/events", 401],
+      [{ authorization: "Bearer nonsense" }, "GET", "/v1/admin/audit/events", 401],
+      [{ authorization: "Basic YTpi" }, "GET", "/v1/admin/audit/events", 401],
+      [{ authorization: `Bearer ${admin.slice(0, -1)}x` }, "GET", "/v1/admin/audit/events", 401],
+      [{ authorization: `Bearer ${viewer}` }, "POST", "/v1/admin/audit/verify", 403],
+      [{ authorization: `Bearer ${viewer}` }, "GET", "/v1/admin/audit/events", 200],
+      [{ authorization: `Bearer ${admin}` }, "POST", "/v1/admin/audit/verify", 200],
+    ];
+    for (const [headers, method, url, status] of cases) {
+      const res = await app.inject({ method: method as "GET", url, headers: { "user-agent": "t/1", ...headers } });
+      assert.equal(res.statusCode, status, `${JSON.stringify(headers)} ${url}`);
+      if (status === 401) assert.equal(res.json().error.code, "ERR_UNAUTHENTICATED");
+      if (status === 403) assert.equal(res.json().error.code, "ERR_FORBIDDEN");
+    }
+    const failed = await instance.audit.query({ type: "auth_failed", limit: 100 });
+    assert.equal(failed.events.length, 4);
+    assert.equal(failed.events[0]?.ip, "127.0.0.1");
+    assert.equal(failed.events[0]?.userAgent, "t/1");
+    const denied = await instance.audit.query({ type: "permission_check", outcome: "denied" });
+    assert.equal(denied.events.length, 1);
+    const raw = JSON.stringify(await instance.store.db.selectFrom("audit_events").selectAll().execute());
+    assert.ok(!raw.includes(admin) && !raw.includes(viewer), "keys never reach the audit trail");
+  });
+
+  it("serves audit queries with filters and rejects malformed parameters", async () => {
+    const { app, admin } = await setup();
+    const auth = { authorization: `Bearer ${admin}` };
+    const res = await app.inject({ method: "GET", url: "/v1/admin/audit/events?type=key_created&limit=10", headers: auth });
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.json().events.length, 2);
+    for (const q of ["limit=0", "limit=abc", "since=yesterday", "limit=5000"]) {
+      const bad = await app.inject({ method: "GET", url: `/v1/admin/audit/events?${q}`, headers: auth });
+      assert.equal(bad.statusCode, 400, q);
+    }
+  });
+
+  it("enforces the body limit and rejects prototype poisoning", async () => {
+    const { app, admin } = await setup({ limits: { bodyBytes: 1024, headerBytes: 16384, requestTimeoutMs: 10000, keepAliveTimeoutMs: 5000, connectionTimeoutMs: 10000 } });
+    const auth = { authorization: `Bearer ${admin}`, "content-type": "application/json" };
+    const big = await app.inject({ method: "POST", url: "/v1/admin/audit/verify", headers: auth, payload: JSON.stringify({ x: "a".repeat(5000) }) });
+    assert.equal(big.statusCode, 413);
+    assert.equal(big.json().error.code, "ERR_BODY_TOO_LARGE");
+    const poison = await app.inject({ method: "POST", url: "/v1/admin/audit/verify", headers: auth, payload: '{"__proto__":{"admin":true}}' });
+    assert.equal(poison.statusCode, 400);
+    const broken = await app.inject({ method: "POST", url: "/v1/admin/audit/verify", headers: auth, payload: "{nope" });
+    assert.equal(broken.statusCode, 400);
+    assert.equal(broken.json().error.code, "ERR_BAD_REQUEST");
+  });
+
+  it("refuses to start with a route that declares no permission", async () => {
+    const instance = await testInstance();
+    await assert.rejects(
+      buildServer(instance, {
+        routes: [{ method: "GET", url: "/v1/secret", access: { public: true }, handler: async () => "x" }],
+      }),
+      { code: "ERR_ROUTE_PERMISSION_MISSING" },
+    );
+    const app = await buildServer(instance);
+    assert.throws(() => app.get("/sneaky", async () => "x"), { code: "ERR_ROUTE_PERMISSION_MISSING" });
+  });
+
+  it("takes the client address from the socket unless the proxy is trusted", async () => {
+    const plain = await setup();
+    await plain.app.inject({ method: "GET", url: "/v1/admin/audit/events", headers: { "x-forwarded-for": "203.0.113.9" } });
+    assert.equal((await plain.instance.audit.query({ type: "auth_failed" })).events[0]?.ip, "127.0.0.1");
+    const proxied = await setup({ trustProxy: ["127.0.0.1"] });
+    await proxied.app.inject({ method: "GET", url: "/v1/admin/audit/events", headers: { "x-forwarded-for": "203.0.113.9" } });
+    assert.equal((await proxied.instance.audit.query({ type: "auth_failed" })).events[0]?.ip, "203.0.113.9");
+  });
+});
