@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { AgentwallError } from "./errors.js";
 import { AuditLog } from "./audit/log.js";
 import { FileWitness, StreamWitness, type CheckpointWitness } from "./audit/checkpoint.js";
 import { ensureHome } from "./config/load.js";
@@ -42,6 +43,13 @@ export async function openInstance(
   options: { extraWitnesses?: readonly CheckpointWitness[]; now?: () => number } = {},
 ): Promise<Instance> {
   ensureHome(config.home);
+  if (config.databaseUrl !== undefined && secrets.masterKey === undefined && config.masterKeyFile === undefined) {
+    // Checked before connecting: several instances must share one key given from outside.
+    throw new AgentwallError(
+      "ERR_MASTER_KEY_MISSING",
+      "with PostgreSQL the master key must be given (AGENTWALL_MASTER_KEY or AGENTWALL_MASTER_KEY_FILE), the same on every instance",
+    );
+  }
   const store = await openStore(
     config.databaseUrl !== undefined ? parseDatabaseUrl(config.databaseUrl) : { kind: "sqlite", path: sqlitePath(config) },
   );

@@ -2,7 +2,6 @@ import { closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import SQLite from "better-sqlite3";
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from "kysely";
-import pg from "pg";
 import { AgentwallError } from "../errors.js";
 import { BuiltInMigrations, LATEST_MIGRATION } from "./migrations.js";
 import type { Database } from "./schema.js";
@@ -63,7 +62,7 @@ export function redactDatabaseUrl(url: string): string {
  * ```
  */
 export async function openStore(location: StoreLocation): Promise<Store> {
-  const store = location.kind === "sqlite" ? openSqlite(location.path) : openPostgres(location.url);
+  const store = location.kind === "sqlite" ? openSqlite(location.path) : await openPostgres(location.url);
   try {
     await migrate(store.db);
   } catch (error) {
@@ -103,7 +102,8 @@ function openSqlite(path: string): Store {
   };
 }
 
-function openPostgres(url: string): Store {
+async function openPostgres(url: string): Promise<Store> {
+  const { default: pg } = await import("pg");
   const pool = new pg.Pool({
     connectionString: url,
     max: 10,

@@ -1,8 +1,6 @@
 import type { Command } from "commander";
-import { pino } from "pino";
 import { createFirstAdminKey } from "../../identity/bootstrap.js";
 import { openInstance } from "../../instance.js";
-import { buildServer } from "../../gateway/server.js";
 import { configFor } from "../context.js";
 import { AgentwallError } from "../../errors.js";
 
@@ -19,6 +17,8 @@ export function registerServe(program: Command, run: (fn: () => Promise<number>)
     .option("--port <port>", "port to listen on", parsePort)
     .action((opts: { host?: string; port?: number }) =>
       run(async () => {
+        // Loaded here so other commands do not pay for the HTTP stack at startup.
+        const [{ pino }, { buildServer }] = await Promise.all([import("pino"), import("../../gateway/server.js")]);
         const { config, secrets, source } = configFor({ ...program.opts(), ...opts });
         const logger = pino({ level: config.logLevel, base: { service: "agentwall" } });
         const instance = await openInstance(config, secrets);
