@@ -64,7 +64,7 @@ export function redactDatabaseUrl(url: string): string {
 export async function openStore(location: StoreLocation): Promise<Store> {
   const store = location.kind === "sqlite" ? openSqlite(location.path) : await openPostgres(location.url);
   try {
-    await migrate(store.db);
+    await migrateWithRetry(store);
   } catch (error) {
     await store.close().catch(() => undefined);
     if (error instanceof AgentwallError) throw error;
@@ -128,6 +128,21 @@ async function openPostgres(url: string): Promise<Store> {
     description: redactDatabaseUrl(url),
     close: () => db.destroy(),
   };
+}
+
+// PostgreSQL serializes migrators with an advisory lock. SQLite's migrator lock is its transaction, and a
+// second process that started the same migration concurrently fails with SQLITE_BUSY or "already
+// exists" once the first commits; it then simply finds the work done on a retry.
+async function migrateWithRetry(store: Store): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await migrate(store.db);
+      return;
+    } catch (error) {
+      if (store.dialect !== "sqlite" || attempt >= 10) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20 * attempt + Math.random() * 50));
+    }
+  }
 }
 
 async function migrate(db: Kysely<Database>): Promise<void> {
