@@ -51,7 +51,9 @@ export async function openInstance(
     );
   }
   const store = await openStore(
-    config.databaseUrl !== undefined ? parseDatabaseUrl(config.databaseUrl) : { kind: "sqlite", path: sqlitePath(config) },
+    config.databaseUrl !== undefined
+      ? parseDatabaseUrl(config.databaseUrl)
+      : { kind: "sqlite", path: sqlitePath(config) },
   );
   try {
     const keys = await resolveMasterKeys({ store, home: config.home, ...secrets, ...pickFiles(config) });

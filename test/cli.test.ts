@@ -54,7 +54,9 @@ describe("agentwall CLI", () => {
     assert.equal(miss.code, 1);
     assert.equal(JSON.parse(miss.stdout).result, "NOT_FOUND");
     assert.equal(cli(["keys", "verify", created.key], env).code, 2, "keys are never taken from the command line");
-    const made = JSON.parse(cli(["keys", "create", "--owner", "bob", "--name", "ci", "--expires", "1d", "--json"], env).stdout);
+    const made = JSON.parse(
+      cli(["keys", "create", "--owner", "bob", "--name", "ci", "--expires", "1d", "--json"], env).stdout,
+    );
     assert.deepEqual(Object.keys(made).sort(), ["expiresAt", "id", "key"]);
     assert.ok(made.expiresAt > Date.now());
     assert.equal(cli(["keys", "revoke", made.id], env).code, 0);
@@ -82,7 +84,10 @@ describe("agentwall CLI", () => {
     const again = cli(["audit", "verify"], { AGENTWALL_HOME: home });
     assert.equal(again.code, 3);
     assert.match(again.stderr, /ERR_MASTER_KEY_MISSING/);
-    const pg = cli(["audit", "verify"], { AGENTWALL_HOME: home, AGENTWALL_DATABASE_URL: "postgres://127.0.0.1:5432/test" });
+    const pg = cli(["audit", "verify"], {
+      AGENTWALL_HOME: home,
+      AGENTWALL_DATABASE_URL: "postgres://127.0.0.1:5432/test",
+    });
     assert.equal(pg.code, 3);
     assert.match(pg.stderr, /ERR_MASTER_KEY_MISSING/);
   });
@@ -123,7 +128,9 @@ describe("agentwall CLI", () => {
 
     it("swapped rows -> 1", async () => {
       const { env, sqlite } = await seeded();
-      sqlite.exec("update audit_events set seq = -1 where seq = 2; update audit_events set seq = 2 where seq = 3; update audit_events set seq = 3 where seq = -1;");
+      sqlite.exec(
+        "update audit_events set seq = -1 where seq = 2; update audit_events set seq = 2 where seq = 3; update audit_events set seq = 3 where seq = -1;",
+      );
       assert.equal(cli(["audit", "verify"], env).code, 1);
     });
 
@@ -136,13 +143,19 @@ describe("agentwall CLI", () => {
     it("tail truncated with its checkpoints -> 1 with --witness", async () => {
       const s = setupHome();
       const witness = join(tempDir(), "witness.jsonl");
-      const { env, sqlite } = await seeded({ AGENTWALL_CONFIG: writeConfig(s.home, { audit: { witnessFile: witness } }) }, s);
+      const { env, sqlite } = await seeded(
+        { AGENTWALL_CONFIG: writeConfig(s.home, { audit: { witnessFile: witness } }) },
+        s,
+      );
       const size = (sqlite.prepare("select max(size) as n from audit_checkpoints").get() as { n: number }).n;
       const first = (sqlite.prepare("select min(size) as n from audit_checkpoints").get() as { n: number }).n;
       sqlite.prepare("delete from audit_events where seq > ?").run(first);
       sqlite.prepare("delete from audit_checkpoints where size > ?").run(first);
       const leaves = sqlite.prepare("select leaf from audit_events order by seq").all() as Array<{ leaf: string }>;
-      rewindHead(sqlite, leaves.map((l) => l.leaf));
+      rewindHead(
+        sqlite,
+        leaves.map((l) => l.leaf),
+      );
       assert.ok(size > first);
       assert.equal(cli(["audit", "verify"], env).code, 0, "invisible without the witness");
       const r = cli(["audit", "verify", "--witness", witness], env);
@@ -152,7 +165,9 @@ describe("agentwall CLI", () => {
 
     it("forged checkpoint -> 1", async () => {
       const { env, sqlite } = await seeded();
-      sqlite.prepare("update audit_checkpoints set root = ? where size = (select max(size) from audit_checkpoints)").run("00".repeat(32));
+      sqlite
+        .prepare("update audit_checkpoints set root = ? where size = (select max(size) from audit_checkpoints)")
+        .run("00".repeat(32));
       const r = cli(["audit", "verify"], env);
       assert.equal(r.code, 1);
       assert.match(r.stdout, /CHECKPOINT_FORGED/);
@@ -171,9 +186,12 @@ describe("agentwall CLI", () => {
     cli(["init", "--json"], env);
     const q = cli(["audit", "query", "--type", "key_created", "--json"], env);
     assert.equal(q.code, 0);
-    const rows = q.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const rows = q.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string });
     assert.equal(rows.length, 1);
-    assert.equal(rows[0].type, "key_created");
+    assert.equal(rows[0]?.type, "key_created");
     const out = join(home, "export.jsonl");
     assert.equal(cli(["audit", "export", "--out", out], env).code, 0);
     const exported = require("node:fs").readFileSync(out, "utf8").trim().split("\n");
@@ -187,11 +205,17 @@ describe("agentwall CLI", () => {
     const ok = cli(["check", "--json"], env);
     assert.equal(ok.code, 0, ok.stdout);
     const report = JSON.parse(ok.stdout);
-    assert.ok(report.checks.some((c: { name: string; status: string }) => c.name === "admin-key-expiry" && c.status === "warn"));
+    assert.ok(
+      report.checks.some((c: { name: string; status: string }) => c.name === "admin-key-expiry" && c.status === "warn"),
+    );
     require("node:fs").chmodSync(home, 0o755);
     const bad = cli(["check", "--json"], env);
     assert.equal(bad.code, 1);
-    assert.ok(JSON.parse(bad.stdout).checks.some((c: { name: string; status: string }) => c.name === "data-directory-permissions" && c.status === "fail"));
+    assert.ok(
+      JSON.parse(bad.stdout).checks.some(
+        (c: { name: string; status: string }) => c.name === "data-directory-permissions" && c.status === "fail",
+      ),
+    );
   });
 });
 
@@ -207,7 +231,12 @@ function writeConfig(home: string, config: unknown): string {
 function rewindHead(sqlite: Database.Database, leaves: string[]) {
   // Recompute the frontier the way an attacker with the code would.
   const { createHash } = require("node:crypto") as typeof import("node:crypto");
-  const node = (l: Buffer, r: Buffer) => createHash("sha256").update(Buffer.from([1])).update(l).update(r).digest();
+  const node = (l: Buffer, r: Buffer) =>
+    createHash("sha256")
+      .update(Buffer.from([1]))
+      .update(l)
+      .update(r)
+      .digest();
   const stack: Array<[number, Buffer]> = [];
   for (const hex of leaves) {
     let h = 0;

@@ -6,7 +6,7 @@ import { AgentwallError, ERROR_CODES, isErrorCode } from "../src/errors.js";
 
 it("docs/errors.md lists exactly the codes of src/errors.ts, once each", () => {
   const text = readFileSync(join(import.meta.dirname, "../docs/errors.md"), "utf8");
-  const documented = [...text.matchAll(/^\| `(ERR_[A-Z0-9_]+)` \|/gm)].map((m) => m[1]);
+  const documented = [...text.matchAll(/^\|\s*`(ERR_[A-Z0-9_]+)`\s*\|/gm)].map((m) => m[1]);
   assert.deepEqual([...documented].sort(), [...ERROR_CODES].sort());
   assert.equal(new Set(documented).size, documented.length, "a code is documented twice");
   assert.equal(new Set(ERROR_CODES).size, ERROR_CODES.length, "a code is declared twice");

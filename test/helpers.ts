@@ -25,7 +25,8 @@ export async function sqliteStore(dir: string = tempDir()): Promise<Store> {
 }
 
 /** Base URL of the test PostgreSQL server. */
-export const POSTGRES_URL = process.env.AGENTWALL_TEST_DATABASE_URL ?? `postgres://${userInfo().username}@127.0.0.1:5432/test`;
+export const POSTGRES_URL =
+  process.env.AGENTWALL_TEST_DATABASE_URL ?? `postgres://${userInfo().username}@127.0.0.1:5432/test`;
 
 let reachable: Promise<boolean> | undefined;
 
@@ -41,7 +42,8 @@ export function postgresReachable(): Promise<boolean> {
       await client.query("select 1");
       return true;
     } catch (error) {
-      if (process.env.CI === "true") throw new Error(`PostgreSQL at ${POSTGRES_URL} is unreachable under CI`, { cause: error });
+      if (process.env.CI === "true")
+        throw new Error(`PostgreSQL at ${POSTGRES_URL} is unreachable under CI`, { cause: error });
       process.stderr.write(`# SKIP: PostgreSQL at ${POSTGRES_URL} is unreachable; PostgreSQL suites are skipped\n`);
       return false;
     } finally {
@@ -83,7 +85,10 @@ export async function testInstance(
   const { loadConfig } = await import("../src/config/load.js");
   const { openInstance } = await import("../src/instance.js");
   const home = tempDir();
-  const { config, secrets } = loadConfig({ AGENTWALL_HOME: home, AGENTWALL_MASTER_KEY: randomBytes(32).toString("base64url"), ...env }, { cwd: home });
+  const { config, secrets } = loadConfig(
+    { AGENTWALL_HOME: home, AGENTWALL_MASTER_KEY: randomBytes(32).toString("base64url"), ...env },
+    { cwd: home },
+  );
   const instance = await openInstance({ ...config, ...overrides }, secrets);
   after(() => instance.close());
   return instance;

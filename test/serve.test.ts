@@ -41,7 +41,10 @@ describe("agentwall serve", () => {
     assert.equal(health.status, 200);
     assert.equal(health.headers.get("x-frame-options"), "DENY");
     const ready = await fetch(`${url}/readyz`);
-    assert.deepEqual(await ready.json(), { status: "ready", checks: { database: "ok", migrations: "ok", masterKey: "ok" } });
+    assert.deepEqual(await ready.json(), {
+      status: "ready",
+      checks: { database: "ok", migrations: "ok", masterKey: "ok" },
+    });
     const denied = await fetch(`${url}/v1/admin/audit/events`);
     assert.equal(denied.status, 401);
     child.kill("SIGTERM");
@@ -64,34 +67,63 @@ describe("agentwall serve", () => {
     assert.match(r.stderr, /ERR_MASTER_KEY_MISMATCH/);
   });
 
-  it("serves HTTPS (TLS 1.2+) when a certificate is configured", { skip: spawnSync("openssl", ["version"]).status !== 0 && "openssl not installed" }, async () => {
-    const home = tempDir();
-    const cert = join(home, "cert.pem");
-    const key = join(home, "key.pem");
-    const made = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"]);
-    assert.equal(made.status, 0);
-    const config = join(home, "agentwall.config.json");
-    writeFileSync(config, JSON.stringify({ tls: { certFile: cert, keyFile: key } }));
-    const { child, url, exited } = await startServer({ AGENTWALL_HOME: home, AGENTWALL_CONFIG: config });
-    assert.match(url, /^https:/);
-    const { readFileSync } = await import("node:fs");
-    const body = await new Promise<{ status: number; protocol: string }>((resolve, reject) => {
-      const req = httpsRequest(`${url}/healthz`, { ca: readFileSync(cert) }, (res) => {
-        res.resume();
-        resolve({ status: res.statusCode ?? 0, protocol: (res.socket as import("node:tls").TLSSocket).getProtocol() ?? "" });
+  it(
+    "serves HTTPS (TLS 1.2+) when a certificate is configured",
+    { skip: spawnSync("openssl", ["version"]).status !== 0 && "openssl not installed" },
+    async () => {
+      const home = tempDir();
+      const cert = join(home, "cert.pem");
+      const key = join(home, "key.pem");
+      const made = spawnSync("openssl", [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+      ]);
+      assert.equal(made.status, 0);
+      const config = join(home, "agentwall.config.json");
+      writeFileSync(config, JSON.stringify({ tls: { certFile: cert, keyFile: key } }));
+      const { child, url, exited } = await startServer({ AGENTWALL_HOME: home, AGENTWALL_CONFIG: config });
+      assert.match(url, /^https:/);
+      const { readFileSync } = await import("node:fs");
+      const body = await new Promise<{ status: number; protocol: string }>((resolve, reject) => {
+        const req = httpsRequest(`${url}/healthz`, { ca: readFileSync(cert) }, (res) => {
+          res.resume();
+          resolve({
+            status: res.statusCode ?? 0,
+            protocol: (res.socket as import("node:tls").TLSSocket).getProtocol() ?? "",
+          });
+        });
+        req.on("error", reject);
+        req.end();
       });
-      req.on("error", reject);
-      req.end();
-    });
-    assert.equal(body.status, 200);
-    assert.match(body.protocol, /^TLSv1\.[23]$/);
-    const old = await new Promise<string>((resolve) => {
-      const req = httpsRequest(`${url}/healthz`, { ca: readFileSync(cert), maxVersion: "TLSv1.1", minVersion: "TLSv1" }, () => resolve("connected"));
-      req.on("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? "error"));
-      req.end();
-    });
-    assert.notEqual(old, "connected", "TLS 1.1 is refused");
-    child.kill("SIGTERM");
-    assert.equal(await exited, 0);
-  });
+      assert.equal(body.status, 200);
+      assert.match(body.protocol, /^TLSv1\.[23]$/);
+      const old = await new Promise<string>((resolve) => {
+        const req = httpsRequest(
+          `${url}/healthz`,
+          { ca: readFileSync(cert), maxVersion: "TLSv1.1", minVersion: "TLSv1" },
+          () => resolve("connected"),
+        );
+        req.on("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? "error"));
+        req.end();
+      });
+      assert.notEqual(old, "connected", "TLS 1.1 is refused");
+      child.kill("SIGTERM");
+      assert.equal(await exited, 0);
+    },
+  );
 });

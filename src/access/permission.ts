@@ -15,10 +15,14 @@ export function parsePermission(text: string): Permission {
   }
   const parts = text.split(":");
   if (text !== "*" && (parts.length < 2 || parts.length > 4)) {
-    throw new AgentwallError("ERR_PERMISSION_INVALID", `permission ${JSON.stringify(text)} is not area:action[:resource]`);
+    throw new AgentwallError(
+      "ERR_PERMISSION_INVALID",
+      `permission ${JSON.stringify(text)} is not area:action[:resource]`,
+    );
   }
   for (const part of parts) {
-    if (!SEGMENT.test(part)) throw new AgentwallError("ERR_PERMISSION_INVALID", `permission ${JSON.stringify(text)} has an invalid segment`);
+    if (!SEGMENT.test(part))
+      throw new AgentwallError("ERR_PERMISSION_INVALID", `permission ${JSON.stringify(text)} has an invalid segment`);
   }
   return text;
 }

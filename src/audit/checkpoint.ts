@@ -91,9 +91,9 @@ export class StreamWitness implements CheckpointWitness {
 }
 
 function parseCheckpoint(value: unknown, where: string): Checkpoint {
-  const v = (typeof value === "object" && value !== null && "auditCheckpoint" in value
-    ? (value as { auditCheckpoint: unknown }).auditCheckpoint
-    : value) as Record<string, unknown> | null;
+  const v = (
+    typeof value === "object" && value !== null && "auditCheckpoint" in value ? value.auditCheckpoint : value
+  ) as Record<string, unknown> | null;
   if (
     typeof v !== "object" ||
     v === null ||

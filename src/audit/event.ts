@@ -102,6 +102,7 @@ function clearField(value: unknown, name: string, required: boolean): string {
     throw new AgentwallError("ERR_AUDIT_EVENT_INVALID", `audit event field ${name} is empty`);
   }
   // Searchable columns stay in clear, so they get the same secret redaction as details.
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is removed
   const redacted = redactText(value.replace(/[\u0000-\u001f\u007f]/g, " "));
   return redacted.length > MAX_FIELD ? redacted.slice(0, MAX_FIELD) + "…" : redacted;
 }
@@ -112,7 +113,10 @@ export function prepareEvent(input: AuditEventInput, now: number): PreparedEvent
     throw new AgentwallError("ERR_AUDIT_EVENT_INVALID", "an audit event must be an object");
   }
   if (!TYPES.has(input.type)) {
-    throw new AgentwallError("ERR_AUDIT_EVENT_INVALID", `unknown audit event type ${JSON.stringify(String(input.type)).slice(0, 40)}`);
+    throw new AgentwallError(
+      "ERR_AUDIT_EVENT_INVALID",
+      `unknown audit event type ${JSON.stringify(String(input.type)).slice(0, 40)}`,
+    );
   }
   if (!OUTCOMES.has(input.outcome)) {
     throw new AgentwallError("ERR_AUDIT_EVENT_INVALID", "unknown audit event outcome");
@@ -121,7 +125,10 @@ export function prepareEvent(input: AuditEventInput, now: number): PreparedEvent
   if (!Number.isSafeInteger(ts) || ts < 0) {
     throw new AgentwallError("ERR_AUDIT_EVENT_INVALID", "audit event time must be integer milliseconds");
   }
-  if (input.details !== undefined && (typeof input.details !== "object" || input.details === null || Array.isArray(input.details))) {
+  if (
+    input.details !== undefined &&
+    (typeof input.details !== "object" || input.details === null || Array.isArray(input.details))
+  ) {
     throw new AgentwallError("ERR_AUDIT_EVENT_INVALID", "audit event details must be an object");
   }
   return Object.freeze({

@@ -18,7 +18,14 @@ import type { AuditEventInput } from "./event.js";
 import { AuditLog, rowLeaf } from "./log.js";
 
 function event(i: number, extra: Partial<AuditEventInput> = {}): AuditEventInput {
-  return { type: "data_access", actor: `user-${i % 3}`, action: "records.read", outcome: "success", resource: `record:${i}`, ...extra };
+  return {
+    type: "data_access",
+    actor: `user-${i % 3}`,
+    action: "records.read",
+    outcome: "success",
+    resource: `record:${i}`,
+    ...extra,
+  };
 }
 
 async function setup(store?: Store, witnessPath?: string) {
@@ -38,14 +45,21 @@ async function forgeRow(store: Store, seq: number, changes: { actor?: string; ou
   const row = await store.db.selectFrom("audit_events").selectAll().where("seq", "=", seq).executeTakeFirstOrThrow();
   const { leaf: _leaf, ...fields } = row;
   const next = { ...fields, ...changes };
-  await store.db.updateTable("audit_events").set({ ...changes, leaf: rowLeaf(next).toString("hex") }).where("seq", "=", seq).execute();
+  await store.db
+    .updateTable("audit_events")
+    .set({ ...changes, leaf: rowLeaf(next).toString("hex") })
+    .where("seq", "=", seq)
+    .execute();
 }
 
 describe("AuditLog append", () => {
   it("gives one gap-free sequence to concurrent appenders", async () => {
     const { log } = await setup();
     const seqs = await fill(log, 200);
-    assert.deepEqual([...seqs].sort((a, b) => a - b), Array.from({ length: 200 }, (_, i) => i + 1));
+    assert.deepEqual(
+      [...seqs].sort((a, b) => a - b),
+      Array.from({ length: 200 }, (_, i) => i + 1),
+    );
     assert.deepEqual(await log.head().then((h) => h.size), 200);
     assert.deepEqual(await log.verify().then((r) => r.ok), true);
   });
@@ -59,7 +73,8 @@ describe("AuditLog append", () => {
       }),
     );
     const raw = JSON.stringify(await store.db.selectFrom("audit_events").selectAll().execute());
-    for (const secret of ["hunter2", "sk-abcdefghij", "abcdefghijklmnop1234", "plain-note-xyz"]) assert.ok(!raw.includes(secret), secret);
+    for (const secret of ["hunter2", "sk-abcdefghij", "abcdefghijklmnop1234", "plain-note-xyz"])
+      assert.ok(!raw.includes(secret), secret);
     const [record] = (await log.query()).events;
     assert.equal(record?.details?.password, "[REDACTED]");
     assert.equal(record?.details?.visible, "plain-note-xyz");
@@ -95,7 +110,9 @@ describe("AuditLog append", () => {
     const log = new AuditLog({ store, keyring, now: () => now });
     for (let i = 0; i < 30; i++) {
       now += 1000;
-      await log.append(event(i, { type: i % 2 === 0 ? "login" : "data_access", outcome: i % 5 === 0 ? "denied" : "success" }));
+      await log.append(
+        event(i, { type: i % 2 === 0 ? "login" : "data_access", outcome: i % 5 === 0 ? "denied" : "success" }),
+      );
     }
     assert.equal((await log.query({ type: "login", limit: 1000 })).events.length, 15);
     assert.equal((await log.query({ actor: "user-0", limit: 1000 })).events.length, 10);
@@ -108,7 +125,10 @@ describe("AuditLog append", () => {
       seen.push(...page.events.map((e) => e.seq));
       cursor = page.next;
     } while (cursor !== undefined);
-    assert.deepEqual(seen, Array.from({ length: 30 }, (_, i) => 30 - i));
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 30 }, (_, i) => 30 - i),
+    );
     await assert.rejects(log.query({ limit: 0 }), { code: "ERR_INVALID_ARGUMENT" });
   });
 });
@@ -126,7 +146,11 @@ describe("AuditLog verify detects tampering", () => {
   it("an altered row (leaf not recomputed) is found at its sequence number", async () => {
     const { log, store } = await setup();
     await fill(log, 20);
-    await store.db.updateTable("audit_events").set({ outcome: "success", actor: "mallory" }).where("seq", "=", 7).execute();
+    await store.db
+      .updateTable("audit_events")
+      .set({ outcome: "success", actor: "mallory" })
+      .where("seq", "=", 7)
+      .execute();
     const result = await log.verify();
     assert.deepEqual(!result.ok && [result.problem, result.firstBadSeq], ["ROW_ALTERED", 7]);
   });
@@ -157,7 +181,13 @@ describe("AuditLog verify detects tampering", () => {
     const a = await store.db.selectFrom("audit_events").selectAll().where("seq", "=", 3).executeTakeFirstOrThrow();
     const b = await store.db.selectFrom("audit_events").selectAll().where("seq", "=", 4).executeTakeFirstOrThrow();
     await store.db.deleteFrom("audit_events").where("seq", "in", [3, 4]).execute();
-    await store.db.insertInto("audit_events").values([{ ...a, seq: 4 }, { ...b, seq: 3 }]).execute();
+    await store.db
+      .insertInto("audit_events")
+      .values([
+        { ...a, seq: 4 },
+        { ...b, seq: 3 },
+      ])
+      .execute();
     const result = await log.verify();
     assert.deepEqual(!result.ok && [result.problem, result.firstBadSeq], ["ROW_ALTERED", 3]);
   });
@@ -187,7 +217,10 @@ describe("AuditLog verify detects tampering", () => {
     const { MerkleFrontier } = await import("./merkle.js");
     const f = new MerkleFrontier();
     for (const r of frontier) f.append(Buffer.from(r.leaf, "hex"));
-    await store.db.updateTable("audit_head").set({ size: 10, frontier: f.serialize(), root: f.root().toString("hex") }).execute();
+    await store.db
+      .updateTable("audit_head")
+      .set({ size: 10, frontier: f.serialize(), root: f.root().toString("hex") })
+      .execute();
     assert.equal(f.root().toString("hex"), first?.root);
     assert.equal((await log.verify()).ok, true, "without a witness the rewrite is invisible");
     const result = await log.verify({ witness: readWitnessFile(witness) });
@@ -199,11 +232,17 @@ describe("AuditLog verify detects tampering", () => {
     await fill(log, 10);
     const c = await log.checkpoint();
     assert.ok(c);
-    await store.db.insertInto("audit_checkpoints").values({ ...c, size: 12, root: "ab".repeat(32) }).execute();
+    await store.db
+      .insertInto("audit_checkpoints")
+      .values({ ...c, size: 12, root: "ab".repeat(32) })
+      .execute();
     let result = await log.verify();
     assert.deepEqual(!result.ok && result.problem, "CHECKPOINT_FORGED");
     await store.db.deleteFrom("audit_checkpoints").where("size", "=", 12).execute();
-    await store.db.updateTable("audit_checkpoints").set({ ts: c.ts + 1 }).execute();
+    await store.db
+      .updateTable("audit_checkpoints")
+      .set({ ts: c.ts + 1 })
+      .execute();
     result = await log.verify();
     assert.deepEqual(!result.ok && result.problem, "CHECKPOINT_FORGED");
   });
@@ -235,7 +274,15 @@ describe("AuditLog retention", () => {
     }
     const { pruned, through } = await log.prune(5_000_000 + 12_500);
     assert.deepEqual([pruned, through], [12, 12]);
-    assert.equal((await store.db.selectFrom("audit_events").select(sql<number>`count(*)`.as("n")).executeTakeFirstOrThrow()).n, 13);
+    assert.equal(
+      (
+        await store.db
+          .selectFrom("audit_events")
+          .select(sql<number>`count(*)`.as("n"))
+          .executeTakeFirstOrThrow()
+      ).n,
+      13,
+    );
     for (let i = 25; i < 30; i++) await log.append(event(i));
     await log.checkpoint();
     const result = await log.verify();
@@ -258,20 +305,29 @@ describe("AuditLog retention", () => {
 
 describe("PostgreSQL audit log", async () => {
   const ok = await postgresReachable();
-  it("two instances appending concurrently produce one valid log", { skip: !ok && "PostgreSQL unreachable" }, async () => {
-    const url = await freshPostgresDatabase();
-    const master = randomMasterKey();
-    const stores = [await postgresStore(url), await postgresStore(url)];
-    const logs = await Promise.all(
-      stores.map(async (store) => new AuditLog({ store, keyring: await Keyring.open(store, { current: master }) })),
-    );
-    const all = await Promise.all(logs.flatMap((log, j) => Array.from({ length: 150 }, (_, i) => log.append(event(i + j * 1000)))));
-    const seqs = all.map((r) => r.seq).sort((a, b) => a - b);
-    assert.deepEqual(seqs, Array.from({ length: 300 }, (_, i) => i + 1));
-    await logs[0]?.checkpoint();
-    const result = await logs[1]?.verify();
-    assert.deepEqual(result?.ok && result.size, 300);
-    const mine = await logs[1]?.query({ actor: "user-1", limit: 1000 });
-    assert.equal(mine?.events.length, 100);
-  });
+  it(
+    "two instances appending concurrently produce one valid log",
+    { skip: !ok && "PostgreSQL unreachable" },
+    async () => {
+      const url = await freshPostgresDatabase();
+      const master = randomMasterKey();
+      const stores = [await postgresStore(url), await postgresStore(url)];
+      const logs = await Promise.all(
+        stores.map(async (store) => new AuditLog({ store, keyring: await Keyring.open(store, { current: master }) })),
+      );
+      const all = await Promise.all(
+        logs.flatMap((log, j) => Array.from({ length: 150 }, (_, i) => log.append(event(i + j * 1000)))),
+      );
+      const seqs = all.map((r) => r.seq).sort((a, b) => a - b);
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: 300 }, (_, i) => i + 1),
+      );
+      await logs[0]?.checkpoint();
+      const result = await logs[1]?.verify();
+      assert.deepEqual(result?.ok && result.size, 300);
+      const mine = await logs[1]?.query({ actor: "user-1", limit: 1000 });
+      assert.equal(mine?.events.length, 100);
+    },
+  );
 });

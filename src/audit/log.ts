@@ -18,8 +18,6 @@ import {
 import {
   prepareEvent,
   type AuditEventInput,
-  type AuditEventType,
-  type AuditOutcome,
   type AuditReceipt,
   type AuditRecord,
   type AuditSink,
@@ -40,9 +38,11 @@ export interface AuditLogOptions {
 
 /** Filters of {@link AuditLog.query}. */
 export interface AuditQuery {
-  readonly type?: AuditEventType | string;
+  /** An `AuditEventType`; other strings simply match nothing. */
+  readonly type?: string;
   readonly actor?: string;
-  readonly outcome?: AuditOutcome | string;
+  /** An `AuditOutcome`. */
+  readonly outcome?: string;
   readonly since?: number;
   readonly until?: number;
   /** Page size, 1..1000 (default 100). */
@@ -64,7 +64,13 @@ export type AuditVerifyProblem =
 
 /** Outcome of {@link AuditLog.verify}: a value, never an exception for tampering. */
 export type AuditVerifyResult =
-  | { readonly ok: true; readonly size: number; readonly root: string; readonly checkpoints: number; readonly prunedThrough: number }
+  | {
+      readonly ok: true;
+      readonly size: number;
+      readonly root: string;
+      readonly checkpoints: number;
+      readonly prunedThrough: number;
+    }
   | {
       readonly ok: false;
       readonly problem: AuditVerifyProblem;
@@ -151,7 +157,9 @@ export class AuditLog implements AuditSink {
     try {
       event = prepareEvent(input, this.#now());
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(
+        error instanceof Error ? error : new AgentwallError("ERR_AUDIT_EVENT_INVALID", "invalid audit event"),
+      );
     }
     return new Promise<AuditReceipt>((resolve, reject) => {
       this.#queue.push({ event, resolve, reject });
@@ -185,9 +193,10 @@ export class AuditLog implements AuditSink {
       if (!keys.has(period)) keys.set(period, await this.#keyring.dataKey("audit", e.ts));
     }
     return writeTransaction(this.#store, async (trx) => {
-      const head = await (this.#store.dialect === "postgres"
-        ? trx.selectFrom("audit_head").selectAll().where("id", "=", 1).forUpdate()
-        : trx.selectFrom("audit_head").selectAll().where("id", "=", 1)
+      const head = await (
+        this.#store.dialect === "postgres"
+          ? trx.selectFrom("audit_head").selectAll().where("id", "=", 1).forUpdate()
+          : trx.selectFrom("audit_head").selectAll().where("id", "=", 1)
       ).executeTakeFirstOrThrow();
       const frontier = MerkleFrontier.parse(head.size, head.frontier);
       const rows: AuditEventsTable[] = events.map((e, i) => {
@@ -213,7 +222,10 @@ export class AuditLog implements AuditSink {
         return { ...row, leaf: leaf.toString("hex") };
       });
       for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-        await trx.insertInto("audit_events").values(rows.slice(i, i + INSERT_CHUNK)).execute();
+        await trx
+          .insertInto("audit_events")
+          .values(rows.slice(i, i + INSERT_CHUNK))
+          .execute();
       }
       await trx
         .updateTable("audit_head")
@@ -236,7 +248,11 @@ export class AuditLog implements AuditSink {
 
   /** Current size and root of the log. */
   async head(): Promise<{ size: number; root: string }> {
-    const head = await this.#store.db.selectFrom("audit_head").selectAll().where("id", "=", 1).executeTakeFirstOrThrow();
+    const head = await this.#store.db
+      .selectFrom("audit_head")
+      .selectAll()
+      .where("id", "=", 1)
+      .executeTakeFirstOrThrow();
     return { size: head.size, root: head.size === 0 ? EMPTY_ROOT.toString("hex") : head.root };
   }
 
@@ -258,7 +274,11 @@ export class AuditLog implements AuditSink {
     const key = await this.#keyring.signingKey("audit");
     const unsigned = { size, root, ts: this.#now(), kid: key.kid };
     const checkpoint: Checkpoint = { ...unsigned, signature: signMessage(key, checkpointMessage(unsigned)) };
-    await this.#store.db.insertInto("audit_checkpoints").values(checkpoint).onConflict((oc) => oc.doNothing()).execute();
+    await this.#store.db
+      .insertInto("audit_checkpoints")
+      .values(checkpoint)
+      .onConflict((oc) => oc.doNothing())
+      .execute();
     for (const witness of this.#witnesses) await witness.record(checkpoint);
     return checkpoint;
   }
@@ -327,7 +347,12 @@ export class AuditLog implements AuditSink {
         parsed.root().toString("hex") !== prune.root ||
         !(await this.#checkSignature(prune.kid, pruneMessage(unsigned), signature))
       ) {
-        return { ok: false, problem: "PRUNE_FORGED", firstBadSeq: 1, reason: "the pruned-prefix record is not validly signed" };
+        return {
+          ok: false,
+          problem: "PRUNE_FORGED",
+          firstBadSeq: 1,
+          reason: "the pruned-prefix record is not validly signed",
+        };
       }
       frontier = parsed;
       prunedThrough = prune.through;
@@ -339,18 +364,33 @@ export class AuditLog implements AuditSink {
     for (const c of all) {
       const { signature, ...unsigned } = c;
       if (!(await this.#checkSignature(c.kid, checkpointMessage(unsigned), signature))) {
-        return { ok: false, problem: "CHECKPOINT_FORGED", firstBadSeq: Math.max(1, c.size), reason: `checkpoint at size ${c.size} has an invalid signature` };
+        return {
+          ok: false,
+          problem: "CHECKPOINT_FORGED",
+          firstBadSeq: Math.max(1, c.size),
+          reason: `checkpoint at size ${c.size} has an invalid signature`,
+        };
       }
       if (c.size < prunedThrough) continue;
       if (c.size === prunedThrough) {
         if (c.root !== frontier.root().toString("hex")) {
-          return { ok: false, problem: "CHECKPOINT_MISMATCH", firstBadSeq: 1, reason: `pruned prefix does not match the checkpoint at size ${c.size}` };
+          return {
+            ok: false,
+            problem: "CHECKPOINT_MISMATCH",
+            firstBadSeq: 1,
+            reason: `pruned prefix does not match the checkpoint at size ${c.size}`,
+          };
         }
         continue;
       }
       const seen = expected.get(c.size);
       if (seen !== undefined && seen !== c.root) {
-        return { ok: false, problem: "CHECKPOINT_MISMATCH", firstBadSeq: c.size, reason: `two signed checkpoints disagree at size ${c.size}` };
+        return {
+          ok: false,
+          problem: "CHECKPOINT_MISMATCH",
+          firstBadSeq: c.size,
+          reason: `two signed checkpoints disagree at size ${c.size}`,
+        };
       }
       expected.set(c.size, c.root);
     }
@@ -362,7 +402,13 @@ export class AuditLog implements AuditSink {
     const total = Math.max(head.size, sizes.at(-1) ?? 0);
     let cursor = prunedThrough;
     for (;;) {
-      const rows = await db.selectFrom("audit_events").selectAll().where("seq", ">", cursor).orderBy("seq").limit(PAGE).execute();
+      const rows = await db
+        .selectFrom("audit_events")
+        .selectAll()
+        .where("seq", ">", cursor)
+        .orderBy("seq")
+        .limit(PAGE)
+        .execute();
       if (rows.length === 0) break;
       for (const row of rows) {
         const want = frontier.size + 1;
@@ -372,7 +418,12 @@ export class AuditLog implements AuditSink {
         const { leaf, ...fields } = row;
         const computed = rowLeaf(fields);
         if (computed.toString("hex") !== leaf) {
-          return { ok: false, problem: "ROW_ALTERED", firstBadSeq: row.seq, reason: `entry ${row.seq} does not match its leaf hash` };
+          return {
+            ok: false,
+            problem: "ROW_ALTERED",
+            firstBadSeq: row.seq,
+            reason: `entry ${row.seq} does not match its leaf hash`,
+          };
         }
         frontier.append(computed);
         const size = sizes[nextCheckpoint];
@@ -468,7 +519,13 @@ export class AuditLog implements AuditSink {
     const { size } = await this.head();
     let cursor = 0;
     for (;;) {
-      const rows = await this.#store.db.selectFrom("audit_events").selectAll().where("seq", ">", cursor).orderBy("seq").limit(PAGE).execute();
+      const rows = await this.#store.db
+        .selectFrom("audit_events")
+        .selectAll()
+        .where("seq", ">", cursor)
+        .orderBy("seq")
+        .limit(PAGE)
+        .execute();
       if (rows.length === 0) return;
       for (const row of rows) yield await this.#decode(row);
       cursor = rows.at(-1)?.seq ?? cursor;
@@ -482,32 +539,59 @@ export class AuditLog implements AuditSink {
    */
   async prune(before: number): Promise<{ pruned: number; through: number }> {
     await this.flush();
-    if (!(await this.#checkpointLease.acquire())) throw new AgentwallError("ERR_LOCK_BUSY", "another instance holds the audit lease");
+    if (!(await this.#checkpointLease.acquire()))
+      throw new AgentwallError("ERR_LOCK_BUSY", "another instance holds the audit lease");
     const check = await this.verify();
     if (!check.ok) {
-      throw new AgentwallError("ERR_INVALID_ARGUMENT", `refusing to prune a log that fails verification (${check.problem} at ${check.firstBadSeq})`);
+      throw new AgentwallError(
+        "ERR_INVALID_ARGUMENT",
+        `refusing to prune a log that fails verification (${check.problem} at ${check.firstBadSeq})`,
+      );
     }
     const db = this.#store.db;
     const prior = await this.#pruneRecord();
     const start = prior?.through ?? 0;
-    const firstKept = await db.selectFrom("audit_events").select("seq").where("seq", ">", start).where("ts", ">=", before).orderBy("seq").limit(1).executeTakeFirst();
+    const firstKept = await db
+      .selectFrom("audit_events")
+      .select("seq")
+      .where("seq", ">", start)
+      .where("ts", ">=", before)
+      .orderBy("seq")
+      .limit(1)
+      .executeTakeFirst();
     const head = await this.head();
     const through = firstKept === undefined ? head.size : firstKept.seq - 1;
     if (through <= start) return { pruned: 0, through: start };
     const frontier = prior === undefined ? new MerkleFrontier() : MerkleFrontier.parse(prior.through, prior.frontier);
     let cursor = start;
     while (cursor < through) {
-      const rows = await db.selectFrom("audit_events").select(["seq", "leaf"]).where("seq", ">", cursor).where("seq", "<=", through).orderBy("seq").limit(PAGE).execute();
+      const rows = await db
+        .selectFrom("audit_events")
+        .select(["seq", "leaf"])
+        .where("seq", ">", cursor)
+        .where("seq", "<=", through)
+        .orderBy("seq")
+        .limit(PAGE)
+        .execute();
       if (rows.length === 0) break;
       for (const row of rows) frontier.append(Buffer.from(row.leaf, "hex"));
       cursor = rows.at(-1)?.seq ?? through;
     }
     const key = await this.#keyring.signingKey("audit");
-    const unsigned = { through, frontier: frontier.serialize(), root: frontier.root().toString("hex"), ts: this.#now(), kid: key.kid };
+    const unsigned = {
+      through,
+      frontier: frontier.serialize(),
+      root: frontier.root().toString("hex"),
+      ts: this.#now(),
+      kid: key.kid,
+    };
     const record: PruneRecord = { ...unsigned, signature: signMessage(key, pruneMessage(unsigned)) };
     await writeTransaction(this.#store, async (trx) => {
       await trx.deleteFrom("audit_prune").where("id", "=", 1).execute();
-      await trx.insertInto("audit_prune").values({ id: 1, ...record }).execute();
+      await trx
+        .insertInto("audit_prune")
+        .values({ id: 1, ...record })
+        .execute();
       await trx.deleteFrom("audit_events").where("seq", "<=", through).execute();
       await trx.deleteFrom("audit_checkpoints").where("size", "<", through).execute();
     });

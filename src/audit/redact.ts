@@ -69,7 +69,10 @@ export function redactValue(value: unknown, depth = 0): unknown {
     }
     // __proto__ as an own key would otherwise set the copy's prototype.
     const safeKey = key === "__proto__" ? "[__proto__]" : key;
-    out[safeKey] = isSecretField(key) && inner !== null && inner !== undefined && inner !== "" ? REDACTED : redactValue(inner, depth + 1);
+    out[safeKey] =
+      isSecretField(key) && inner !== null && inner !== undefined && inner !== ""
+        ? REDACTED
+        : redactValue(inner, depth + 1);
   }
   return out;
 }

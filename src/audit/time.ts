@@ -14,7 +14,6 @@ export function parseTime(text: string, now: number, field: string): number {
   throw new AgentwallError("ERR_INVALID_ARGUMENT", `${field} must be a duration like 1h or an ISO date`);
 }
 
-
 /** A duration such as `30d` or `1500ms` in ms, or undefined when `text` is not one. */
 export function parseDurationMs(text: string): number | undefined {
   const m = DURATION.exec(text);

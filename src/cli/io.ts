@@ -3,7 +3,15 @@ import { AgentwallError, isAgentwallError, type ErrorCode } from "../errors.js";
 /** CLI exit codes (a contract scripts rely on). */
 export const EXIT = Object.freeze({ OK: 0, DENIED: 1, USAGE: 2, UNAVAILABLE: 3 });
 
-const USAGE_CODES = new Set<ErrorCode>(["ERR_USAGE", "ERR_CONFIG_INVALID", "ERR_CONFIG_FILE", "ERR_INVALID_ARGUMENT", "ERR_DATABASE_URL_INVALID", "ERR_PERMISSION_INVALID", "ERR_AUDIT_WITNESS_INVALID"]);
+const USAGE_CODES = new Set<ErrorCode>([
+  "ERR_USAGE",
+  "ERR_CONFIG_INVALID",
+  "ERR_CONFIG_FILE",
+  "ERR_INVALID_ARGUMENT",
+  "ERR_DATABASE_URL_INVALID",
+  "ERR_PERMISSION_INVALID",
+  "ERR_AUDIT_WITNESS_INVALID",
+]);
 
 /** The exit code for an error: usage problems 2, everything that kept us from checking 3. */
 export function exitCodeFor(error: unknown): number {

@@ -42,7 +42,12 @@ async function main(): Promise<void> {
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version are successes; every other parse problem is a usage error (exit 2).
-      process.exitCode = error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help" ? EXIT.OK : EXIT.USAGE;
+      process.exitCode =
+        error.code === "commander.helpDisplayed" ||
+        error.code === "commander.version" ||
+        error.code === "commander.help"
+          ? EXIT.OK
+          : EXIT.USAGE;
       return;
     }
     printError(error, process.argv.includes("--json"));

@@ -41,11 +41,23 @@ describe("loadConfig", () => {
     const dir = tempDir();
     fieldError(() => loadConfig({ AGENTWALL_PORT: "70000" }, { cwd: dir }), "ERR_CONFIG_INVALID", "AGENTWALL_PORT");
     fieldError(() => loadConfig({ AGENTWALL_PORT: "8o80" }, { cwd: dir }), "ERR_CONFIG_INVALID", "AGENTWALL_PORT");
-    fieldError(() => loadConfig({ AGENTWALL_DATABASE_URL: "mysql://x" }, { cwd: dir }), "ERR_CONFIG_INVALID", "/databaseUrl");
+    fieldError(
+      () => loadConfig({ AGENTWALL_DATABASE_URL: "mysql://x" }, { cwd: dir }),
+      "ERR_CONFIG_INVALID",
+      "/databaseUrl",
+    );
     writeFileSync(join(dir, "a.json"), JSON.stringify({ limits: { bodyBytes: -1 } }));
-    fieldError(() => loadConfig({ AGENTWALL_CONFIG: "a.json" }, { cwd: dir }), "ERR_CONFIG_INVALID", "/limits/bodyBytes");
+    fieldError(
+      () => loadConfig({ AGENTWALL_CONFIG: "a.json" }, { cwd: dir }),
+      "ERR_CONFIG_INVALID",
+      "/limits/bodyBytes",
+    );
     writeFileSync(join(dir, "b.json"), JSON.stringify({ audit: { witnesFile: "x" } }));
-    fieldError(() => loadConfig({ AGENTWALL_CONFIG: "b.json" }, { cwd: dir }), "ERR_CONFIG_INVALID", "/audit/witnesFile");
+    fieldError(
+      () => loadConfig({ AGENTWALL_CONFIG: "b.json" }, { cwd: dir }),
+      "ERR_CONFIG_INVALID",
+      "/audit/witnesFile",
+    );
     writeFileSync(join(dir, "c.json"), "{ not json");
     fieldError(() => loadConfig({ AGENTWALL_CONFIG: "c.json" }, { cwd: dir }), "ERR_CONFIG_FILE", "c.json");
     fieldError(() => loadConfig({ AGENTWALL_CONFIG: "missing.json" }, { cwd: dir }), "ERR_CONFIG_FILE", "missing.json");
@@ -55,7 +67,10 @@ describe("loadConfig", () => {
 
   it("keeps secrets out of the config object and refuses two master key sources", () => {
     const dir = tempDir();
-    const { config, secrets } = loadConfig({ AGENTWALL_MASTER_KEY: "k".repeat(43), AGENTWALL_UPSTREAM_KEY: "sk-up" }, { cwd: dir });
+    const { config, secrets } = loadConfig(
+      { AGENTWALL_MASTER_KEY: "k".repeat(43), AGENTWALL_UPSTREAM_KEY: "sk-up" },
+      { cwd: dir },
+    );
     assert.ok(!JSON.stringify(config).includes("kkkk"));
     assert.equal(secrets.upstreamKey, "sk-up");
     fieldError(

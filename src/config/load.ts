@@ -65,8 +65,13 @@ export function loadConfig(
   }
   if (!validate(fromFile)) {
     const e = validate.errors?.[0];
-    const where = (e?.instancePath ?? "") + (e?.keyword === "additionalProperties" ? `/${String(e.params.additionalProperty)}` : "");
-    fail(where === "" ? "(root)" : where, e?.keyword === "additionalProperties" ? "is not a known setting" : (e?.message ?? "invalid"));
+    const where =
+      (e?.instancePath ?? "") +
+      (e?.keyword === "additionalProperties" ? `/${String(e.params.additionalProperty)}` : "");
+    fail(
+      where === "" ? "(root)" : where,
+      e?.keyword === "additionalProperties" ? "is not a known setting" : (e?.message ?? "invalid"),
+    );
   }
   const file = fromFile as Partial<AgentwallConfig>;
 

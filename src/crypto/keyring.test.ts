@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { freshPostgresDatabase, postgresReachable, postgresStore, randomMasterKey, sqliteStore, tempDir } from "../../test/helpers.js";
+import {
+  freshPostgresDatabase,
+  postgresReachable,
+  postgresStore,
+  randomMasterKey,
+  sqliteStore,
+  tempDir,
+} from "../../test/helpers.js";
 import { verifyMessage, signMessage } from "../audit/checkpoint.js";
 import { Keyring } from "./keyring.js";
 import { masterKeyFromBytes, parseMasterKey } from "./master-key.js";
@@ -17,11 +24,14 @@ describe("master keys", () => {
     assert.equal(parseMasterKey(bytes.toString("base64url"), "env").id, id);
     assert.equal(parseMasterKey(bytes.toString("base64") + "\n", "env").id, id);
     for (const bad of ["", "short", "zz".repeat(32), Buffer.alloc(31).toString("hex"), "!".repeat(43)]) {
-      assert.throws(() => parseMasterKey(bad, "env"), (e: Error & { code?: string }) => {
-        assert.equal(e.code, "ERR_MASTER_KEY_INVALID");
-        if (bad.length > 4) assert.ok(!e.message.includes(bad));
-        return true;
-      });
+      assert.throws(
+        () => parseMasterKey(bad, "env"),
+        (e: Error & { code?: string }) => {
+          assert.equal(e.code, "ERR_MASTER_KEY_INVALID");
+          if (bad.length > 4) assert.ok(!e.message.includes(bad));
+          return true;
+        },
+      );
     }
   });
 
@@ -95,29 +105,37 @@ describe("sealed values", () => {
 
 describe("PostgreSQL: two instances share one key hierarchy", async () => {
   const ok = await postgresReachable();
-  it("decrypt each other's data and verify each other's signatures", { skip: !ok && "PostgreSQL unreachable" }, async () => {
-    const url = await freshPostgresDatabase();
-    const master = randomMasterKey();
-    const [a, b] = [await postgresStore(url), await postgresStore(url)];
-    const [ka, kb] = await Promise.all([Keyring.open(a, { current: master }), Keyring.open(b, { current: master })]);
-    const [sa, sb] = await Promise.all([ka.signingKey("audit"), kb.signingKey("audit")]);
-    assert.equal(sa.kid, sb.kid);
-    const [da, db] = await Promise.all([ka.dataKey("records"), kb.dataKey("records")]);
-    assert.equal(da.kid, db.kid);
-    const sealed = await ka.seal("records", Buffer.from("shared"), binding);
-    assert.equal((await kb.open(sealed, binding)).toString(), "shared");
-    const message = Buffer.from("checkpoint");
-    assert.ok(verifyMessage(await kb.signingKeyById(sa.kid), message, signMessage(sa, message)));
-    await assert.rejects(Keyring.open(b, { current: randomMasterKey() }), { code: "ERR_MASTER_KEY_MISMATCH" });
-  });
+  it(
+    "decrypt each other's data and verify each other's signatures",
+    { skip: !ok && "PostgreSQL unreachable" },
+    async () => {
+      const url = await freshPostgresDatabase();
+      const master = randomMasterKey();
+      const [a, b] = [await postgresStore(url), await postgresStore(url)];
+      const [ka, kb] = await Promise.all([Keyring.open(a, { current: master }), Keyring.open(b, { current: master })]);
+      const [sa, sb] = await Promise.all([ka.signingKey("audit"), kb.signingKey("audit")]);
+      assert.equal(sa.kid, sb.kid);
+      const [da, db] = await Promise.all([ka.dataKey("records"), kb.dataKey("records")]);
+      assert.equal(da.kid, db.kid);
+      const sealed = await ka.seal("records", Buffer.from("shared"), binding);
+      assert.equal((await kb.open(sealed, binding)).toString(), "shared");
+      const message = Buffer.from("checkpoint");
+      assert.ok(verifyMessage(await kb.signingKeyById(sa.kid), message, signMessage(sa, message)));
+      await assert.rejects(Keyring.open(b, { current: randomMasterKey() }), { code: "ERR_MASTER_KEY_MISMATCH" });
+    },
+  );
 
-  it("two instances with different keys on an empty database: exactly one wins", { skip: !ok && "PostgreSQL unreachable" }, async () => {
-    const url = await freshPostgresDatabase();
-    const [a, b] = [await postgresStore(url), await postgresStore(url)];
-    const results = await Promise.allSettled([
-      Keyring.open(a, { current: randomMasterKey() }),
-      Keyring.open(b, { current: randomMasterKey() }),
-    ]);
-    assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
-  });
+  it(
+    "two instances with different keys on an empty database: exactly one wins",
+    { skip: !ok && "PostgreSQL unreachable" },
+    async () => {
+      const url = await freshPostgresDatabase();
+      const [a, b] = [await postgresStore(url), await postgresStore(url)];
+      const results = await Promise.allSettled([
+        Keyring.open(a, { current: randomMasterKey() }),
+        Keyring.open(b, { current: randomMasterKey() }),
+      ]);
+      assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
+    },
+  );
 });

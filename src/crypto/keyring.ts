@@ -1,4 +1,11 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  type KeyObject,
+} from "node:crypto";
 import { AgentwallError } from "../errors.js";
 import type { Store } from "../store/database.js";
 import { AES_KEY_BYTES, openAesGcm, sealAesGcm } from "./aead.js";
@@ -313,7 +320,13 @@ export class Keyring {
     }
   }
 
-  #unwrapDataKey(row: { kid: string; purpose: string; period: string; master_key_id: string; wrapped: string }): DataKey {
+  #unwrapDataKey(row: {
+    kid: string;
+    purpose: string;
+    period: string;
+    master_key_id: string;
+    wrapped: string;
+  }): DataKey {
     const key = this.#unwrap(
       row.master_key_id,
       row.wrapped,

@@ -21,7 +21,9 @@ function readKeyFile(path: string, origin: string): MasterKey {
     if (!statSync(path).isFile()) throw new Error("not a file");
     text = readFileSync(path, "utf8");
   } catch (error) {
-    throw new AgentwallError("ERR_MASTER_KEY_MISSING", `cannot read the master key file ${path} (${origin})`, { cause: error });
+    throw new AgentwallError("ERR_MASTER_KEY_MISSING", `cannot read the master key file ${path} (${origin})`, {
+      cause: error,
+    });
   }
   return parseMasterKey(text, origin);
 }
@@ -40,13 +42,20 @@ export async function resolveMasterKeys(input: {
   masterKeyPreviousFile?: string;
 }): Promise<MasterKeys> {
   const previous: MasterKey[] = [];
-  if (input.masterKeyPrevious !== undefined) previous.push(parseMasterKey(input.masterKeyPrevious, "AGENTWALL_MASTER_KEY_PREVIOUS"));
-  if (input.masterKeyPreviousFile !== undefined) previous.push(readKeyFile(input.masterKeyPreviousFile, "AGENTWALL_MASTER_KEY_PREVIOUS_FILE"));
+  if (input.masterKeyPrevious !== undefined)
+    previous.push(parseMasterKey(input.masterKeyPrevious, "AGENTWALL_MASTER_KEY_PREVIOUS"));
+  if (input.masterKeyPreviousFile !== undefined)
+    previous.push(readKeyFile(input.masterKeyPreviousFile, "AGENTWALL_MASTER_KEY_PREVIOUS_FILE"));
   if (input.masterKey !== undefined) {
     return { current: parseMasterKey(input.masterKey, "AGENTWALL_MASTER_KEY"), previous, origin: "env" };
   }
   if (input.masterKeyFile !== undefined) {
-    return { current: readKeyFile(input.masterKeyFile, "masterKeyFile"), previous, origin: "file", path: input.masterKeyFile };
+    return {
+      current: readKeyFile(input.masterKeyFile, "masterKeyFile"),
+      previous,
+      origin: "file",
+      path: input.masterKeyFile,
+    };
   }
   if (input.store.dialect === "postgres") {
     throw new AgentwallError(

@@ -14,7 +14,12 @@ export interface Principal {
 
 export type AuthDecision =
   | { readonly allowed: true; readonly principal: Principal }
-  | { readonly allowed: false; readonly code: "ERR_UNAUTHENTICATED"; readonly reason: string; readonly credentialId?: string };
+  | {
+      readonly allowed: false;
+      readonly code: "ERR_UNAUTHENTICATED";
+      readonly reason: string;
+      readonly credentialId?: string;
+    };
 
 /**
  * Authenticates a request by the form of its credential. An `aw_` bearer is an API key; any other
@@ -27,7 +32,8 @@ export async function authenticate(request: FastifyRequest, apiKeys: ApiKeys): P
   const m = /^Bearer ([\x21-\x7e]{1,4096})$/.exec(header);
   if (m === null) return { allowed: false, code: "ERR_UNAUTHENTICATED", reason: "malformed authorization header" };
   const token = m[1] as string;
-  if (!token.startsWith("aw_")) return { allowed: false, code: "ERR_UNAUTHENTICATED", reason: "unsupported credential" };
+  if (!token.startsWith("aw_"))
+    return { allowed: false, code: "ERR_UNAUTHENTICATED", reason: "unsupported credential" };
   const verdict = await apiKeys.verify(token);
   if (verdict.result !== "VALID") {
     return {
@@ -41,6 +47,12 @@ export async function authenticate(request: FastifyRequest, apiKeys: ApiKeys): P
   const grants = grantsOfRoles(key.roles);
   return {
     allowed: true,
-    principal: Object.freeze({ subject: key.owner, credentialId: `key:${key.id}`, method: "api_key", roles: key.roles, grants }),
+    principal: Object.freeze({
+      subject: key.owner,
+      credentialId: `key:${key.id}`,
+      method: "api_key",
+      roles: key.roles,
+      grants,
+    }),
   };
 }

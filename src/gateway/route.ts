@@ -13,7 +13,11 @@ export interface GatewayRoute {
   readonly method: HTTPMethods;
   readonly url: string;
   readonly access: RouteAccess;
-  readonly handler: (request: FastifyRequest, reply: FastifyReply, principal: Principal | undefined) => Promise<unknown>;
+  readonly handler: (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    principal: Principal | undefined,
+  ) => Promise<unknown>;
 }
 
 /** Routes allowed to be public. Anything else declared public is refused at startup. */

@@ -8,14 +8,16 @@ import { parseTime } from "../audit/time.js";
 function queryString(request: FastifyRequest, name: string): string | undefined {
   const value = (request.query as Record<string, unknown>)[name];
   if (value === undefined) return undefined;
-  if (typeof value !== "string" || value.length > 200) throw new AgentwallError("ERR_BAD_REQUEST", `query parameter ${name} is invalid`);
+  if (typeof value !== "string" || value.length > 200)
+    throw new AgentwallError("ERR_BAD_REQUEST", `query parameter ${name} is invalid`);
   return value;
 }
 
 function queryInt(request: FastifyRequest, name: string): number | undefined {
   const value = queryString(request, name);
   if (value === undefined) return undefined;
-  if (!/^\d{1,15}$/.test(value)) throw new AgentwallError("ERR_BAD_REQUEST", `query parameter ${name} must be a whole number`);
+  if (!/^\d{1,15}$/.test(value))
+    throw new AgentwallError("ERR_BAD_REQUEST", `query parameter ${name} must be a whole number`);
   return Number(value);
 }
 

@@ -21,7 +21,11 @@ describe("gateway skeleton", () => {
       for (const [name, value] of Object.entries(SECURITY_HEADERS)) assert.equal(res.headers[name], value, name);
       assert.match(String(res.headers["x-request-id"]), /^[0-9a-f-]{36}$/);
     }
-    assert.deepEqual((await app.inject({ method: "GET", url: "/readyz" })).json().checks, { database: "ok", migrations: "ok", masterKey: "ok" });
+    assert.deepEqual((await app.inject({ method: "GET", url: "/readyz" })).json().checks, {
+      database: "ok",
+      migrations: "ok",
+      masterKey: "ok",
+    });
   });
 
   it("readyz reports 503 when the database is gone", async () => {
@@ -72,7 +76,11 @@ describe("gateway skeleton", () => {
   it("serves audit queries with filters and rejects malformed parameters", async () => {
     const { app, admin } = await setup();
     const auth = { authorization: `Bearer ${admin}` };
-    const res = await app.inject({ method: "GET", url: "/v1/admin/audit/events?type=key_created&limit=10", headers: auth });
+    const res = await app.inject({
+      method: "GET",
+      url: "/v1/admin/audit/events?type=key_created&limit=10",
+      headers: auth,
+    });
     assert.equal(res.statusCode, 200);
     assert.equal(res.json().events.length, 2);
     for (const q of ["limit=0", "limit=abc", "since=yesterday", "limit=5000"]) {
@@ -82,12 +90,30 @@ describe("gateway skeleton", () => {
   });
 
   it("enforces the body limit and rejects prototype poisoning", async () => {
-    const { app, admin } = await setup({ limits: { bodyBytes: 1024, headerBytes: 16384, requestTimeoutMs: 10000, keepAliveTimeoutMs: 5000, connectionTimeoutMs: 10000 } });
+    const { app, admin } = await setup({
+      limits: {
+        bodyBytes: 1024,
+        headerBytes: 16384,
+        requestTimeoutMs: 10000,
+        keepAliveTimeoutMs: 5000,
+        connectionTimeoutMs: 10000,
+      },
+    });
     const auth = { authorization: `Bearer ${admin}`, "content-type": "application/json" };
-    const big = await app.inject({ method: "POST", url: "/v1/admin/audit/verify", headers: auth, payload: JSON.stringify({ x: "a".repeat(5000) }) });
+    const big = await app.inject({
+      method: "POST",
+      url: "/v1/admin/audit/verify",
+      headers: auth,
+      payload: JSON.stringify({ x: "a".repeat(5000) }),
+    });
     assert.equal(big.statusCode, 413);
     assert.equal(big.json().error.code, "ERR_BODY_TOO_LARGE");
-    const poison = await app.inject({ method: "POST", url: "/v1/admin/audit/verify", headers: auth, payload: '{"__proto__":{"admin":true}}' });
+    const poison = await app.inject({
+      method: "POST",
+      url: "/v1/admin/audit/verify",
+      headers: auth,
+      payload: '{"__proto__":{"admin":true}}',
+    });
     assert.equal(poison.statusCode, 400);
     const broken = await app.inject({ method: "POST", url: "/v1/admin/audit/verify", headers: auth, payload: "{nope" });
     assert.equal(broken.statusCode, 400);
@@ -108,10 +134,18 @@ describe("gateway skeleton", () => {
 
   it("takes the client address from the socket unless the proxy is trusted", async () => {
     const plain = await setup();
-    await plain.app.inject({ method: "GET", url: "/v1/admin/audit/events", headers: { "x-forwarded-for": "203.0.113.9" } });
+    await plain.app.inject({
+      method: "GET",
+      url: "/v1/admin/audit/events",
+      headers: { "x-forwarded-for": "203.0.113.9" },
+    });
     assert.equal((await plain.instance.audit.query({ type: "auth_failed" })).events[0]?.ip, "127.0.0.1");
     const proxied = await setup({ trustProxy: ["127.0.0.1"] });
-    await proxied.app.inject({ method: "GET", url: "/v1/admin/audit/events", headers: { "x-forwarded-for": "203.0.113.9" } });
+    await proxied.app.inject({
+      method: "GET",
+      url: "/v1/admin/audit/events",
+      headers: { "x-forwarded-for": "203.0.113.9" },
+    });
     assert.equal((await proxied.instance.audit.query({ type: "auth_failed" })).events[0]?.ip, "203.0.113.9");
   });
 });

@@ -113,7 +113,13 @@ export async function buildServer(instance: Instance, options: BuildServerOption
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (isAgentwallError(error)) return sendError(reply, request, error.code, error.message);
     const mapped = error.code !== undefined ? FASTIFY_CODES[error.code] : undefined;
-    if (mapped !== undefined) return sendError(reply, request, mapped, mapped === "ERR_BODY_TOO_LARGE" ? "request body too large" : "malformed request");
+    if (mapped !== undefined)
+      return sendError(
+        reply,
+        request,
+        mapped,
+        mapped === "ERR_BODY_TOO_LARGE" ? "request body too large" : "malformed request",
+      );
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
       return sendError(reply, request, "ERR_BAD_REQUEST", "malformed request");
     }
@@ -124,7 +130,10 @@ export async function buildServer(instance: Instance, options: BuildServerOption
   const routes = [...coreRoutes(instance), ...(options.routes ?? [])];
   for (const route of routes) {
     if (!("permission" in route.access) && !PUBLIC_ROUTES.has(route.url)) {
-      throw new AgentwallError("ERR_ROUTE_PERMISSION_MISSING", `route ${route.method} ${route.url} declares no permission`);
+      throw new AgentwallError(
+        "ERR_ROUTE_PERMISSION_MISSING",
+        `route ${route.method} ${route.url} declares no permission`,
+      );
     }
   }
   // Routes added to Fastify by any other path (a plugin) must also have declared access.

@@ -76,8 +76,10 @@ export class ApiKeys {
 
   /** Creates a key; the returned `key` is the only time the secret exists outside the caller. */
   async create(input: CreateApiKeyInput): Promise<{ id: string; key: string; expiresAt: number | null }> {
-    if (typeof input.owner !== "string" || !NAME.test(input.owner)) throw new AgentwallError("ERR_INVALID_ARGUMENT", "owner must be 1..100 name characters");
-    if (typeof input.name !== "string" || !NAME.test(input.name)) throw new AgentwallError("ERR_INVALID_ARGUMENT", "name must be 1..100 name characters");
+    if (typeof input.owner !== "string" || !NAME.test(input.owner))
+      throw new AgentwallError("ERR_INVALID_ARGUMENT", "owner must be 1..100 name characters");
+    if (typeof input.name !== "string" || !NAME.test(input.name))
+      throw new AgentwallError("ERR_INVALID_ARGUMENT", "name must be 1..100 name characters");
     const now = this.#now();
     const expiresAt = input.expiresAt ?? null;
     if (expiresAt !== null && (!Number.isSafeInteger(expiresAt) || expiresAt <= now)) {

@@ -4,7 +4,14 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { sql } from "kysely";
 import { freshPostgresDatabase, postgresReachable, tempDir } from "../../test/helpers.js";
-import { checkStore, openStore, parseDatabaseUrl, redactDatabaseUrl, type Store, type StoreLocation } from "./database.js";
+import {
+  checkStore,
+  openStore,
+  parseDatabaseUrl,
+  redactDatabaseUrl,
+  type Store,
+  type StoreLocation,
+} from "./database.js";
 import { Lease } from "./lease.js";
 import { LATEST_MIGRATION } from "./migrations.js";
 import { writeTransaction } from "./transaction.js";
@@ -14,8 +21,11 @@ async function suite(location: () => Promise<StoreLocation>) {
     const loc = await location();
     const stores = await Promise.all([openStore(loc), openStore(loc), openStore(loc)]);
     try {
-      const rows = await sql<{ name: string }>`select name from agentwall_migrations`.execute(stores[0]!.db);
-      assert.deepEqual(rows.rows.map((r) => r.name), [LATEST_MIGRATION]);
+      const rows = await sql<{ name: string }>`select name from agentwall_migrations`.execute(stores[0].db);
+      assert.deepEqual(
+        rows.rows.map((r) => r.name),
+        [LATEST_MIGRATION],
+      );
       for (const s of stores) assert.deepEqual(await checkStore(s), { ok: true });
     } finally {
       await Promise.all(stores.map((s) => s.close()));
@@ -32,7 +42,10 @@ async function suite(location: () => Promise<StoreLocation>) {
         }),
         /boom/,
       );
-      assert.equal(await store.db.selectFrom("locks").selectAll().where("name", "=", "x").executeTakeFirst(), undefined);
+      assert.equal(
+        await store.db.selectFrom("locks").selectAll().where("name", "=", "x").executeTakeFirst(),
+        undefined,
+      );
     } finally {
       await store.close();
     }
@@ -40,7 +53,7 @@ async function suite(location: () => Promise<StoreLocation>) {
 
   it("a lease has one holder at a time and expires on its own", async () => {
     const loc = await location();
-    const [a, b]: Store[] = [await openStore(loc), await openStore(loc)];
+    const [a, b]: [Store, Store] = [await openStore(loc), await openStore(loc)];
     try {
       let now = 1000;
       const la = new Lease(a, "job", { ttlMs: 100, now: () => now });
@@ -66,7 +79,15 @@ async function suite(location: () => Promise<StoreLocation>) {
       await store.db.insertInto("locks").values({ name: evil, holder: evil, expires_at: 1 }).execute();
       const row = await store.db.selectFrom("locks").selectAll().where("name", "=", evil).executeTakeFirst();
       assert.equal(row?.holder, evil);
-      assert.equal((await store.db.selectFrom("audit_events").select(sql<number>`count(*)`.as("n")).executeTakeFirstOrThrow()).n, 0);
+      assert.equal(
+        (
+          await store.db
+            .selectFrom("audit_events")
+            .select(sql<number>`count(*)`.as("n"))
+            .executeTakeFirstOrThrow()
+        ).n,
+        0,
+      );
     } finally {
       await store.close();
     }
@@ -74,7 +95,7 @@ async function suite(location: () => Promise<StoreLocation>) {
 }
 
 describe("store on SQLite", () => {
-  suite(async () => ({ kind: "sqlite", path: join(tempDir(), "db", "a.db") }));
+  void suite(async () => ({ kind: "sqlite", path: join(tempDir(), "db", "a.db") }));
 
   it("creates the database file private (0600)", async () => {
     const path = join(tempDir(), "p.db");
@@ -93,11 +114,14 @@ describe("store on PostgreSQL", async () => {
   await suite(async () => ({ kind: "postgres", url: await freshPostgresDatabase() }));
 
   it("an unreachable server is ERR_DATABASE_UNAVAILABLE without the password", async () => {
-    await assert.rejects(openStore({ kind: "postgres", url: "postgres://u:hunter2@127.0.0.1:1/x" }), (e: Error & { code?: string }) => {
-      assert.equal(e.code, "ERR_DATABASE_UNAVAILABLE");
-      assert.ok(!e.message.includes("hunter2"));
-      return true;
-    });
+    await assert.rejects(
+      openStore({ kind: "postgres", url: "postgres://u:hunter2@127.0.0.1:1/x" }),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, "ERR_DATABASE_UNAVAILABLE");
+        assert.ok(!e.message.includes("hunter2"));
+        return true;
+      },
+    );
   });
 });
 

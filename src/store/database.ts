@@ -112,10 +112,10 @@ async function openPostgres(url: string): Promise<Store> {
     // synchronous_commit=on: a commit returns after the WAL is flushed on the server.
     options: "-c synchronous_commit=on",
     types: {
-      getTypeParser: ((oid: number, format?: "text" | "binary") =>
+      getTypeParser: ((oid: number, format?: "text" | "binary"): unknown =>
         oid === BIGINT_OID || oid === NUMERIC_OID
           ? (value: string) => Number(value)
-          : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+          : (pg.types.getTypeParser(oid, format) as unknown)) as typeof pg.types.getTypeParser,
     },
   });
   // An idle client that loses its connection emits 'error' on the pool; without a listener that
@@ -155,7 +155,8 @@ async function migrate(db: Kysely<Database>): Promise<void> {
   const { error, results } = await migrator.migrateToLatest();
   if (error !== undefined) {
     const failed = results?.find((r) => r.status === "Error")?.migrationName ?? "(connection)";
-    if (failed === "(connection)") throw error;
+    if (failed === "(connection)")
+      throw error instanceof Error ? error : new Error("migration failed", { cause: error });
     throw new AgentwallError("ERR_MIGRATION_FAILED", `migration ${failed} failed`, { cause: error });
   }
 }

@@ -35,7 +35,11 @@ export class Lease {
           .where((eb) => eb.or([eb("locks.expires_at", "<", now), eb("locks.holder", "=", this.holder)])),
       )
       .execute();
-    const row = await this.#store.db.selectFrom("locks").select("holder").where("name", "=", this.name).executeTakeFirst();
+    const row = await this.#store.db
+      .selectFrom("locks")
+      .select("holder")
+      .where("name", "=", this.name)
+      .executeTakeFirst();
     return row?.holder === this.holder;
   }
 

@@ -6,7 +6,9 @@ import { parseMasterKey } from "../../src/crypto/master-key.js";
 import { AuditLog } from "../../src/audit/log.js";
 
 const url = process.env.BURST_DATABASE_URL;
-const store = await openStore(url ? { kind: "postgres", url } : { kind: "sqlite", path: process.env.BURST_SQLITE_PATH ?? "" });
+const store = await openStore(
+  url ? { kind: "postgres", url } : { kind: "sqlite", path: process.env.BURST_SQLITE_PATH ?? "" },
+);
 const keyring = await Keyring.open(store, { current: parseMasterKey(process.env.BURST_MASTER_KEY ?? "", "env") });
 const log = new AuditLog({ store, keyring });
 process.stdout.write("ready\n");
@@ -14,7 +16,13 @@ let n = 0;
 async function appender(worker: number): Promise<void> {
   for (;;) {
     const requestId = `w${worker}-${n++}`;
-    const { seq } = await log.append({ type: "data_modify", actor: `worker-${worker}`, action: "burst", outcome: "success", requestId });
+    const { seq } = await log.append({
+      type: "data_modify",
+      actor: `worker-${worker}`,
+      action: "burst",
+      outcome: "success",
+      requestId,
+    });
     process.stdout.write(`ack ${requestId} ${seq}\n`);
   }
 }

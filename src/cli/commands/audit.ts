@@ -8,7 +8,8 @@ import { withInstance, type GlobalOptions } from "../context.js";
 import { EXIT, progressBar } from "../io.js";
 
 function parseLimit(value: string): number {
-  if (!/^\d{1,4}$/.test(value) || Number(value) < 1 || Number(value) > 1000) throw new AgentwallError("ERR_USAGE", "--limit must be 1..1000");
+  if (!/^\d{1,4}$/.test(value) || Number(value) < 1 || Number(value) > 1000)
+    throw new AgentwallError("ERR_USAGE", "--limit must be 1..1000");
   return Number(value);
 }
 
@@ -26,32 +27,45 @@ export function registerAudit(program: Command, run: (fn: () => Promise<number>)
     .option("--limit <n>", "page size 1..1000", parseLimit, 100)
     .option("--cursor <seq>", "continue after this sequence number")
     .option("--json", "JSON Lines output")
-    .action((opts: GlobalOptions & { type?: string; actor?: string; outcome?: string; since?: string; until?: string; limit: number; cursor?: string }) =>
-      run(() =>
-        withInstance({ ...program.opts(), ...opts }, async (instance) => {
-          const now = Date.now();
-          if (opts.cursor !== undefined && !/^\d{1,15}$/.test(opts.cursor)) throw new AgentwallError("ERR_USAGE", "--cursor must be a sequence number");
-          const page = await instance.audit.query({
-            type: opts.type,
-            actor: opts.actor,
-            outcome: opts.outcome,
-            since: opts.since === undefined ? undefined : parseTime(opts.since, now, "--since"),
-            until: opts.until === undefined ? undefined : parseTime(opts.until, now, "--until"),
-            limit: opts.limit,
-            cursor: opts.cursor === undefined ? undefined : Number(opts.cursor),
-          });
-          for (const e of page.events) {
-            if (opts.json === true) process.stdout.write(JSON.stringify(e) + "\n");
-            else {
-              process.stdout.write(
-                [e.seq, new Date(e.ts).toISOString(), e.type, e.actor, e.action, e.outcome, e.resource].join("\t") + "\n",
-              );
+    .action(
+      (
+        opts: GlobalOptions & {
+          type?: string;
+          actor?: string;
+          outcome?: string;
+          since?: string;
+          until?: string;
+          limit: number;
+          cursor?: string;
+        },
+      ) =>
+        run(() =>
+          withInstance({ ...program.opts(), ...opts }, async (instance) => {
+            const now = Date.now();
+            if (opts.cursor !== undefined && !/^\d{1,15}$/.test(opts.cursor))
+              throw new AgentwallError("ERR_USAGE", "--cursor must be a sequence number");
+            const page = await instance.audit.query({
+              type: opts.type,
+              actor: opts.actor,
+              outcome: opts.outcome,
+              since: opts.since === undefined ? undefined : parseTime(opts.since, now, "--since"),
+              until: opts.until === undefined ? undefined : parseTime(opts.until, now, "--until"),
+              limit: opts.limit,
+              cursor: opts.cursor === undefined ? undefined : Number(opts.cursor),
+            });
+            for (const e of page.events) {
+              if (opts.json === true) process.stdout.write(JSON.stringify(e) + "\n");
+              else {
+                process.stdout.write(
+                  [e.seq, new Date(e.ts).toISOString(), e.type, e.actor, e.action, e.outcome, e.resource].join("\t") +
+                    "\n",
+                );
+              }
             }
-          }
-          if (page.next !== undefined && opts.json !== true) process.stderr.write(`more: --cursor ${page.next}\n`);
-          return EXIT.OK;
-        }),
-      ),
+            if (page.next !== undefined && opts.json !== true) process.stderr.write(`more: --cursor ${page.next}\n`);
+            return EXIT.OK;
+          }),
+        ),
     );
 
   audit
@@ -61,7 +75,8 @@ export function registerAudit(program: Command, run: (fn: () => Promise<number>)
     .action((opts: GlobalOptions & { out?: string }) =>
       run(() =>
         withInstance({ ...program.opts(), ...opts }, async (instance) => {
-          const out = opts.out === undefined ? process.stdout : createWriteStream(opts.out, { flags: "wx", mode: 0o600 });
+          const out =
+            opts.out === undefined ? process.stdout : createWriteStream(opts.out, { flags: "wx", mode: 0o600 });
           const bar = progressBar("export");
           for await (const e of instance.audit.export({ onProgress: (d, t) => bar.update(d, t) })) {
             if (!out.write(JSON.stringify(e) + "\n")) await once(out, "drain");
@@ -90,9 +105,13 @@ export function registerAudit(program: Command, run: (fn: () => Promise<number>)
           bar.end();
           if (opts.json === true) process.stdout.write(JSON.stringify(result) + "\n");
           else if (result.ok) {
-            process.stdout.write(`intact: ${result.size} entries, ${result.checkpoints} checkpoints, root ${result.root}\n`);
+            process.stdout.write(
+              `intact: ${result.size} entries, ${result.checkpoints} checkpoints, root ${result.root}\n`,
+            );
           } else {
-            process.stdout.write(`ALTERED: first bad sequence number ${result.firstBadSeq} (${result.problem}): ${result.reason}\n`);
+            process.stdout.write(
+              `ALTERED: first bad sequence number ${result.firstBadSeq} (${result.problem}): ${result.reason}\n`,
+            );
           }
           return result.ok ? EXIT.OK : EXIT.DENIED;
         }),
@@ -108,7 +127,10 @@ export function registerAudit(program: Command, run: (fn: () => Promise<number>)
         withInstance({ ...program.opts(), ...opts }, async (instance) => {
           const c = await instance.audit.checkpoint();
           if (opts.json === true) process.stdout.write(JSON.stringify(c ?? null) + "\n");
-          else process.stdout.write(c === undefined ? "nothing new to checkpoint\n" : `checkpoint at size ${c.size}, root ${c.root}\n`);
+          else
+            process.stdout.write(
+              c === undefined ? "nothing new to checkpoint\n" : `checkpoint at size ${c.size}, root ${c.root}\n`,
+            );
           return EXIT.OK;
         }),
       ),

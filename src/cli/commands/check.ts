@@ -29,38 +29,82 @@ export async function runChecks(instance: Instance, options: { verifyAudit: bool
   const add = (name: string, status: CheckItem["status"], message: string) => items.push({ name, status, message });
 
   if (instance.masterKeyOrigin === "home-file" || instance.masterKeyOrigin === "generated") {
-    add("master-key-location", "warn", `the master key sits beside the data (${instance.masterKeyPath ?? ""}); keep it outside AGENTWALL_HOME (AGENTWALL_MASTER_KEY_FILE)`);
+    add(
+      "master-key-location",
+      "warn",
+      `the master key sits beside the data (${instance.masterKeyPath ?? ""}); keep it outside AGENTWALL_HOME (AGENTWALL_MASTER_KEY_FILE)`,
+    );
   } else {
-    add("master-key-location", "pass", `master key from ${instance.masterKeyOrigin === "env" ? "AGENTWALL_MASTER_KEY" : "a key file"}`);
+    add(
+      "master-key-location",
+      "pass",
+      `master key from ${instance.masterKeyOrigin === "env" ? "AGENTWALL_MASTER_KEY" : "a key file"}`,
+    );
   }
   if (instance.masterKeyPath !== undefined) {
     const mode = modeOf(instance.masterKeyPath);
-    if (mode !== undefined && (mode & 0o077) !== 0) add("master-key-permissions", "fail", `${instance.masterKeyPath} is readable by others (mode ${mode.toString(8)}); chmod 600`);
+    if (mode !== undefined && (mode & 0o077) !== 0)
+      add(
+        "master-key-permissions",
+        "fail",
+        `${instance.masterKeyPath} is readable by others (mode ${mode.toString(8)}); chmod 600`,
+      );
     else add("master-key-permissions", "pass", "master key file is private (0600)");
   }
   const homeMode = modeOf(config.home);
-  if (homeMode !== undefined && (homeMode & 0o077) !== 0) add("data-directory-permissions", "fail", `${config.home} is accessible by others (mode ${homeMode.toString(8)}); chmod 700`);
+  if (homeMode !== undefined && (homeMode & 0o077) !== 0)
+    add(
+      "data-directory-permissions",
+      "fail",
+      `${config.home} is accessible by others (mode ${homeMode.toString(8)}); chmod 700`,
+    );
   else add("data-directory-permissions", "pass", "data directory is private (0700)");
 
   if (config.tls === undefined && !LOOPBACK.has(config.host)) {
-    add("tls", "fail", `the gateway listens on ${config.host} without TLS; configure tls.certFile/keyFile or bind to 127.0.0.1 behind a TLS proxy`);
-  } else add("tls", "pass", config.tls === undefined ? "plain HTTP on loopback only" : "TLS configured (TLS 1.2 minimum)");
+    add(
+      "tls",
+      "fail",
+      `the gateway listens on ${config.host} without TLS; configure tls.certFile/keyFile or bind to 127.0.0.1 behind a TLS proxy`,
+    );
+  } else
+    add("tls", "pass", config.tls === undefined ? "plain HTTP on loopback only" : "TLS configured (TLS 1.2 minimum)");
 
   if (config.trustProxy.some((p) => p === "0.0.0.0/0" || p === "::/0" || p === "*")) {
     add("trust-proxy", "fail", "trustProxy believes X-Forwarded-For from every address; list your proxies");
-  } else add("trust-proxy", "pass", config.trustProxy.length === 0 ? "client addresses come from the socket" : `${config.trustProxy.length} trusted proxies`);
+  } else
+    add(
+      "trust-proxy",
+      "pass",
+      config.trustProxy.length === 0
+        ? "client addresses come from the socket"
+        : `${config.trustProxy.length} trusted proxies`,
+    );
 
   const now = Date.now();
-  const keys = (await instance.apiKeys.list()).filter((k) => k.revokedAt === null && (k.expiresAt === null || k.expiresAt > now));
+  const keys = (await instance.apiKeys.list()).filter(
+    (k) => k.revokedAt === null && (k.expiresAt === null || k.expiresAt > now),
+  );
   const old = keys.filter((k) => now - k.createdAt > KEY_MAX_AGE_MS);
-  if (old.length > 0) add("key-age", "warn", `${old.length} active API keys are older than 90 days (${old.slice(0, 5).map((k) => k.id).join(", ")}); rotate them`);
+  if (old.length > 0)
+    add(
+      "key-age",
+      "warn",
+      `${old.length} active API keys are older than 90 days (${old
+        .slice(0, 5)
+        .map((k) => k.id)
+        .join(", ")}); rotate them`,
+    );
   else add("key-age", "pass", "no active API key is older than 90 days");
   const eternalAdmins = keys.filter((k) => k.roles.includes("admin") && k.expiresAt === null);
   if (eternalAdmins.length > 0) add("admin-key-expiry", "warn", `${eternalAdmins.length} admin keys never expire`);
   else add("admin-key-expiry", "pass", "every admin key expires");
 
   if (config.audit.witnessFile === undefined && !config.audit.witnessStdout) {
-    add("audit-witness", "warn", "audit checkpoints are kept only in the database; configure audit.witnessFile to detect a rewritten tail");
+    add(
+      "audit-witness",
+      "warn",
+      "audit checkpoints are kept only in the database; configure audit.witnessFile to detect a rewritten tail",
+    );
   } else add("audit-witness", "pass", "audit checkpoints go to a witness");
   if (options.verifyAudit) {
     const result = await instance.audit.verify();
@@ -82,7 +126,9 @@ export function registerCheck(program: Command, run: (fn: () => Promise<number>)
           const items = await runChecks(instance, { verifyAudit: opts.verifyAudit });
           const ok = items.every((i) => i.status !== "fail");
           if (opts.json === true) process.stdout.write(JSON.stringify({ ok, checks: items }) + "\n");
-          else for (const i of items) process.stdout.write(`${i.status.toUpperCase().padEnd(4)} ${i.name}: ${i.message}\n`);
+          else
+            for (const i of items)
+              process.stdout.write(`${i.status.toUpperCase().padEnd(4)} ${i.name}: ${i.message}\n`);
           return ok ? EXIT.OK : EXIT.DENIED;
         }),
       ),

@@ -17,7 +17,9 @@ export function registerInit(program: Command, run: (fn: () => Promise<number>) 
           }
           process.stdout.write(`data directory: ${instance.config.home}\n`);
           if (instance.masterKeyOrigin === "generated") {
-            process.stdout.write(`master key generated: ${instance.masterKeyPath ?? ""} (move it outside the data directory for production)\n`);
+            process.stdout.write(
+              `master key generated: ${instance.masterKeyPath ?? ""} (move it outside the data directory for production)\n`,
+            );
           }
           if (created === undefined) {
             process.stdout.write("already initialised: API keys exist, no new admin key was created\n");

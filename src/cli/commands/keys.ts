@@ -5,7 +5,8 @@ import { withInstance, type GlobalOptions } from "../context.js";
 import { EXIT, readStdin } from "../io.js";
 
 function parseUses(value: string): number {
-  if (!/^\d{1,12}$/.test(value) || Number(value) < 1) throw new AgentwallError("ERR_USAGE", "--uses must be a positive whole number");
+  if (!/^\d{1,12}$/.test(value) || Number(value) < 1)
+    throw new AgentwallError("ERR_USAGE", "--uses must be a positive whole number");
   return Number(value);
 }
 
@@ -59,7 +60,13 @@ export function registerKeys(program: Command, run: (fn: () => Promise<number>) 
           const verdict = await instance.apiKeys.verify(key);
           const out =
             verdict.result === "VALID"
-              ? { result: verdict.result, id: verdict.key.id, owner: verdict.key.owner, roles: verdict.key.roles, expiresAt: verdict.key.expiresAt }
+              ? {
+                  result: verdict.result,
+                  id: verdict.key.id,
+                  owner: verdict.key.owner,
+                  roles: verdict.key.roles,
+                  expiresAt: verdict.key.expiresAt,
+                }
               : { result: verdict.result, ...(verdict.keyId !== undefined ? { id: verdict.keyId } : {}) };
           process.stdout.write(opts.json === true ? JSON.stringify(out) + "\n" : `${out.result}\n`);
           return verdict.result === "VALID" ? EXIT.OK : EXIT.DENIED;
@@ -77,7 +84,17 @@ export function registerKeys(program: Command, run: (fn: () => Promise<number>) 
         withInstance({ ...program.opts(), ...opts }, async (instance) => {
           for (const k of await instance.apiKeys.list(opts.owner)) {
             if (opts.json === true) process.stdout.write(JSON.stringify(k) + "\n");
-            else process.stdout.write([k.id, k.prefix + "…", k.owner, k.name, k.roles.join(","), k.revokedAt === null ? "active" : "revoked"].join("\t") + "\n");
+            else
+              process.stdout.write(
+                [
+                  k.id,
+                  k.prefix + "…",
+                  k.owner,
+                  k.name,
+                  k.roles.join(","),
+                  k.revokedAt === null ? "active" : "revoked",
+                ].join("\t") + "\n",
+              );
           }
           return EXIT.OK;
         }),

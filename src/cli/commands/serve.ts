@@ -5,7 +5,8 @@ import { configFor } from "../context.js";
 import { AgentwallError } from "../../errors.js";
 
 function parsePort(value: string): number {
-  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) throw new AgentwallError("ERR_USAGE", "--port must be 0..65535");
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535)
+    throw new AgentwallError("ERR_USAGE", "--port must be 0..65535");
   return Number(value);
 }
 
@@ -29,7 +30,8 @@ export function registerServe(program: Command, run: (fn: () => Promise<number>)
             await instance.close();
             throw error;
           });
-          if (first !== undefined) process.stderr.write(`\nfirst admin key (shown once, store it now):\n${first.key}\n\n`);
+          if (first !== undefined)
+            process.stderr.write(`\nfirst admin key (shown once, store it now):\n${first.key}\n\n`);
         } else if ((await instance.apiKeys.list()).length === 0) {
           logger.warn("no API key exists yet: run `agentwall init` on a terminal to create the first admin key");
         }
@@ -38,8 +40,13 @@ export function registerServe(program: Command, run: (fn: () => Promise<number>)
           logger.error({ code: error instanceof AgentwallError ? error.code : "unknown" }, "audit checkpoint failed"),
         );
         const address = await app.listen({ host: config.host, port: config.port });
-        process.stdout.write(`agentwall listening on ${address}\ndata directory: ${config.home}\n${source !== undefined ? `config: ${source}\n` : ""}`);
-        logger.info({ address, database: instance.store.description, masterKey: instance.masterKeyOrigin }, "gateway started");
+        process.stdout.write(
+          `agentwall listening on ${address}\ndata directory: ${config.home}\n${source !== undefined ? `config: ${source}\n` : ""}`,
+        );
+        logger.info(
+          { address, database: instance.store.description, masterKey: instance.masterKeyOrigin },
+          "gateway started",
+        );
         return new Promise<number>((resolve) => {
           let stopping = false;
           const stop = (signal: string) => {
