@@ -187,6 +187,7 @@ export class AuditLog implements AuditSink {
   }
 
   async #commit(events: readonly PreparedEvent[]): Promise<number> {
+    if (process.env.AW_DEBUG_BATCH) process.stderr.write(events.length + " ");
     const keys = new Map<string, DataKey>();
     for (const e of events) {
       const period = keyPeriod(e.ts);

@@ -1,0 +1,3 @@
+export * from "./api-keys.js";
+export { generateApiKey, parseApiKey, hashApiKey, API_KEY_PATTERN } from "./api-key-format.js";
+export { createFirstAdminKey } from "./bootstrap.js";
