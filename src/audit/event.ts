@@ -89,6 +89,10 @@ export interface AuditSink {
 const TYPES = new Set<string>(AUDIT_EVENT_TYPES);
 const OUTCOMES = new Set<string>(AUDIT_OUTCOMES);
 const MAX_FIELD = 512;
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is removed
+const CONTROL = /[\u0000-\u001f\u007f]/;
+// eslint-disable-next-line no-control-regex -- as above
+const CONTROL_ALL = /[\u0000-\u001f\u007f]/g;
 
 function clearField(value: unknown, name: string, required: boolean): string {
   if (value === undefined || value === null) {
@@ -102,8 +106,7 @@ function clearField(value: unknown, name: string, required: boolean): string {
     throw new AgentwallError("ERR_AUDIT_EVENT_INVALID", `audit event field ${name} is empty`);
   }
   // Searchable columns stay in clear, so they get the same secret redaction as details.
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what is removed
-  const redacted = redactText(value.replace(/[\u0000-\u001f\u007f]/g, " "));
+  const redacted = redactText(CONTROL.test(value) ? value.replace(CONTROL_ALL, " ") : value);
   return redacted.length > MAX_FIELD ? redacted.slice(0, MAX_FIELD) + "…" : redacted;
 }
 

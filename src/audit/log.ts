@@ -1,3 +1,4 @@
+import type { Database as SqliteDatabase, Statement as SqliteStatement } from "better-sqlite3";
 import { AgentwallError, isAgentwallError } from "../errors.js";
 import type { DataKey, Keyring } from "../crypto/keyring.js";
 import { keyPeriod } from "../crypto/keyring.js";
@@ -88,6 +89,37 @@ interface Pending {
 const PAGE = 5000;
 const INSERT_CHUNK = 200;
 
+/** Assigns sequence numbers after the head, seals details, computes leaves and extends the frontier. */
+function sealRows(
+  events: readonly PreparedEvent[],
+  keys: Map<string, DataKey>,
+  frontier: MerkleFrontier,
+): AuditEventsTable[] {
+  const first = frontier.size + 1;
+  return events.map((e, i) => {
+    const seq = first + i;
+    const key = keys.get(keyPeriod(e.ts)) as DataKey;
+    const details = key.seal(Buffer.from(e.details), { table: "audit_events", row: seq, owner: e.actor });
+    const row = {
+      seq,
+      ts: e.ts,
+      type: e.type,
+      actor: e.actor,
+      action: e.action,
+      resource: e.resource,
+      outcome: e.outcome,
+      ip: e.ip,
+      user_agent: e.userAgent,
+      request_id: e.requestId,
+      kid: key.kid,
+      details,
+    };
+    const leaf = rowLeaf(row);
+    frontier.append(leaf);
+    return { ...row, leaf: leaf.toString("hex") };
+  });
+}
+
 /** The canonical bytes of a stored row: what its Merkle leaf covers (ciphertext, not plaintext). */
 export function rowLeaf(row: Omit<AuditEventsTable, "leaf">): Buffer {
   return leafHash(
@@ -134,6 +166,7 @@ export class AuditLog implements AuditSink {
   readonly #queue: Pending[] = [];
   readonly #checkpointLease: Lease;
   #flushing: Promise<void> | undefined;
+  #statements: { head: SqliteStatement; insert: SqliteStatement; update: SqliteStatement } | undefined;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
 
@@ -187,12 +220,13 @@ export class AuditLog implements AuditSink {
   }
 
   async #commit(events: readonly PreparedEvent[]): Promise<number> {
-    if (process.env.AW_DEBUG_BATCH) process.stderr.write(events.length + " ");
     const keys = new Map<string, DataKey>();
     for (const e of events) {
       const period = keyPeriod(e.ts);
       if (!keys.has(period)) keys.set(period, await this.#keyring.dataKey("audit", e.ts));
     }
+    const sqlite = this.#store.sqlite;
+    if (sqlite !== undefined) return this.#commitSqlite(sqlite, events, keys);
     return writeTransaction(this.#store, async (trx) => {
       const head = await (
         this.#store.dialect === "postgres"
@@ -200,28 +234,7 @@ export class AuditLog implements AuditSink {
           : trx.selectFrom("audit_head").selectAll().where("id", "=", 1)
       ).executeTakeFirstOrThrow();
       const frontier = MerkleFrontier.parse(head.size, head.frontier);
-      const rows: AuditEventsTable[] = events.map((e, i) => {
-        const seq = head.size + i + 1;
-        const key = keys.get(keyPeriod(e.ts)) as DataKey;
-        const details = key.seal(Buffer.from(e.details), { table: "audit_events", row: seq, owner: e.actor });
-        const row = {
-          seq,
-          ts: e.ts,
-          type: e.type,
-          actor: e.actor,
-          action: e.action,
-          resource: e.resource,
-          outcome: e.outcome,
-          ip: e.ip,
-          user_agent: e.userAgent,
-          request_id: e.requestId,
-          kid: key.kid,
-          details,
-        };
-        const leaf = rowLeaf(row);
-        frontier.append(leaf);
-        return { ...row, leaf: leaf.toString("hex") };
-      });
+      const rows = sealRows(events, keys, frontier);
       for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
         await trx
           .insertInto("audit_events")
@@ -240,6 +253,35 @@ export class AuditLog implements AuditSink {
         .execute();
       return head.size + 1;
     });
+  }
+
+  /**
+   * The SQLite commit, with cached prepared statements on the connection itself: Kysely compiles and
+   * prepares a new multi-row statement per batch, which cost as much as the fsync (measured: 2.0 ms
+   * against 1.1 ms per 32-event batch). Runs inside Kysely's connection lock, so it never interleaves
+   * with a Kysely transaction; better-sqlite3 is synchronous, so the whole transaction is one step.
+   */
+  async #commitSqlite(
+    sqlite: SqliteDatabase,
+    events: readonly PreparedEvent[],
+    keys: Map<string, DataKey>,
+  ): Promise<number> {
+    this.#statements ??= {
+      head: sqlite.prepare("select size, frontier from audit_head where id = 1"),
+      insert: sqlite.prepare(
+        "insert into audit_events (seq, ts, type, actor, action, resource, outcome, ip, user_agent, request_id, kid, details, leaf) values (@seq, @ts, @type, @actor, @action, @resource, @outcome, @ip, @user_agent, @request_id, @kid, @details, @leaf)",
+      ),
+      update: sqlite.prepare("update audit_head set size = ?, frontier = ?, root = ?, updated_at = ? where id = 1"),
+    };
+    const statements = this.#statements;
+    const commit = sqlite.transaction(() => {
+      const head = statements.head.get() as { size: number; frontier: string };
+      const frontier = MerkleFrontier.parse(head.size, head.frontier);
+      for (const row of sealRows(events, keys, frontier)) statements.insert.run(row);
+      statements.update.run(frontier.size, frontier.serialize(), frontier.root().toString("hex"), this.#now());
+      return head.size + 1;
+    });
+    return this.#store.db.connection().execute(async () => commit.immediate());
   }
 
   /** Resolves when every append issued so far has been committed (or failed). */

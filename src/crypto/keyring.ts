@@ -8,7 +8,7 @@ import {
 } from "node:crypto";
 import { AgentwallError } from "../errors.js";
 import type { Store } from "../store/database.js";
-import { AES_KEY_BYTES, openAesGcm, sealAesGcm } from "./aead.js";
+import { AES_KEY_BYTES, IvSource, openAesGcm, sealAesGcm } from "./aead.js";
 import { fromBase64Url } from "./encoding.js";
 import type { MasterKey } from "./master-key.js";
 
@@ -47,6 +47,7 @@ export class DataKey {
   readonly kid: string;
   readonly purpose: string;
   readonly #key: Buffer;
+  readonly #ivs = new IvSource();
 
   constructor(kid: string, purpose: string, key: Buffer) {
     this.kid = kid;
@@ -55,7 +56,7 @@ export class DataKey {
   }
 
   seal(plaintext: Uint8Array, binding: Binding): string {
-    return `${this.kid}.${sealAesGcm(this.#key, plaintext, bindingBytes(binding, this.kid)).toString("base64url")}`;
+    return `${this.kid}.${sealAesGcm(this.#key, plaintext, bindingBytes(binding, this.kid), this.#ivs).toString("base64url")}`;
   }
 
   open(sealed: string, binding: Binding): Buffer {

@@ -18,6 +18,11 @@ export interface Store {
   readonly dialect: StoreDialect;
   /** Human-readable location without credentials, for logs and `readyz`. */
   readonly description: string;
+  /**
+   * The SQLite connection itself, for hot paths that need cached prepared statements (the audit append).
+   * Use only inside `db.connection().execute(...)`, which serializes it with Kysely's own use.
+   */
+  readonly sqlite?: SQLite.Database;
   close(): Promise<void>;
 }
 
@@ -98,6 +103,7 @@ function openSqlite(path: string): Store {
     db,
     dialect: "sqlite",
     description: `sqlite:${path}`,
+    sqlite: database,
     close: () => db.destroy(),
   };
 }
