@@ -1,3 +1,4 @@
+import { hash } from "node:crypto";
 import type { Database as SqliteDatabase, Statement as SqliteStatement } from "better-sqlite3";
 import { AgentwallError, isAgentwallError } from "../errors.js";
 import type { DataKey, Keyring } from "../crypto/keyring.js";
@@ -120,26 +121,38 @@ function sealRows(
   });
 }
 
-/** The canonical bytes of a stored row: what its Merkle leaf covers (ciphertext, not plaintext). */
+/** The columns a leaf covers, in order. */
+const ROW_COLUMNS = [
+  "seq",
+  "ts",
+  "type",
+  "actor",
+  "action",
+  "resource",
+  "outcome",
+  "ip",
+  "user_agent",
+  "request_id",
+  "kid",
+  "details",
+] as const satisfies ReadonlyArray<keyof AuditEventsTable>;
+const LEAF_INDEX = ROW_COLUMNS.length;
+
+/**
+ * The leaf of a row given as values in {@link ROW_COLUMNS} order (extra trailing values are ignored),
+ * as hex: SHA-256 of 0x00 followed by the UTF-8 JSON text, hashed in one shot from the string.
+ */
+function leafOfFields(values: readonly unknown[]): string {
+  const json = JSON.stringify(values.length === LEAF_INDEX ? values : values.slice(0, LEAF_INDEX));
+  return hash("sha256", "\u0000" + json, "hex");
+}
+
+/**
+ * The Merkle leaf of a stored row: SHA-256(0x00 || JSON of its columns), over the ciphertext of the
+ * details, not the plaintext, so erasing a data key leaves the log verifiable.
+ */
 export function rowLeaf(row: Omit<AuditEventsTable, "leaf">): Buffer {
-  return leafHash(
-    Buffer.from(
-      JSON.stringify([
-        row.seq,
-        row.ts,
-        row.type,
-        row.actor,
-        row.action,
-        row.resource,
-        row.outcome,
-        row.ip,
-        row.user_agent,
-        row.request_id,
-        row.kid,
-        row.details,
-      ]),
-    ),
-  );
+  return Buffer.from(leafOfFields(ROW_COLUMNS.map((c) => row[c])), "hex");
 }
 
 /**
@@ -167,6 +180,7 @@ export class AuditLog implements AuditSink {
   readonly #checkpointLease: Lease;
   #flushing: Promise<void> | undefined;
   #statements: { head: SqliteStatement; insert: SqliteStatement; update: SqliteStatement } | undefined;
+  #pageStatement: SqliteStatement | undefined;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
 
@@ -445,30 +459,24 @@ export class AuditLog implements AuditSink {
     const total = Math.max(head.size, sizes.at(-1) ?? 0);
     let cursor = prunedThrough;
     for (;;) {
-      const rows = await db
-        .selectFrom("audit_events")
-        .selectAll()
-        .where("seq", ">", cursor)
-        .orderBy("seq")
-        .limit(PAGE)
-        .execute();
+      const rows = await this.#rowPage(cursor);
       if (rows.length === 0) break;
       for (const row of rows) {
         const want = frontier.size + 1;
-        if (row.seq !== want) {
+        const seq = row[0] as number;
+        if (seq !== want) {
           return { ok: false, problem: "ROW_MISSING", firstBadSeq: want, reason: `entry ${want} is missing` };
         }
-        const { leaf, ...fields } = row;
-        const computed = rowLeaf(fields);
-        if (computed.toString("hex") !== leaf) {
+        const computed = leafOfFields(row);
+        if (computed !== row[LEAF_INDEX]) {
           return {
             ok: false,
             problem: "ROW_ALTERED",
-            firstBadSeq: row.seq,
-            reason: `entry ${row.seq} does not match its leaf hash`,
+            firstBadSeq: seq,
+            reason: `entry ${seq} does not match its leaf hash`,
           };
         }
-        frontier.append(computed);
+        frontier.append(Buffer.from(computed, "hex"));
         const size = sizes[nextCheckpoint];
         if (size === frontier.size) {
           if (frontier.root().toString("hex") !== expected.get(size)) {
@@ -483,7 +491,7 @@ export class AuditLog implements AuditSink {
           nextCheckpoint += 1;
         }
       }
-      cursor = rows.at(-1)?.seq ?? cursor;
+      cursor = frontier.size;
       options.onProgress?.(frontier.size, total);
     }
     const pendingSize = sizes[nextCheckpoint];
@@ -505,6 +513,30 @@ export class AuditLog implements AuditSink {
       };
     }
     return { ok: true, size: frontier.size, root, checkpoints: sizes.length, prunedThrough };
+  }
+
+  /**
+   * A page of rows after `after` as arrays in {@link ROW_COLUMNS} order (what the leaf covers, then the
+   * leaf). On SQLite a cached raw statement; arrays instead of objects make verifying a million rows
+   * several times faster.
+   */
+  async #rowPage(after: number): Promise<unknown[][]> {
+    const sqlite = this.#store.sqlite;
+    if (sqlite !== undefined) {
+      this.#pageStatement ??= sqlite
+        .prepare(`select ${ROW_COLUMNS.join(", ")}, leaf from audit_events where seq > ? order by seq limit ?`)
+        .raw(true);
+      const statement = this.#pageStatement;
+      return this.#store.db.connection().execute(async () => statement.all(after, PAGE) as unknown[][]);
+    }
+    const rows = await this.#store.db
+      .selectFrom("audit_events")
+      .selectAll()
+      .where("seq", ">", after)
+      .orderBy("seq")
+      .limit(PAGE)
+      .execute();
+    return rows.map((r) => [...ROW_COLUMNS.map((c) => r[c]), r.leaf]);
   }
 
   async #decode(row: AuditEventsTable): Promise<AuditRecord> {

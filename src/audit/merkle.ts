@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, hash } from "node:crypto";
 import { AgentwallError } from "../errors.js";
 
 // RFC 6962 / RFC 9162 section 2.1: leaf = SHA-256(0x00 || data), node = SHA-256(0x01 || left || right),
@@ -11,9 +11,16 @@ export function leafHash(data: Uint8Array): Buffer {
   return createHash("sha256").update(LEAF_PREFIX).update(data).digest();
 }
 
-/** SHA-256(0x01 || left || right). */
+/** SHA-256(0x01 || left || right), one-shot (crypto.hash is about 1.5x faster than a Hash object here). */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  return createHash("sha256").update(NODE_PREFIX).update(left).update(right).digest();
+  if (left.length !== 32 || right.length !== 32) {
+    return createHash("sha256").update(NODE_PREFIX).update(left).update(right).digest();
+  }
+  const input = Buffer.allocUnsafe(65);
+  input[0] = 1;
+  input.set(left, 1);
+  input.set(right, 33);
+  return hash("sha256", input, "buffer") as Buffer;
 }
 
 /** The root of the empty tree. */
