@@ -25,7 +25,7 @@ import {
   type AuditSink,
   type PreparedEvent,
 } from "./event.js";
-import { EMPTY_ROOT, MerkleFrontier, leafHash } from "./merkle.js";
+import { EMPTY_ROOT, MerkleFrontier } from "./merkle.js";
 
 /** Options of {@link AuditLog}. */
 export interface AuditLogOptions {

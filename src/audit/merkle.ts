@@ -20,7 +20,7 @@ export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
   input[0] = 1;
   input.set(left, 1);
   input.set(right, 33);
-  return hash("sha256", input, "buffer") as Buffer;
+  return hash("sha256", input, "buffer");
 }
 
 /** The root of the empty tree. */
