@@ -44,7 +44,11 @@ function event(i: number) {
   };
 }
 
-async function appendThroughput(store: Store, n: number, concurrency: number): Promise<{ perSecond: number; log: AuditLog }> {
+async function appendThroughput(
+  store: Store,
+  n: number,
+  concurrency: number,
+): Promise<{ perSecond: number; log: AuditLog }> {
   const keyring = await Keyring.open(store, { current: masterKeyFromBytes(randomBytes(32)) });
   const log = new AuditLog({ store, keyring });
   await log.append(event(-1)); // warm the data key cache and the statement path
@@ -65,17 +69,33 @@ async function appendThroughput(store: Store, n: number, concurrency: number): P
 // The rows AuditLog stores, shaped the same (same columns, same sizes), inserted by plain batched
 // statements: the baseline of "what the database does with this durability and no audit logic".
 function plainRow(i: number) {
-  return [i, Date.now(), "data_access", `user-${i % 100}`, "records.read", `record:${i}`, "success", "10.0.0.1", "bench/1", `req-${i}`, "dk-audit-2026-11-1-00000000", randomBytes(60).toString("base64url"), randomBytes(32).toString("hex")];
+  return [
+    i + 1,
+    Date.now(),
+    "data_access",
+    `user-${i % 100}`,
+    "records.read",
+    `record:${i}`,
+    "success",
+    "10.0.0.1",
+    "bench/1",
+    `req-${i}`,
+    "dk-audit-2026-11-1-00000000",
+    randomBytes(60).toString("base64url"),
+    randomBytes(32).toString("hex"),
+  ];
 }
 const COLUMNS = "(seq, ts, type, actor, action, resource, outcome, ip, user_agent, request_id, kid, details, leaf)";
 
+// The baseline writes into agentwall's own audit_events table (same columns, same indexes), created by
+// the migrations, so the comparison is "the same rows, the same durability, no audit logic".
 async function plainSqlite(path: string, n: number, batch: number): Promise<number> {
+  await (await openStore({ kind: "sqlite", path })).close();
   const db = new Database(path);
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = FULL");
-  db.exec(`create table t ${COLUMNS.replace(/(\w+)/g, "$1 text").replace("seq text", "seq integer primary key")}`);
   const placeholders = `(${Array(13).fill("?").join(",")})`;
-  const insert = db.prepare(`insert into t ${COLUMNS} values ${Array(batch).fill(placeholders).join(",")}`);
+  const insert = db.prepare(`insert into audit_events ${COLUMNS} values ${Array(batch).fill(placeholders).join(",")}`);
   const tx = db.transaction((rows: unknown[]) => insert.run(rows));
   const start = process.hrtime.bigint();
   for (let i = 0; i + batch <= n; i += batch) tx(Array.from({ length: batch }, (_, j) => plainRow(i + j)).flat());
@@ -85,14 +105,20 @@ async function plainSqlite(path: string, n: number, batch: number): Promise<numb
 }
 
 async function plainPostgres(url: string, n: number, batch: number): Promise<number> {
+  await (await openStore({ kind: "postgres", url })).close();
   const client = new pg.Client({ connectionString: url, options: "-c synchronous_commit=on" });
   await client.connect();
-  await client.query(`create table t ${COLUMNS.replace(/(\w+)/g, "$1 text").replace("seq text", "seq bigint primary key")}`);
-  const placeholders = Array.from({ length: batch }, (_, r) => `(${Array.from({ length: 13 }, (_, c) => `$${r * 13 + c + 1}`).join(",")})`).join(",");
+  const placeholders = Array.from(
+    { length: batch },
+    (_, r) => `(${Array.from({ length: 13 }, (_, c) => `$${r * 13 + c + 1}`).join(",")})`,
+  ).join(",");
   const start = process.hrtime.bigint();
   for (let i = 0; i + batch <= n; i += batch) {
     await client.query("begin");
-    await client.query(`insert into t ${COLUMNS} values ${placeholders}`, Array.from({ length: batch }, (_, j) => plainRow(i + j)).flat());
+    await client.query(
+      `insert into audit_events ${COLUMNS} values ${placeholders}`,
+      Array.from({ length: batch }, (_, j) => plainRow(i + j)).flat(),
+    );
     await client.query("commit");
   }
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
@@ -151,7 +177,9 @@ async function main(): Promise<void> {
     }
     console.log("\nbackend      agentwall durable/s   plain batched/s   ratio (agentwall/plain)");
     for (const [name, ours, base] of results) {
-      console.log(`${name.padEnd(12)} ${fmt(ours).padStart(19)} ${fmt(base).padStart(17)}   ${(ours / base).toFixed(2)}`);
+      console.log(
+        `${name.padEnd(12)} ${fmt(ours).padStart(19)} ${fmt(base).padStart(17)}   ${(ours / base).toFixed(2)}`,
+      );
     }
 
     if (VERIFY > 0) {
@@ -171,7 +199,9 @@ async function main(): Promise<void> {
       const start = process.hrtime.bigint();
       const result = await log.verify();
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-      console.log(`verify ${fmt(result.ok ? result.size : 0)} entries: ${seconds.toFixed(2)} s (${result.ok ? "intact" : "FAILED"})`);
+      console.log(
+        `verify ${fmt(result.ok ? result.size : 0)} entries: ${seconds.toFixed(2)} s (${result.ok ? "intact" : "FAILED"})`,
+      );
       await store.close();
     }
   } finally {

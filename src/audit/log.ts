@@ -1,4 +1,5 @@
 import { hash } from "node:crypto";
+import { sql } from "kysely";
 import type { Database as SqliteDatabase, Statement as SqliteStatement } from "better-sqlite3";
 import { AgentwallError, isAgentwallError } from "../errors.js";
 import type { DataKey, Keyring } from "../crypto/keyring.js";
@@ -88,7 +89,6 @@ interface Pending {
 }
 
 const PAGE = 5000;
-const INSERT_CHUNK = 200;
 
 /** Assigns sequence numbers after the head, seals details, computes leaves and extends the frontier. */
 function sealRows(
@@ -249,22 +249,24 @@ export class AuditLog implements AuditSink {
       ).executeTakeFirstOrThrow();
       const frontier = MerkleFrontier.parse(head.size, head.frontier);
       const rows = sealRows(events, keys, frontier);
-      for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-        await trx
-          .insertInto("audit_events")
-          .values(rows.slice(i, i + INSERT_CHUNK))
-          .execute();
-      }
-      await trx
-        .updateTable("audit_head")
-        .set({
-          size: frontier.size,
-          frontier: frontier.serialize(),
-          root: frontier.root().toString("hex"),
-          updated_at: this.#now(),
-        })
-        .where("id", "=", 1)
-        .execute();
+      // One round trip for the rows and the head: thirteen array parameters whatever the batch size
+      // (a multi-row VALUES list costs a compile and 13 parameters per row), and the head update in the
+      // same statement.
+      const column = <K extends keyof AuditEventsTable>(name: K) => rows.map((r) => r[name]);
+      await sql`
+        with inserted as (
+          insert into audit_events (seq, ts, type, actor, action, resource, outcome, ip, user_agent, request_id, kid, details, leaf)
+          select * from unnest(
+            ${column("seq")}::bigint[], ${column("ts")}::bigint[], ${column("type")}::text[], ${column("actor")}::text[],
+            ${column("action")}::text[], ${column("resource")}::text[], ${column("outcome")}::text[], ${column("ip")}::text[],
+            ${column("user_agent")}::text[], ${column("request_id")}::text[], ${column("kid")}::text[],
+            ${column("details")}::text[], ${column("leaf")}::text[])
+          returning 1
+        )
+        update audit_head
+        set size = ${frontier.size}, frontier = ${frontier.serialize()}, root = ${frontier.root().toString("hex")},
+            updated_at = ${this.#now()}
+        where id = 1 and (select count(*) from inserted) = ${rows.length}`.execute(trx);
       return head.size + 1;
     });
   }

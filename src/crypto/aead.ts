@@ -1,4 +1,8 @@
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { KeyObject, createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+
+function isKeyObject(key: Uint8Array | KeyObject): key is KeyObject {
+  return key instanceof KeyObject;
+}
 import { AgentwallError } from "../errors.js";
 
 /** AES-256-GCM parameters: 32-byte key, 12-byte IV, 16-byte tag. Nothing else is accepted. */
@@ -27,7 +31,13 @@ export class IvSource {
   }
 }
 
-function checkKey(key: Uint8Array): void {
+function checkKey(key: Uint8Array | KeyObject): void {
+  if (isKeyObject(key)) {
+    if (key.type !== "secret" || key.symmetricKeySize !== AES_KEY_BYTES) {
+      throw new AgentwallError("ERR_INVALID_ARGUMENT", `AES-256-GCM needs a ${AES_KEY_BYTES}-byte key`);
+    }
+    return;
+  }
   if (key.length !== AES_KEY_BYTES) {
     throw new AgentwallError("ERR_INVALID_ARGUMENT", `AES-256-GCM needs a ${AES_KEY_BYTES}-byte key`);
   }
@@ -42,7 +52,12 @@ function checkKey(key: Uint8Array): void {
  * const sealed = sealAesGcm(key, Buffer.from("secret"), Buffer.from("table|row"));
  * ```
  */
-export function sealAesGcm(key: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array, ivSource?: IvSource): Buffer {
+export function sealAesGcm(
+  key: Uint8Array | KeyObject,
+  plaintext: Uint8Array,
+  aad?: Uint8Array,
+  ivSource?: IvSource,
+): Buffer {
   checkKey(key);
   const iv = ivSource === undefined ? randomBytes(GCM_IV_BYTES) : ivSource.next();
   const cipher = createCipheriv("aes-256-gcm", key, iv, { authTagLength: GCM_TAG_BYTES });
@@ -56,7 +71,7 @@ export function sealAesGcm(key: Uint8Array, plaintext: Uint8Array, aad?: Uint8Ar
  * Decrypts `iv || ciphertext || tag` made by {@link sealAesGcm}. Every failure (short input, wrong key,
  * altered bytes, other associated data) is the same opaque `ERR_DECRYPT`.
  */
-export function openAesGcm(key: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Buffer {
+export function openAesGcm(key: Uint8Array | KeyObject, sealed: Uint8Array, aad?: Uint8Array): Buffer {
   checkKey(key);
   if (sealed.length < GCM_IV_BYTES + GCM_TAG_BYTES) {
     throw new AgentwallError("ERR_DECRYPT", "decryption failed");
