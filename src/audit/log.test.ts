@@ -234,7 +234,7 @@ describe("AuditLog verify detects tampering", () => {
     assert.ok(c);
     await store.db
       .insertInto("audit_checkpoints")
-      .values({ ...c, size: 12, root: "ab".repeat(32) })
+      .values({ ...c, size: 12, root: "ab".repeat(32), frontier: "[]" })
       .execute();
     let result = await log.verify();
     assert.deepEqual(!result.ok && result.problem, "CHECKPOINT_FORGED");
@@ -258,6 +258,39 @@ describe("AuditLog verify detects tampering", () => {
     const result = await log.verify({ witness: [{ ...c, root: "00".repeat(32) }] });
     assert.deepEqual(!result.ok && result.problem, "CHECKPOINT_FORGED");
     assert.ok(readFileSync(witness, "utf8").endsWith("\n"));
+  });
+});
+
+describe("AuditLog checkpoints", () => {
+  it("refuses to sign over a log rewritten since the last checkpoint, and raises an alert", async () => {
+    const { log, store } = await setup();
+    await fill(log, 10);
+    await log.checkpoint();
+    await fill(log, 5, 10);
+    // Rewrite an entry covered by the checkpoint, with its leaf and the head recomputed to match.
+    await forgeRow(store, 4, { actor: "mallory" });
+    const leaves = await store.db.selectFrom("audit_events").select("leaf").orderBy("seq").execute();
+    const { MerkleFrontier } = await import("./merkle.js");
+    const f = new MerkleFrontier();
+    for (const r of leaves) f.append(Buffer.from(r.leaf, "hex"));
+    await store.db
+      .updateTable("audit_head")
+      .set({ frontier: f.serialize(), root: f.root().toString("hex") })
+      .execute();
+    await assert.rejects(log.checkpoint(), { code: "ERR_AUDIT_INCONSISTENT" });
+    assert.equal((await log.checkpoints()).length, 1, "nothing new was signed");
+    const alerts = await log.query({ type: "security_alert" });
+    assert.equal(alerts.events[0]?.action, "audit.checkpoint.refused");
+  });
+
+  it("extends the previous checkpoint's frontier across many checkpoints", async () => {
+    const { log } = await setup();
+    for (let i = 0; i < 5; i++) {
+      await fill(log, 7, i * 7);
+      assert.equal((await log.checkpoint())?.size, (i + 1) * 7);
+    }
+    assert.equal(await log.checkpoint(), undefined, "nothing new to sign");
+    assert.equal((await log.verify()).ok, true);
   });
 });
 

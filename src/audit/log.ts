@@ -323,19 +323,55 @@ export class AuditLog implements AuditSink {
     await this.flush();
     if (!(await this.#checkpointLease.acquire())) return undefined;
     const { size, root } = await this.head();
-    const last = await this.#store.db
+    const db = this.#store.db;
+    const last = await db
       .selectFrom("audit_checkpoints")
-      .select("size")
+      .selectAll()
       .orderBy("size", "desc")
       .limit(1)
       .executeTakeFirst();
     if (size === 0 || (last !== undefined && last.size >= size)) return undefined;
+    // Before signing, the head must follow from the last signed state by appends alone: the previous
+    // checkpoint's right edge (or the pruned prefix's), extended with the stored leaves, gives the head's
+    // root. A log rewritten behind our back is refused and alerted, never signed.
+    const frontier = await this.#signedFrontier(last);
+    let cursor = frontier.size;
+    while (cursor < size) {
+      const rows = await db
+        .selectFrom("audit_events")
+        .select(["seq", "leaf"])
+        .where("seq", ">", cursor)
+        .where("seq", "<=", size)
+        .orderBy("seq")
+        .limit(PAGE)
+        .execute();
+      for (const row of rows) {
+        if (row.seq !== frontier.size + 1 || !/^[0-9a-f]{64}$/.test(row.leaf)) break;
+        frontier.append(Buffer.from(row.leaf, "hex"));
+      }
+      if (rows.length === 0 || frontier.size !== cursor + rows.length) break;
+      cursor = frontier.size;
+    }
+    if (frontier.size !== size || frontier.root().toString("hex") !== root) {
+      const from = (last?.size ?? 0) + 1;
+      await this.append({
+        type: "security_alert",
+        actor: "system",
+        action: "audit.checkpoint.refused",
+        outcome: "blocked",
+        details: { reason: "audit log inconsistent with its last checkpoint", from, to: size },
+      }).catch(() => undefined);
+      throw new AgentwallError(
+        "ERR_AUDIT_INCONSISTENT",
+        `entries ${from}..${size} do not extend the last signed checkpoint; no checkpoint was signed`,
+      );
+    }
     const key = await this.#keyring.signingKey("audit");
     const unsigned = { size, root, ts: this.#now(), kid: key.kid };
     const checkpoint: Checkpoint = { ...unsigned, signature: signMessage(key, checkpointMessage(unsigned)) };
-    await this.#store.db
+    await db
       .insertInto("audit_checkpoints")
-      .values(checkpoint)
+      .values({ ...checkpoint, frontier: frontier.serialize() })
       .onConflict((oc) => oc.doNothing())
       .execute();
     for (const witness of this.#witnesses) await witness.record(checkpoint);
@@ -364,7 +400,38 @@ export class AuditLog implements AuditSink {
 
   /** Checkpoints in the database, oldest first. */
   async checkpoints(): Promise<Checkpoint[]> {
-    return this.#store.db.selectFrom("audit_checkpoints").selectAll().orderBy("size").execute();
+    return this.#store.db
+      .selectFrom("audit_checkpoints")
+      .select(["size", "root", "ts", "kid", "signature"])
+      .orderBy("size")
+      .execute();
+  }
+
+  /** The right edge of the last signed state: the last checkpoint's, or the pruned prefix's, or empty. */
+  async #signedFrontier(last: (Checkpoint & { frontier: string }) | undefined): Promise<MerkleFrontier> {
+    const inconsistent = (what: string) =>
+      new AgentwallError("ERR_AUDIT_INCONSISTENT", `${what}; no checkpoint was signed`);
+    if (last !== undefined) {
+      const { frontier: text, signature, ...unsigned } = last;
+      if (!(await this.#checkSignature(last.kid, checkpointMessage(unsigned), signature))) {
+        throw inconsistent(`the checkpoint at size ${last.size} has an invalid signature`);
+      }
+      let frontier: MerkleFrontier;
+      try {
+        frontier = MerkleFrontier.parse(last.size, text);
+      } catch {
+        throw inconsistent(`the checkpoint at size ${last.size} has a malformed frontier`);
+      }
+      if (frontier.root().toString("hex") !== last.root)
+        throw inconsistent(`the checkpoint at size ${last.size} has a frontier that does not match its root`);
+      return frontier;
+    }
+    const prune = await this.#pruneRecord();
+    if (prune === undefined) return new MerkleFrontier();
+    const { signature, ...unsigned } = prune;
+    if (!(await this.#checkSignature(prune.kid, pruneMessage(unsigned), signature)))
+      throw inconsistent("the pruned-prefix record has an invalid signature");
+    return MerkleFrontier.parse(prune.through, prune.frontier);
   }
 
   async #pruneRecord(): Promise<PruneRecord | undefined> {

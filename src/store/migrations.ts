@@ -68,6 +68,7 @@ const migrations: Record<string, Migration> = {
         .createTable("audit_checkpoints")
         .addColumn("size", "bigint", (c) => c.primaryKey())
         .addColumn("root", "text", (c) => c.notNull())
+        .addColumn("frontier", "text", (c) => c.notNull())
         .addColumn("ts", "bigint", (c) => c.notNull())
         .addColumn("kid", "text", (c) => c.notNull())
         .addColumn("signature", "text", (c) => c.notNull())

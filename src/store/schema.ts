@@ -60,6 +60,8 @@ export interface AuditHeadTable {
 export interface AuditCheckpointsTable {
   size: number;
   root: string;
+  /** The tree's right edge at `size` (its root is `root`), so the next checkpoint extends it. */
+  frontier: string;
   ts: number;
   kid: string;
   signature: string;
