@@ -39,6 +39,27 @@ export function registerServe(program: Command, run: (fn: () => Promise<number>)
         instance.audit.startCheckpointing(config.audit.checkpointIntervalMs, (error) =>
           logger.error({ code: error instanceof AgentwallError ? error.code : "unknown" }, "audit checkpoint failed"),
         );
+        const retentionDays = config.audit.retentionDays;
+        let retention: NodeJS.Timeout | undefined;
+        if (retentionDays !== undefined) {
+          const prune = () => {
+            instance.audit.prune(Date.now() - retentionDays * 86_400_000).then(
+              (r) => r.pruned > 0 && logger.info({ pruned: r.pruned, through: r.through }, "audit retention"),
+              (error: unknown) => {
+                // Another instance holding the lease does the pruning; anything else is reported.
+                if (!(error instanceof AgentwallError && error.code === "ERR_LOCK_BUSY")) {
+                  logger.error(
+                    { code: error instanceof AgentwallError ? error.code : "unknown" },
+                    "audit retention failed",
+                  );
+                }
+              },
+            );
+          };
+          retention = setInterval(prune, 3_600_000);
+          retention.unref();
+          prune();
+        }
         const address = await app.listen({ host: config.host, port: config.port });
         process.stdout.write(
           `agentwall listening on ${address}\ndata directory: ${config.home}\n${source !== undefined ? `config: ${source}\n` : ""}`,
@@ -53,6 +74,7 @@ export function registerServe(program: Command, run: (fn: () => Promise<number>)
             if (stopping) return;
             stopping = true;
             logger.info({ signal }, "shutting down");
+            if (retention !== undefined) clearInterval(retention);
             void (async () => {
               try {
                 await app.close();
