@@ -81,7 +81,6 @@ export interface SigningKey {
   readonly purpose: string;
   readonly alg: "EdDSA";
   readonly publicKey: KeyObject;
-  /** Absent when only the public half is loaded. */
   readonly privateKey: KeyObject;
 }
 

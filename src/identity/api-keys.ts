@@ -2,6 +2,7 @@ import { AgentwallError } from "../errors.js";
 import type { AuditSink } from "../audit/event.js";
 import type { Keyring } from "../crypto/keyring.js";
 import type { Store } from "../store/database.js";
+import type { ApiKeysTable } from "../store/schema.js";
 import { generateApiKey, hashApiKey, parseApiKey } from "./api-key-format.js";
 
 /** The closed set of verification results. */
@@ -190,22 +191,7 @@ function parseList(text: string): string[] {
   }
 }
 
-function toRecord(
-  row: {
-    id: string;
-    prefix: string;
-    owner: string;
-    name: string;
-    roles: string;
-    scopes: string;
-    creator: string;
-    created_at: number;
-    expires_at: number | null;
-    remaining_uses: number | null;
-    revoked_at: number | null;
-  },
-  lastUsedAt: number | null,
-): ApiKeyRecord {
+function toRecord(row: Omit<ApiKeysTable, "hash" | "meta" | "last_used_at">, lastUsedAt: number | null): ApiKeyRecord {
   return Object.freeze({
     id: row.id,
     prefix: row.prefix,
