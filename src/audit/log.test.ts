@@ -15,7 +15,7 @@ import { Keyring } from "../crypto/keyring.js";
 import type { Store } from "../store/database.js";
 import { FileWitness, readWitnessFile } from "./checkpoint.js";
 import type { AuditEventInput } from "./event.js";
-import { AuditLog, rowLeaf } from "./log.js";
+import { AuditLog, rowLeaf, type AuditVerifyResult } from "./log.js";
 
 function event(i: number, extra: Partial<AuditEventInput> = {}): AuditEventInput {
   return {
@@ -363,4 +363,27 @@ describe("PostgreSQL audit log", async () => {
       assert.equal(mine?.events.length, 100);
     },
   );
+});
+
+describe("AuditLog verify under load", () => {
+  it("appends landing while another instance verifies never look like tampering", async () => {
+    const { log, store, keyring } = await setup();
+    await fill(log, 12_000);
+    await log.checkpoint();
+    // A second AuditLog on the same database, as `agentwall audit verify` beside a running gateway.
+    const verifier = new AuditLog({ store, keyring });
+    let appending = true;
+    const writer = (async () => {
+      for (let i = 0; appending && i < 200; i++) await fill(log, 32, 20_000 + i * 32);
+    })();
+    const results: AuditVerifyResult[] = [];
+    for (let i = 0; i < 30 && !results.some((r) => r.ok && r.size > 12_500); i++) results.push(await verifier.verify());
+    appending = false;
+    await writer;
+    for (const r of results) assert.equal(r.ok, true, JSON.stringify(r));
+    assert.ok(
+      results.some((r) => r.ok && r.size > 12_000),
+      "appends did land between verifications",
+    );
+  });
 });
