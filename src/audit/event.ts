@@ -71,6 +71,11 @@ export interface AuditRecord {
   readonly userAgent: string;
   readonly requestId: string;
   readonly details: Record<string, unknown> | null;
+  /**
+   * Why `details` is null: `erased` when its data key was destroyed, `undecryptable` when the ciphertext
+   * does not open for this row (moved or altered; `verify` reports where).
+   */
+  readonly detailsUnavailable?: "erased" | "undecryptable";
 }
 
 /** The receipt of a durable append. */

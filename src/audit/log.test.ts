@@ -261,6 +261,45 @@ describe("AuditLog verify detects tampering", () => {
   });
 });
 
+describe("AuditLog proofs and reads", () => {
+  it("proves inclusion and consistency against signed checkpoints", async () => {
+    const { log } = await setup();
+    await fill(log, 13);
+    const c1 = await log.checkpoint();
+    await fill(log, 8, 13);
+    const c2 = await log.checkpoint();
+    assert.ok(c1 && c2);
+    const { verifyInclusion, verifyConsistency } = await import("./merkle.js");
+    const hex = (h: string) => Buffer.from(h, "hex");
+    for (const seq of [1, 7, 13]) {
+      const p = await log.proveInclusion(seq, c1.size);
+      assert.ok(verifyInclusion(seq - 1, c1.size, hex(p.leaf), p.proof.map(hex), hex(c1.root)), `seq ${seq}`);
+      assert.equal(verifyInclusion(seq, c1.size, hex(p.leaf), p.proof.map(hex), hex(c1.root)), false);
+    }
+    const proof = await log.proveConsistency(c1.size, c2.size);
+    assert.ok(verifyConsistency(c1.size, c2.size, hex(c1.root), hex(c2.root), proof.map(hex)));
+    await assert.rejects(log.proveInclusion(99), { code: "ERR_INVALID_ARGUMENT" });
+  });
+
+  it("a details ciphertext moved to another row does not open there, and is marked", async () => {
+    const { log, store } = await setup();
+    await log.append(event(1, { details: { secret: "x", note: "first" } }));
+    await log.append(event(2, { details: { note: "second" } }));
+    const first = await store.db
+      .selectFrom("audit_events")
+      .select("details")
+      .where("seq", "=", 1)
+      .executeTakeFirstOrThrow();
+    await store.db.updateTable("audit_events").set({ details: first.details }).where("seq", "=", 2).execute();
+    const moved = (await log.query({ ascending: true })).events;
+    assert.equal(moved[0]?.details?.note, "first");
+    assert.equal(moved[1]?.details, null);
+    assert.equal(moved[1]?.detailsUnavailable, "undecryptable");
+    const result = await log.verify();
+    assert.deepEqual(!result.ok && [result.problem, result.firstBadSeq], ["ROW_ALTERED", 2]);
+  });
+});
+
 describe("AuditLog checkpoints", () => {
   it("refuses to sign over a log rewritten since the last checkpoint, and raises an alert", async () => {
     const { log, store } = await setup();

@@ -26,7 +26,7 @@ import {
   type AuditSink,
   type PreparedEvent,
 } from "./event.js";
-import { EMPTY_ROOT, MerkleFrontier } from "./merkle.js";
+import { EMPTY_ROOT, MerkleFrontier, consistencyProof, inclusionProof } from "./merkle.js";
 
 /** Options of {@link AuditLog}. */
 export interface AuditLogOptions {
@@ -633,14 +633,18 @@ export class AuditLog implements AuditSink {
 
   async #decode(row: AuditEventsTable): Promise<AuditRecord> {
     let details: Record<string, unknown> | null = null;
+    let detailsUnavailable: "erased" | "undecryptable" | undefined;
     try {
       const key = await this.#keyring.dataKeyById(row.kid);
       details = JSON.parse(
         key.open(row.details, { table: "audit_events", row: row.seq, owner: row.actor }).toString("utf8"),
       ) as Record<string, unknown>;
     } catch (error) {
-      // A destroyed data key (erasure) leaves the event readable without its details.
-      if (!isAgentwallError(error, "ERR_DATA_KEY_UNKNOWN")) throw error;
+      // A destroyed data key (erasure) or a ciphertext that does not belong to this row leaves the event
+      // readable without its details, marked; an outage or a wrong master key still fails the query.
+      if (isAgentwallError(error, "ERR_DATA_KEY_UNKNOWN")) detailsUnavailable = "erased";
+      else if (isAgentwallError(error, "ERR_DECRYPT")) detailsUnavailable = "undecryptable";
+      else throw error;
     }
     return {
       seq: row.seq,
@@ -654,7 +658,64 @@ export class AuditLog implements AuditSink {
       userAgent: row.user_agent,
       requestId: row.request_id,
       details,
+      ...(detailsUnavailable !== undefined ? { detailsUnavailable } : {}),
     };
+  }
+
+  async #leaves(size: number): Promise<Buffer[]> {
+    const prune = await this.#pruneRecord();
+    if (prune !== undefined) {
+      throw new AgentwallError(
+        "ERR_INVALID_ARGUMENT",
+        `proofs need the whole log; entries 1..${prune.through} were pruned`,
+      );
+    }
+    const leaves: Buffer[] = [];
+    while (leaves.length < size) {
+      const rows = await this.#store.db
+        .selectFrom("audit_events")
+        .select(["seq", "leaf"])
+        .where("seq", ">", leaves.length)
+        .where("seq", "<=", size)
+        .orderBy("seq")
+        .limit(PAGE)
+        .execute();
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        if (row.seq !== leaves.length + 1) break;
+        leaves.push(Buffer.from(row.leaf, "hex"));
+      }
+      await yieldToEventLoop();
+    }
+    if (leaves.length !== size)
+      throw new AgentwallError("ERR_INVALID_ARGUMENT", `the log has no entry ${leaves.length + 1}`);
+    return leaves;
+  }
+
+  /**
+   * The RFC 9162 inclusion proof of entry `seq` in the tree of the first `size` entries (default: the
+   * head), for a client holding a signed checkpoint of that size. Check it with `verifyInclusion`.
+   */
+  async proveInclusion(seq: number, size?: number): Promise<{ leaf: string; proof: string[]; size: number }> {
+    const treeSize = size ?? (await this.head()).size;
+    if (!Number.isSafeInteger(seq) || seq < 1 || seq > treeSize) {
+      throw new AgentwallError("ERR_INVALID_ARGUMENT", "seq must be within the tree");
+    }
+    const leaves = await this.#leaves(treeSize);
+    return {
+      leaf: (leaves[seq - 1] as Buffer).toString("hex"),
+      proof: inclusionProof(leaves, seq - 1, treeSize).map((p) => p.toString("hex")),
+      size: treeSize,
+    };
+  }
+
+  /** The RFC 9162 consistency proof between the trees of `size1` and `size2` entries (two checkpoints). */
+  async proveConsistency(size1: number, size2: number): Promise<string[]> {
+    if (!Number.isSafeInteger(size1) || !Number.isSafeInteger(size2) || size1 < 1 || size1 > size2) {
+      throw new AgentwallError("ERR_INVALID_ARGUMENT", "need 1 <= size1 <= size2");
+    }
+    const leaves = await this.#leaves(size2);
+    return consistencyProof(leaves, size1, size2).map((p) => p.toString("hex"));
   }
 
   /** Events matching the filters, newest first unless `ascending`; `next` is the cursor of the next page. */

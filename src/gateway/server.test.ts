@@ -120,6 +120,31 @@ describe("gateway skeleton", () => {
     assert.equal(broken.json().error.code, "ERR_BAD_REQUEST");
   });
 
+  it("enforces the configured header size limit on a real socket", async () => {
+    // 2 KiB, well under Node's own 16 KiB default, so the 4 KB header below is refused by our setting.
+    const { app } = await setup({
+      limits: {
+        bodyBytes: 1 << 20,
+        headerBytes: 2048,
+        requestTimeoutMs: 10000,
+        keepAliveTimeoutMs: 5000,
+        connectionTimeoutMs: 10000,
+      },
+    });
+    const address = await app.listen({ host: "127.0.0.1", port: 0 });
+    try {
+      const ok = await fetch(`${address}/healthz`, { headers: { "x-pad": "a".repeat(1000) } });
+      assert.equal(ok.status, 200);
+      const big = await fetch(`${address}/healthz`, { headers: { "x-pad": "a".repeat(4000) } }).then(
+        (r) => r.status,
+        () => "closed",
+      );
+      assert.ok(big === 431 || big === "closed", String(big));
+    } finally {
+      await app.close();
+    }
+  });
+
   it("refuses to start with a route that declares no permission", async () => {
     const instance = await testInstance();
     await assert.rejects(
