@@ -13,7 +13,7 @@ import {
 } from "../../test/helpers.js";
 import { Keyring } from "../crypto/keyring.js";
 import type { Store } from "../store/database.js";
-import { FileWitness, readWitnessFile } from "./checkpoint.js";
+import { FileWitness, readWitnessFile, type Checkpoint } from "./checkpoint.js";
 import type { AuditEventInput } from "./event.js";
 import { AuditLog, rowLeaf, type AuditVerifyResult } from "./log.js";
 
@@ -33,6 +33,14 @@ async function setup(store?: Store, witnessPath?: string) {
   const keyring = await Keyring.open(s, { current: randomMasterKey() });
   const log = new AuditLog({ store: s, keyring, witnesses: witnessPath ? [new FileWitness(witnessPath)] : [] });
   return { store: s, keyring, log };
+}
+
+/** Verifies on this thread and on the worker thread; both must agree. */
+async function verifyBoth(log: AuditLog, options: { witness?: Checkpoint[] } = {}): Promise<AuditVerifyResult> {
+  const inThread = await log.verify({ ...options, parallelFrom: Number.MAX_SAFE_INTEGER });
+  const onWorker = await log.verify({ ...options, parallelFrom: 0 });
+  assert.deepEqual(onWorker, inThread);
+  return inThread;
 }
 
 async function fill(log: AuditLog, n: number, from = 0): Promise<number[]> {
@@ -139,7 +147,7 @@ describe("AuditLog verify detects tampering", () => {
     await fill(log, 20);
     await log.checkpoint();
     await fill(log, 10, 20);
-    const result = await log.verify();
+    const result = await verifyBoth(log);
     assert.deepEqual(result.ok && [result.size, result.checkpoints], [30, 1]);
   });
 
@@ -151,7 +159,7 @@ describe("AuditLog verify detects tampering", () => {
       .set({ outcome: "success", actor: "mallory" })
       .where("seq", "=", 7)
       .execute();
-    const result = await log.verify();
+    const result = await verifyBoth(log);
     assert.deepEqual(!result.ok && [result.problem, result.firstBadSeq], ["ROW_ALTERED", 7]);
   });
 
@@ -162,7 +170,7 @@ describe("AuditLog verify detects tampering", () => {
     await fill(log, 10, 10);
     await log.checkpoint();
     await forgeRow(store, 14, { actor: "mallory" });
-    const result = await log.verify();
+    const result = await verifyBoth(log);
     assert.deepEqual(!result.ok && [result.problem, result.firstBadSeq], ["CHECKPOINT_MISMATCH", 11]);
   });
 
@@ -170,7 +178,7 @@ describe("AuditLog verify detects tampering", () => {
     const { log, store } = await setup();
     await fill(log, 20);
     await store.db.deleteFrom("audit_events").where("seq", "=", 5).execute();
-    const result = await log.verify();
+    const result = await verifyBoth(log);
     assert.deepEqual(!result.ok && [result.problem, result.firstBadSeq], ["ROW_MISSING", 5]);
   });
 
@@ -188,7 +196,7 @@ describe("AuditLog verify detects tampering", () => {
         { ...b, seq: 3 },
       ])
       .execute();
-    const result = await log.verify();
+    const result = await verifyBoth(log);
     assert.deepEqual(!result.ok && [result.problem, result.firstBadSeq], ["ROW_ALTERED", 3]);
   });
 
@@ -197,7 +205,7 @@ describe("AuditLog verify detects tampering", () => {
     await fill(log, 20);
     await log.checkpoint();
     await store.db.deleteFrom("audit_events").where("seq", ">", 15).execute();
-    const result = await log.verify();
+    const result = await verifyBoth(log);
     assert.deepEqual(!result.ok && [result.problem, result.firstBadSeq], ["TRUNCATED", 16]);
   });
 
@@ -222,8 +230,8 @@ describe("AuditLog verify detects tampering", () => {
       .set({ size: 10, frontier: f.serialize(), root: f.root().toString("hex") })
       .execute();
     assert.equal(f.root().toString("hex"), first?.root);
-    assert.equal((await log.verify()).ok, true, "without a witness the rewrite is invisible");
-    const result = await log.verify({ witness: readWitnessFile(witness) });
+    assert.equal((await verifyBoth(log)).ok, true, "without a witness the rewrite is invisible");
+    const result = await verifyBoth(log, { witness: readWitnessFile(witness) });
     assert.deepEqual(!result.ok && [result.problem, result.firstBadSeq], ["TRUNCATED", 11]);
   });
 
@@ -236,14 +244,14 @@ describe("AuditLog verify detects tampering", () => {
       .insertInto("audit_checkpoints")
       .values({ ...c, size: 12, root: "ab".repeat(32), frontier: "[]" })
       .execute();
-    let result = await log.verify();
+    let result = await verifyBoth(log);
     assert.deepEqual(!result.ok && result.problem, "CHECKPOINT_FORGED");
     await store.db.deleteFrom("audit_checkpoints").where("size", "=", 12).execute();
     await store.db
       .updateTable("audit_checkpoints")
       .set({ ts: c.ts + 1 })
       .execute();
-    result = await log.verify();
+    result = await verifyBoth(log);
     assert.deepEqual(!result.ok && result.problem, "CHECKPOINT_FORGED");
   });
 
@@ -255,7 +263,7 @@ describe("AuditLog verify detects tampering", () => {
     await log.checkpoint();
     const [c] = readWitnessFile(witness);
     assert.ok(c);
-    const result = await log.verify({ witness: [{ ...c, root: "00".repeat(32) }] });
+    const result = await verifyBoth(log, { witness: [{ ...c, root: "00".repeat(32) }] });
     assert.deepEqual(!result.ok && result.problem, "CHECKPOINT_FORGED");
     assert.ok(readFileSync(witness, "utf8").endsWith("\n"));
   });

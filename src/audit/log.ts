@@ -1,4 +1,3 @@
-import { hash } from "node:crypto";
 import { sql } from "kysely";
 import type { Database as SqliteDatabase, Statement as SqliteStatement } from "better-sqlite3";
 import { AgentwallError, isAgentwallError } from "../errors.js";
@@ -27,6 +26,7 @@ import {
   type PreparedEvent,
 } from "./event.js";
 import { EMPTY_ROOT, MerkleFrontier, consistencyProof, inclusionProof } from "./merkle.js";
+import { ROW_COLUMNS, checkRows, leafOfFields, workerLeafChunks, type LeafChunk } from "./leaf-stream.js";
 
 /** Options of {@link AuditLog}. */
 export interface AuditLogOptions {
@@ -127,32 +127,6 @@ function sealRows(
     frontier.append(leaf);
     return { ...row, leaf: leaf.toString("hex") };
   });
-}
-
-/** The columns a leaf covers, in order. */
-const ROW_COLUMNS = [
-  "seq",
-  "ts",
-  "type",
-  "actor",
-  "action",
-  "resource",
-  "outcome",
-  "ip",
-  "user_agent",
-  "request_id",
-  "kid",
-  "details",
-] as const satisfies ReadonlyArray<keyof AuditEventsTable>;
-const LEAF_INDEX = ROW_COLUMNS.length;
-
-/**
- * The leaf of a row given as values in {@link ROW_COLUMNS} order (extra trailing values are ignored),
- * as hex: SHA-256 of 0x00 followed by the UTF-8 JSON text, hashed in one shot from the string.
- */
-function leafOfFields(values: readonly unknown[]): string {
-  const json = JSON.stringify(values.length === LEAF_INDEX ? values : values.slice(0, LEAF_INDEX));
-  return hash("sha256", "\u0000" + json, "hex");
 }
 
 /**
@@ -461,7 +435,12 @@ export class AuditLog implements AuditSink {
    * only an outage or a wrong master key throws.
    */
   async verify(
-    options: { witness?: readonly Checkpoint[]; onProgress?: (done: number, total: number) => void } = {},
+    options: {
+      witness?: readonly Checkpoint[];
+      onProgress?: (done: number, total: number) => void;
+      /** Entries from which SQLite verification reads and hashes on a worker thread (default 50,000). */
+      parallelFrom?: number;
+    } = {},
   ): Promise<AuditVerifyResult> {
     await this.flush();
     const db = this.#store.db;
@@ -537,26 +516,20 @@ export class AuditLog implements AuditSink {
     // are not part of this check and never look like tampering.
     const head = await db.selectFrom("audit_head").selectAll().where("id", "=", 1).executeTakeFirstOrThrow();
     const total = head.size;
-    let cursor = prunedThrough;
-    for (;;) {
-      const rows = await this.#rowPage(cursor, head.size);
-      if (rows.length === 0) break;
-      for (const row of rows) {
-        const want = frontier.size + 1;
-        const seq = row[0] as number;
-        if (seq !== want) {
-          return { ok: false, problem: "ROW_MISSING", firstBadSeq: want, reason: `entry ${want} is missing` };
-        }
-        const computed = leafOfFields(row);
-        if (computed !== row[LEAF_INDEX]) {
-          return {
-            ok: false,
-            problem: "ROW_ALTERED",
-            firstBadSeq: seq,
-            reason: `entry ${seq} does not match its leaf hash`,
-          };
-        }
-        frontier.append(Buffer.from(computed, "hex"));
+    const cursor = prunedThrough;
+    const parallel = this.#store.sqlitePath !== undefined && head.size - cursor >= (options.parallelFrom ?? 50_000);
+    const chunks = parallel
+      ? workerLeafChunks({ path: this.#store.sqlitePath, from: cursor, upTo: head.size, pageSize: PAGE })
+      : this.#leafChunks(cursor, head.size);
+    for await (const chunk of chunks) {
+      if ("problem" in chunk) {
+        const { problem, seq } = chunk;
+        const reason =
+          problem === "ROW_MISSING" ? `entry ${seq} is missing` : `entry ${seq} does not match its leaf hash`;
+        return { ok: false, problem, firstBadSeq: seq, reason };
+      }
+      for (let i = 0; i < chunk.count; i++) {
+        frontier.append(Buffer.from(chunk.leaves.subarray(i * 32, i * 32 + 32)));
         const size = sizes[nextCheckpoint];
         if (size === frontier.size) {
           if (frontier.root().toString("hex") !== expected.get(size)) {
@@ -571,9 +544,7 @@ export class AuditLog implements AuditSink {
           nextCheckpoint += 1;
         }
       }
-      cursor = frontier.size;
       options.onProgress?.(frontier.size, total);
-      await yieldToEventLoop();
     }
     const pendingSize = sizes[nextCheckpoint];
     if (frontier.size < head.size) {
@@ -602,6 +573,23 @@ export class AuditLog implements AuditSink {
       };
     }
     return { ok: true, size: frontier.size, root, checkpoints: sizes.length, prunedThrough };
+  }
+
+  /** Leaves of rows `from+1 .. upTo` computed on this thread, a page at a time. */
+  async *#leafChunks(from: number, upTo: number): AsyncGenerator<LeafChunk> {
+    let next = from + 1;
+    while (next <= upTo) {
+      const rows = await this.#rowPage(next - 1, upTo);
+      if (rows.length === 0) return;
+      const { leaves, count, problem } = checkRows(rows, next);
+      yield { leaves, count };
+      if (problem !== undefined) {
+        yield problem;
+        return;
+      }
+      next += count;
+      await yieldToEventLoop();
+    }
   }
 
   /**

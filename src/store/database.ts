@@ -23,6 +23,8 @@ export interface Store {
    * Use only inside `db.connection().execute(...)`, which serializes it with Kysely's own use.
    */
   readonly sqlite?: SQLite.Database;
+  /** The SQLite file, for readers on other threads (absent for `:memory:`). */
+  readonly sqlitePath?: string;
   close(): Promise<void>;
 }
 
@@ -104,6 +106,7 @@ function openSqlite(path: string): Store {
     dialect: "sqlite",
     description: `sqlite:${path}`,
     sqlite: database,
+    ...(path === ":memory:" ? {} : { sqlitePath: path }),
     close: () => db.destroy(),
   };
 }
