@@ -55,7 +55,7 @@ describe("agentwall CLI", () => {
     assert.equal(JSON.parse(miss.stdout).result, "NOT_FOUND");
     assert.equal(cli(["keys", "verify", created.key], env).code, 2, "keys are never taken from the command line");
     const made = JSON.parse(
-      cli(["keys", "create", "--owner", "bob", "--name", "ci", "--expires", "1d", "--json"], env).stdout,
+      cli(["keys", "create", "--subject", "bob", "--name", "ci", "--expires", "1d", "--json"], env).stdout,
     );
     assert.deepEqual(Object.keys(made).sort(), ["expiresAt", "id", "key"]);
     assert.ok(made.expiresAt > Date.now());

@@ -23,28 +23,29 @@ export function registerKeys(program: Command, run: (fn: () => Promise<number>) 
   keys
     .command("create")
     .description("create an API key; the key is printed once")
-    .requiredOption("--owner <subject>", "the subject the key acts for")
-    .requiredOption("--name <name>", "a label")
+    .requiredOption("--subject <subject>", "the subject the key acts for")
+    .option("--name <name>", "a label", "api key")
     .option("--role <role...>", "roles (viewer, user, developer, admin)")
     .option("--expires <when>", "lifetime such as 30d, or an ISO date")
     .option("--uses <n>", "number of uses before the key stops working", parseUses)
     .option("--json", 'print {"id","key","expiresAt"}')
-    .action((opts: GlobalOptions & { owner: string; name: string; role?: string[]; expires?: string; uses?: number }) =>
-      run(() =>
-        withInstance({ ...program.opts(), ...opts }, async (instance) => {
-          const created = await instance.apiKeys.create({
-            owner: opts.owner,
-            name: opts.name,
-            roles: opts.role ?? [],
-            creator: "cli",
-            expiresAt: opts.expires === undefined ? null : futureTime(opts.expires),
-            remainingUses: opts.uses ?? null,
-          });
-          if (opts.json === true) process.stdout.write(JSON.stringify(created) + "\n");
-          else process.stdout.write(`${created.key}\n(id ${created.id}; shown once)\n`);
-          return EXIT.OK;
-        }),
-      ),
+    .action(
+      (opts: GlobalOptions & { subject: string; name: string; role?: string[]; expires?: string; uses?: number }) =>
+        run(() =>
+          withInstance({ ...program.opts(), ...opts }, async (instance) => {
+            const created = await instance.apiKeys.create({
+              owner: opts.subject,
+              name: opts.name,
+              roles: opts.role ?? [],
+              creator: "cli",
+              expiresAt: opts.expires === undefined ? null : futureTime(opts.expires),
+              remainingUses: opts.uses ?? null,
+            });
+            if (opts.json === true) process.stdout.write(JSON.stringify(created) + "\n");
+            else process.stdout.write(`${created.key}\n(id ${created.id}; shown once)\n`);
+            return EXIT.OK;
+          }),
+        ),
     );
 
   keys
@@ -77,12 +78,12 @@ export function registerKeys(program: Command, run: (fn: () => Promise<number>) 
   keys
     .command("list")
     .description("list keys (never their secrets)")
-    .option("--owner <subject>", "only this owner's keys")
+    .option("--subject <subject>", "only this subject's keys")
     .option("--json", "JSON Lines output")
-    .action((opts: GlobalOptions & { owner?: string }) =>
+    .action((opts: GlobalOptions & { subject?: string }) =>
       run(() =>
         withInstance({ ...program.opts(), ...opts }, async (instance) => {
-          for (const k of await instance.apiKeys.list(opts.owner)) {
+          for (const k of await instance.apiKeys.list(opts.subject)) {
             if (opts.json === true) process.stdout.write(JSON.stringify(k) + "\n");
             else
               process.stdout.write(
