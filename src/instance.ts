@@ -8,6 +8,7 @@ import { Keyring } from "./crypto/keyring.js";
 import { resolveMasterKeys, type MasterKeyOrigin } from "./crypto/master-key-source.js";
 import { openStore, parseDatabaseUrl, type Store } from "./store/database.js";
 import { ApiKeys } from "./identity/api-keys.js";
+import { Sessions } from "./identity/sessions.js";
 
 /** One running agentwall: its store, key hierarchy, audit log and identity services, wired together. */
 export interface Instance {
@@ -16,6 +17,7 @@ export interface Instance {
   readonly keyring: Keyring;
   readonly audit: AuditLog;
   readonly apiKeys: ApiKeys;
+  readonly sessions: Sessions;
   readonly masterKeyOrigin: MasterKeyOrigin;
   readonly masterKeyPath: string | undefined;
   /** Commits queued audit events and closes the database; `checkpoint` also signs a last checkpoint. */
@@ -63,6 +65,15 @@ export async function openInstance(
     if (config.audit.witnessStdout) witnesses.push(new StreamWitness(process.stdout));
     const audit = new AuditLog({ store, keyring, witnesses, maxBatch: config.audit.maxBatch, now: options.now });
     const apiKeys = new ApiKeys({ store, keyring, audit, now: options.now });
+    const sessions = new Sessions({
+      store,
+      keyring,
+      audit,
+      issuer: config.sessions.issuer,
+      audience: config.sessions.issuer,
+      ttlMs: config.sessions.ttlMs,
+      now: options.now,
+    });
     let closed = false;
     return {
       config,
@@ -70,6 +81,7 @@ export async function openInstance(
       keyring,
       audit,
       apiKeys,
+      sessions,
       masterKeyOrigin: keys.origin,
       masterKeyPath: keys.path,
       async close(closeOptions = {}) {

@@ -60,6 +60,11 @@ describe("agentwall CLI", () => {
     assert.deepEqual(Object.keys(made).sort(), ["expiresAt", "id", "key"]);
     assert.ok(made.expiresAt > Date.now());
     assert.equal(cli(["keys", "revoke", made.id], env).code, 0);
+    assert.equal(cli(["sessions", "revoke"], env).code, 2, "an id or --subject is required");
+    assert.equal(cli(["sessions", "revoke", "nosuchsession123"], env).code, 1);
+    const sessions = cli(["sessions", "list", "--json"], env);
+    assert.equal(sessions.code, 0);
+    assert.equal(sessions.stdout, "");
     assert.equal(JSON.parse(cli(["keys", "verify", "-", "--json"], env, made.key).stdout).result, "REVOKED");
   });
 

@@ -4,9 +4,9 @@
  */
 export const BUILTIN_ROLES: Readonly<Record<string, readonly string[]>> = Object.freeze({
   admin: Object.freeze(["*"]),
-  developer: Object.freeze(["agents:*", "workflows:*", "audit:read", "metrics:read", "guard:check"]),
-  user: Object.freeze(["agents:*:execute", "workflows:*:execute", "guard:check"]),
-  viewer: Object.freeze(["agents:read", "audit:read", "metrics:read"]),
+  developer: Object.freeze(["agents:*", "workflows:*", "audit:read", "metrics:read", "guard:check", "sessions:self"]),
+  user: Object.freeze(["agents:*:execute", "workflows:*:execute", "guard:check", "sessions:self"]),
+  viewer: Object.freeze(["agents:read", "audit:read", "metrics:read", "sessions:self"]),
 });
 
 /** The grants of a set of role names; unknown roles grant nothing. */

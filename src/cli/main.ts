@@ -5,6 +5,7 @@ import { registerCheck } from "./commands/check.js";
 import { registerInit } from "./commands/init.js";
 import { registerKeys } from "./commands/keys.js";
 import { registerServe } from "./commands/serve.js";
+import { registerSessions } from "./commands/sessions.js";
 import { EXIT, exitCodeFor, printError } from "./io.js";
 
 /** Builds the `agentwall` command line. */
@@ -27,6 +28,7 @@ export function buildCli(): Command {
   registerServe(program, run);
   registerAudit(program, run);
   registerKeys(program, run);
+  registerSessions(program, run);
   registerCheck(program, run);
   for (const command of program.commands) {
     command.exitOverride();

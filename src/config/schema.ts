@@ -30,6 +30,12 @@ export interface AgentwallConfig {
     retentionDays?: number;
     maxBatch: number;
   };
+  sessions: {
+    /** `iss` and `aud` of agentwall's session tokens. */
+    issuer: string;
+    /** Session lifetime in ms (1 s .. 24 h). */
+    ttlMs: number;
+  };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   upstream?: { url: string };
 }
@@ -87,6 +93,14 @@ export const CONFIG_SCHEMA = {
         maxBatch: positiveInt(1, 10_000),
       },
     },
+    sessions: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        issuer: { type: "string", minLength: 1, maxLength: 200 },
+        ttlMs: positiveInt(1000, 86_400_000),
+      },
+    },
     logLevel: { enum: ["fatal", "error", "warn", "info", "debug", "trace", "silent"] },
     upstream: {
       type: "object",
@@ -110,5 +124,6 @@ export const CONFIG_DEFAULTS: AgentwallConfig = {
     connectionTimeoutMs: 10_000,
   },
   audit: { witnessStdout: false, checkpointIntervalMs: 10_000, maxBatch: 512 },
+  sessions: { issuer: "agentwall", ttlMs: 15 * 60_000 },
   logLevel: "info",
 };

@@ -1,13 +1,15 @@
 import type { FastifyRequest } from "fastify";
+import { decodeJwt } from "jose";
 import { grantsOfRoles } from "../access/roles.js";
 import type { ApiKeys } from "../identity/api-keys.js";
+import type { Sessions } from "../identity/sessions.js";
 
 /** Who is calling, after authentication. */
 export interface Principal {
   readonly subject: string;
-  /** `key:<id>` for an API key. */
+  /** `key:<id>` for an API key, `session:<jti>` for a session. */
   readonly credentialId: string;
-  readonly method: "api_key";
+  readonly method: "api_key" | "session";
   readonly roles: readonly string[];
   readonly grants: readonly string[];
 }
@@ -21,38 +23,78 @@ export type AuthDecision =
       readonly credentialId?: string;
     };
 
+const JWT_FORM = /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+function deny(reason: string, credentialId?: string): AuthDecision {
+  return {
+    allowed: false,
+    code: "ERR_UNAUTHENTICATED",
+    reason,
+    ...(credentialId !== undefined ? { credentialId } : {}),
+  };
+}
+
 /**
- * Authenticates a request by the form of its credential. An `aw_` bearer is an API key; any other
- * bearer is refused here (sessions and OIDC plug in beside it) — an error in one method is a denial,
- * never a fall-through to another.
+ * Authenticates a request by the form of its credential: an `aw_` bearer is an API key; a JWT whose
+ * issuer is agentwall's is a session. Anything else is refused. The method is chosen before any check
+ * runs, and an error in the chosen method is a denial — never a fall-through to another method.
  */
-export async function authenticate(request: FastifyRequest, apiKeys: ApiKeys): Promise<AuthDecision> {
+export async function authenticate(
+  request: FastifyRequest,
+  identity: { apiKeys: ApiKeys; sessions: Sessions },
+): Promise<AuthDecision> {
   const header = request.headers.authorization;
-  if (header === undefined) return { allowed: false, code: "ERR_UNAUTHENTICATED", reason: "no credential" };
-  const m = /^Bearer ([\x21-\x7e]{1,4096})$/.exec(header);
-  if (m === null) return { allowed: false, code: "ERR_UNAUTHENTICATED", reason: "malformed authorization header" };
+  if (header === undefined) return deny("no credential");
+  const m = /^Bearer ([\x21-\x7e]{1,8192})$/.exec(header);
+  if (m === null) return deny("malformed authorization header");
   const token = m[1] as string;
-  if (!token.startsWith("aw_"))
-    return { allowed: false, code: "ERR_UNAUTHENTICATED", reason: "unsupported credential" };
-  const verdict = await apiKeys.verify(token);
-  if (verdict.result !== "VALID") {
+  if (token.startsWith("aw_")) {
+    const verdict = await identity.apiKeys.verify(token);
+    if (verdict.result !== "VALID") {
+      return deny(
+        `api key ${verdict.result.toLowerCase()}`,
+        verdict.keyId !== undefined ? `key:${verdict.keyId}` : undefined,
+      );
+    }
+    const key = verdict.key;
     return {
-      allowed: false,
-      code: "ERR_UNAUTHENTICATED",
-      reason: `api key ${verdict.result.toLowerCase()}`,
-      ...(verdict.keyId !== undefined ? { credentialId: `key:${verdict.keyId}` } : {}),
+      allowed: true,
+      principal: Object.freeze({
+        subject: key.owner,
+        credentialId: `key:${key.id}`,
+        method: "api_key",
+        roles: key.roles,
+        grants: grantsOfRoles(key.roles),
+      }),
     };
   }
-  const key = verdict.key;
-  const grants = grantsOfRoles(key.roles);
-  return {
-    allowed: true,
-    principal: Object.freeze({
-      subject: key.owner,
-      credentialId: `key:${key.id}`,
-      method: "api_key",
-      roles: key.roles,
-      grants,
-    }),
-  };
+  if (JWT_FORM.test(token)) {
+    let issuer: unknown;
+    try {
+      // Unverified, only to choose the method; the chosen method verifies everything.
+      issuer = decodeJwt(token).iss;
+    } catch {
+      return deny("malformed token");
+    }
+    if (issuer !== identity.sessions.issuer) return deny("token from an unknown issuer");
+    const verdict = await identity.sessions.verify(token);
+    if (!verdict.valid) {
+      return deny(
+        `session ${verdict.result.toLowerCase()}`,
+        verdict.jti !== undefined ? `session:${verdict.jti}` : undefined,
+      );
+    }
+    const session = verdict.session;
+    return {
+      allowed: true,
+      principal: Object.freeze({
+        subject: session.subject,
+        credentialId: `session:${session.jti}`,
+        method: "session",
+        roles: session.roles,
+        grants: grantsOfRoles(session.roles),
+      }),
+    };
+  }
+  return deny("unsupported credential");
 }

@@ -65,6 +65,59 @@ export function coreRoutes(instance: Instance): GatewayRoute[] {
     },
     {
       method: "POST",
+      url: "/v1/sessions",
+      access: { permission: "sessions:self" },
+      handler: async (request, reply, principal) => {
+        // A session is exchanged for an API key only: a session cannot extend itself.
+        if (principal?.method !== "api_key") {
+          return reply.code(403).send({
+            error: { code: "ERR_FORBIDDEN", message: "sessions are created with an API key", requestId: request.id },
+          });
+        }
+        const session = await instance.sessions.issue({
+          subject: principal.subject,
+          roles: principal.roles,
+          creator: principal.credentialId,
+          ip: request.ip,
+          userAgent: request.headers["user-agent"] ?? "",
+        });
+        return reply.code(201).send(session);
+      },
+    },
+    {
+      method: "DELETE",
+      url: "/v1/sessions/current",
+      access: { permission: "sessions:self" },
+      handler: async (request, reply, principal) => {
+        if (principal?.method !== "session") {
+          return reply.code(400).send({
+            error: { code: "ERR_BAD_REQUEST", message: "not authenticated with a session", requestId: request.id },
+          });
+        }
+        await instance.sessions.revoke(principal.credentialId.slice("session:".length), principal.credentialId);
+        return reply.code(204).send();
+      },
+    },
+    {
+      method: "GET",
+      url: "/v1/admin/sessions",
+      access: { permission: "sessions:read" },
+      handler: async (request) => ({ sessions: await instance.sessions.listActive(queryString(request, "subject")) }),
+    },
+    {
+      method: "DELETE",
+      url: "/v1/admin/sessions/:jti",
+      access: { permission: "sessions:revoke" },
+      handler: async (request, reply, principal) => {
+        const { jti } = request.params as { jti: string };
+        if (!/^[A-Za-z0-9_-]{10,64}$/.test(jti)) throw new AgentwallError("ERR_BAD_REQUEST", "invalid session id");
+        const revoked = await instance.sessions.revoke(jti, principal?.credentialId ?? "unknown");
+        if (!revoked) throw new AgentwallError("ERR_NOT_FOUND", "no active session with this id");
+        return reply.code(204).send();
+      },
+    },
+    {
+      method: "POST",
       url: "/v1/admin/audit/verify",
       access: { permission: "audit:verify" },
       handler: async () => instance.audit.verify(),

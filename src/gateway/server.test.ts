@@ -73,6 +73,94 @@ describe("gateway skeleton", () => {
     assert.ok(!raw.includes(admin) && !raw.includes(viewer), "keys never reach the audit trail");
   });
 
+  it("exchanges an API key for a session, accepts the session, and ends it on logout", async () => {
+    const { app, viewer, admin, instance } = await setup();
+    const exchange = await app.inject({
+      method: "POST",
+      url: "/v1/sessions",
+      headers: { authorization: `Bearer ${viewer}` },
+    });
+    assert.equal(exchange.statusCode, 201);
+    const { token, jti } = exchange.json<{ token: string; jti: string }>();
+    const bearer = { authorization: `Bearer ${token}` };
+    assert.equal((await app.inject({ method: "GET", url: "/v1/admin/audit/events", headers: bearer })).statusCode, 200);
+    assert.equal(
+      (await app.inject({ method: "POST", url: "/v1/admin/audit/verify", headers: bearer })).statusCode,
+      403,
+    );
+    const again = await app.inject({ method: "POST", url: "/v1/sessions", headers: bearer });
+    assert.equal(again.statusCode, 403, "a session cannot mint sessions");
+    const listed = await app.inject({
+      method: "GET",
+      url: "/v1/admin/sessions",
+      headers: { authorization: `Bearer ${admin}` },
+    });
+    assert.deepEqual(
+      listed.json<{ sessions: Array<{ jti: string }> }>().sessions.map((s) => s.jti),
+      [jti],
+    );
+    assert.ok(!listed.body.includes(token));
+    assert.equal(
+      (await app.inject({ method: "DELETE", url: "/v1/sessions/current", headers: bearer })).statusCode,
+      204,
+    );
+    const after = await app.inject({ method: "GET", url: "/v1/admin/audit/events", headers: bearer });
+    assert.equal(after.statusCode, 401);
+    const failed = await instance.audit.query({ type: "auth_failed", limit: 1 });
+    assert.equal(failed.events[0]?.actor, `session:${jti}`);
+  });
+
+  it("admin revocation and key revocation end sessions; foreign and unsigned JWTs are refused", async () => {
+    const { app, viewer, admin, instance } = await setup();
+    const auth = { authorization: `Bearer ${admin}` };
+    const s1 = (
+      await app.inject({ method: "POST", url: "/v1/sessions", headers: { authorization: `Bearer ${viewer}` } })
+    ).json<{ token: string; jti: string }>();
+    const s2 = (
+      await app.inject({ method: "POST", url: "/v1/sessions", headers: { authorization: `Bearer ${viewer}` } })
+    ).json<{ token: string; jti: string }>();
+    assert.equal(
+      (await app.inject({ method: "DELETE", url: `/v1/admin/sessions/${s1.jti}`, headers: auth })).statusCode,
+      204,
+    );
+    assert.equal(
+      (await app.inject({ method: "DELETE", url: `/v1/admin/sessions/${s1.jti}`, headers: auth })).statusCode,
+      404,
+    );
+    assert.equal(
+      (await app.inject({ method: "DELETE", url: "/v1/admin/sessions/..%2f", headers: auth })).statusCode,
+      400,
+    );
+    const use = (token: string) =>
+      app.inject({ method: "GET", url: "/v1/admin/audit/events", headers: { authorization: `Bearer ${token}` } });
+    assert.equal((await use(s1.token)).statusCode, 401);
+    assert.equal((await use(s2.token)).statusCode, 200);
+    const viewerId = (await instance.apiKeys.list("vera"))[0]!.id;
+    await instance.apiKeys.revoke(viewerId, "test");
+    assert.equal((await use(s2.token)).statusCode, 401, "revoking the key ends the sessions made from it");
+    const { SignJWT, UnsecuredJWT } = await import("jose");
+    const { generateKeyPairSync } = await import("node:crypto");
+    const foreign = await new SignJWT({ roles: ["admin"] })
+      .setProtectedHeader({ alg: "EdDSA", typ: "JWT" })
+      .setIssuer("https://elsewhere.example")
+      .setSubject("root")
+      .setIssuedAt()
+      .setExpirationTime("5m")
+      .sign(generateKeyPairSync("ed25519").privateKey);
+    const forged = await new SignJWT({ roles: ["admin"] })
+      .setProtectedHeader({ alg: "EdDSA", typ: "JWT", kid: "sk-sessions-x" })
+      .setIssuer("agentwall")
+      .setAudience("agentwall")
+      .setSubject("root")
+      .setJti("abcdefghijklmnop")
+      .setIssuedAt()
+      .setNotBefore("0s")
+      .setExpirationTime("5m")
+      .sign(generateKeyPairSync("ed25519").privateKey);
+    const unsigned = new UnsecuredJWT({ roles: ["admin"], iss: "agentwall", sub: "root" }).encode();
+    for (const bad of [foreign, forged, unsigned]) assert.equal((await use(bad)).statusCode, 401);
+  });
+
   it("serves audit queries with filters and rejects malformed parameters", async () => {
     const { app, admin } = await setup();
     const auth = { authorization: `Bearer ${admin}` };

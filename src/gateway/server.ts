@@ -155,7 +155,7 @@ export async function buildServer(instance: Instance, options: BuildServerOption
       handler: async (request, reply) => {
         if ("public" in route.access) return route.handler(request, reply, undefined);
         const permission = route.access.permission;
-        const auth = await authenticate(request, instance.apiKeys);
+        const auth = await authenticate(request, instance);
         if (!auth.allowed) {
           await instance.audit.append({
             type: "auth_failed",

@@ -22,14 +22,7 @@ export interface StrictJwtOptions {
 
 /** Why a token was refused: a closed set, for logs and audit (never the token). */
 export type JwtFailure =
-  | "MALFORMED"
-  | "ALGORITHM"
-  | "SIGNATURE"
-  | "EXPIRED"
-  | "NOT_YET_VALID"
-  | "CLAIM"
-  | "TYPE"
-  | "UNSUPPORTED";
+  "MALFORMED" | "ALGORITHM" | "SIGNATURE" | "EXPIRED" | "NOT_YET_VALID" | "CLAIM" | "TYPE" | "UNSUPPORTED";
 
 export type JwtVerification =
   | { readonly valid: true; readonly payload: JWTPayload; readonly header: Readonly<Record<string, unknown>> }
@@ -67,7 +60,8 @@ export async function verifyJwtStrict(
   options: StrictJwtOptions,
 ): Promise<JwtVerification> {
   if (options.algorithms.length === 0) throw new AgentwallError("ERR_INVALID_ARGUMENT", "algorithms must not be empty");
-  if (!(options.maxTokenAgeSeconds > 0)) throw new AgentwallError("ERR_INVALID_ARGUMENT", "maxTokenAgeSeconds must be positive");
+  if (!(options.maxTokenAgeSeconds > 0))
+    throw new AgentwallError("ERR_INVALID_ARGUMENT", "maxTokenAgeSeconds must be positive");
   if (typeof token !== "string" || token.length > MAX_JWT_LENGTH || !JWT_SHAPE.test(token)) {
     return { valid: false, failure: "MALFORMED" };
   }
@@ -84,7 +78,7 @@ export async function verifyJwtStrict(
       clockTolerance: options.clockToleranceSeconds ?? 30,
       currentDate: new Date(now),
     });
-    return { valid: true, payload, header: protectedHeader as Record<string, unknown> };
+    return { valid: true, payload, header: protectedHeader };
   } catch (error) {
     return { valid: false, failure: classify(error) };
   }

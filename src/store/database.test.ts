@@ -13,7 +13,7 @@ import {
   type StoreLocation,
 } from "./database.js";
 import { Lease } from "./lease.js";
-import { LATEST_MIGRATION } from "./migrations.js";
+import { MIGRATION_NAMES } from "./migrations.js";
 import { writeTransaction } from "./transaction.js";
 
 async function suite(location: () => Promise<StoreLocation>) {
@@ -21,10 +21,12 @@ async function suite(location: () => Promise<StoreLocation>) {
     const loc = await location();
     const stores = await Promise.all([openStore(loc), openStore(loc), openStore(loc)]);
     try {
-      const rows = await sql<{ name: string }>`select name from agentwall_migrations`.execute(stores[0].db);
+      const rows = await sql<{ name: string }>`select name from agentwall_migrations order by name`.execute(
+        stores[0].db,
+      );
       assert.deepEqual(
         rows.rows.map((r) => r.name),
-        [LATEST_MIGRATION],
+        [...MIGRATION_NAMES],
       );
       for (const s of stores) assert.deepEqual(await checkStore(s), { ok: true });
     } finally {

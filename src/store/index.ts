@@ -9,5 +9,5 @@ export {
 } from "./database.js";
 export { Lease } from "./lease.js";
 export { writeTransaction } from "./transaction.js";
-export { LATEST_MIGRATION } from "./migrations.js";
+export { LATEST_MIGRATION, MIGRATION_NAMES } from "./migrations.js";
 export type * from "./schema.js";

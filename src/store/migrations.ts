@@ -110,6 +110,25 @@ const migrations: Record<string, Migration> = {
       await sql`insert into audit_head (id, size, frontier, root, updated_at) values (1, 0, '[]', '', 0)`.execute(db);
     },
   },
+  "0002_sessions": {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable("sessions")
+        .addColumn("jti", "text", (c) => c.primaryKey())
+        .addColumn("subject", "text", (c) => c.notNull())
+        .addColumn("roles", "text", (c) => c.notNull())
+        .addColumn("creator", "text", (c) => c.notNull())
+        .addColumn("kid", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("expires_at", "bigint", (c) => c.notNull())
+        .addColumn("revoked_at", "bigint")
+        .addColumn("ip", "text", (c) => c.notNull())
+        .addColumn("user_agent", "text", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("sessions_subject").on("sessions").columns(["subject", "expires_at"]).execute();
+      await db.schema.createIndex("sessions_creator").on("sessions").column("creator").execute();
+    },
+  },
 };
 
 /** The migrations shipped with this version, in order. */
@@ -118,6 +137,9 @@ export class BuiltInMigrations implements MigrationProvider {
     return Promise.resolve(migrations);
   }
 }
+
+/** Names of every migration this version ships, in order. */
+export const MIGRATION_NAMES: readonly string[] = Object.keys(migrations).sort();
 
 /** Name of the newest migration this version knows. */
 export const LATEST_MIGRATION = Object.keys(migrations).sort().at(-1) ?? "";

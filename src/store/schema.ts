@@ -100,6 +100,20 @@ export interface ApiKeysTable {
   meta: string;
 }
 
+export interface SessionsTable {
+  jti: string;
+  subject: string;
+  roles: string;
+  /** The credential the session was exchanged from (`key:<id>`); revoking it ends the session. */
+  creator: string;
+  kid: string;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+  ip: string;
+  user_agent: string;
+}
+
 export interface Database {
   master_keys: MasterKeysTable;
   data_keys: DataKeysTable;
@@ -110,4 +124,5 @@ export interface Database {
   audit_prune: AuditPruneTable;
   locks: LocksTable;
   api_keys: ApiKeysTable;
+  sessions: SessionsTable;
 }

@@ -1,0 +1,277 @@
+import { randomBytes } from "node:crypto";
+import { SignJWT, decodeProtectedHeader } from "jose";
+import { AgentwallError } from "../errors.js";
+import type { AuditSink } from "../audit/event.js";
+import type { Keyring } from "../crypto/keyring.js";
+import type { Store } from "../store/database.js";
+import { verifyJwtStrict, type JwtFailure } from "./jwt.js";
+
+/** An active session as listed (never the token). */
+export interface SessionRecord {
+  readonly jti: string;
+  readonly subject: string;
+  readonly roles: readonly string[];
+  readonly creator: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly revokedAt: number | null;
+}
+
+export type SessionVerification =
+  | { readonly valid: true; readonly session: SessionRecord }
+  | {
+      readonly valid: false;
+      readonly result: "INVALID" | "EXPIRED" | "REVOKED" | "NOT_FOUND";
+      readonly failure?: JwtFailure;
+      readonly jti?: string;
+    };
+
+export interface SessionsOptions {
+  readonly store: Store;
+  readonly keyring: Keyring;
+  readonly audit: AuditSink;
+  /** `iss` of agentwall's own tokens. Default `agentwall`. */
+  readonly issuer?: string;
+  /** `aud` of agentwall's own tokens. Default `agentwall`. */
+  readonly audience?: string;
+  /** Lifetime of a session. Default 15 minutes, at most 24 hours. */
+  readonly ttlMs?: number;
+  readonly now?: () => number;
+}
+
+const TYP = "JWT";
+const MAX_TTL_MS = 24 * 3_600_000;
+const SUBJECT = /^[\p{L}\p{N} _.:@/-]{1,100}$/u;
+
+function parseRoles(text: string): string[] {
+  try {
+    const v: unknown = JSON.parse(text);
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Short-lived session JWTs signed with the shared Ed25519 key of the key hierarchy (`kid` in the
+ * header), verified strictly with jose, tracked in the database so one session, all of a subject's, or
+ * all made from a revoked API key end at once. No secret is configured or defaulted: the signing key is
+ * generated once and shared by every instance through the database.
+ *
+ * @example
+ * ```ts
+ * const sessions = new Sessions({ store, keyring, audit });
+ * const { token } = await sessions.issue({ subject: "alice", roles: ["user"], creator: "key:abc" });
+ * (await sessions.verify(token)).valid; // true
+ * ```
+ */
+export class Sessions {
+  readonly issuer: string;
+  readonly audience: string;
+  readonly #store: Store;
+  readonly #keyring: Keyring;
+  readonly #audit: AuditSink;
+  readonly #ttlMs: number;
+  readonly #now: () => number;
+
+  constructor(options: SessionsOptions) {
+    const ttl = options.ttlMs ?? 15 * 60_000;
+    if (!Number.isSafeInteger(ttl) || ttl < 1000 || ttl > MAX_TTL_MS) {
+      throw new AgentwallError("ERR_INVALID_ARGUMENT", "session ttlMs must be between 1 s and 24 h");
+    }
+    this.#store = options.store;
+    this.#keyring = options.keyring;
+    this.#audit = options.audit;
+    this.#ttlMs = ttl;
+    this.#now = options.now ?? Date.now;
+    this.issuer = options.issuer ?? "agentwall";
+    this.audience = options.audience ?? "agentwall";
+  }
+
+  /** Issues a session for an authenticated subject. The token is returned once and never stored. */
+  async issue(input: {
+    subject: string;
+    roles: readonly string[];
+    creator: string;
+    ttlMs?: number;
+    ip?: string;
+    userAgent?: string;
+  }): Promise<{ token: string; jti: string; expiresAt: number }> {
+    if (typeof input.subject !== "string" || !SUBJECT.test(input.subject)) {
+      throw new AgentwallError("ERR_INVALID_ARGUMENT", "subject must be 1..100 name characters");
+    }
+    const ttl = Math.min(input.ttlMs ?? this.#ttlMs, this.#ttlMs);
+    const now = this.#now();
+    const iat = Math.floor(now / 1000);
+    const expiresAt = (iat + Math.ceil(ttl / 1000)) * 1000;
+    const jti = randomBytes(16).toString("base64url");
+    const key = await this.#keyring.signingKey("sessions");
+    const token = await new SignJWT({ roles: [...input.roles] })
+      .setProtectedHeader({ alg: "EdDSA", typ: TYP, kid: key.kid })
+      .setIssuer(this.issuer)
+      .setAudience(this.audience)
+      .setSubject(input.subject)
+      .setJti(jti)
+      .setIssuedAt(iat)
+      .setNotBefore(iat)
+      .setExpirationTime(expiresAt / 1000)
+      .sign(key.privateKey);
+    await this.#store.db
+      .insertInto("sessions")
+      .values({
+        jti,
+        subject: input.subject,
+        roles: JSON.stringify(input.roles),
+        creator: input.creator,
+        kid: key.kid,
+        created_at: now,
+        expires_at: expiresAt,
+        revoked_at: null,
+        ip: input.ip ?? "",
+        user_agent: (input.userAgent ?? "").slice(0, 512),
+      })
+      .execute();
+    await this.#audit.append({
+      type: "session_created",
+      actor: input.creator,
+      action: "session.create",
+      resource: `session:${jti}`,
+      outcome: "success",
+      ip: input.ip,
+      userAgent: input.userAgent,
+      details: { subject: input.subject, roles: input.roles, expiresAt },
+    });
+    return { token, jti, expiresAt };
+  }
+
+  /**
+   * Verifies a session token: signature with the key its `kid` names (a `sessions` key of this
+   * database only), strict claims, then the session's row — revoked, unknown, or made from a credential
+   * that has since been revoked means invalid. Never throws for a bad token.
+   */
+  async verify(token: string): Promise<SessionVerification> {
+    let kid: unknown;
+    try {
+      kid = decodeProtectedHeader(token).kid;
+    } catch {
+      return { valid: false, result: "INVALID", failure: "MALFORMED" };
+    }
+    if (typeof kid !== "string" || !kid.startsWith("sk-sessions-"))
+      return { valid: false, result: "INVALID", failure: "SIGNATURE" };
+    let publicKey;
+    try {
+      const key = await this.#keyring.signingKeyById(kid);
+      if (key.purpose !== "sessions") return { valid: false, result: "INVALID", failure: "SIGNATURE" };
+      publicKey = key.publicKey;
+    } catch (error) {
+      if (error instanceof AgentwallError && error.code === "ERR_SIGNING_KEY_UNKNOWN") {
+        return { valid: false, result: "INVALID", failure: "SIGNATURE" };
+      }
+      throw error;
+    }
+    const checked = await verifyJwtStrict(token, publicKey, {
+      algorithms: ["EdDSA"],
+      issuer: this.issuer,
+      audience: this.audience,
+      typ: TYP,
+      requiredClaims: ["jti", "nbf"],
+      maxTokenAgeSeconds: Math.ceil(MAX_TTL_MS / 1000),
+      clockToleranceSeconds: 30,
+      now: this.#now,
+    });
+    if (!checked.valid) {
+      return { valid: false, result: checked.failure === "EXPIRED" ? "EXPIRED" : "INVALID", failure: checked.failure };
+    }
+    const jti = checked.payload.jti as string;
+    const row = await this.#store.db.selectFrom("sessions").selectAll().where("jti", "=", jti).executeTakeFirst();
+    if (row === undefined || row.subject !== checked.payload.sub || row.kid !== kid) {
+      return { valid: false, result: "NOT_FOUND", jti };
+    }
+    if (row.revoked_at !== null) return { valid: false, result: "REVOKED", jti };
+    if (row.expires_at <= this.#now()) return { valid: false, result: "EXPIRED", jti };
+    if (!(await this.#creatorActive(row.creator))) return { valid: false, result: "REVOKED", jti };
+    return { valid: true, session: toRecord(row) };
+  }
+
+  async #creatorActive(creator: string): Promise<boolean> {
+    if (!creator.startsWith("key:")) return true;
+    const key = await this.#store.db
+      .selectFrom("api_keys")
+      .select(["revoked_at", "expires_at"])
+      .where("id", "=", creator.slice(4))
+      .executeTakeFirst();
+    return key !== undefined && key.revoked_at === null;
+  }
+
+  /** Ends one session. Returns false when it was unknown or already ended. */
+  async revoke(jti: string, actor: string): Promise<boolean> {
+    const result = await this.#store.db
+      .updateTable("sessions")
+      .set({ revoked_at: this.#now() })
+      .where("jti", "=", jti)
+      .where("revoked_at", "is", null)
+      .executeTakeFirst();
+    const revoked = result.numUpdatedRows > 0n;
+    await this.#audit.append({
+      type: "session_revoked",
+      actor,
+      action: "session.revoke",
+      resource: `session:${jti}`,
+      outcome: revoked ? "success" : "failure",
+    });
+    return revoked;
+  }
+
+  /** Ends every session of a subject; returns how many. */
+  async revokeSubject(subject: string, actor: string): Promise<number> {
+    const now = this.#now();
+    const result = await this.#store.db
+      .updateTable("sessions")
+      .set({ revoked_at: now })
+      .where("subject", "=", subject)
+      .where("revoked_at", "is", null)
+      .where("expires_at", ">", now)
+      .executeTakeFirst();
+    const count = Number(result.numUpdatedRows);
+    await this.#audit.append({
+      type: "session_revoked",
+      actor,
+      action: "session.revoke_subject",
+      resource: `subject:${subject}`,
+      outcome: "success",
+      details: { count },
+    });
+    return count;
+  }
+
+  /** Active (unexpired, unrevoked) sessions, optionally of one subject, newest first. */
+  async listActive(subject?: string): Promise<SessionRecord[]> {
+    let q = this.#store.db
+      .selectFrom("sessions")
+      .selectAll()
+      .where("revoked_at", "is", null)
+      .where("expires_at", ">", this.#now());
+    if (subject !== undefined) q = q.where("subject", "=", subject);
+    return (await q.orderBy("created_at", "desc").limit(1000).execute()).map(toRecord);
+  }
+}
+
+function toRecord(row: {
+  jti: string;
+  subject: string;
+  roles: string;
+  creator: string;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+}): SessionRecord {
+  return Object.freeze({
+    jti: row.jti,
+    subject: row.subject,
+    roles: Object.freeze(parseRoles(row.roles)),
+    creator: row.creator,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+  });
+}
