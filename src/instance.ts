@@ -9,6 +9,7 @@ import { resolveMasterKeys, type MasterKeyOrigin } from "./crypto/master-key-sou
 import { openStore, parseDatabaseUrl, type Store } from "./store/database.js";
 import { ApiKeys } from "./identity/api-keys.js";
 import { Sessions } from "./identity/sessions.js";
+import { OidcVerifier } from "./identity/oidc.js";
 
 /** One running agentwall: its store, key hierarchy, audit log and identity services, wired together. */
 export interface Instance {
@@ -18,6 +19,7 @@ export interface Instance {
   readonly audit: AuditLog;
   readonly apiKeys: ApiKeys;
   readonly sessions: Sessions;
+  readonly oidc: OidcVerifier;
   readonly masterKeyOrigin: MasterKeyOrigin;
   readonly masterKeyPath: string | undefined;
   /** Commits queued audit events and closes the database; `checkpoint` also signs a last checkpoint. */
@@ -45,6 +47,10 @@ export async function openInstance(
   options: { extraWitnesses?: readonly CheckpointWitness[]; now?: () => number } = {},
 ): Promise<Instance> {
   ensureHome(config.home);
+  if (config.oidc.issuers.some((i) => i.issuer === config.sessions.issuer)) {
+    throw new AgentwallError("ERR_CONFIG_INVALID", "config field /oidc/issuers: an issuer equals sessions.issuer");
+  }
+  const oidc = new OidcVerifier(config.oidc.issuers, options.now === undefined ? {} : { now: options.now });
   if (config.databaseUrl !== undefined && secrets.masterKey === undefined && config.masterKeyFile === undefined) {
     // Checked before connecting: several instances must share one key given from outside.
     throw new AgentwallError(
@@ -82,6 +88,7 @@ export async function openInstance(
       audit,
       apiKeys,
       sessions,
+      oidc,
       masterKeyOrigin: keys.origin,
       masterKeyPath: keys.path,
       async close(closeOptions = {}) {

@@ -103,6 +103,7 @@ export function loadConfig(
     limits: { ...CONFIG_DEFAULTS.limits, ...file.limits },
     audit: { ...CONFIG_DEFAULTS.audit, ...file.audit },
     sessions: { ...CONFIG_DEFAULTS.sessions, ...file.sessions },
+    oidc: { issuers: [...(file.oidc?.issuers ?? [])] },
     trustProxy: [...(file.trustProxy ?? CONFIG_DEFAULTS.trustProxy)],
   };
   // The merged result is validated again, so env values get the same checks and field names.

@@ -1,3 +1,23 @@
+/** One external identity provider, as the operator configures it. */
+export interface OidcIssuerConfig {
+  /** Exact `iss` value. */
+  readonly issuer: string;
+  /** Where its keys are: from the configuration only, never from a token (`jku`/`x5u` are ignored). */
+  readonly jwksUrl: string;
+  readonly audience: string | readonly string[];
+  readonly algorithms?: readonly ("EdDSA" | "ES256" | "RS256" | "PS256")[];
+  /** Claim holding the tenant, and the tenants admitted; absent admits any tenant. */
+  readonly tenantClaim?: string;
+  readonly tenants?: readonly string[];
+  /** Claim holding the provider's roles or groups (string or list). Default `roles`. */
+  readonly rolesClaim?: string;
+  /** Provider role → agentwall role. Unmapped provider roles grant nothing. */
+  readonly roleMap: Readonly<Record<string, string>>;
+  /** Prefix of the subject agentwall sees (default: the issuer's host and a colon). */
+  readonly subjectPrefix?: string;
+  readonly maxTokenAgeSeconds?: number;
+}
+
 /** The configuration of an agentwall instance, after defaults and environment overrides. */
 export interface AgentwallConfig {
   /** Data directory (SQLite database, generated master key). Created 0700. */
@@ -36,6 +56,8 @@ export interface AgentwallConfig {
     /** Session lifetime in ms (1 s .. 24 h). */
     ttlMs: number;
   };
+  /** External identity providers whose bearer tokens are accepted (the guides' "oauth" method). */
+  oidc: { issuers: OidcIssuerConfig[] };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   upstream?: { url: string };
 }
@@ -101,6 +123,38 @@ export const CONFIG_SCHEMA = {
         ttlMs: positiveInt(1000, 86_400_000),
       },
     },
+    oidc: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        issuers: {
+          type: "array",
+          maxItems: 32,
+          items: {
+            type: "object",
+            additionalProperties: false,
+            required: ["issuer", "jwksUrl", "audience", "roleMap"],
+            properties: {
+              issuer: { type: "string", minLength: 1, maxLength: 500 },
+              jwksUrl: { type: "string", pattern: "^https?://", maxLength: 2000 },
+              audience: {
+                anyOf: [
+                  { type: "string", minLength: 1 },
+                  { type: "array", items: { type: "string", minLength: 1 }, minItems: 1 },
+                ],
+              },
+              algorithms: { type: "array", items: { enum: ["EdDSA", "ES256", "RS256", "PS256"] }, minItems: 1 },
+              tenantClaim: { type: "string", minLength: 1 },
+              tenants: { type: "array", items: { type: "string" }, minItems: 1 },
+              rolesClaim: { type: "string", minLength: 1 },
+              roleMap: { type: "object", additionalProperties: { type: "string", minLength: 1 } },
+              subjectPrefix: { type: "string", maxLength: 200 },
+              maxTokenAgeSeconds: positiveInt(1, 86_400),
+            },
+          },
+        },
+      },
+    },
     logLevel: { enum: ["fatal", "error", "warn", "info", "debug", "trace", "silent"] },
     upstream: {
       type: "object",
@@ -125,5 +179,6 @@ export const CONFIG_DEFAULTS: AgentwallConfig = {
   },
   audit: { witnessStdout: false, checkpointIntervalMs: 10_000, maxBatch: 512 },
   sessions: { issuer: "agentwall", ttlMs: 15 * 60_000 },
+  oidc: { issuers: [] },
   logLevel: "info",
 };

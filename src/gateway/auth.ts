@@ -3,13 +3,14 @@ import { decodeJwt } from "jose";
 import { grantsOfRoles } from "../access/roles.js";
 import type { ApiKeys } from "../identity/api-keys.js";
 import type { Sessions } from "../identity/sessions.js";
+import type { OidcVerifier } from "../identity/oidc.js";
 
 /** Who is calling, after authentication. */
 export interface Principal {
   readonly subject: string;
-  /** `key:<id>` for an API key, `session:<jti>` for a session. */
+  /** `key:<id>` for an API key, `session:<jti>` for a session, `oidc:<issuer>` for a provider token. */
   readonly credentialId: string;
-  readonly method: "api_key" | "session";
+  readonly method: "api_key" | "session" | "oidc";
   readonly roles: readonly string[];
   readonly grants: readonly string[];
 }
@@ -36,12 +37,13 @@ function deny(reason: string, credentialId?: string): AuthDecision {
 
 /**
  * Authenticates a request by the form of its credential: an `aw_` bearer is an API key; a JWT whose
- * issuer is agentwall's is a session. Anything else is refused. The method is chosen before any check
+ * issuer is agentwall's is a session; a JWT from a configured OIDC issuer is verified against that
+ * issuer's configured JWKS. Anything else is refused. The method is chosen before any check
  * runs, and an error in the chosen method is a denial — never a fall-through to another method.
  */
 export async function authenticate(
   request: FastifyRequest,
-  identity: { apiKeys: ApiKeys; sessions: Sessions },
+  identity: { apiKeys: ApiKeys; sessions: Sessions; oidc: OidcVerifier },
 ): Promise<AuthDecision> {
   const header = request.headers.authorization;
   if (header === undefined) return deny("no credential");
@@ -75,6 +77,20 @@ export async function authenticate(
       issuer = decodeJwt(token).iss;
     } catch {
       return deny("malformed token");
+    }
+    if (identity.oidc.knows(issuer)) {
+      const verdict = await identity.oidc.verify(token);
+      if (!verdict.valid) return deny(`oidc token ${verdict.failure.toLowerCase()}`, `oidc:${String(issuer)}`);
+      return {
+        allowed: true,
+        principal: Object.freeze({
+          subject: verdict.subject,
+          credentialId: `oidc:${verdict.issuer}`,
+          method: "oidc",
+          roles: verdict.roles,
+          grants: grantsOfRoles(verdict.roles),
+        }),
+      };
     }
     if (issuer !== identity.sessions.issuer) return deny("token from an unknown issuer");
     const verdict = await identity.sessions.verify(token);

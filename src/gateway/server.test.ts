@@ -161,6 +161,53 @@ describe("gateway skeleton", () => {
     for (const bad of [foreign, forged, unsigned]) assert.equal((await use(bad)).statusCode, 401);
   });
 
+  it("accepts OIDC tokens from a configured issuer, mapped to roles, and never falls through between methods", async () => {
+    const { createServer } = await import("node:http");
+    const { SignJWT, exportJWK, generateKeyPair } = await import("jose");
+    const idp = await generateKeyPair("ES256");
+    const jwk = { ...(await exportJWK(idp.publicKey)), kid: "idp-1", alg: "ES256" };
+    const server = createServer((_req, res) => res.end(JSON.stringify({ keys: [jwk] })));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (server.address() as import("node:net").AddressInfo).port;
+      const issuer = "https://login.example";
+      const { app, instance } = await setup({
+        oidc: {
+          issuers: [
+            {
+              issuer,
+              jwksUrl: `http://127.0.0.1:${port}/jwks`,
+              audience: "agentwall-api",
+              roleMap: { readers: "viewer" },
+            },
+          ],
+        },
+      });
+      const token = (roles: string[], key = idp.privateKey, iss = issuer) =>
+        new SignJWT({ roles })
+          .setProtectedHeader({ alg: "ES256", typ: "JWT", kid: "idp-1" })
+          .setIssuer(iss)
+          .setAudience("agentwall-api")
+          .setSubject("u-7")
+          .setIssuedAt()
+          .setExpirationTime("5m")
+          .sign(key);
+      const call = async (t: string, method: "GET" | "POST" = "GET", url = "/v1/admin/audit/events") =>
+        (await app.inject({ method, url, headers: { authorization: `Bearer ${t}` } })).statusCode;
+      assert.equal(await call(await token(["readers"])), 200);
+      assert.equal(await call(await token(["readers"]), "POST", "/v1/admin/audit/verify"), 403);
+      assert.equal(await call(await token([])), 403, "authenticated, but no mapped role grants anything");
+      assert.equal(await call(await token(["readers"], (await generateKeyPair("ES256")).privateKey)), 401);
+      // A token naming agentwall's session issuer is only ever a session: the IdP's signature does not help.
+      assert.equal(await call(await token(["readers"], idp.privateKey, "agentwall")), 401);
+      const checks = await instance.audit.query({ type: "permission_check", outcome: "allowed" });
+      assert.equal(checks.events[0]?.actor, `oidc:${issuer}`);
+      assert.equal(checks.events[0]?.details?.subject, "login.example:u-7");
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
   it("serves audit queries with filters and rejects malformed parameters", async () => {
     const { app, admin } = await setup();
     const auth = { authorization: `Bearer ${admin}` };

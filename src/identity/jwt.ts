@@ -1,4 +1,4 @@
-import { errors, jwtVerify, type CryptoKey, type JWTPayload, type KeyObject } from "jose";
+import { errors, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey, type KeyObject } from "jose";
 import { AgentwallError } from "../errors.js";
 
 /** The algorithms agentwall verifies; `none` and everything else is refused before jose sees it. */
@@ -22,7 +22,15 @@ export interface StrictJwtOptions {
 
 /** Why a token was refused: a closed set, for logs and audit (never the token). */
 export type JwtFailure =
-  "MALFORMED" | "ALGORITHM" | "SIGNATURE" | "EXPIRED" | "NOT_YET_VALID" | "CLAIM" | "TYPE" | "UNSUPPORTED";
+  | "MALFORMED"
+  | "ALGORITHM"
+  | "SIGNATURE"
+  | "EXPIRED"
+  | "NOT_YET_VALID"
+  | "CLAIM"
+  | "TYPE"
+  | "UNSUPPORTED"
+  | "KEYS_UNAVAILABLE";
 
 export type JwtVerification =
   | { readonly valid: true; readonly payload: JWTPayload; readonly header: Readonly<Record<string, unknown>> }
@@ -38,6 +46,12 @@ function classify(error: unknown): JwtFailure {
     return error.claim === "nbf" ? "NOT_YET_VALID" : error.claim === "typ" ? "TYPE" : "CLAIM";
   }
   if (error instanceof errors.JWSSignatureVerificationFailed) return "SIGNATURE";
+  if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) return "SIGNATURE";
+  // The key source could not answer (timeout, bad JWKS, network, over-size): a denial, reported as such.
+  if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid || error instanceof TypeError) {
+    return "KEYS_UNAVAILABLE";
+  }
+  if (error instanceof AgentwallError) return "KEYS_UNAVAILABLE";
   if (error instanceof errors.JOSEAlgNotAllowed) return "ALGORITHM";
   if (error instanceof errors.JOSENotSupported) return "UNSUPPORTED";
   return "MALFORMED";
@@ -56,7 +70,7 @@ function classify(error: unknown): JwtFailure {
  */
 export async function verifyJwtStrict(
   token: string,
-  key: CryptoKey | KeyObject | Uint8Array,
+  key: CryptoKey | KeyObject | Uint8Array | JWTVerifyGetKey,
   options: StrictJwtOptions,
 ): Promise<JwtVerification> {
   if (options.algorithms.length === 0) throw new AgentwallError("ERR_INVALID_ARGUMENT", "algorithms must not be empty");
@@ -68,7 +82,7 @@ export async function verifyJwtStrict(
   const required = [...new Set(["exp", "iat", "sub", ...(options.requiredClaims ?? [])])];
   const now = options.now?.() ?? Date.now();
   try {
-    const { payload, protectedHeader } = await jwtVerify(token, key, {
+    const verifyOptions = {
       algorithms: [...options.algorithms],
       issuer: typeof options.issuer === "string" ? options.issuer : [...options.issuer],
       audience: typeof options.audience === "string" ? options.audience : [...options.audience],
@@ -77,7 +91,11 @@ export async function verifyJwtStrict(
       maxTokenAge: options.maxTokenAgeSeconds,
       clockTolerance: options.clockToleranceSeconds ?? 30,
       currentDate: new Date(now),
-    });
+    };
+    const { payload, protectedHeader } =
+      typeof key === "function"
+        ? await jwtVerify(token, key, verifyOptions)
+        : await jwtVerify(token, key, verifyOptions);
     return { valid: true, payload, header: protectedHeader };
   } catch (error) {
     return { valid: false, failure: classify(error) };
