@@ -10,6 +10,7 @@ import { openStore, parseDatabaseUrl, type Store } from "./store/database.js";
 import { ApiKeys } from "./identity/api-keys.js";
 import { Sessions } from "./identity/sessions.js";
 import { OidcVerifier } from "./identity/oidc.js";
+import { Rbac } from "./access/rbac.js";
 
 /** One running agentwall: its store, key hierarchy, audit log and identity services, wired together. */
 export interface Instance {
@@ -20,6 +21,7 @@ export interface Instance {
   readonly apiKeys: ApiKeys;
   readonly sessions: Sessions;
   readonly oidc: OidcVerifier;
+  readonly rbac: Rbac;
   readonly masterKeyOrigin: MasterKeyOrigin;
   readonly masterKeyPath: string | undefined;
   /** Commits queued audit events and closes the database; `checkpoint` also signs a last checkpoint. */
@@ -71,6 +73,7 @@ export async function openInstance(
     if (config.audit.witnessStdout) witnesses.push(new StreamWitness(process.stdout));
     const audit = new AuditLog({ store, keyring, witnesses, maxBatch: config.audit.maxBatch, now: options.now });
     const apiKeys = new ApiKeys({ store, keyring, audit, now: options.now });
+    const rbac = new Rbac({ store, audit, now: options.now });
     const sessions = new Sessions({
       store,
       keyring,
@@ -89,6 +92,7 @@ export async function openInstance(
       apiKeys,
       sessions,
       oidc,
+      rbac,
       masterKeyOrigin: keys.origin,
       masterKeyPath: keys.path,
       async close(closeOptions = {}) {

@@ -68,6 +68,22 @@ describe("agentwall CLI", () => {
     assert.equal(JSON.parse(cli(["keys", "verify", "-", "--json"], env, made.key).stdout).result, "REVOKED");
   });
 
+  it("roles: define, assign on a resource, check with exit codes, refuse cycles", () => {
+    const { env } = setupHome();
+    assert.equal(cli(["roles", "define", "auditor", "--grant", "audit:verify", "--inherits", "viewer"], env).code, 0);
+    assert.equal(cli(["roles", "assign", "dana", "auditor", "--on", "agent:billing"], env).code, 0);
+    assert.equal(cli(["roles", "check", "dana", "audit:verify", "--on", "agent:billing"], env).code, 0);
+    const denied = cli(["roles", "check", "dana", "audit:verify", "--json"], env);
+    assert.equal(denied.code, 1);
+    assert.equal((JSON.parse(denied.stdout) as { allowed: boolean }).allowed, false);
+    assert.equal(cli(["roles", "define", "viewer2", "--inherits", "nope"], env).code, 2);
+    const listed = cli(["roles", "list", "--json"], env)
+      .stdout.trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { name: string });
+    assert.deepEqual(listed.map((r) => r.name).sort(), ["admin", "auditor", "developer", "user", "viewer"]);
+  });
+
   it("a wrong master key exits 3 and never looks like tampering", () => {
     const { env } = setupHome();
     assert.equal(cli(["init", "--json"], env).code, 0);

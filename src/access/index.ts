@@ -1,2 +1,4 @@
 export * from "./permission.js";
-export * from "./roles.js";
+export * from "./catalog.js";
+export * from "./policy.js";
+export * from "./rbac.js";

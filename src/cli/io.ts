@@ -11,6 +11,8 @@ const USAGE_CODES = new Set<ErrorCode>([
   "ERR_DATABASE_URL_INVALID",
   "ERR_PERMISSION_INVALID",
   "ERR_AUDIT_WITNESS_INVALID",
+  "ERR_ROLE_UNKNOWN",
+  "ERR_ROLE_CYCLE",
 ]);
 
 /** The exit code for an error: usage problems 2, everything that kept us from checking 3. */

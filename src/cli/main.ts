@@ -6,6 +6,7 @@ import { registerInit } from "./commands/init.js";
 import { registerKeys } from "./commands/keys.js";
 import { registerServe } from "./commands/serve.js";
 import { registerSessions } from "./commands/sessions.js";
+import { registerRoles } from "./commands/roles.js";
 import { EXIT, exitCodeFor, printError } from "./io.js";
 
 /** Builds the `agentwall` command line. */
@@ -29,6 +30,7 @@ export function buildCli(): Command {
   registerAudit(program, run);
   registerKeys(program, run);
   registerSessions(program, run);
+  registerRoles(program, run);
   registerCheck(program, run);
   for (const command of program.commands) {
     command.exitOverride();

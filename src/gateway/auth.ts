@@ -1,6 +1,6 @@
 import type { FastifyRequest } from "fastify";
 import { decodeJwt } from "jose";
-import { grantsOfRoles } from "../access/roles.js";
+import type { Rbac } from "../access/rbac.js";
 import type { ApiKeys } from "../identity/api-keys.js";
 import type { Sessions } from "../identity/sessions.js";
 import type { OidcVerifier } from "../identity/oidc.js";
@@ -43,7 +43,7 @@ function deny(reason: string, credentialId?: string): AuthDecision {
  */
 export async function authenticate(
   request: FastifyRequest,
-  identity: { apiKeys: ApiKeys; sessions: Sessions; oidc: OidcVerifier },
+  identity: { apiKeys: ApiKeys; sessions: Sessions; oidc: OidcVerifier; rbac: Rbac },
 ): Promise<AuthDecision> {
   const header = request.headers.authorization;
   if (header === undefined) return deny("no credential");
@@ -66,7 +66,7 @@ export async function authenticate(
         credentialId: `key:${key.id}`,
         method: "api_key",
         roles: key.roles,
-        grants: grantsOfRoles(key.roles),
+        grants: (await identity.rbac.policy()).grantsOfRoles(key.roles),
       }),
     };
   }
@@ -88,7 +88,7 @@ export async function authenticate(
           credentialId: `oidc:${verdict.issuer}`,
           method: "oidc",
           roles: verdict.roles,
-          grants: grantsOfRoles(verdict.roles),
+          grants: (await identity.rbac.policy()).grantsOfRoles(verdict.roles),
         }),
       };
     }
@@ -108,7 +108,7 @@ export async function authenticate(
         credentialId: `session:${session.jti}`,
         method: "session",
         roles: session.roles,
-        grants: grantsOfRoles(session.roles),
+        grants: (await identity.rbac.policy()).grantsOfRoles(session.roles),
       }),
     };
   }

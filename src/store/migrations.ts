@@ -129,6 +129,35 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex("sessions_creator").on("sessions").column("creator").execute();
     },
   },
+  "0003_rbac": {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable("roles")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("description", "text", (c) => c.notNull())
+        .addColumn("inherits", "text", (c) => c.notNull())
+        .addColumn("grants", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("role_assignments")
+        .addColumn("subject", "text", (c) => c.notNull())
+        .addColumn("role", "text", (c) => c.notNull())
+        .addColumn("resource", "text", (c) => c.notNull())
+        .addColumn("granted_by", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addPrimaryKeyConstraint("role_assignments_pk", ["subject", "role", "resource"])
+        .execute();
+      await db.schema.createIndex("role_assignments_role").on("role_assignments").column("role").execute();
+      await db.schema
+        .createTable("counters")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("value", "bigint", (c) => c.notNull())
+        .execute();
+      await sql`insert into counters (name, value) values ('roles', 0)`.execute(db);
+    },
+  },
 };
 
 /** The migrations shipped with this version, in order. */

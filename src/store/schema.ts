@@ -114,6 +114,29 @@ export interface SessionsTable {
   user_agent: string;
 }
 
+export interface RolesTable {
+  name: string;
+  description: string;
+  inherits: string;
+  grants: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface RoleAssignmentsTable {
+  subject: string;
+  role: string;
+  /** `''` for a global assignment, else a resource pattern such as `agent:billing`. */
+  resource: string;
+  granted_by: string;
+  created_at: number;
+}
+
+export interface CountersTable {
+  name: string;
+  value: number;
+}
+
 export interface Database {
   master_keys: MasterKeysTable;
   data_keys: DataKeysTable;
@@ -125,4 +148,7 @@ export interface Database {
   locks: LocksTable;
   api_keys: ApiKeysTable;
   sessions: SessionsTable;
+  roles: RolesTable;
+  role_assignments: RoleAssignmentsTable;
+  counters: CountersTable;
 }
