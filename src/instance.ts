@@ -11,6 +11,8 @@ import { ApiKeys } from "./identity/api-keys.js";
 import { Sessions } from "./identity/sessions.js";
 import { OidcVerifier } from "./identity/oidc.js";
 import { Rbac } from "./access/rbac.js";
+import { MemoryRateLimiter, type RateLimiter } from "./monitor/ratelimit/limiter.js";
+import { RedisRateLimiter } from "./monitor/ratelimit/redis.js";
 
 /** One running agentwall: its store, key hierarchy, audit log and identity services, wired together. */
 export interface Instance {
@@ -22,6 +24,8 @@ export interface Instance {
   readonly sessions: Sessions;
   readonly oidc: OidcVerifier;
   readonly rbac: Rbac;
+  /** Memory on one machine; Redis (with a bounded local fallback) when `redisUrl` is configured. */
+  readonly rateLimiter: RateLimiter;
   readonly masterKeyOrigin: MasterKeyOrigin;
   readonly masterKeyPath: string | undefined;
   /** Commits queued audit events and closes the database; `checkpoint` also signs a last checkpoint. */
@@ -74,6 +78,26 @@ export async function openInstance(
     const audit = new AuditLog({ store, keyring, witnesses, maxBatch: config.audit.maxBatch, now: options.now });
     const apiKeys = new ApiKeys({ store, keyring, audit, now: options.now });
     const rbac = new Rbac({ store, audit, now: options.now });
+    const redisLimiter =
+      config.redisUrl === undefined
+        ? undefined
+        : new RedisRateLimiter({
+            url: config.redisUrl,
+            expectedInstances: config.rateLimits.expectedInstances,
+            onAlert: (e) => {
+              audit
+                .append({
+                  type: "security_alert",
+                  actor: "system",
+                  action: `ratelimit.redis.${e.state}`,
+                  outcome: e.state === "degraded" ? "error" : "success",
+                  details: { reason: e.reason, severity: e.state === "degraded" ? "high" : "info" },
+                })
+                .catch(() => undefined);
+            },
+          });
+    const rateLimiter: RateLimiter =
+      redisLimiter ?? new MemoryRateLimiter(options.now === undefined ? {} : { now: options.now });
     const sessions = new Sessions({
       store,
       keyring,
@@ -93,11 +117,13 @@ export async function openInstance(
       sessions,
       oidc,
       rbac,
+      rateLimiter,
       masterKeyOrigin: keys.origin,
       masterKeyPath: keys.path,
       async close(closeOptions = {}) {
         if (closed) return;
         closed = true;
+        await redisLimiter?.close();
         try {
           // Only the gateway signs on the way out; a CLI command (verify above all) never does.
           await audit.close({ checkpoint: closeOptions.checkpoint === true });

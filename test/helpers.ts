@@ -93,3 +93,33 @@ export async function testInstance(
   after(() => instance.close());
   return instance;
 }
+
+/** URL of the test Redis server. */
+export const REDIS_URL = process.env.AGENTWALL_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+
+let redisUp: Promise<boolean> | undefined;
+
+/** Whether Redis answers; under CI=true an unreachable server fails the suite instead of skipping. */
+export function redisReachable(): Promise<boolean> {
+  redisUp ??= (async () => {
+    const { Redis } = await import("ioredis");
+    const client = new Redis(REDIS_URL, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      connectTimeout: 2000,
+      retryStrategy: () => null,
+    });
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+      return (await client.ping()) === "PONG";
+    } catch (error) {
+      if (process.env.CI === "true") throw new Error(`Redis at ${REDIS_URL} is unreachable under CI`, { cause: error });
+      process.stderr.write(`# SKIP: Redis at ${REDIS_URL} is unreachable; Redis suites are skipped\n`);
+      return false;
+    } finally {
+      client.disconnect();
+    }
+  })();
+  return redisUp;
+}

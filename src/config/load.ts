@@ -104,6 +104,10 @@ export function loadConfig(
     audit: { ...CONFIG_DEFAULTS.audit, ...file.audit },
     sessions: { ...CONFIG_DEFAULTS.sessions, ...file.sessions },
     oidc: { issuers: [...(file.oidc?.issuers ?? [])] },
+    rateLimits: {
+      perIp: { ...CONFIG_DEFAULTS.rateLimits.perIp, ...file.rateLimits?.perIp },
+      expectedInstances: file.rateLimits?.expectedInstances ?? CONFIG_DEFAULTS.rateLimits.expectedInstances,
+    },
     trustProxy: [...(file.trustProxy ?? CONFIG_DEFAULTS.trustProxy)],
   };
   // The merged result is validated again, so env values get the same checks and field names.

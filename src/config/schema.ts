@@ -56,6 +56,12 @@ export interface AgentwallConfig {
     /** Session lifetime in ms (1 s .. 24 h). */
     ttlMs: number;
   };
+  rateLimits: {
+    /** Requests per client address, checked before any credential lookup. */
+    perIp: { limit: number; periodMs: number; burst: number };
+    /** Gateway instances sharing the limits (used for the local share while Redis is unreachable). */
+    expectedInstances: number;
+  };
   /** External identity providers whose bearer tokens are accepted (the guides' "oauth" method). */
   oidc: { issuers: OidcIssuerConfig[] };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -123,6 +129,23 @@ export const CONFIG_SCHEMA = {
         ttlMs: positiveInt(1000, 86_400_000),
       },
     },
+    rateLimits: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        perIp: {
+          type: "object",
+          additionalProperties: false,
+          required: ["limit", "periodMs"],
+          properties: {
+            limit: positiveInt(1, 1_000_000),
+            periodMs: positiveInt(1000, 86_400_000),
+            burst: positiveInt(0, 1_000_000),
+          },
+        },
+        expectedInstances: positiveInt(1, 1000),
+      },
+    },
     oidc: {
       type: "object",
       additionalProperties: false,
@@ -180,5 +203,6 @@ export const CONFIG_DEFAULTS: AgentwallConfig = {
   audit: { witnessStdout: false, checkpointIntervalMs: 10_000, maxBatch: 512 },
   sessions: { issuer: "agentwall", ttlMs: 15 * 60_000 },
   oidc: { issuers: [] },
+  rateLimits: { perIp: { limit: 1200, periodMs: 60_000, burst: 200 }, expectedInstances: 1 },
   logLevel: "info",
 };

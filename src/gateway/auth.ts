@@ -45,7 +45,10 @@ export async function authenticate(
   request: FastifyRequest,
   identity: { apiKeys: ApiKeys; sessions: Sessions; oidc: OidcVerifier; rbac: Rbac },
 ): Promise<AuthDecision> {
-  const header = request.headers.authorization;
+  const apiKeyHeader = request.headers["x-api-key"];
+  if (request.headers.authorization !== undefined && apiKeyHeader !== undefined) return deny("two credentials");
+  const header =
+    request.headers.authorization ?? (typeof apiKeyHeader === "string" ? `Bearer ${apiKeyHeader}` : undefined);
   if (header === undefined) return deny("no credential");
   const m = /^Bearer ([\x21-\x7e]{1,8192})$/.exec(header);
   if (m === null) return deny("malformed authorization header");

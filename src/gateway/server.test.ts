@@ -208,6 +208,48 @@ describe("gateway skeleton", () => {
     }
   });
 
+  it("limits each client address before any credential lookup, with Retry-After; health probes are exempt", async () => {
+    const { app, instance } = await setup({
+      rateLimits: { perIp: { limit: 1, periodMs: 60_000, burst: 2 }, expectedInstances: 1 },
+    });
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await app.inject({
+        method: "GET",
+        url: "/v1/admin/audit/events",
+        headers: { authorization: "Bearer aw_garbage" },
+      });
+      statuses.push(res.statusCode);
+      if (res.statusCode === 429) {
+        assert.equal(res.json().error.code, "ERR_RATE_LIMITED");
+        assert.ok(Number(res.headers["retry-after"]) >= 1);
+      }
+    }
+    assert.deepEqual(statuses, [401, 401, 401, 429, 429]);
+    assert.equal(
+      (await instance.audit.query({ type: "auth_failed" })).events.length,
+      3,
+      "limited requests never reach the key lookup",
+    );
+    assert.equal((await app.inject({ method: "GET", url: "/healthz" })).statusCode, 200);
+    const other = await app.inject({ method: "GET", url: "/v1/admin/audit/events", remoteAddress: "10.1.2.3" });
+    assert.equal(other.statusCode, 401, "another address has its own budget");
+  });
+
+  it("accepts the key in x-api-key, and refuses two credentials at once", async () => {
+    const { app, admin } = await setup();
+    assert.equal(
+      (await app.inject({ method: "GET", url: "/v1/admin/audit/events", headers: { "x-api-key": admin } })).statusCode,
+      200,
+    );
+    const both = await app.inject({
+      method: "GET",
+      url: "/v1/admin/audit/events",
+      headers: { "x-api-key": admin, authorization: `Bearer ${admin}` },
+    });
+    assert.equal(both.statusCode, 401);
+  });
+
   it("serves audit queries with filters and rejects malformed parameters", async () => {
     const { app, admin } = await setup();
     const auth = { authorization: `Bearer ${admin}` };

@@ -91,6 +91,20 @@ export async function buildServer(instance: Instance, options: BuildServerOption
   app.addHook("onRequest", async (request, reply) => {
     applySecurityHeaders(reply);
     reply.header("x-request-id", request.id);
+    // Per client address, before any credential is looked up: a flood of bad keys costs the attacker
+    // their own budget, not a database lookup each. Health probes are exempt.
+    if (request.url === "/healthz" || request.url === "/readyz") return;
+    let decision;
+    try {
+      decision = await instance.rateLimiter.take(`ip:${request.ip}`, config.rateLimits.perIp);
+    } catch {
+      return sendError(reply, request, "ERR_NOT_READY", "rate limiter unavailable");
+    }
+    if (!decision.allowed) {
+      if (decision.retryAfterMs >= 0)
+        reply.header("retry-after", String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000))));
+      return sendError(reply, request, "ERR_RATE_LIMITED", "too many requests");
+    }
   });
 
   app.addHook("onResponse", async (request, reply) => {

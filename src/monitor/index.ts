@@ -1,1 +1,1 @@
-export * from "./rate-limiter.js";
+export * from "./ratelimit/limiter.js";

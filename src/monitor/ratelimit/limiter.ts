@@ -1,4 +1,4 @@
-import { AgentwallError } from "../errors.js";
+import { AgentwallError } from "../../errors.js";
 
 /** A limit: `limit` requests per `periodMs`, with bursts of up to `burst` beyond the steady rate. */
 export interface RateLimit {

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { MemoryRateLimiter, gcra } from "./rate-limiter.js";
+import { MemoryRateLimiter, gcra } from "./limiter.js";
 
 interface Case {
   n: number;
@@ -15,7 +15,7 @@ interface Case {
   retry_after_ms: number;
 }
 const corpus = JSON.parse(
-  readFileSync(join(import.meta.dirname, "../../test/fixtures/ratelimit/redis_cell_gcra_cases.json"), "utf8"),
+  readFileSync(join(import.meta.dirname, "../../../test/fixtures/ratelimit/redis_cell_gcra_cases.json"), "utf8"),
 ) as { quota: { max_burst: number; count_per_period: number; period_ms: number }; cases: Case[] };
 
 describe("GCRA", () => {
