@@ -107,7 +107,7 @@ export class RedisRateLimiter implements RateLimiter {
     const tolerance = interval * (limit.burst + 1);
     await this.#firstConnect;
     try {
-      const reply = (await (
+      const reply = await (
         this.#redis as unknown as {
           awGcra(key: string, ...args: string[]): Promise<[number, string, string]>;
         }
@@ -117,7 +117,7 @@ export class RedisRateLimiter implements RateLimiter {
         String(tolerance),
         String(cost),
         this.#now === undefined ? "" : String(this.#now()),
-      ));
+      );
       this.#recovered();
       const now = Number(reply[1]);
       const stored = reply[2] === "" ? undefined : Number(reply[2]);
