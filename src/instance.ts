@@ -11,6 +11,7 @@ import { ApiKeys } from "./identity/api-keys.js";
 import { Sessions } from "./identity/sessions.js";
 import { OidcVerifier } from "./identity/oidc.js";
 import { Rbac } from "./access/rbac.js";
+import { ToolPolicy } from "./access/tool-policy.js";
 import { MemoryRateLimiter, type RateLimiter } from "./monitor/ratelimit/limiter.js";
 import { RedisRateLimiter } from "./monitor/ratelimit/redis.js";
 
@@ -26,6 +27,7 @@ export interface Instance {
   readonly rbac: Rbac;
   /** Memory on one machine; Redis (with a bounded local fallback) when `redisUrl` is configured. */
   readonly rateLimiter: RateLimiter;
+  readonly tools: ToolPolicy;
   readonly masterKeyOrigin: MasterKeyOrigin;
   readonly masterKeyPath: string | undefined;
   /** Commits queued audit events and closes the database; `checkpoint` also signs a last checkpoint. */
@@ -98,6 +100,7 @@ export async function openInstance(
           });
     const rateLimiter: RateLimiter =
       redisLimiter ?? new MemoryRateLimiter(options.now === undefined ? {} : { now: options.now });
+    const tools = new ToolPolicy(config.tools, { rateLimiter });
     const sessions = new Sessions({
       store,
       keyring,
@@ -118,6 +121,7 @@ export async function openInstance(
       oidc,
       rbac,
       rateLimiter,
+      tools,
       masterKeyOrigin: keys.origin,
       masterKeyPath: keys.path,
       async close(closeOptions = {}) {

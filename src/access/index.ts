@@ -2,3 +2,4 @@ export * from "./permission.js";
 export * from "./catalog.js";
 export * from "./policy.js";
 export * from "./rbac.js";
+export * from "./tool-policy.js";

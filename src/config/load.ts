@@ -104,6 +104,7 @@ export function loadConfig(
     audit: { ...CONFIG_DEFAULTS.audit, ...file.audit },
     sessions: { ...CONFIG_DEFAULTS.sessions, ...file.sessions },
     oidc: { issuers: [...(file.oidc?.issuers ?? [])] },
+    tools: [...(file.tools ?? [])],
     rateLimits: {
       perIp: { ...CONFIG_DEFAULTS.rateLimits.perIp, ...file.rateLimits?.perIp },
       expectedInstances: file.rateLimits?.expectedInstances ?? CONFIG_DEFAULTS.rateLimits.expectedInstances,

@@ -62,6 +62,13 @@ export interface AgentwallConfig {
     /** Gateway instances sharing the limits (used for the local share while Redis is unreachable). */
     expectedInstances: number;
   };
+  /** Tool policies: which role or agent may call which tool with which arguments. Unlisted tools are denied. */
+  tools: Array<{
+    name: string;
+    allow: { roles?: string[]; agents?: string[] };
+    argsSchema?: Record<string, unknown>;
+    callsPerMinute?: number;
+  }>;
   /** External identity providers whose bearer tokens are accepted (the guides' "oauth" method). */
   oidc: { issuers: OidcIssuerConfig[] };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -127,6 +134,28 @@ export const CONFIG_SCHEMA = {
       properties: {
         issuer: { type: "string", minLength: 1, maxLength: 200 },
         ttlMs: positiveInt(1000, 86_400_000),
+      },
+    },
+    tools: {
+      type: "array",
+      maxItems: 1000,
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["name", "allow"],
+        properties: {
+          name: { type: "string", minLength: 1, maxLength: 128 },
+          allow: {
+            type: "object",
+            additionalProperties: false,
+            properties: {
+              roles: { type: "array", items: { type: "string", minLength: 1 } },
+              agents: { type: "array", items: { type: "string", minLength: 1 } },
+            },
+          },
+          argsSchema: { type: "object" },
+          callsPerMinute: positiveInt(1, 1_000_000),
+        },
       },
     },
     rateLimits: {
@@ -203,6 +232,7 @@ export const CONFIG_DEFAULTS: AgentwallConfig = {
   audit: { witnessStdout: false, checkpointIntervalMs: 10_000, maxBatch: 512 },
   sessions: { issuer: "agentwall", ttlMs: 15 * 60_000 },
   oidc: { issuers: [] },
+  tools: [],
   rateLimits: { perIp: { limit: 1200, periodMs: 60_000, burst: 200 }, expectedInstances: 1 },
   logLevel: "info",
 };
