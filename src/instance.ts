@@ -12,6 +12,7 @@ import { Sessions } from "./identity/sessions.js";
 import { OidcVerifier } from "./identity/oidc.js";
 import { Rbac } from "./access/rbac.js";
 import { ToolPolicy } from "./access/tool-policy.js";
+import { Vault } from "./identity/vault.js";
 import { MemoryRateLimiter, type RateLimiter } from "./monitor/ratelimit/limiter.js";
 import { RedisRateLimiter } from "./monitor/ratelimit/redis.js";
 
@@ -28,6 +29,7 @@ export interface Instance {
   /** Memory on one machine; Redis (with a bounded local fallback) when `redisUrl` is configured. */
   readonly rateLimiter: RateLimiter;
   readonly tools: ToolPolicy;
+  readonly vault: Vault;
   readonly masterKeyOrigin: MasterKeyOrigin;
   readonly masterKeyPath: string | undefined;
   /** Commits queued audit events and closes the database; `checkpoint` also signs a last checkpoint. */
@@ -122,6 +124,7 @@ export async function openInstance(
       rbac,
       rateLimiter,
       tools,
+      vault: new Vault({ store, keyring, audit, now: options.now }),
       masterKeyOrigin: keys.origin,
       masterKeyPath: keys.path,
       async close(closeOptions = {}) {

@@ -84,6 +84,24 @@ describe("agentwall CLI", () => {
     assert.deepEqual(listed.map((r) => r.name).sort(), ["admin", "auditor", "developer", "user", "viewer"]);
   });
 
+  it("vault: values only from stdin or an env var, printed only with --reveal", () => {
+    const { env } = setupHome();
+    const secret = "sk-cli-vault-secret-value-123456";
+    assert.equal(cli(["vault", "set", "openai", "--host", "api.openai.com"], env, secret + "\n").code, 0);
+    assert.equal(cli(["vault", "rotate", "openai", "--value-env", "V"], { ...env, V: secret + "-v2" }).code, 0);
+    const list = cli(["vault", "list", "--json"], env);
+    assert.equal(list.code, 0);
+    assert.ok(!list.stdout.includes(secret));
+    assert.equal((JSON.parse(list.stdout) as { currentVersion: number }).currentVersion, 2);
+    assert.equal(cli(["vault", "get", "openai"], env).code, 2, "--reveal is required");
+    assert.equal(cli(["vault", "get", "openai", "--reveal"], env).stdout.trim(), secret + "-v2");
+    assert.equal(cli(["vault", "rollback", "openai", "--version", "1"], env).code, 0);
+    assert.equal(cli(["vault", "get", "openai", "--reveal"], env).stdout.trim(), secret);
+    assert.equal(cli(["vault", "set", "empty", "--host", "a.example"], env, "").code, 2);
+    assert.equal(cli(["vault", "delete", "openai"], env).code, 0);
+    assert.equal(cli(["vault", "get", "openai", "--reveal"], env).code, 1);
+  });
+
   it("a wrong master key exits 3 and never looks like tampering", () => {
     const { env } = setupHome();
     assert.equal(cli(["init", "--json"], env).code, 0);

@@ -19,7 +19,9 @@ export function configFor(options: GlobalOptions & { host?: string; port?: numbe
 
 /** Opens an instance for a command and closes it afterwards. */
 export async function withInstance<T>(options: GlobalOptions, fn: (instance: Instance) => Promise<T>): Promise<T> {
-  const { config, secrets } = configFor(options);
+  // Only the global options reach the configuration: a command's own options (vault's --host) are not
+  // listen settings.
+  const { config, secrets } = configFor(options.home === undefined ? {} : { home: options.home });
   const instance = await openInstance(config, secrets);
   try {
     return await fn(instance);

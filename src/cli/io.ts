@@ -15,9 +15,13 @@ const USAGE_CODES = new Set<ErrorCode>([
   "ERR_ROLE_CYCLE",
 ]);
 
+// Not found is a result ("no such secret"), not an outage.
+const RESULT_CODES = new Set<ErrorCode>(["ERR_NOT_FOUND", "ERR_FORBIDDEN"]);
+
 /** The exit code for an error: usage problems 2, everything that kept us from checking 3. */
 export function exitCodeFor(error: unknown): number {
   if (isAgentwallError(error) && USAGE_CODES.has(error.code)) return EXIT.USAGE;
+  if (isAgentwallError(error) && RESULT_CODES.has(error.code)) return EXIT.DENIED;
   return EXIT.UNAVAILABLE;
 }
 

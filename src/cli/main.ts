@@ -7,6 +7,7 @@ import { registerKeys } from "./commands/keys.js";
 import { registerServe } from "./commands/serve.js";
 import { registerSessions } from "./commands/sessions.js";
 import { registerRoles } from "./commands/roles.js";
+import { registerVault } from "./commands/vault.js";
 import { EXIT, exitCodeFor, printError } from "./io.js";
 
 /** Builds the `agentwall` command line. */
@@ -31,6 +32,7 @@ export function buildCli(): Command {
   registerKeys(program, run);
   registerSessions(program, run);
   registerRoles(program, run);
+  registerVault(program, run);
   registerCheck(program, run);
   for (const command of program.commands) {
     command.exitOverride();

@@ -117,6 +117,56 @@ export function coreRoutes(instance: Instance): GatewayRoute[] {
       },
     },
     {
+      method: "GET",
+      url: "/v1/admin/vault",
+      access: { permission: "vault:manage" },
+      handler: async () => ({ secrets: await instance.vault.list() }),
+    },
+    {
+      method: "PUT",
+      url: "/v1/admin/vault/:name",
+      access: { permission: "vault:manage" },
+      // Write-only: the value goes in, only metadata ever comes out.
+      handler: async (request, reply, principal) => {
+        const { name } = request.params as { name: string };
+        const body = request.body as { value?: unknown; hosts?: unknown } | undefined;
+        if (typeof body?.value !== "string" || !Array.isArray(body.hosts)) {
+          throw new AgentwallError("ERR_BAD_REQUEST", "body must be {value: string, hosts: string[]}");
+        }
+        const version = await instance.vault.set(
+          name,
+          body.value,
+          body.hosts as string[],
+          principal?.credentialId ?? "unknown",
+        );
+        return reply.code(201).send({ name, version });
+      },
+    },
+    {
+      method: "POST",
+      url: "/v1/admin/vault/:name/rollback",
+      access: { permission: "vault:manage" },
+      handler: async (request, reply, principal) => {
+        const { name } = request.params as { name: string };
+        const version = (request.body as { version?: unknown } | undefined)?.version;
+        if (typeof version !== "number" || !Number.isSafeInteger(version))
+          throw new AgentwallError("ERR_BAD_REQUEST", "body must be {version: integer}");
+        await instance.vault.rollback(name, version, principal?.credentialId ?? "unknown");
+        return reply.code(204).send();
+      },
+    },
+    {
+      method: "DELETE",
+      url: "/v1/admin/vault/:name",
+      access: { permission: "vault:manage" },
+      handler: async (request, reply, principal) => {
+        const { name } = request.params as { name: string };
+        if (!(await instance.vault.delete(name, principal?.credentialId ?? "unknown")))
+          throw new AgentwallError("ERR_NOT_FOUND", "no such secret");
+        return reply.code(204).send();
+      },
+    },
+    {
       method: "POST",
       url: "/v1/admin/audit/verify",
       access: { permission: "audit:verify" },

@@ -250,6 +250,66 @@ describe("gateway skeleton", () => {
     assert.equal(both.statusCode, 401);
   });
 
+  it("vault routes are write-only, behind vault:manage, and never echo a value", async () => {
+    const { app, admin, viewer, instance } = await setup();
+    const secret = "sk-proj-gatewayvaulttest0123456789";
+    const auth = { authorization: `Bearer ${admin}`, "content-type": "application/json" };
+    const put = await app.inject({
+      method: "PUT",
+      url: "/v1/admin/vault/openai",
+      headers: auth,
+      payload: { value: secret, hosts: ["api.openai.com"] },
+    });
+    assert.equal(put.statusCode, 201);
+    assert.deepEqual(put.json(), { name: "openai", version: 1 });
+    const list = await app.inject({ method: "GET", url: "/v1/admin/vault", headers: auth });
+    assert.equal(list.statusCode, 200);
+    assert.ok(!list.body.includes(secret));
+    assert.equal(
+      (await app.inject({ method: "GET", url: "/v1/admin/vault", headers: { authorization: `Bearer ${viewer}` } }))
+        .statusCode,
+      403,
+    );
+    for (const payload of [{ value: 5, hosts: ["a.example"] }, { value: "x" }, { value: "x", hosts: ["not a host"] }]) {
+      const bad = await app.inject({ method: "PUT", url: "/v1/admin/vault/openai", headers: auth, payload });
+      assert.equal(bad.statusCode, 400, JSON.stringify(payload));
+    }
+    assert.equal(
+      (
+        await app.inject({
+          method: "POST",
+          url: "/v1/admin/vault/openai/rollback",
+          headers: auth,
+          payload: { version: 7 },
+        })
+      ).statusCode,
+      404,
+    );
+    assert.equal(
+      (
+        await app.inject({
+          method: "DELETE",
+          url: "/v1/admin/vault/openai",
+          headers: { authorization: `Bearer ${admin}` },
+        })
+      ).statusCode,
+      204,
+    );
+    assert.equal(
+      (
+        await app.inject({
+          method: "DELETE",
+          url: "/v1/admin/vault/openai",
+          headers: { authorization: `Bearer ${admin}` },
+        })
+      ).statusCode,
+      404,
+    );
+    assert.ok(
+      !JSON.stringify(await instance.store.db.selectFrom("audit_events").selectAll().execute()).includes(secret),
+    );
+  });
+
   it("serves audit queries with filters and rejects malformed parameters", async () => {
     const { app, admin } = await setup();
     const auth = { authorization: `Bearer ${admin}` };

@@ -3,3 +3,5 @@ export { generateApiKey, parseApiKey, hashApiKey, API_KEY_PATTERN } from "./api-
 export { createFirstAdminKey } from "./bootstrap.js";
 export * from "./jwt.js";
 export * from "./sessions.js";
+export * from "./oidc.js";
+export * from "./vault.js";

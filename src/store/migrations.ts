@@ -158,6 +158,27 @@ const migrations: Record<string, Migration> = {
       await sql`insert into counters (name, value) values ('roles', 0)`.execute(db);
     },
   },
+  "0004_vault": {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable("vault_entries")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("current_version", "integer", (c) => c.notNull())
+        .addColumn("hosts", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("vault_versions")
+        .addColumn("name", "text", (c) => c.notNull())
+        .addColumn("version", "integer", (c) => c.notNull())
+        .addColumn("sealed", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("created_by", "text", (c) => c.notNull())
+        .addPrimaryKeyConstraint("vault_versions_pk", ["name", "version"])
+        .execute();
+    },
+  },
 };
 
 /** The migrations shipped with this version, in order. */

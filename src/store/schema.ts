@@ -137,6 +137,23 @@ export interface CountersTable {
   value: number;
 }
 
+export interface VaultEntriesTable {
+  name: string;
+  current_version: number;
+  /** JSON list of the hosts the secret may be sent to (exact or `*.suffix`). */
+  hosts: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface VaultVersionsTable {
+  name: string;
+  version: number;
+  sealed: string;
+  created_at: number;
+  created_by: string;
+}
+
 export interface Database {
   master_keys: MasterKeysTable;
   data_keys: DataKeysTable;
@@ -151,4 +168,6 @@ export interface Database {
   roles: RolesTable;
   role_assignments: RoleAssignmentsTable;
   counters: CountersTable;
+  vault_entries: VaultEntriesTable;
+  vault_versions: VaultVersionsTable;
 }
