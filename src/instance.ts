@@ -80,7 +80,6 @@ export async function openInstance(
     if (config.audit.witnessFile !== undefined) witnesses.push(new FileWitness(config.audit.witnessFile));
     if (config.audit.witnessStdout) witnesses.push(new StreamWitness(process.stdout));
     const audit = new AuditLog({ store, keyring, witnesses, maxBatch: config.audit.maxBatch, now: options.now });
-    const apiKeys = new ApiKeys({ store, keyring, audit, now: options.now });
     const rbac = new Rbac({ store, audit, now: options.now });
     const redisLimiter =
       config.redisUrl === undefined
@@ -102,6 +101,7 @@ export async function openInstance(
           });
     const rateLimiter: RateLimiter =
       redisLimiter ?? new MemoryRateLimiter(options.now === undefined ? {} : { now: options.now });
+    const apiKeys = new ApiKeys({ store, keyring, audit, rateLimiter, now: options.now });
     const tools = new ToolPolicy(config.tools, { rateLimiter });
     const sessions = new Sessions({
       store,

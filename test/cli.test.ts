@@ -59,6 +59,16 @@ describe("agentwall CLI", () => {
     );
     assert.deepEqual(Object.keys(made).sort(), ["expiresAt", "id", "key"]);
     assert.ok(made.expiresAt > Date.now());
+    const rotated = cli(["keys", "rotate", made.id, "--grace", "1h", "--json"], env);
+    assert.equal(rotated.code, 0, rotated.stderr);
+    const next = JSON.parse(rotated.stdout) as { id: string; key: string };
+    assert.equal(JSON.parse(cli(["keys", "verify", "-", "--json"], env, next.key).stdout).result, "VALID");
+    assert.equal(
+      JSON.parse(cli(["keys", "verify", "-", "--json"], env, made.key).stdout).result,
+      "VALID",
+      "grace period",
+    );
+    assert.equal(cli(["keys", "rotate", made.id, "--grace", "soon"], env).code, 2);
     assert.equal(cli(["keys", "revoke", made.id], env).code, 0);
     assert.equal(cli(["sessions", "revoke"], env).code, 2, "an id or --subject is required");
     assert.equal(cli(["sessions", "revoke", "nosuchsession123"], env).code, 1);

@@ -4,6 +4,7 @@ import type { Keyring } from "../crypto/keyring.js";
 import type { Store } from "../store/database.js";
 import type { ApiKeysTable } from "../store/schema.js";
 import { generateApiKey, hashApiKey, parseApiKey } from "./api-key-format.js";
+import { MemoryRateLimiter, gcra, type RateLimit, type RateLimiter } from "../monitor/ratelimit/limiter.js";
 
 /** The closed set of verification results. */
 export type ApiKeyResult =
@@ -45,6 +46,8 @@ export interface CreateApiKeyInput {
   readonly creator: string;
   readonly expiresAt?: number | null;
   readonly remainingUses?: number | null;
+  /** The key's own rate limit, enforced by {@link ApiKeys.verify} (RATE_LIMITED). */
+  readonly rateLimit?: RateLimit | null;
   /** Sensitive metadata, encrypted at rest. */
   readonly meta?: Readonly<Record<string, unknown>>;
 }
@@ -67,12 +70,20 @@ export class ApiKeys {
   readonly #keyring: Keyring;
   readonly #audit: AuditSink;
   readonly #now: () => number;
+  readonly #limiter: RateLimiter;
 
-  constructor(options: { store: Store; keyring: Keyring; audit: AuditSink; now?: () => number }) {
+  constructor(options: {
+    store: Store;
+    keyring: Keyring;
+    audit: AuditSink;
+    rateLimiter?: RateLimiter;
+    now?: () => number;
+  }) {
     this.#store = options.store;
     this.#keyring = options.keyring;
     this.#audit = options.audit;
     this.#now = options.now ?? Date.now;
+    this.#limiter = options.rateLimiter ?? new MemoryRateLimiter({ now: this.#now });
   }
 
   /** Creates a key; the returned `key` is the only time the secret exists outside the caller. */
@@ -90,6 +101,8 @@ export class ApiKeys {
     if (remainingUses !== null && (!Number.isSafeInteger(remainingUses) || remainingUses < 1)) {
       throw new AgentwallError("ERR_INVALID_ARGUMENT", "remainingUses must be a positive integer");
     }
+    const rateLimit = input.rateLimit ?? null;
+    if (rateLimit !== null) gcra(undefined, 0, rateLimit);
     const { id, key, prefix } = generateApiKey();
     const meta = await this.#keyring.seal("keys", Buffer.from(JSON.stringify(input.meta ?? {})), {
       table: "api_keys",
@@ -113,6 +126,7 @@ export class ApiKeys {
         remaining_uses: remainingUses,
         revoked_at: null,
         meta,
+        rate_limit: rateLimit === null ? null : JSON.stringify(rateLimit),
       })
       .execute();
     await this.#audit.append({
@@ -138,6 +152,12 @@ export class ApiKeys {
     const now = this.#now();
     if (row.revoked_at !== null) return { result: "REVOKED", keyId: row.id };
     if (row.expires_at !== null && row.expires_at <= now) return { result: "EXPIRED", keyId: row.id };
+    if (!(await this.chainActive(row.creator))) return { result: "REVOKED", keyId: row.id };
+    if (row.rate_limit !== null) {
+      const limit = parseRateLimit(row.rate_limit);
+      if (limit === undefined) return { result: "DISABLED", keyId: row.id };
+      if (!(await this.#limiter.take(`key:${row.id}`, limit)).allowed) return { result: "RATE_LIMITED", keyId: row.id };
+    }
     if (row.remaining_uses !== null) {
       // One atomic decrement: two instances can never spend the last use twice.
       const updated = await this.#store.db
@@ -152,6 +172,62 @@ export class ApiKeys {
     }
     const remaining = row.remaining_uses === null ? null : Math.max(0, row.remaining_uses - 1);
     return { result: "VALID", key: toRecord({ ...row, remaining_uses: remaining }, now) };
+  }
+
+  /**
+   * Whether a credential's creator chain is intact: a key made by a key (`key:<id>`) stops working when
+   * any key up its chain is revoked. Bounded depth; a chain too deep or broken counts as revoked.
+   */
+  chainActive(creator: string): Promise<boolean> {
+    return creatorChainActive(this.#store, creator);
+  }
+
+  /**
+   * Rotates a key: a new key with the same owner, name, roles, scopes, expiry and limits; the old one
+   * keeps working for `graceMs` (default 0: it stops now), then expires.
+   */
+  async rotate(
+    id: string,
+    options: { graceMs?: number; actor: string },
+  ): Promise<{ id: string; key: string; expiresAt: number | null }> {
+    const grace = options.graceMs ?? 0;
+    if (!Number.isSafeInteger(grace) || grace < 0 || grace > 30 * 86_400_000) {
+      throw new AgentwallError("ERR_INVALID_ARGUMENT", "graceMs must be between 0 and 30 days");
+    }
+    const row = await this.#store.db.selectFrom("api_keys").selectAll().where("id", "=", id).executeTakeFirst();
+    const now = this.#now();
+    if (row === undefined || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) {
+      throw new AgentwallError("ERR_NOT_FOUND", `no active key ${id}`);
+    }
+    const meta = JSON.parse(
+      (await this.#keyring.open(row.meta, { table: "api_keys", row: id, owner: row.owner })).toString("utf8"),
+    ) as Record<string, unknown>;
+    const created = await this.create({
+      owner: row.owner,
+      name: row.name,
+      roles: parseList(row.roles),
+      scopes: parseList(row.scopes),
+      creator: options.actor,
+      expiresAt: row.expires_at,
+      remainingUses: row.remaining_uses,
+      rateLimit: row.rate_limit === null ? null : (parseRateLimit(row.rate_limit) ?? null),
+      meta,
+    });
+    const graceEnd = now + grace;
+    await this.#store.db
+      .updateTable("api_keys")
+      .set({ expires_at: row.expires_at === null ? graceEnd : Math.min(row.expires_at, graceEnd) })
+      .where("id", "=", id)
+      .execute();
+    await this.#audit.append({
+      type: "key_rotated",
+      actor: options.actor,
+      action: "api_key.rotate",
+      resource: `key:${id}`,
+      outcome: "success",
+      details: { replacement: created.id, graceMs: grace },
+    });
+    return created;
   }
 
   /** Revokes a key; returns false when there is no such key. */
@@ -182,6 +258,35 @@ export class ApiKeys {
   }
 }
 
+/**
+ * Whether the chain of credentials that created something is intact: `key:<id>` creators are followed up
+ * to 16 levels; a revoked or missing key anywhere (or a chain deeper than that) means no.
+ */
+export async function creatorChainActive(store: Store, creator: string): Promise<boolean> {
+  let current = creator;
+  for (let depth = 0; depth < 16; depth++) {
+    if (!current.startsWith("key:")) return true;
+    const parent = await store.db
+      .selectFrom("api_keys")
+      .select(["revoked_at", "creator"])
+      .where("id", "=", current.slice(4))
+      .executeTakeFirst();
+    if (parent === undefined || parent.revoked_at !== null) return false;
+    current = parent.creator;
+  }
+  return false;
+}
+
+function parseRateLimit(text: string): RateLimit | undefined {
+  try {
+    const v = JSON.parse(text) as RateLimit;
+    gcra(undefined, 0, v);
+    return v;
+  } catch {
+    return undefined;
+  }
+}
+
 function parseList(text: string): string[] {
   try {
     const v: unknown = JSON.parse(text);
@@ -191,7 +296,10 @@ function parseList(text: string): string[] {
   }
 }
 
-function toRecord(row: Omit<ApiKeysTable, "hash" | "meta" | "last_used_at">, lastUsedAt: number | null): ApiKeyRecord {
+function toRecord(
+  row: Omit<ApiKeysTable, "hash" | "meta" | "last_used_at" | "rate_limit">,
+  lastUsedAt: number | null,
+): ApiKeyRecord {
   return Object.freeze({
     id: row.id,
     prefix: row.prefix,

@@ -4,6 +4,7 @@ import { AgentwallError } from "../errors.js";
 import type { AuditSink } from "../audit/event.js";
 import type { Keyring } from "../crypto/keyring.js";
 import type { Store } from "../store/database.js";
+import { creatorChainActive } from "./api-keys.js";
 import { verifyJwtStrict, type JwtFailure } from "./jwt.js";
 
 /** An active session as listed (never the token). */
@@ -189,18 +190,8 @@ export class Sessions {
     }
     if (row.revoked_at !== null) return { valid: false, result: "REVOKED", jti };
     if (row.expires_at <= this.#now()) return { valid: false, result: "EXPIRED", jti };
-    if (!(await this.#creatorActive(row.creator))) return { valid: false, result: "REVOKED", jti };
+    if (!(await creatorChainActive(this.#store, row.creator))) return { valid: false, result: "REVOKED", jti };
     return { valid: true, session: toRecord(row) };
-  }
-
-  async #creatorActive(creator: string): Promise<boolean> {
-    if (!creator.startsWith("key:")) return true;
-    const key = await this.#store.db
-      .selectFrom("api_keys")
-      .select(["revoked_at", "expires_at"])
-      .where("id", "=", creator.slice(4))
-      .executeTakeFirst();
-    return key !== undefined && key.revoked_at === null;
   }
 
   /** Ends one session. Returns false when it was unknown or already ended. */

@@ -179,6 +179,12 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0005_api_key_limits": {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable("api_keys").addColumn("rate_limit", "text").execute();
+      await db.schema.createIndex("api_keys_creator").on("api_keys").column("creator").execute();
+    },
+  },
 };
 
 /** The migrations shipped with this version, in order. */

@@ -98,6 +98,8 @@ export interface ApiKeysTable {
   remaining_uses: number | null;
   revoked_at: number | null;
   meta: string;
+  /** JSON `{limit, periodMs, burst}` of the key's own rate limit, or null. */
+  rate_limit: string | null;
 }
 
 export interface SessionsTable {

@@ -103,6 +103,26 @@ export function registerKeys(program: Command, run: (fn: () => Promise<number>) 
     );
 
   keys
+    .command("rotate")
+    .description("replace a key; the old one keeps working for the grace period")
+    .argument("<id>", "key id")
+    .option("--grace <duration>", "how long the old key keeps working (e.g. 1h, 7d)", "0s")
+    .option("--json", 'print {"id","key","expiresAt"} of the new key')
+    .action((id: string, opts: GlobalOptions & { grace: string }) =>
+      run(async () => {
+        const graceMs = parseDurationMs(opts.grace);
+        if (graceMs === undefined) throw new AgentwallError("ERR_USAGE", "--grace must be a duration such as 1h or 7d");
+        return withInstance({ ...program.opts(), ...opts }, async (instance) => {
+          const created = await instance.apiKeys.rotate(id, { graceMs, actor: "cli" });
+          if (opts.json === true) process.stdout.write(JSON.stringify(created) + "\n");
+          else
+            process.stdout.write(`${created.key}\n(id ${created.id}; shown once; ${id} stops after ${opts.grace})\n`);
+          return EXIT.OK;
+        });
+      }),
+    );
+
+  keys
     .command("revoke")
     .description("revoke a key by id")
     .argument("<id>", "key id")
