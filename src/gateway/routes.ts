@@ -118,6 +118,97 @@ export function coreRoutes(instance: Instance): GatewayRoute[] {
     },
     {
       method: "GET",
+      url: "/v1/admin/keys",
+      access: { permission: "keys:read" },
+      handler: async (request) => ({ keys: await instance.apiKeys.list(queryString(request, "subject")) }),
+    },
+    {
+      method: "POST",
+      url: "/v1/admin/keys",
+      access: { permission: "keys:create" },
+      handler: async (request, reply, principal) => {
+        const body = request.body as
+          { subject?: unknown; name?: unknown; roles?: unknown; expiresInMs?: unknown } | undefined;
+        const roles = body?.roles ?? [];
+        if (
+          typeof body?.subject !== "string" ||
+          (body.name !== undefined && typeof body.name !== "string") ||
+          !Array.isArray(roles) ||
+          !roles.every((r): r is string => typeof r === "string") ||
+          (body.expiresInMs !== undefined &&
+            (typeof body.expiresInMs !== "number" ||
+              !Number.isSafeInteger(body.expiresInMs) ||
+              body.expiresInMs < 1000))
+        ) {
+          throw new AgentwallError("ERR_BAD_REQUEST", "body must be {subject, name?, roles?: string[], expiresInMs?}");
+        }
+        // Bounded delegation: a caller can only create keys with permissions it holds itself.
+        const delegation = (await instance.rbac.policy()).canDelegate(principal?.grants ?? [], roles);
+        if (!delegation.allowed) throw new AgentwallError("ERR_FORBIDDEN", delegation.reason);
+        const created = await instance.apiKeys.create({
+          owner: body.subject,
+          name: typeof body.name === "string" ? body.name : "api key",
+          roles,
+          creator: principal?.credentialId ?? "unknown",
+          expiresAt: typeof body.expiresInMs === "number" ? Date.now() + body.expiresInMs : null,
+        });
+        return reply.code(201).send(created);
+      },
+    },
+    {
+      method: "DELETE",
+      url: "/v1/admin/keys/:id",
+      access: { permission: "keys:revoke" },
+      handler: async (request, reply, principal) => {
+        const { id } = request.params as { id: string };
+        if (!/^[0-9a-z]{12}$/.test(id)) throw new AgentwallError("ERR_BAD_REQUEST", "invalid key id");
+        if (!(await instance.apiKeys.revoke(id, principal?.credentialId ?? "unknown")))
+          throw new AgentwallError("ERR_NOT_FOUND", "no active key with this id");
+        return reply.code(204).send();
+      },
+    },
+    {
+      method: "GET",
+      url: "/v1/admin/roles",
+      access: { permission: "roles:manage" },
+      handler: async () => {
+        const policy = await instance.rbac.policy();
+        return {
+          roles: policy
+            .roles()
+            .map((r) => ({ name: r.name, inherits: r.inherits ?? [], grants: policy.grantsOf(r.name) })),
+        };
+      },
+    },
+    {
+      method: "POST",
+      url: "/v1/admin/roles/assignments",
+      access: { permission: "roles:manage" },
+      handler: async (request, reply, principal) => {
+        const body = request.body as
+          { subject?: unknown; role?: unknown; resource?: unknown; remove?: unknown } | undefined;
+        if (
+          typeof body?.subject !== "string" ||
+          typeof body.role !== "string" ||
+          (body.resource !== undefined && typeof body.resource !== "string")
+        ) {
+          throw new AgentwallError("ERR_BAD_REQUEST", "body must be {subject, role, resource?, remove?}");
+        }
+        const actor = {
+          id: principal?.credentialId ?? "unknown",
+          grants: principal?.grants ?? [],
+          ip: request.ip,
+          userAgent: request.headers["user-agent"] ?? "",
+        };
+        const changed =
+          body.remove === true
+            ? await instance.rbac.remove(body.subject, body.role, body.resource, actor)
+            : await instance.rbac.assign(body.subject, body.role, body.resource, actor);
+        return reply.code(200).send({ changed });
+      },
+    },
+    {
+      method: "GET",
       url: "/v1/admin/vault",
       access: { permission: "vault:manage" },
       handler: async () => ({ secrets: await instance.vault.list() }),

@@ -310,6 +310,61 @@ describe("gateway skeleton", () => {
     );
   });
 
+  it("admin key routes bound delegation: a developer cannot mint an admin key; revoking it ends its children", async () => {
+    const { app, admin, instance } = await setup();
+    const adminAuth = { authorization: `Bearer ${admin}`, "content-type": "application/json" };
+    const dev = await app.inject({
+      method: "POST",
+      url: "/v1/admin/keys",
+      headers: adminAuth,
+      payload: { subject: "dan", roles: ["developer"] },
+    });
+    assert.equal(dev.statusCode, 201);
+    const devKey = dev.json<{ id: string; key: string }>();
+    const devAuth = { authorization: `Bearer ${devKey.key}`, "content-type": "application/json" };
+    const escalate = await app.inject({
+      method: "POST",
+      url: "/v1/admin/keys",
+      headers: devAuth,
+      payload: { subject: "dan", roles: ["admin"] },
+    });
+    assert.equal(escalate.statusCode, 403);
+    const child = await app.inject({
+      method: "POST",
+      url: "/v1/admin/keys",
+      headers: devAuth,
+      payload: { subject: "eve", roles: ["user"] },
+    });
+    assert.equal(child.statusCode, 201);
+    const childKey = child.json<{ key: string }>().key;
+    assert.equal((await instance.apiKeys.verify(childKey)).result, "VALID");
+    assert.equal(
+      (
+        await app.inject({
+          method: "DELETE",
+          url: `/v1/admin/keys/${devKey.id}`,
+          headers: { authorization: `Bearer ${admin}` },
+        })
+      ).statusCode,
+      204,
+    );
+    assert.equal((await instance.apiKeys.verify(childKey)).result, "REVOKED");
+    const listed = await app.inject({
+      method: "GET",
+      url: "/v1/admin/keys",
+      headers: { authorization: `Bearer ${admin}` },
+    });
+    assert.ok(!listed.body.includes(childKey) && !listed.body.includes(devKey.key));
+    const assign = await app.inject({
+      method: "POST",
+      url: "/v1/admin/roles/assignments",
+      headers: adminAuth,
+      payload: { subject: "eve", role: "ghost" },
+    });
+    assert.equal(assign.statusCode, 400);
+    assert.equal(assign.json<{ error: { code: string } }>().error.code, "ERR_ROLE_UNKNOWN");
+  });
+
   it("serves audit queries with filters and rejects malformed parameters", async () => {
     const { app, admin } = await setup();
     const auth = { authorization: `Bearer ${admin}` };

@@ -31,6 +31,14 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   ERR_RATE_LIMITED: 429,
   ERR_NOT_READY: 503,
   ERR_DATABASE_UNAVAILABLE: 503,
+  ERR_AUDIT_CLOSED: 503,
+  ERR_LOCK_BUSY: 503,
+  ERR_PERMISSION_INVALID: 400,
+  ERR_ROLE_UNKNOWN: 400,
+  ERR_ROLE_CYCLE: 400,
+  ERR_TOOL_UNKNOWN: 403,
+  ERR_TOOL_DENIED: 403,
+  ERR_TOOL_ARGS_INVALID: 400,
 };
 
 // Fastify's own error codes, mapped onto ours so every error has one shape and a stable code.
