@@ -236,6 +236,27 @@ describe("gateway skeleton", () => {
     assert.equal(other.statusCode, 401, "another address has its own budget");
   });
 
+  it("under a flood of bad credentials the audit log gets the first failures and one summary", async () => {
+    const instance = await testInstance({
+      rateLimits: { perIp: { limit: 100_000, periodMs: 60_000, burst: 100_000 }, expectedInstances: 1 },
+    });
+    const app = await buildServer(instance, { failuresPerMinute: 5 });
+    for (let i = 0; i < 50; i++) {
+      const res = await app.inject({
+        method: "GET",
+        url: "/v1/admin/audit/events",
+        headers: { authorization: `Bearer aw_garbage${i}` },
+      });
+      assert.equal(res.statusCode, 401, "every attempt is still refused");
+    }
+    assert.equal((await instance.audit.query({ type: "auth_failed", limit: 1000 })).events.length, 5);
+    await app.close();
+    const all = (await instance.audit.query({ type: "auth_failed", limit: 1000 })).events;
+    assert.equal(all.length, 6);
+    assert.equal(all[0]?.action, "auth.failures.aggregated");
+    assert.equal(all[0]?.details?.suppressed, 45);
+  });
+
   it("accepts the key in x-api-key, and refuses two credentials at once", async () => {
     const { app, admin } = await setup();
     assert.equal(

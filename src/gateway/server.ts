@@ -6,6 +6,7 @@ import { permits } from "../access/permission.js";
 import { AgentwallError, isAgentwallError, type ErrorCode } from "../errors.js";
 import type { Instance } from "../instance.js";
 import { authenticate, type Principal } from "./auth.js";
+import { FailureAggregator } from "./failure-aggregator.js";
 import { applySecurityHeaders } from "./headers.js";
 import { PUBLIC_ROUTES, type GatewayRoute } from "./route.js";
 import { coreRoutes } from "./routes.js";
@@ -14,6 +15,8 @@ import { coreRoutes } from "./routes.js";
 export interface BuildServerOptions {
   /** A pino logger; the gateway logs allow-listed fields only. Default: silent. */
   readonly logger?: Logger;
+  /** Failed authentications recorded one by one per client address and minute; the rest are summarised. Default 20. */
+  readonly failuresPerMinute?: number;
   /** Extra routes (later capabilities), each with its declared access. */
   readonly routes?: readonly GatewayRoute[];
 }
@@ -149,6 +152,22 @@ export async function buildServer(instance: Instance, options: BuildServerOption
     return sendError(reply, request, "ERR_INTERNAL", "internal error");
   });
 
+  const failures = new FailureAggregator(
+    options.failuresPerMinute === undefined ? {} : { perMinute: options.failuresPerMinute },
+  );
+  const recordSuppressed = (s: { ip: string; suppressed: number; windowStart: number }) =>
+    instance.audit.append({
+      type: "auth_failed",
+      actor: "anonymous",
+      action: "auth.failures.aggregated",
+      outcome: "denied",
+      ip: s.ip,
+      details: { suppressed: s.suppressed, windowStart: s.windowStart },
+    });
+  app.addHook("onClose", async () => {
+    for (const s of failures.drain()) await recordSuppressed(s).catch(() => undefined);
+  });
+
   const routes = [...coreRoutes(instance), ...(options.routes ?? [])];
   for (const route of routes) {
     if (!("permission" in route.access) && !PUBLIC_ROUTES.has(route.url)) {
@@ -179,16 +198,20 @@ export async function buildServer(instance: Instance, options: BuildServerOption
         const permission = route.access.permission;
         const auth = await authenticate(request, instance);
         if (!auth.allowed) {
-          await instance.audit.append({
-            type: "auth_failed",
-            actor: auth.credentialId ?? "anonymous",
-            action: `${route.method} ${route.url}`,
-            outcome: "denied",
-            ip: request.ip,
-            userAgent: request.headers["user-agent"] ?? "",
-            requestId: request.id,
-            details: { reason: auth.reason },
-          });
+          const { record, summary } = failures.register(request.ip);
+          if (summary !== undefined) await recordSuppressed(summary);
+          if (record) {
+            await instance.audit.append({
+              type: "auth_failed",
+              actor: auth.credentialId ?? "anonymous",
+              action: `${route.method} ${route.url}`,
+              outcome: "denied",
+              ip: request.ip,
+              userAgent: request.headers["user-agent"] ?? "",
+              requestId: request.id,
+              details: { reason: auth.reason },
+            });
+          }
           reply.header("www-authenticate", 'Bearer realm="agentwall"');
           return sendError(reply, request, auth.code, "authentication required");
         }

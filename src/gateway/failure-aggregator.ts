@@ -1,0 +1,53 @@
+/**
+ * Keeps a flood of failed authentications from flooding the audit log: the first `perMinute` failures
+ * from one client address in a minute are recorded one by one; the rest are counted and recorded as one
+ * summary event when that address's minute ends (or at the next failure after it). Memory is bounded:
+ * at most `maxAddresses` addresses are tracked; beyond that every failure is recorded individually
+ * (nothing is ever dropped silently).
+ */
+export class FailureAggregator {
+  readonly #perMinute: number;
+  readonly #maxAddresses: number;
+  readonly #now: () => number;
+  readonly #windows = new Map<string, { start: number; count: number; suppressed: number }>();
+
+  constructor(options: { perMinute?: number; maxAddresses?: number; now?: () => number } = {}) {
+    this.#perMinute = options.perMinute ?? 20;
+    this.#maxAddresses = options.maxAddresses ?? 10_000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /**
+   * Registers one failure from `ip`. Returns whether to record it individually, and a summary of a
+   * finished window to record first (when there is one).
+   */
+  register(ip: string): { record: boolean; summary?: { ip: string; suppressed: number; windowStart: number } } {
+    const now = this.#now();
+    let summary: { ip: string; suppressed: number; windowStart: number } | undefined;
+    let w = this.#windows.get(ip);
+    if (w !== undefined && now - w.start >= 60_000) {
+      if (w.suppressed > 0) summary = { ip, suppressed: w.suppressed, windowStart: w.start };
+      this.#windows.delete(ip);
+      w = undefined;
+    }
+    if (w === undefined) {
+      if (this.#windows.size >= this.#maxAddresses)
+        return summary === undefined ? { record: true } : { record: true, summary };
+      w = { start: now, count: 0, suppressed: 0 };
+      this.#windows.set(ip, w);
+    }
+    w.count += 1;
+    const record = w.count <= this.#perMinute;
+    if (!record) w.suppressed += 1;
+    return summary === undefined ? { record } : { record, summary };
+  }
+
+  /** Summaries of every window with suppressed failures (on shutdown), clearing them. */
+  drain(): Array<{ ip: string; suppressed: number; windowStart: number }> {
+    const out = [...this.#windows]
+      .filter(([, w]) => w.suppressed > 0)
+      .map(([ip, w]) => ({ ip, suppressed: w.suppressed, windowStart: w.start }));
+    this.#windows.clear();
+    return out;
+  }
+}
