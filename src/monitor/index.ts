@@ -1,1 +1,3 @@
 export * from "./ratelimit/limiter.js";
+export * from "./ratelimit/redis.js";
+export * from "./ratelimit/sql.js";

@@ -185,6 +185,17 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex("api_keys_creator").on("api_keys").column("creator").execute();
     },
   },
+  "0006_rate_limits": {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable("rate_limits")
+        .addColumn("key", "text", (c) => c.primaryKey())
+        .addColumn("tat", "double precision", (c) => c.notNull())
+        .addColumn("expires_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("rate_limits_expires").on("rate_limits").column("expires_at").execute();
+    },
+  },
 };
 
 /** The migrations shipped with this version, in order. */

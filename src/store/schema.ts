@@ -156,6 +156,13 @@ export interface VaultVersionsTable {
   created_by: string;
 }
 
+export interface RateLimitsTable {
+  key: string;
+  /** GCRA theoretical arrival time, ms. */
+  tat: number;
+  expires_at: number;
+}
+
 export interface Database {
   master_keys: MasterKeysTable;
   data_keys: DataKeysTable;
@@ -172,4 +179,5 @@ export interface Database {
   counters: CountersTable;
   vault_entries: VaultEntriesTable;
   vault_versions: VaultVersionsTable;
+  rate_limits: RateLimitsTable;
 }
