@@ -1,6 +1,6 @@
 // Shared test setup: temporary SQLite stores, fresh PostgreSQL databases, keys. Real engines only.
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { after } from "node:test";
@@ -122,4 +122,29 @@ export function redisReachable(): Promise<boolean> {
     }
   })();
   return redisUp;
+}
+
+/** One row of redis-cell's timed GCRA table (test/fixtures/ratelimit). */
+export interface GcraCase {
+  n: number;
+  t_ms: number;
+  volume: number;
+  limited: boolean;
+  remaining: number;
+  reset_after_ms: number;
+  retry_after_ms: number;
+}
+
+/** redis-cell's GCRA table, shared by every rate-limit backend's test. */
+export function gcraCorpus(): {
+  limit: { limit: number; periodMs: number; burst: number };
+  cases: GcraCase[];
+} {
+  const raw = JSON.parse(
+    readFileSync(join(import.meta.dirname, "fixtures/ratelimit/redis_cell_gcra_cases.json"), "utf8"),
+  ) as { quota: { max_burst: number; count_per_period: number; period_ms: number }; cases: GcraCase[] };
+  return {
+    limit: { limit: raw.quota.count_per_period, periodMs: raw.quota.period_ms, burst: raw.quota.max_burst },
+    cases: raw.cases,
+  };
 }

@@ -1,30 +1,14 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, it } from "node:test";
+import { gcraCorpus } from "../../../test/helpers.js";
 import fc from "fast-check";
 import { MemoryRateLimiter, gcra } from "./limiter.js";
 
-interface Case {
-  n: number;
-  t_ms: number;
-  volume: number;
-  limited: boolean;
-  remaining: number;
-  reset_after_ms: number;
-  retry_after_ms: number;
-}
-const corpus = JSON.parse(
-  readFileSync(join(import.meta.dirname, "../../../test/fixtures/ratelimit/redis_cell_gcra_cases.json"), "utf8"),
-) as { quota: { max_burst: number; count_per_period: number; period_ms: number }; cases: Case[] };
+const corpus = gcraCorpus();
 
 describe("GCRA", () => {
   it("matches redis-cell's table case by case", async () => {
-    const limit = {
-      limit: corpus.quota.count_per_period,
-      periodMs: corpus.quota.period_ms,
-      burst: corpus.quota.max_burst,
-    };
+    const limit = corpus.limit;
     let now = 0;
     const limiter = new MemoryRateLimiter({ now: () => now });
     assert.equal(corpus.cases.length, 15);

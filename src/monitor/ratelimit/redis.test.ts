@@ -1,25 +1,13 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { REDIS_URL, redisReachable } from "../../../test/helpers.js";
+import { REDIS_URL, redisReachable, gcraCorpus } from "../../../test/helpers.js";
 import { RedisRateLimiter } from "./redis.js";
 
-interface Case {
-  n: number;
-  t_ms: number;
-  volume: number;
-  limited: boolean;
-  remaining: number;
-  reset_after_ms: number;
-  retry_after_ms: number;
-}
-const corpus = JSON.parse(
-  readFileSync(join(import.meta.dirname, "../../../test/fixtures/ratelimit/redis_cell_gcra_cases.json"), "utf8"),
-) as { quota: { max_burst: number; count_per_period: number; period_ms: number }; cases: Case[] };
+const corpus = gcraCorpus();
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -57,11 +45,7 @@ describe("Redis rate limiter", async () => {
       now: () => now,
     });
     after(() => limiter.close());
-    const limit = {
-      limit: corpus.quota.count_per_period,
-      periodMs: corpus.quota.period_ms,
-      burst: corpus.quota.max_burst,
-    };
+    const limit = corpus.limit;
     for (const c of corpus.cases) {
       now = c.t_ms;
       const d = await limiter.take("k", limit, c.volume);

@@ -1,31 +1,21 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, it } from "node:test";
-import { freshPostgresDatabase, postgresReachable, postgresStore, sqliteStore } from "../../../test/helpers.js";
+import {
+  freshPostgresDatabase,
+  postgresReachable,
+  postgresStore,
+  sqliteStore,
+  gcraCorpus,
+} from "../../../test/helpers.js";
 import type { Store } from "../../store/database.js";
 import { SqlRateLimiter } from "./sql.js";
 
-interface Case {
-  n: number;
-  t_ms: number;
-  volume: number;
-  limited: boolean;
-  remaining: number;
-  reset_after_ms: number;
-}
-const corpus = JSON.parse(
-  readFileSync(join(import.meta.dirname, "../../../test/fixtures/ratelimit/redis_cell_gcra_cases.json"), "utf8"),
-) as { quota: { max_burst: number; count_per_period: number; period_ms: number }; cases: Case[] };
+const corpus = gcraCorpus();
 
 async function table(store: Store) {
   let now = 0;
   const limiter = new SqlRateLimiter({ store, now: () => now });
-  const limit = {
-    limit: corpus.quota.count_per_period,
-    periodMs: corpus.quota.period_ms,
-    burst: corpus.quota.max_burst,
-  };
+  const limit = corpus.limit;
   for (const c of corpus.cases) {
     now = c.t_ms;
     const d = await limiter.take("k", limit, c.volume);
