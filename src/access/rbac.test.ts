@@ -160,6 +160,28 @@ describe("Rbac (database)", () => {
   });
 });
 
+describe("requirePermission", () => {
+  it("runs the function only for a subject holding the permission on the resource", async () => {
+    const { rbac } = await setup();
+    await rbac.assign("erin", "developer", "agent:billing", ADMIN);
+    const { requirePermission } = await import("./guard.js");
+    const calls: string[] = [];
+    const write = requirePermission(
+      rbac,
+      "agents:write",
+      async (subject: string, agent: string) => {
+        calls.push(`${subject}:${agent}`);
+        return "done";
+      },
+      { resource: (agent) => `agent:${agent}` },
+    );
+    assert.equal(await write("erin", "billing"), "done");
+    await assert.rejects(write("erin", "payroll"), { code: "ERR_FORBIDDEN" });
+    await assert.rejects(write("mallory", "billing"), { code: "ERR_FORBIDDEN" });
+    assert.deepEqual(calls, ["erin:billing"]);
+  });
+});
+
 describe("Rbac on PostgreSQL", async () => {
   const ok = await postgresReachable();
   it(
