@@ -110,6 +110,7 @@ export async function openInstance(
       issuer: config.sessions.issuer,
       audience: config.sessions.issuer,
       ttlMs: config.sessions.ttlMs,
+      ...(secrets.sessionSecret === undefined ? {} : { hs256Secret: Buffer.from(secrets.sessionSecret, "utf8") }),
       now: options.now,
     });
     let closed = false;

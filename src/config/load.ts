@@ -124,6 +124,8 @@ export function loadConfig(
   if (masterKey !== undefined) secrets.masterKey = masterKey;
   const previous = envString(env, "AGENTWALL_MASTER_KEY_PREVIOUS");
   if (previous !== undefined) secrets.masterKeyPrevious = previous;
+  const sessionSecret = envString(env, "AGENTWALL_SESSION_SECRET");
+  if (sessionSecret !== undefined) secrets.sessionSecret = sessionSecret;
   const upstreamKey = envString(env, "AGENTWALL_UPSTREAM_KEY");
   if (upstreamKey !== undefined) secrets.upstreamKey = upstreamKey;
   if (masterKey !== undefined && config.masterKeyFile !== undefined) {

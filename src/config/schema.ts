@@ -80,6 +80,8 @@ export interface AgentwallSecrets {
   masterKey?: string;
   masterKeyPrevious?: string;
   upstreamKey?: string;
+  /** HS256 secret for session tokens (`AGENTWALL_SESSION_SECRET`, ≥ 32 bytes); absent: Ed25519. */
+  sessionSecret?: string;
 }
 
 const positiveInt = (min: number, max: number) => ({ type: "integer", minimum: min, maximum: max }) as const;

@@ -117,6 +117,47 @@ describe("sessions", () => {
   });
 });
 
+describe("HS256 sessions (configured secret only)", () => {
+  it("signs and verifies with the secret; refuses EdDSA tokens, other secrets and short secrets", async () => {
+    const { store, keyring, audit, sessions: ed } = await setup();
+    const secret = Buffer.from("a-configured-session-secret-of-32+bytes!");
+    const hs = new Sessions({ store, keyring, audit, hs256Secret: secret });
+    const { token } = await hs.issue({ subject: "alice", roles: [], creator: "test" });
+    assert.equal(JSON.parse(Buffer.from(token.split(".")[0]!, "base64url").toString()).alg, "HS256");
+    assert.equal((await hs.verify(token)).valid, true);
+    assert.equal((await ed.verify(token)).valid, false, "an EdDSA-configured verifier never accepts HS256");
+    const edToken = (await ed.issue({ subject: "alice", roles: [], creator: "test" })).token;
+    assert.equal((await hs.verify(edToken)).valid, false);
+    const other = new Sessions({
+      store,
+      keyring,
+      audit,
+      hs256Secret: Buffer.from("another-configured-secret-of-32+bytes!!"),
+    });
+    assert.equal((await other.verify(token)).valid, false);
+    assert.throws(() => new Sessions({ store, keyring, audit, hs256Secret: Buffer.from("short") }), {
+      code: "ERR_CONFIG_INVALID",
+    });
+  });
+
+  it("EdDSA mode refuses an HS256 token keyed with the public key (key confusion)", async () => {
+    const { sessions, keyring } = await setup();
+    const key = await keyring.signingKey("sessions");
+    const spki = key.publicKey.export({ format: "der", type: "spki" });
+    const confused = await new SignJWT({ roles: ["admin"] })
+      .setProtectedHeader({ alg: "HS256", typ: "JWT", kid: key.kid })
+      .setIssuer("agentwall")
+      .setAudience("agentwall")
+      .setSubject("root")
+      .setJti("abcdefghijklmnop")
+      .setIssuedAt()
+      .setNotBefore("0s")
+      .setExpirationTime("5m")
+      .sign(spki);
+    assert.deepEqual(await sessions.verify(confused).then((r) => !r.valid && r.failure), "ALGORITHM");
+  });
+});
+
 describe("sessions on PostgreSQL", async () => {
   const ok = await postgresReachable();
   it(

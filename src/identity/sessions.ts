@@ -1,8 +1,8 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes, type KeyObject } from "node:crypto";
 import { SignJWT, decodeProtectedHeader } from "jose";
 import { AgentwallError } from "../errors.js";
 import type { AuditSink } from "../audit/event.js";
-import type { Keyring } from "../crypto/keyring.js";
+import type { Keyring, SigningKey } from "../crypto/keyring.js";
 import type { Store } from "../store/database.js";
 import { creatorChainActive } from "./api-keys.js";
 import { verifyJwtStrict, type JwtFailure } from "./jwt.js";
@@ -37,6 +37,11 @@ export interface SessionsOptions {
   readonly audience?: string;
   /** Lifetime of a session. Default 15 minutes, at most 24 hours. */
   readonly ttlMs?: number;
+  /**
+   * Sign with HS256 and this secret instead of the shared Ed25519 key (for verifiers that only speak
+   * HS256). At least 32 bytes; there is no default secret.
+   */
+  readonly hs256Secret?: Uint8Array;
   readonly now?: () => number;
 }
 
@@ -74,6 +79,7 @@ export class Sessions {
   readonly #audit: AuditSink;
   readonly #ttlMs: number;
   readonly #now: () => number;
+  readonly #hs256: { secret: Uint8Array; kid: string } | undefined;
 
   constructor(options: SessionsOptions) {
     const ttl = options.ttlMs ?? 15 * 60_000;
@@ -85,6 +91,16 @@ export class Sessions {
     this.#audit = options.audit;
     this.#ttlMs = ttl;
     this.#now = options.now ?? Date.now;
+    if (options.hs256Secret !== undefined) {
+      if (options.hs256Secret.length < 32) {
+        throw new AgentwallError(
+          "ERR_CONFIG_INVALID",
+          "config field AGENTWALL_SESSION_SECRET: an HS256 secret needs at least 32 bytes",
+        );
+      }
+      const kid = `hs-${createHash("sha256").update(options.hs256Secret).digest("base64url").slice(0, 12)}`;
+      this.#hs256 = { secret: Uint8Array.from(options.hs256Secret), kid };
+    }
     this.issuer = options.issuer ?? "agentwall";
     this.audience = options.audience ?? "agentwall";
   }
@@ -106,9 +122,11 @@ export class Sessions {
     const iat = Math.floor(now / 1000);
     const expiresAt = (iat + Math.ceil(ttl / 1000)) * 1000;
     const jti = randomBytes(16).toString("base64url");
-    const key = await this.#keyring.signingKey("sessions");
+    const hs = this.#hs256;
+    const key = hs === undefined ? await this.#keyring.signingKey("sessions") : undefined;
+    const kid = hs?.kid ?? (key as SigningKey).kid;
     const token = await new SignJWT({ roles: [...input.roles] })
-      .setProtectedHeader({ alg: "EdDSA", typ: TYP, kid: key.kid })
+      .setProtectedHeader({ alg: hs === undefined ? "EdDSA" : "HS256", typ: TYP, kid })
       .setIssuer(this.issuer)
       .setAudience(this.audience)
       .setSubject(input.subject)
@@ -116,7 +134,7 @@ export class Sessions {
       .setIssuedAt(iat)
       .setNotBefore(iat)
       .setExpirationTime(expiresAt / 1000)
-      .sign(key.privateKey);
+      .sign(hs?.secret ?? (key as SigningKey).privateKey);
     await this.#store.db
       .insertInto("sessions")
       .values({
@@ -124,7 +142,7 @@ export class Sessions {
         subject: input.subject,
         roles: JSON.stringify(input.roles),
         creator: input.creator,
-        kid: key.kid,
+        kid,
         created_at: now,
         expires_at: expiresAt,
         revoked_at: null,
@@ -157,21 +175,27 @@ export class Sessions {
     } catch {
       return { valid: false, result: "INVALID", failure: "MALFORMED" };
     }
-    if (typeof kid !== "string" || !kid.startsWith("sk-sessions-"))
+    // Only the configured method verifies: with an HS256 secret, only HS256 tokens under its kid; without
+    // one, only EdDSA tokens signed by a sessions key of this database.
+    const hs = this.#hs256;
+    if (typeof kid !== "string" || (hs === undefined ? !kid.startsWith("sk-sessions-") : kid !== hs.kid)) {
       return { valid: false, result: "INVALID", failure: "SIGNATURE" };
-    let publicKey;
-    try {
-      const key = await this.#keyring.signingKeyById(kid);
-      if (key.purpose !== "sessions") return { valid: false, result: "INVALID", failure: "SIGNATURE" };
-      publicKey = key.publicKey;
-    } catch (error) {
-      if (error instanceof AgentwallError && error.code === "ERR_SIGNING_KEY_UNKNOWN") {
-        return { valid: false, result: "INVALID", failure: "SIGNATURE" };
-      }
-      throw error;
     }
-    const checked = await verifyJwtStrict(token, publicKey, {
-      algorithms: ["EdDSA"],
+    let publicKey: KeyObject | Uint8Array | undefined = hs?.secret;
+    if (hs === undefined) {
+      try {
+        const key = await this.#keyring.signingKeyById(kid);
+        if (key.purpose !== "sessions") return { valid: false, result: "INVALID", failure: "SIGNATURE" };
+        publicKey = key.publicKey;
+      } catch (error) {
+        if (error instanceof AgentwallError && error.code === "ERR_SIGNING_KEY_UNKNOWN") {
+          return { valid: false, result: "INVALID", failure: "SIGNATURE" };
+        }
+        throw error;
+      }
+    }
+    const checked = await verifyJwtStrict(token, publicKey as KeyObject | Uint8Array, {
+      algorithms: [hs === undefined ? "EdDSA" : "HS256"],
       issuer: this.issuer,
       audience: this.audience,
       typ: TYP,
