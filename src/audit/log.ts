@@ -317,23 +317,7 @@ export class AuditLog implements AuditSink {
     // checkpoint's right edge (or the pruned prefix's), extended with the stored leaves, gives the head's
     // root. A log rewritten behind our back is refused and alerted, never signed.
     const frontier = await this.#signedFrontier(last);
-    let cursor = frontier.size;
-    while (cursor < size) {
-      const rows = await db
-        .selectFrom("audit_events")
-        .select(["seq", "leaf"])
-        .where("seq", ">", cursor)
-        .where("seq", "<=", size)
-        .orderBy("seq")
-        .limit(PAGE)
-        .execute();
-      for (const row of rows) {
-        if (row.seq !== frontier.size + 1 || !/^[0-9a-f]{64}$/.test(row.leaf)) break;
-        frontier.append(Buffer.from(row.leaf, "hex"));
-      }
-      if (rows.length === 0 || frontier.size !== cursor + rows.length) break;
-      cursor = frontier.size;
-    }
+    for await (const leaf of this.#storedLeaves(frontier.size, size)) frontier.append(leaf);
     if (frontier.size !== size || frontier.root().toString("hex") !== root) {
       const from = (last?.size ?? 0) + 1;
       await this.append({
@@ -575,6 +559,31 @@ export class AuditLog implements AuditSink {
     return { ok: true, size: frontier.size, root, checkpoints: sizes.length, prunedThrough };
   }
 
+  /**
+   * The stored leaf column of rows `after+1 .. upTo`, in order, a page at a time. Stops at the first
+   * missing row or malformed leaf, so a caller compares how many it got with how many it asked for.
+   */
+  async *#storedLeaves(after: number, upTo: number): AsyncGenerator<Buffer> {
+    let next = after + 1;
+    while (next <= upTo) {
+      const rows = await this.#store.db
+        .selectFrom("audit_events")
+        .select(["seq", "leaf"])
+        .where("seq", ">=", next)
+        .where("seq", "<=", upTo)
+        .orderBy("seq")
+        .limit(PAGE)
+        .execute();
+      if (rows.length === 0) return;
+      for (const row of rows) {
+        if (row.seq !== next || !/^[0-9a-f]{64}$/.test(row.leaf)) return;
+        yield Buffer.from(row.leaf, "hex");
+        next += 1;
+      }
+      await yieldToEventLoop();
+    }
+  }
+
   /** Leaves of rows `from+1 .. upTo` computed on this thread, a page at a time. */
   async *#leafChunks(from: number, upTo: number): AsyncGenerator<LeafChunk> {
     let next = from + 1;
@@ -659,22 +668,7 @@ export class AuditLog implements AuditSink {
       );
     }
     const leaves: Buffer[] = [];
-    while (leaves.length < size) {
-      const rows = await this.#store.db
-        .selectFrom("audit_events")
-        .select(["seq", "leaf"])
-        .where("seq", ">", leaves.length)
-        .where("seq", "<=", size)
-        .orderBy("seq")
-        .limit(PAGE)
-        .execute();
-      if (rows.length === 0) break;
-      for (const row of rows) {
-        if (row.seq !== leaves.length + 1) break;
-        leaves.push(Buffer.from(row.leaf, "hex"));
-      }
-      await yieldToEventLoop();
-    }
+    for await (const leaf of this.#storedLeaves(0, size)) leaves.push(leaf);
     if (leaves.length !== size)
       throw new AgentwallError("ERR_INVALID_ARGUMENT", `the log has no entry ${leaves.length + 1}`);
     return leaves;
@@ -780,19 +774,9 @@ export class AuditLog implements AuditSink {
     const through = firstKept === undefined ? head.size : firstKept.seq - 1;
     if (through <= start) return { pruned: 0, through: start };
     const frontier = prior === undefined ? new MerkleFrontier() : MerkleFrontier.parse(prior.through, prior.frontier);
-    let cursor = start;
-    while (cursor < through) {
-      const rows = await db
-        .selectFrom("audit_events")
-        .select(["seq", "leaf"])
-        .where("seq", ">", cursor)
-        .where("seq", "<=", through)
-        .orderBy("seq")
-        .limit(PAGE)
-        .execute();
-      if (rows.length === 0) break;
-      for (const row of rows) frontier.append(Buffer.from(row.leaf, "hex"));
-      cursor = rows.at(-1)?.seq ?? through;
+    for await (const leaf of this.#storedLeaves(start, through)) frontier.append(leaf);
+    if (frontier.size !== through) {
+      throw new AgentwallError("ERR_INVALID_ARGUMENT", `entry ${frontier.size + 1} vanished while pruning`);
     }
     const key = await this.#keyring.signingKey("audit");
     const unsigned = {
