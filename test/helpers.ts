@@ -1,4 +1,5 @@
 // Shared test setup: temporary SQLite stores, fresh PostgreSQL databases, keys. Real engines only.
+import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
@@ -133,6 +134,29 @@ export interface GcraCase {
   remaining: number;
   reset_after_ms: number;
   retry_after_ms: number;
+}
+
+/**
+ * Runs redis-cell's GCRA table through a limiter built on the given clock and asserts every column
+ * (limited, remaining, reset, retry) of all 15 cases. Every rate-limit backend's test uses this.
+ */
+export async function assertGcraTable(
+  makeLimiter: (now: () => number) => import("../src/monitor/ratelimit/limiter.js").RateLimiter,
+): Promise<void> {
+  const corpus = gcraCorpus();
+  assert.equal(corpus.cases.length, 15);
+  let now = 0;
+  const limiter = makeLimiter(() => now);
+  for (const c of corpus.cases) {
+    now = c.t_ms;
+    const d = await limiter.take("k", corpus.limit, c.volume);
+    assert.equal(!d.allowed, c.limited, `case ${c.n} limited`);
+    assert.equal(d.remaining, c.remaining, `case ${c.n} remaining`);
+    assert.equal(d.resetMs, c.reset_after_ms, `case ${c.n} reset`);
+    // The table writes "not applicable" as -1 s.
+    const retry = d.allowed || d.retryAfterMs === -1 ? -1000 : d.retryAfterMs;
+    assert.equal(retry, c.retry_after_ms, `case ${c.n} retry`);
+  }
 }
 
 /** redis-cell's GCRA table, shared by every rate-limit backend's test. */

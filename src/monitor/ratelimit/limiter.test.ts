@@ -1,27 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { gcraCorpus } from "../../../test/helpers.js";
+import { assertGcraTable } from "../../../test/helpers.js";
 import fc from "fast-check";
 import { MemoryRateLimiter, gcra } from "./limiter.js";
 
-const corpus = gcraCorpus();
-
 describe("GCRA", () => {
-  it("matches redis-cell's table case by case", async () => {
-    const limit = corpus.limit;
-    let now = 0;
-    const limiter = new MemoryRateLimiter({ now: () => now });
-    assert.equal(corpus.cases.length, 15);
-    for (const c of corpus.cases) {
-      now = c.t_ms;
-      const d = await limiter.take("k", limit, c.volume);
-      assert.equal(!d.allowed, c.limited, `case ${c.n} limited`);
-      assert.equal(d.remaining, c.remaining, `case ${c.n} remaining`);
-      assert.equal(d.resetMs, c.reset_after_ms, `case ${c.n} reset`);
-      const retry = d.allowed ? -1000 : d.retryAfterMs === -1 ? -1000 : d.retryAfterMs;
-      assert.equal(retry, c.retry_after_ms, `case ${c.n} retry`);
-    }
-  });
+  it("matches redis-cell's table case by case", () => assertGcraTable((now) => new MemoryRateLimiter({ now })));
 
   it("never allows more than limit * elapsed / period + burst + 1 (property)", () => {
     fc.assert(
