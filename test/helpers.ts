@@ -172,3 +172,19 @@ export function gcraCorpus(): {
     cases: raw.cases,
   };
 }
+
+/**
+ * A store (SQLite unless given) with its key hierarchy and audit log: what every identity and access
+ * service is built on in the tests.
+ */
+export async function auditedStore(options: { store?: Store; master?: MasterKey } = {}): Promise<{
+  store: Store;
+  keyring: import("../src/crypto/keyring.js").Keyring;
+  audit: import("../src/audit/log.js").AuditLog;
+}> {
+  const { Keyring } = await import("../src/crypto/keyring.js");
+  const { AuditLog } = await import("../src/audit/log.js");
+  const store = options.store ?? (await sqliteStore());
+  const keyring = await Keyring.open(store, { current: options.master ?? randomMasterKey() });
+  return { store, keyring, audit: new AuditLog({ store, keyring }) };
+}

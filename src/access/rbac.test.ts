@@ -1,15 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import {
-  freshPostgresDatabase,
-  postgresReachable,
-  postgresStore,
-  randomMasterKey,
-  sqliteStore,
-} from "../../test/helpers.js";
-import { AuditLog } from "../audit/log.js";
-import { Keyring } from "../crypto/keyring.js";
+import { freshPostgresDatabase, postgresReachable, postgresStore, auditedStore } from "../../test/helpers.js";
 import type { Store } from "../store/database.js";
 import { canonicalPermission } from "./catalog.js";
 import { RolePolicy } from "./policy.js";
@@ -18,9 +10,7 @@ import { Rbac, type Actor } from "./rbac.js";
 const ADMIN: Actor = { id: "key:admin", grants: ["*"] };
 
 async function setup(store?: Store, now?: () => number) {
-  const s = store ?? (await sqliteStore());
-  const keyring = await Keyring.open(s, { current: randomMasterKey() });
-  const audit = new AuditLog({ store: s, keyring });
+  const { store: s, audit } = await auditedStore(store === undefined ? {} : { store });
   return { store: s, audit, rbac: new Rbac({ store: s, audit, now }) };
 }
 

@@ -6,18 +6,14 @@ import {
   postgresReachable,
   postgresStore,
   randomMasterKey,
-  sqliteStore,
+  auditedStore,
 } from "../../test/helpers.js";
-import { AuditLog } from "../audit/log.js";
-import { Keyring } from "../crypto/keyring.js";
 import type { Store } from "../store/database.js";
 import { ApiKeys } from "./api-keys.js";
 import { Sessions } from "./sessions.js";
 
 async function setup(options: { store?: Store; now?: () => number; master?: ReturnType<typeof randomMasterKey> } = {}) {
-  const store = options.store ?? (await sqliteStore());
-  const keyring = await Keyring.open(store, { current: options.master ?? randomMasterKey() });
-  const audit = new AuditLog({ store, keyring });
+  const { store, keyring, audit } = await auditedStore(options);
   const apiKeys = new ApiKeys({ store, keyring, audit, now: options.now });
   const sessions = new Sessions({ store, keyring, audit, now: options.now, ttlMs: 600_000 });
   return { store, keyring, audit, apiKeys, sessions };

@@ -1,16 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { randomMasterKey, sqliteStore } from "../../test/helpers.js";
-import { AuditLog } from "../audit/log.js";
-import { Keyring } from "../crypto/keyring.js";
+import { auditedStore } from "../../test/helpers.js";
 import { Vault, hostAllowed } from "./vault.js";
 
 const SECRET = "sk-test-vault-value-0123456789abcdef";
 
 async function setup() {
-  const store = await sqliteStore();
-  const keyring = await Keyring.open(store, { current: randomMasterKey() });
-  const audit = new AuditLog({ store, keyring });
+  const { store, keyring, audit } = await auditedStore();
   return { store, audit, vault: new Vault({ store, keyring, audit }) };
 }
 
