@@ -1,7 +1,8 @@
 // The CLI as users run it: a real process, real exit codes, real files.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { chmodSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { loadConfig } from "../src/config/load.js";
@@ -128,7 +129,6 @@ describe("agentwall CLI", () => {
   it("without a master key the SQLite default generates one, and never a second one for existing data", () => {
     const { home } = setupHome();
     assert.equal(cli(["init", "--json"], { AGENTWALL_HOME: home }).code, 0);
-    const { rmSync } = require("node:fs") as typeof import("node:fs");
     rmSync(join(home, "master.key"));
     const again = cli(["audit", "verify"], { AGENTWALL_HOME: home });
     assert.equal(again.code, 3);
@@ -225,7 +225,7 @@ describe("agentwall CLI", () => {
     it("a malformed witness file -> 2", async () => {
       const { env, home } = await seeded();
       const bad = join(home, "bad.jsonl");
-      require("node:fs").writeFileSync(bad, "not json\n");
+      writeFileSync(bad, "not json\n");
       assert.equal(cli(["audit", "verify", "--witness", bad], env).code, 2);
     });
   });
@@ -243,7 +243,7 @@ describe("agentwall CLI", () => {
     assert.equal(rows[0]?.type, "key_created");
     const out = join(home, "export.jsonl");
     assert.equal(cli(["audit", "export", "--out", out], env).code, 0);
-    const exported = require("node:fs").readFileSync(out, "utf8").trim().split("\n");
+    const exported = readFileSync(out, "utf8").trim().split("\n");
     assert.equal(exported.length, 1);
     assert.equal(cli(["audit", "query", "--since", "tomorrow"], env).code, 2);
   });
@@ -257,7 +257,7 @@ describe("agentwall CLI", () => {
     assert.ok(
       report.checks.some((c: { name: string; status: string }) => c.name === "admin-key-expiry" && c.status === "warn"),
     );
-    require("node:fs").chmodSync(home, 0o755);
+    chmodSync(home, 0o755);
     const bad = cli(["check", "--json"], env);
     assert.equal(bad.code, 1);
     assert.ok(
@@ -268,18 +268,14 @@ describe("agentwall CLI", () => {
   });
 });
 
-import { createRequire } from "node:module";
-const require = createRequire(import.meta.url);
-
 function writeConfig(home: string, config: unknown): string {
   const path = join(home, "agentwall.config.json");
-  require("node:fs").writeFileSync(path, JSON.stringify(config));
+  writeFileSync(path, JSON.stringify(config));
   return path;
 }
 
 function rewindHead(sqlite: Database.Database, leaves: string[]) {
   // Recompute the frontier the way an attacker with the code would.
-  const { createHash } = require("node:crypto") as typeof import("node:crypto");
   const node = (l: Buffer, r: Buffer) =>
     createHash("sha256")
       .update(Buffer.from([1]))
