@@ -70,9 +70,7 @@ export function coreRoutes(instance: Instance): GatewayRoute[] {
       handler: async (request, reply, principal) => {
         // A session is exchanged for an API key only: a session cannot extend itself.
         if (principal?.method !== "api_key") {
-          return reply.code(403).send({
-            error: { code: "ERR_FORBIDDEN", message: "sessions are created with an API key", requestId: request.id },
-          });
+          throw new AgentwallError("ERR_FORBIDDEN", "sessions are created with an API key");
         }
         const session = await instance.sessions.issue({
           subject: principal.subject,
@@ -90,9 +88,7 @@ export function coreRoutes(instance: Instance): GatewayRoute[] {
       access: { permission: "sessions:self" },
       handler: async (request, reply, principal) => {
         if (principal?.method !== "session") {
-          return reply.code(400).send({
-            error: { code: "ERR_BAD_REQUEST", message: "not authenticated with a session", requestId: request.id },
-          });
+          throw new AgentwallError("ERR_BAD_REQUEST", "not authenticated with a session");
         }
         await instance.sessions.revoke(principal.credentialId.slice("session:".length), principal.credentialId);
         return reply.code(204).send();
