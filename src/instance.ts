@@ -15,6 +15,7 @@ import { ToolPolicy } from "./access/tool-policy.js";
 import { Vault } from "./identity/vault.js";
 import { MemoryRateLimiter, type RateLimiter } from "./monitor/ratelimit/limiter.js";
 import { RedisRateLimiter } from "./monitor/ratelimit/redis.js";
+import { RedisRevocationBus } from "./identity/revocation.js";
 
 /** One running agentwall: its store, key hierarchy, audit log and identity services, wired together. */
 export interface Instance {
@@ -101,7 +102,16 @@ export async function openInstance(
           });
     const rateLimiter: RateLimiter =
       redisLimiter ?? new MemoryRateLimiter(options.now === undefined ? {} : { now: options.now });
-    const apiKeys = new ApiKeys({ store, keyring, audit, rateLimiter, now: options.now });
+    const revocations = config.redisUrl === undefined ? undefined : new RedisRevocationBus({ url: config.redisUrl });
+    const apiKeys = new ApiKeys({
+      store,
+      keyring,
+      audit,
+      rateLimiter,
+      now: options.now,
+      cacheMs: config.apiKeys.cacheMs,
+      ...(revocations === undefined ? {} : { revocations }),
+    });
     const tools = new ToolPolicy(config.tools, { rateLimiter });
     const sessions = new Sessions({
       store,
@@ -132,6 +142,7 @@ export async function openInstance(
         if (closed) return;
         closed = true;
         await redisLimiter?.close();
+        await revocations?.close();
         try {
           // Only the gateway signs on the way out; a CLI command (verify above all) never does.
           await audit.close({ checkpoint: closeOptions.checkpoint === true });

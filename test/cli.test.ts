@@ -77,6 +77,10 @@ describe("agentwall CLI", () => {
     assert.equal(sessions.code, 0);
     assert.equal(sessions.stdout, "");
     assert.equal(JSON.parse(cli(["keys", "verify", "-", "--json"], env, made.key).stdout).result, "REVOKED");
+    assert.equal(cli(["keys", "revoke"], env).code, 2, "an id or --subject is required");
+    const bySubject = cli(["keys", "revoke", "--subject", "bob"], env);
+    assert.equal(bySubject.stdout, "revoked 1 key(s) of bob\n", "the rotated replacement was bob's last key");
+    assert.equal(JSON.parse(cli(["keys", "verify", "-", "--json"], env, next.key).stdout).result, "REVOKED");
   });
 
   it("roles: define, assign on a resource, check with exit codes, refuse cycles", () => {

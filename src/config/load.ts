@@ -102,6 +102,7 @@ export function loadConfig(
     ...options.overrides,
     limits: { ...CONFIG_DEFAULTS.limits, ...file.limits },
     audit: { ...CONFIG_DEFAULTS.audit, ...file.audit },
+    apiKeys: { ...CONFIG_DEFAULTS.apiKeys, ...file.apiKeys },
     sessions: { ...CONFIG_DEFAULTS.sessions, ...file.sessions },
     oidc: { issuers: [...(file.oidc?.issuers ?? [])] },
     tools: [...(file.tools ?? [])],

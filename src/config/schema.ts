@@ -50,6 +50,14 @@ export interface AgentwallConfig {
     retentionDays?: number;
     maxBatch: number;
   };
+  apiKeys: {
+    /**
+     * How long a verified key is trusted from memory before the shared revocation counter is reread
+     * (0..1000 ms; 0 reads the database on every request). With `redisUrl`, revocations reach every
+     * instance at once through pub/sub; without it they hold within this time.
+     */
+    cacheMs: number;
+  };
   sessions: {
     /** `iss` and `aud` of agentwall's session tokens. */
     issuer: string;
@@ -129,6 +137,11 @@ export const CONFIG_SCHEMA = {
         retentionDays: positiveInt(1, 36_500),
         maxBatch: positiveInt(1, 10_000),
       },
+    },
+    apiKeys: {
+      type: "object",
+      additionalProperties: false,
+      properties: { cacheMs: positiveInt(0, 1000) },
     },
     sessions: {
       type: "object",
@@ -232,6 +245,7 @@ export const CONFIG_DEFAULTS: AgentwallConfig = {
     connectionTimeoutMs: 10_000,
   },
   audit: { witnessStdout: false, checkpointIntervalMs: 10_000, maxBatch: 512 },
+  apiKeys: { cacheMs: 1000 },
   sessions: { issuer: "agentwall", ttlMs: 15 * 60_000 },
   oidc: { issuers: [] },
   tools: [],

@@ -196,6 +196,12 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex("rate_limits_expires").on("rate_limits").column("expires_at").execute();
     },
   },
+  "0007_revocation_counter": {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Bumped with every key revocation: caches of verified keys reread it at least once a second.
+      await sql`insert into counters (name, value) values ('revocations', 0)`.execute(db);
+    },
+  },
 };
 
 /** The migrations shipped with this version, in order. */

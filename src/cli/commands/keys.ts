@@ -124,12 +124,21 @@ export function registerKeys(program: Command, run: (fn: () => Promise<number>) 
 
   keys
     .command("revoke")
-    .description("revoke a key by id")
-    .argument("<id>", "key id")
-    .action((id: string, opts: GlobalOptions) =>
+    .description("revoke a key by id, or every key of a subject (--subject)")
+    .argument("[id]", "key id")
+    .option("--subject <subject>", "revoke every key of this subject (and the keys they made)")
+    .action((id: string | undefined, opts: GlobalOptions & { subject?: string }) =>
       run(() =>
         withInstance({ ...program.opts(), ...opts }, async (instance) => {
-          const ok = await instance.apiKeys.revoke(id, "cli");
+          if ((id === undefined) === (opts.subject === undefined)) {
+            throw new AgentwallError("ERR_USAGE", "give a key id or --subject, not both");
+          }
+          if (opts.subject !== undefined) {
+            const count = await instance.apiKeys.revokeOwner(opts.subject, "cli");
+            process.stdout.write(`revoked ${count} key(s) of ${opts.subject}\n`);
+            return EXIT.OK;
+          }
+          const ok = await instance.apiKeys.revoke(id as string, "cli");
           process.stdout.write(ok ? `revoked ${id}\n` : `no active key ${id}\n`);
           return ok ? EXIT.OK : EXIT.DENIED;
         }),
