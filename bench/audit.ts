@@ -7,7 +7,7 @@
 // WAL; PostgreSQL synchronous_commit=on), both measured in this run, and the time to verify N entries.
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir, userInfo } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import Database from "better-sqlite3";
@@ -16,6 +16,7 @@ import { AuditLog } from "../src/audit/log.js";
 import { Keyring } from "../src/crypto/keyring.js";
 import { masterKeyFromBytes } from "../src/crypto/master-key.js";
 import { openStore, type Store, type StoreLocation } from "../src/store/database.js";
+import { fmt, freshPostgres } from "./common.js";
 
 const { values } = parseArgs({
   options: {
@@ -28,7 +29,6 @@ const { values } = parseArgs({
 const EVENTS = Number(values.events);
 const CONCURRENCY = Number(values.concurrency);
 const VERIFY = Number(values.verify);
-const PG_URL = process.env.AGENTWALL_TEST_DATABASE_URL ?? `postgres://${userInfo().username}@127.0.0.1:5432/test`;
 
 function event(i: number) {
   return {
@@ -124,29 +124,6 @@ async function plainPostgres(url: string, n: number, batch: number): Promise<num
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   await client.end();
   return (Math.floor(n / batch) * batch) / seconds;
-}
-
-async function freshPostgres(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `aw_bench_${randomBytes(4).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  await admin.end();
-  const url = new URL(PG_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: PG_URL });
-      await c.connect();
-      await c.query(`drop database if exists ${name} with (force)`);
-      await c.end();
-    },
-  };
-}
-
-function fmt(n: number): string {
-  return Math.round(n).toLocaleString("en-US");
 }
 
 async function main(): Promise<void> {

@@ -61,6 +61,9 @@ export function parseResource(text: string): string {
   return text;
 }
 
+/** Bound of each check memo (distinct permission strings); a full memo starts over. */
+const MEMO_ENTRIES = 4096;
+
 function resourceCovers(pattern: string, resource: string): boolean {
   if (pattern === resource) return true;
   const [type, name] = pattern.split(":");
@@ -80,6 +83,10 @@ function resourceCovers(pattern: string, resource: string): boolean {
 export class RolePolicy {
   readonly #grants: ReadonlyMap<string, readonly string[]>;
   readonly #definitions: ReadonlyMap<string, RoleDefinition>;
+  /** Memo of the pure parts of a check (the policy never changes): permission text → canonical form. */
+  readonly #canonical = new Map<string, Permission | null>();
+  /** role → canonical permission → whether the role's grants cover it. */
+  readonly #covers = new Map<string, Map<string, boolean>>();
 
   private constructor(definitions: Map<string, RoleDefinition>, grants: Map<string, readonly string[]>) {
     this.#definitions = definitions;
@@ -138,19 +145,45 @@ export class RolePolicy {
    * A request without a resource is only allowed by global assignments.
    */
   check(assignments: readonly RoleAssignment[], permission: string, resource?: string): AccessDecision {
-    let required: Permission;
-    try {
-      required = canonicalPermission(permission);
-    } catch {
-      return { allowed: false, code: "ERR_FORBIDDEN", reason: "malformed permission" };
-    }
+    const required = this.#canonicalOf(permission);
+    if (required === null) return { allowed: false, code: "ERR_FORBIDDEN", reason: "malformed permission" };
     for (const a of assignments) {
       if (a.resource !== undefined && (resource === undefined || !resourceCovers(a.resource, resource))) continue;
-      if (this.grantsOf(a.role).some((g) => grantCovers(g, required))) {
+      if (this.#roleCovers(a.role, required)) {
         return { allowed: true, via: a.resource === undefined ? a.role : `${a.role}@${a.resource}` };
       }
     }
     return { allowed: false, code: "ERR_FORBIDDEN", reason: `${permission} is not granted` };
+  }
+
+  #canonicalOf(permission: string): Permission | null {
+    let required = this.#canonical.get(permission);
+    if (required === undefined) {
+      try {
+        required = canonicalPermission(permission);
+      } catch {
+        required = null;
+      }
+      if (this.#canonical.size >= MEMO_ENTRIES) this.#canonical.clear();
+      this.#canonical.set(permission, required);
+    }
+    return required;
+  }
+
+  #roleCovers(role: string, required: Permission): boolean {
+    let memo = this.#covers.get(role);
+    if (memo === undefined) {
+      if (!this.#definitions.has(role)) return false;
+      memo = new Map();
+      this.#covers.set(role, memo);
+    }
+    let covered = memo.get(required);
+    if (covered === undefined) {
+      covered = this.grantsOf(role).some((g) => grantCovers(g, required));
+      if (memo.size >= MEMO_ENTRIES) memo.clear();
+      memo.set(required, covered);
+    }
+    return covered;
   }
 
   /**

@@ -1,5 +1,6 @@
 import { AgentwallError } from "../errors.js";
 import type { AuditSink } from "../audit/event.js";
+import type { Statement } from "better-sqlite3";
 import type { Keyring } from "../crypto/keyring.js";
 import type { Store } from "../store/database.js";
 import type { ApiKeysTable } from "../store/schema.js";
@@ -80,9 +81,10 @@ export class ApiKeys {
   readonly #cacheMax: number;
   readonly #bus: RevocationBus | undefined;
   /** Verified rows by key hash, valid while the revocation counter read at `#cacheCheckedAt` holds. */
-  readonly #cache = new Map<string, ApiKeysTable>();
+  readonly #cache = new Map<string, CacheEntry>();
   #cacheVersion: number | undefined;
   #cacheCheckedAt = -Infinity;
+  #lookup: Statement<[string], ApiKeysTable> | undefined;
   /** Bumped whenever the cache is dropped, so a lookup that raced a drop does not refill it. */
   #cacheGeneration = 0;
 
@@ -118,6 +120,16 @@ export class ApiKeys {
     this.#bus?.onRevocation(() => this.#dropCache());
   }
 
+  /** The row of a key hash. On SQLite a cached prepared statement (a Kysely query compiles per call). */
+  #byHash(hash: string): Promise<ApiKeysTable | undefined> | ApiKeysTable | undefined {
+    const sqlite = this.#store.sqlite;
+    if (sqlite === undefined) {
+      return this.#store.db.selectFrom("api_keys").selectAll().where("hash", "=", hash).executeTakeFirst();
+    }
+    this.#lookup ??= sqlite.prepare<[string], ApiKeysTable>("select * from api_keys where hash = ?");
+    return this.#lookup.get(hash);
+  }
+
   #dropCache(): void {
     this.#cache.clear();
     this.#cacheGeneration++;
@@ -125,7 +137,7 @@ export class ApiKeys {
   }
 
   /** The cached row for a hash, after rereading the revocation counter when it is older than cacheMs. */
-  async #cached(hash: string, now: number): Promise<ApiKeysTable | undefined> {
+  async #cached(hash: string, now: number): Promise<CacheEntry | undefined> {
     if (now - this.#cacheCheckedAt >= this.#cacheMs) {
       const generation = this.#cacheGeneration;
       const version = await this.#revocationVersion();
@@ -140,13 +152,13 @@ export class ApiKeys {
     return this.#cache.get(hash);
   }
 
-  #remember(hash: string, row: ApiKeysTable, generation: number): void {
+  #remember(hash: string, entry: CacheEntry, generation: number): void {
     if (generation !== this.#cacheGeneration || this.#cacheVersion === undefined) return;
     if (this.#cache.size >= this.#cacheMax) {
       const oldest = this.#cache.keys().next();
       if (oldest.done !== true) this.#cache.delete(oldest.value);
     }
-    this.#cache.set(hash, row);
+    this.#cache.set(hash, entry);
   }
 
   async #revocationVersion(): Promise<number | undefined> {
@@ -245,25 +257,26 @@ export class ApiKeys {
     const text = typeof presented === "string" ? presented.slice(0, 200) : "";
     const hash = hashApiKey(text);
     const now = this.#now();
-    let row = this.#cacheMs === 0 ? undefined : await this.#cached(hash, now);
-    const cached = row !== undefined;
-    if (!cached) {
+    // A cache hit means this very hash passed the full check below within cacheMs, with no revocation
+    // since: the format check and the chain walk are not repeated; expiry and the rate limit are.
+    let entry = this.#cacheMs === 0 ? undefined : await this.#cached(hash, now);
+    if (entry === undefined) {
       const generation = this.#cacheGeneration;
-      row = await this.#store.db.selectFrom("api_keys").selectAll().where("hash", "=", hash).executeTakeFirst();
+      const row = await this.#byHash(hash);
       if (row === undefined || parseApiKey(text) === undefined) return { result: "NOT_FOUND" };
       if (row.revoked_at !== null) return { result: "REVOKED", keyId: row.id };
       if (row.expires_at !== null && row.expires_at <= now) return { result: "EXPIRED", keyId: row.id };
       if (!(await this.chainActive(row.creator))) return { result: "REVOKED", keyId: row.id };
-      if (this.#cacheMs > 0 && row.remaining_uses === null) this.#remember(hash, row, generation);
-    } else if (row === undefined || parseApiKey(text) === undefined) {
-      return { result: "NOT_FOUND" };
-    } else if (row.expires_at !== null && row.expires_at <= now) {
-      return { result: "EXPIRED", keyId: row.id };
+      entry = cacheEntry(row);
+      if (this.#cacheMs > 0 && row.remaining_uses === null) this.#remember(hash, entry, generation);
     }
-    if (row.rate_limit !== null) {
-      const limit = parseRateLimit(row.rate_limit);
-      if (limit === undefined) return { result: "DISABLED", keyId: row.id };
-      if (!(await this.#limiter.take(`key:${row.id}`, limit)).allowed) return { result: "RATE_LIMITED", keyId: row.id };
+    const { row } = entry;
+    if (row.expires_at !== null && row.expires_at <= now) return { result: "EXPIRED", keyId: row.id };
+    if (entry.rateLimit !== null) {
+      if (entry.rateLimit === "invalid") return { result: "DISABLED", keyId: row.id };
+      if (!(await this.#limiter.take(`key:${row.id}`, entry.rateLimit)).allowed) {
+        return { result: "RATE_LIMITED", keyId: row.id };
+      }
     }
     if (row.remaining_uses !== null) {
       // One atomic decrement: two instances can never spend the last use twice.
@@ -274,14 +287,17 @@ export class ApiKeys {
         .where("remaining_uses", ">", 0)
         .executeTakeFirst();
       if (updated.numUpdatedRows === 0n) return { result: "USAGE_EXCEEDED", keyId: row.id };
-    } else if (row.last_used_at === null || now - row.last_used_at >= LAST_USED_RESOLUTION_MS) {
+      const remaining = Math.max(0, row.remaining_uses - 1);
+      return { result: "VALID", key: toRecord({ ...row, remaining_uses: remaining, last_used_at: now }) };
+    }
+    if (row.last_used_at === null || now - row.last_used_at >= LAST_USED_RESOLUTION_MS) {
       // Last-used is kept to the minute: writing it on every verification cost one durable commit per
       // request (measured: 1.7 k verifications/s against 100 k/s for the lookup alone).
       await this.#store.db.updateTable("api_keys").set({ last_used_at: now }).where("id", "=", row.id).execute();
-      if (cached) this.#cache.set(hash, { ...row, last_used_at: now });
+      entry = cacheEntry({ ...row, last_used_at: now });
+      if (this.#cache.has(hash)) this.#cache.set(hash, entry);
     }
-    const remaining = row.remaining_uses === null ? null : Math.max(0, row.remaining_uses - 1);
-    return { result: "VALID", key: toRecord({ ...row, remaining_uses: remaining }, now) };
+    return { result: "VALID", key: entry.record };
   }
 
   /**
@@ -372,7 +388,7 @@ export class ApiKeys {
   async list(owner?: string): Promise<ApiKeyRecord[]> {
     let q = this.#store.db.selectFrom("api_keys").selectAll().orderBy("created_at", "desc");
     if (owner !== undefined) q = q.where("owner", "=", owner);
-    return (await q.limit(1000).execute()).map((r) => toRecord(r, r.last_used_at));
+    return (await q.limit(1000).execute()).map((r) => toRecord(r));
   }
 }
 
@@ -395,6 +411,18 @@ export async function creatorChainActive(store: Store, creator: string): Promise
   return false;
 }
 
+/** A verified row with what every later verification of it needs already parsed. */
+interface CacheEntry {
+  readonly row: ApiKeysTable;
+  readonly record: ApiKeyRecord;
+  readonly rateLimit: RateLimit | "invalid" | null;
+}
+
+function cacheEntry(row: ApiKeysTable): CacheEntry {
+  const rateLimit = row.rate_limit === null ? null : (parseRateLimit(row.rate_limit) ?? "invalid");
+  return { row, record: toRecord(row), rateLimit };
+}
+
 function parseRateLimit(text: string): RateLimit | undefined {
   try {
     const v = JSON.parse(text) as RateLimit;
@@ -414,10 +442,7 @@ function parseList(text: string): string[] {
   }
 }
 
-function toRecord(
-  row: Omit<ApiKeysTable, "hash" | "meta" | "last_used_at" | "rate_limit">,
-  lastUsedAt: number | null,
-): ApiKeyRecord {
+function toRecord(row: Omit<ApiKeysTable, "hash" | "meta" | "rate_limit">): ApiKeyRecord {
   return Object.freeze({
     id: row.id,
     prefix: row.prefix,
@@ -428,7 +453,7 @@ function toRecord(
     creator: row.creator,
     createdAt: row.created_at,
     expiresAt: row.expires_at,
-    lastUsedAt,
+    lastUsedAt: row.last_used_at,
     remainingUses: row.remaining_uses,
     revokedAt: row.revoked_at,
   });

@@ -64,6 +64,7 @@ export class RedisRateLimiter implements RateLimiter {
   readonly #now: (() => number) | undefined;
   #degraded = false;
   readonly #firstConnect: Promise<void>;
+  #connectedOnce = false;
 
   constructor(options: RedisRateLimiterOptions) {
     const instances = options.expectedInstances ?? 1;
@@ -89,7 +90,10 @@ export class RedisRateLimiter implements RateLimiter {
     // Without an offline queue a command sent before the first connection completes fails at once; the
     // first decisions wait for that connection (at most the connect timeout), later outages do not wait.
     this.#firstConnect = new Promise<void>((resolve) => {
-      const done = () => resolve();
+      const done = () => {
+        this.#connectedOnce = true;
+        resolve();
+      };
       this.#redis.once("ready", done);
       setTimeout(done, 1500).unref();
     });
@@ -105,7 +109,7 @@ export class RedisRateLimiter implements RateLimiter {
     gcra(undefined, 0, limit, cost);
     const interval = limit.periodMs / limit.limit;
     const tolerance = interval * (limit.burst + 1);
-    await this.#firstConnect;
+    if (!this.#connectedOnce) await this.#firstConnect;
     try {
       const reply = await (
         this.#redis as unknown as {
