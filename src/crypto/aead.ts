@@ -89,3 +89,57 @@ export function openAesGcm(key: Uint8Array | KeyObject, sealed: Uint8Array, aad?
     throw new AgentwallError("ERR_DECRYPT", "decryption failed");
   }
 }
+
+/** IV lengths {@link gcmEncryptWithIv} and {@link gcmDecryptParts} accept: 12, or 16 for the compat format only. */
+export type GcmIvPolicy = "standard" | "compat";
+
+function checkIv(iv: Uint8Array, policy: GcmIvPolicy): void {
+  if (iv.length !== GCM_IV_BYTES && !(policy === "compat" && iv.length === 16)) {
+    throw new AgentwallError("ERR_INVALID_ARGUMENT", `AES-256-GCM takes a ${GCM_IV_BYTES}-byte IV`);
+  }
+}
+
+/**
+ * AES-256-GCM with a caller-chosen IV, for formats that carry the IV apart (the source guides' compat
+ * format, known-answer vectors). The caller must never reuse an IV under one key; prefer
+ * {@link sealAesGcm}, which draws it.
+ */
+export function gcmEncryptWithIv(
+  key: Uint8Array | KeyObject,
+  iv: Uint8Array,
+  plaintext: Uint8Array,
+  aad?: Uint8Array,
+  policy: GcmIvPolicy = "standard",
+): { ciphertext: Buffer; tag: Buffer } {
+  checkKey(key);
+  checkIv(iv, policy);
+  const cipher = createCipheriv("aes-256-gcm", key, iv, { authTagLength: GCM_TAG_BYTES });
+  if (aad !== undefined) cipher.setAAD(aad);
+  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return { ciphertext, tag: cipher.getAuthTag() };
+}
+
+/**
+ * Decrypts AES-256-GCM from separate parts. Key and IV outside the policy throw `ERR_INVALID_ARGUMENT`;
+ * a tag that is not 16 bytes, or any authentication failure, is the opaque `ERR_DECRYPT`.
+ */
+export function gcmDecryptParts(
+  key: Uint8Array | KeyObject,
+  iv: Uint8Array,
+  ciphertext: Uint8Array,
+  tag: Uint8Array,
+  aad?: Uint8Array,
+  policy: GcmIvPolicy = "standard",
+): Buffer {
+  checkKey(key);
+  checkIv(iv, policy);
+  if (tag.length !== GCM_TAG_BYTES) throw new AgentwallError("ERR_DECRYPT", "decryption failed");
+  try {
+    const decipher = createDecipheriv("aes-256-gcm", key, iv, { authTagLength: GCM_TAG_BYTES });
+    decipher.setAuthTag(tag);
+    if (aad !== undefined) decipher.setAAD(aad);
+    return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+  } catch {
+    throw new AgentwallError("ERR_DECRYPT", "decryption failed");
+  }
+}

@@ -13,3 +13,48 @@ export {
 } from "./keyring.js";
 export { parseMasterKey, masterKeyFromBytes, generateMasterKeyText, type MasterKey } from "./master-key.js";
 export { resolveMasterKeys, type MasterKeys, type MasterKeyOrigin } from "./master-key-source.js";
+export {
+  decryptCompat,
+  decryptEnvelope,
+  encodeEnvelope,
+  encryptCompat,
+  encryptWithKey,
+  encryptWithPassword,
+  envelopeToBinary,
+  envelopeToJson,
+  openCompatBlob,
+  parseEnvelope,
+  sealCompatBlob,
+  type CompatEnvelope,
+  type DecryptSecret,
+  type Envelope,
+  type EnvelopeFormat,
+} from "./envelope.js";
+export {
+  KDF_LIMITS,
+  PBKDF2_DEFAULT,
+  SCRYPT_DEFAULT,
+  checkKdfParams,
+  derivePasswordKey,
+  hkdfSha256,
+  hmacSha256,
+  pbkdf2Sha256,
+  verifyHmacSha256,
+  type KdfLimits,
+  type KdfParams,
+} from "./kdf.js";
+export {
+  generateEd25519KeyPair,
+  generateRsaKeyPair,
+  hybridDecrypt,
+  hybridEncrypt,
+  oaepCapacity,
+  privateKeyFrom,
+  publicKeyFrom,
+  rsaOaepDecrypt,
+  rsaOaepEncrypt,
+  signEd25519,
+  verifyEd25519,
+  type PemKeyPair,
+  type RsaBits,
+} from "./asymmetric.js";
