@@ -30,6 +30,20 @@ export type SigningPurpose = "audit" | "sessions" | "ca";
 
 const PURPOSE = /^[a-z]{1,16}$/;
 
+/** How many encryptions a data key may perform, reserved by instances in blocks. */
+export interface DataKeyLimits {
+  /** Retire a data key before this many encryptions (random 96-bit IVs: NIST's bound is 2^32). */
+  readonly useLimit: number;
+  /** Encryptions one instance reserves at a time (one database write per block). */
+  readonly reserveBlock: number;
+}
+
+/** 2^31 uses (half of NIST's 2^32 bound for random IVs), reserved 2^20 at a time. */
+export const DATA_KEY_LIMITS: DataKeyLimits = Object.freeze({ useLimit: 2 ** 31, reserveBlock: 2 ** 20 });
+
+/** How long an instance keeps using a current data key before checking it was not retired elsewhere. */
+export const CURRENT_KEY_RECHECK_MS = 10_000;
+
 function bindingBytes(binding: Binding, kid: string): Buffer {
   return Buffer.from(JSON.stringify(["agentwall/v1", binding.table, String(binding.row), binding.owner, kid]));
 }
@@ -50,6 +64,8 @@ export class DataKey {
   // A KeyObject: Node imports a raw key on every createCipheriv call, which cost ~1 µs per seal.
   readonly #key: KeyObject;
   readonly #ivs = new IvSource();
+  /** Encryptions this instance has reserved in the database for this key and not yet used. */
+  #budget = 0;
 
   constructor(kid: string, purpose: string, key: Buffer) {
     this.kid = kid;
@@ -58,7 +74,25 @@ export class DataKey {
     key.fill(0);
   }
 
+  /** Reserved encryptions left (0 for a key loaded only to decrypt). */
+  get budget(): number {
+    return this.#budget;
+  }
+
+  /** @internal Called by the keyring after reserving `n` encryptions in the database. */
+  addBudget(n: number): void {
+    this.#budget += n;
+  }
+
+  /**
+   * Encrypts, bound to `binding`. Fails closed with `ERR_DATA_KEY_EXHAUSTED` when no reserved
+   * encryption is left: keys come from {@link Keyring.dataKey}, which reserves ahead.
+   */
   seal(plaintext: Uint8Array, binding: Binding): string {
+    if (this.#budget <= 0) {
+      throw new AgentwallError("ERR_DATA_KEY_EXHAUSTED", `data key ${this.kid} has no reserved encryptions left`);
+    }
+    this.#budget--;
     return `${this.kid}.${sealAesGcm(this.#key, plaintext, bindingBytes(binding, this.kid), this.#ivs).toString("base64url")}`;
   }
 
@@ -106,15 +140,23 @@ export class Keyring {
   readonly #current: MasterKey;
   readonly #now: () => number;
   readonly #byKid = new Map<string, DataKey>();
-  readonly #currentByPeriod = new Map<string, DataKey>();
+  readonly #currentByPeriod = new Map<string, { key: DataKey; checkedAt: number }>();
+  readonly #limits: DataKeyLimits;
   readonly #signing = new Map<string, SigningKey>();
   readonly #signingByPurpose = new Map<string, SigningKey>();
 
-  private constructor(store: Store, masters: Map<string, MasterKey>, current: MasterKey, now: () => number) {
+  private constructor(
+    store: Store,
+    masters: Map<string, MasterKey>,
+    current: MasterKey,
+    now: () => number,
+    limits: DataKeyLimits,
+  ) {
     this.#store = store;
     this.#masters = masters;
     this.#current = current;
     this.#now = now;
+    this.#limits = limits;
   }
 
   /** The id of the master key new data keys are wrapped with. */
@@ -130,9 +172,10 @@ export class Keyring {
   static async open(
     store: Store,
     keys: { current: MasterKey; previous?: readonly MasterKey[] },
-    options: { now?: () => number } = {},
+    options: { now?: () => number; limits?: Partial<DataKeyLimits> } = {},
   ): Promise<Keyring> {
     const now = options.now ?? Date.now;
+    const limits = { ...DATA_KEY_LIMITS, ...options.limits };
     const db = store.db;
     const registered = await db.selectFrom("master_keys").selectAll().orderBy("ordinal").execute();
     const known = new Map(registered.map((r) => [r.id, r]));
@@ -179,19 +222,34 @@ export class Keyring {
         .execute();
       return Keyring.open(store, keys, options);
     }
-    return new Keyring(store, accepted, keys.current, now);
+    if (known.get(keys.current.id)?.retired_at != null) {
+      throw new AgentwallError(
+        "ERR_MASTER_KEY_RETIRED",
+        `master key ${keys.current.id} was retired by a rotation; give the key that replaced it`,
+      );
+    }
+    return new Keyring(store, accepted, keys.current, now, limits);
   }
 
-  /** The current data key of a purpose for the period containing `at`, created on first use. */
+  /**
+   * The current data key of a purpose for the period containing `at`, created on first use, with
+   * encryptions reserved for this instance. A key whose reservations reach the use limit is retired and
+   * the next generation takes over; a retired key (a rotation on any instance) is noticed within
+   * {@link CURRENT_KEY_RECHECK_MS}.
+   */
   async dataKey(purpose: DataKeyPurpose, at: number = this.#now()): Promise<DataKey> {
     if (!PURPOSE.test(purpose)) throw new AgentwallError("ERR_INVALID_ARGUMENT", "invalid data key purpose");
     const period = keyPeriod(at);
     const cacheKey = `${purpose}|${period}`;
+    const now = this.#now();
     const cached = this.#currentByPeriod.get(cacheKey);
-    if (cached !== undefined) return cached;
+    const lowWater = Math.ceil(this.#limits.reserveBlock / 16);
+    if (cached !== undefined && cached.key.budget >= lowWater && now - cached.checkedAt < CURRENT_KEY_RECHECK_MS) {
+      return cached.key;
+    }
     const db = this.#store.db;
-    const find = () =>
-      db
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const row = await db
         .selectFrom("data_keys")
         .selectAll()
         .where("purpose", "=", purpose)
@@ -200,30 +258,204 @@ export class Keyring {
         .orderBy("generation", "desc")
         .limit(1)
         .executeTakeFirst();
-    let row = await find();
-    if (row === undefined) {
-      const kid = `dk-${purpose}-${period}-1-${randomBytes(4).toString("hex")}`;
-      const key = randomBytes(AES_KEY_BYTES);
-      await db
-        .insertInto("data_keys")
-        .values({
-          kid,
-          purpose,
-          period,
-          generation: 1,
-          master_key_id: this.#current.id,
-          wrapped: this.#wrap(key, wrapBinding("data_keys", kid, purpose, period)),
-          created_at: this.#now(),
-          retired_at: null,
-        })
-        .onConflict((oc) => oc.doNothing())
-        .execute();
-      row = await find();
-      if (row === undefined) throw new AgentwallError("ERR_DATA_KEY_UNKNOWN", `data key for ${purpose} vanished`);
+      if (row === undefined) {
+        await this.#createDataKey(purpose, period);
+        continue;
+      }
+      const key = cached?.key.kid === row.kid ? cached.key : this.#unwrapDataKey(row);
+      if (key.budget < lowWater) {
+        const block = this.#limits.reserveBlock;
+        const reserved = await db
+          .updateTable("data_keys")
+          .set((eb) => ({ uses: eb("uses", "+", block) }))
+          .where("kid", "=", row.kid)
+          .where("retired_at", "is", null)
+          .where("uses", "<=", this.#limits.useLimit - block)
+          .executeTakeFirst();
+        if (reserved.numUpdatedRows === 0n) {
+          // Used up (or retired meanwhile): retire it and move to the next generation.
+          await db
+            .updateTable("data_keys")
+            .set({ retired_at: now })
+            .where("kid", "=", row.kid)
+            .where("retired_at", "is", null)
+            .execute();
+          continue;
+        }
+        key.addBudget(block);
+      }
+      this.#currentByPeriod.set(cacheKey, { key, checkedAt: now });
+      return key;
     }
-    const dataKey = this.#unwrapDataKey(row);
-    this.#currentByPeriod.set(cacheKey, dataKey);
-    return dataKey;
+    throw new AgentwallError("ERR_DATA_KEY_EXHAUSTED", `no usable data key for ${purpose} ${period}`);
+  }
+
+  async #createDataKey(purpose: string, period: string): Promise<void> {
+    const db = this.#store.db;
+    const top = await db
+      .selectFrom("data_keys")
+      .select((eb) => eb.fn.max("generation").as("g"))
+      .where("purpose", "=", purpose)
+      .where("period", "=", period)
+      .executeTakeFirst();
+    const generation = Number(top?.g ?? 0) + 1;
+    const kid = `dk-${purpose}-${period}-${generation}-${randomBytes(4).toString("hex")}`;
+    const key = randomBytes(AES_KEY_BYTES);
+    // The unique (purpose, period, generation) index lets exactly one instance create each generation.
+    await db
+      .insertInto("data_keys")
+      .values({
+        kid,
+        purpose,
+        period,
+        generation,
+        master_key_id: this.#current.id,
+        wrapped: this.#wrap(key, wrapBinding("data_keys", kid, purpose, period)),
+        created_at: this.#now(),
+        retired_at: null,
+      })
+      .onConflict((oc) => oc.doNothing())
+      .execute();
+    key.fill(0);
+  }
+
+  /**
+   * Retires every active data key of `purpose` (all periods): new encryptions get a new generation on
+   * every instance within {@link CURRENT_KEY_RECHECK_MS}; old ciphertexts stay readable. Returns how many
+   * keys were retired.
+   */
+  async rotateDataKeys(purpose: DataKeyPurpose): Promise<number> {
+    if (!PURPOSE.test(purpose)) throw new AgentwallError("ERR_INVALID_ARGUMENT", "invalid data key purpose");
+    const result = await this.#store.db
+      .updateTable("data_keys")
+      .set({ retired_at: this.#now() })
+      .where("purpose", "=", purpose)
+      .where("retired_at", "is", null)
+      .executeTakeFirst();
+    for (const k of [...this.#currentByPeriod.keys()]) if (k.startsWith(`${purpose}|`)) this.#currentByPeriod.delete(k);
+    return Number(result.numUpdatedRows);
+  }
+
+  /** Whether a data key id is the current (unretired) key of its purpose and period. */
+  async isCurrentDataKey(kid: string): Promise<boolean> {
+    const row = await this.#store.db
+      .selectFrom("data_keys")
+      .select("retired_at")
+      .where("kid", "=", kid)
+      .executeTakeFirst();
+    return row !== undefined && row.retired_at === null;
+  }
+
+  /**
+   * Re-wraps every data key and signing key wrapped by another master key under the current one. Safe
+   * to interrupt and run again: each key is re-wrapped in its own statement, only if still wrapped by
+   * the old key. Needs the old master keys (given as previous). `onProgress(done, total)`.
+   */
+  async rewrapAll(
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<{ dataKeys: number; signingKeys: number }> {
+    const db = this.#store.db;
+    const current = this.#current.id;
+    const dataRows = await db.selectFrom("data_keys").selectAll().where("master_key_id", "!=", current).execute();
+    const signingRows = await db.selectFrom("signing_keys").selectAll().where("master_key_id", "!=", current).execute();
+    const total = dataRows.length + signingRows.length;
+    let done = 0;
+    onProgress?.(0, total);
+    for (const row of dataRows) {
+      const aad = wrapBinding("data_keys", row.kid, row.purpose, row.period);
+      const secret = this.#unwrap(row.master_key_id, row.wrapped, aad, `data key ${row.kid}`);
+      await db
+        .updateTable("data_keys")
+        .set({ wrapped: this.#wrap(secret, aad), master_key_id: current })
+        .where("kid", "=", row.kid)
+        .where("master_key_id", "=", row.master_key_id)
+        .execute();
+      secret.fill(0);
+      onProgress?.(++done, total);
+    }
+    for (const row of signingRows) {
+      const aad = wrapBinding("signing_keys", row.kid, row.purpose, row.public_key);
+      const secret = this.#unwrap(row.master_key_id, row.private_sealed, aad, `signing key ${row.kid}`);
+      await db
+        .updateTable("signing_keys")
+        .set({ private_sealed: this.#wrap(secret, aad), master_key_id: current })
+        .where("kid", "=", row.kid)
+        .where("master_key_id", "=", row.master_key_id)
+        .execute();
+      secret.fill(0);
+      onProgress?.(++done, total);
+    }
+    return { dataKeys: dataRows.length, signingKeys: signingRows.length };
+  }
+
+  /**
+   * Ends a master-key rotation: marks every other master key retired, after checking that no key is
+   * still wrapped by one (`ERR_ROTATION_INCOMPLETE` otherwise: run {@link rewrapAll} first). A retired
+   * key is refused as the current key from then on. Returns the ids retired.
+   */
+  async retireOtherMasterKeys(): Promise<string[]> {
+    const db = this.#store.db;
+    const current = this.#current.id;
+    const left =
+      (await db
+        .selectFrom("data_keys")
+        .select("kid")
+        .where("master_key_id", "!=", current)
+        .limit(1)
+        .executeTakeFirst()) ??
+      (await db
+        .selectFrom("signing_keys")
+        .select("kid")
+        .where("master_key_id", "!=", current)
+        .limit(1)
+        .executeTakeFirst());
+    if (left !== undefined) {
+      throw new AgentwallError(
+        "ERR_ROTATION_INCOMPLETE",
+        `key ${left.kid} is still wrapped by an older master key; re-wrap first`,
+      );
+    }
+    const others = await db
+      .selectFrom("master_keys")
+      .select("id")
+      .where("id", "!=", current)
+      .where("retired_at", "is", null)
+      .execute();
+    if (others.length > 0) {
+      await db
+        .updateTable("master_keys")
+        .set({ retired_at: this.#now() })
+        .where("id", "!=", current)
+        .where("retired_at", "is", null)
+        .execute();
+    }
+    return others.map((o) => o.id);
+  }
+
+  /** The registered master keys and how many keys each wraps. */
+  async masterKeyStatus(): Promise<Array<{ id: string; current: boolean; retiredAt: number | null; wraps: number }>> {
+    const db = this.#store.db;
+    const masters = await db.selectFrom("master_keys").selectAll().orderBy("ordinal").execute();
+    const out = [];
+    for (const m of masters) {
+      const d = await db
+        .selectFrom("data_keys")
+        .select((eb) => eb.fn.countAll().as("n"))
+        .where("master_key_id", "=", m.id)
+        .executeTakeFirst();
+      const g = await db
+        .selectFrom("signing_keys")
+        .select((eb) => eb.fn.countAll().as("n"))
+        .where("master_key_id", "=", m.id)
+        .executeTakeFirst();
+      out.push({
+        id: m.id,
+        current: m.id === this.#current.id,
+        retiredAt: m.retired_at,
+        wraps: Number(d?.n ?? 0) + Number(g?.n ?? 0),
+      });
+    }
+    return out;
   }
 
   /** A data key by id, for decryption. */

@@ -1,6 +1,6 @@
 import { AgentwallError } from "../errors.js";
 import type { AuditSink } from "../audit/event.js";
-import type { Keyring } from "../crypto/keyring.js";
+import { sealedKeyId, type Keyring } from "../crypto/keyring.js";
 import type { Store } from "../store/database.js";
 import { writeTransaction } from "../store/transaction.js";
 
@@ -102,6 +102,39 @@ export class Vault {
   }
 
   /** Stores a new secret, or a new version of an existing one with new hosts. Returns the version. */
+  /**
+   * Re-encrypts every stored version whose data key is retired with the current vault data key. Each
+   * version is rewritten only if unchanged since it was read, so a rerun after an interruption resumes.
+   */
+  async reencryptAll(): Promise<{ seen: number; rewritten: number }> {
+    const rows = await this.#store.db
+      .selectFrom("vault_versions")
+      .selectAll()
+      .orderBy("name")
+      .orderBy("version")
+      .execute();
+    const current = new Map<string, boolean>();
+    let rewritten = 0;
+    for (const row of rows) {
+      const kid = sealedKeyId(row.sealed) ?? "";
+      if (!current.has(kid)) current.set(kid, await this.#keyring.isCurrentDataKey(kid));
+      if (current.get(kid) === true) continue;
+      const binding = { table: "vault_versions", row: `${row.name}#${row.version}`, owner: row.name };
+      const value = await this.#keyring.open(row.sealed, binding);
+      const sealed = await this.#keyring.seal("vault", value, binding);
+      value.fill(0);
+      const r = await this.#store.db
+        .updateTable("vault_versions")
+        .set({ sealed })
+        .where("name", "=", row.name)
+        .where("version", "=", row.version)
+        .where("sealed", "=", row.sealed)
+        .executeTakeFirst();
+      if (r.numUpdatedRows > 0n) rewritten++;
+    }
+    return { seen: rows.length, rewritten };
+  }
+
   async set(name: string, value: string, hosts: readonly string[], actor: string): Promise<number> {
     checkName(name);
     checkValue(value);

@@ -202,6 +202,44 @@ const migrations: Record<string, Migration> = {
       await sql`insert into counters (name, value) values ('revocations', 0)`.execute(db);
     },
   },
+  "0008_data_protection": {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Encryptions reserved per data key (in blocks), so no key is used 2^32 times across instances.
+      await db.schema
+        .alterTable("data_keys")
+        .addColumn("uses", "bigint", (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema
+        .createIndex("data_keys_generation")
+        .on("data_keys")
+        .columns(["purpose", "period", "generation"])
+        .unique()
+        .execute();
+      await db.schema
+        .createTable("records")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("owner", "text", (c) => c.notNull())
+        .addColumn("type", "text", (c) => c.notNull())
+        .addColumn("kid", "text", (c) => c.notNull())
+        .addColumn("wrapped_key", "text", (c) => c.notNull())
+        .addColumn("data", "text", (c) => c.notNull())
+        .addColumn("metadata", "text", (c) => c.notNull())
+        .addColumn("size", "bigint", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("records_owner").on("records").columns(["owner", "created_at"]).execute();
+      await db.schema.createIndex("records_kid").on("records").column("kid").execute();
+      await db.schema
+        .createTable("jobs")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("state", "text", (c) => c.notNull())
+        .addColumn("detail", "text", (c) => c.notNull())
+        .addColumn("started_at", "bigint", (c) => c.notNull())
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 /** The migrations shipped with this version, in order. */

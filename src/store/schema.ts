@@ -1,3 +1,5 @@
+import type { Generated } from "kysely";
+
 /**
  * Table types of agentwall's database. Times are milliseconds since the epoch (integers), binary
  * values are base64url text so one schema serves SQLite and PostgreSQL alike.
@@ -19,6 +21,7 @@ export interface DataKeysTable {
   wrapped: string;
   created_at: number;
   retired_at: number | null;
+  uses: Generated<number>;
 }
 
 export interface SigningKeysTable {
@@ -166,6 +169,8 @@ export interface RateLimitsTable {
 export interface Database {
   master_keys: MasterKeysTable;
   data_keys: DataKeysTable;
+  records: RecordsTable;
+  jobs: JobsTable;
   signing_keys: SigningKeysTable;
   audit_events: AuditEventsTable;
   audit_head: AuditHeadTable;
@@ -180,4 +185,27 @@ export interface Database {
   vault_entries: VaultEntriesTable;
   vault_versions: VaultVersionsTable;
   rate_limits: RateLimitsTable;
+}
+
+export interface RecordsTable {
+  id: string;
+  owner: string;
+  type: string;
+  /** Id of the `records` data key that wraps this record's own key (indexed, for re-encryption). */
+  kid: string;
+  wrapped_key: string;
+  data: string;
+  metadata: string;
+  size: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/** Long-running operator jobs (re-encryption) that must resume where they stopped. */
+export interface JobsTable {
+  name: string;
+  state: string;
+  detail: string;
+  started_at: number;
+  updated_at: number;
 }
