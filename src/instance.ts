@@ -13,6 +13,7 @@ import { OidcVerifier } from "./identity/oidc.js";
 import { Rbac } from "./access/rbac.js";
 import { ToolPolicy } from "./access/tool-policy.js";
 import { Vault } from "./identity/vault.js";
+import { RecordStore } from "./store/records.js";
 import { MemoryRateLimiter, type RateLimiter } from "./monitor/ratelimit/limiter.js";
 import { RedisRateLimiter } from "./monitor/ratelimit/redis.js";
 import { RedisRevocationBus } from "./identity/revocation.js";
@@ -31,6 +32,8 @@ export interface Instance {
   readonly rateLimiter: RateLimiter;
   readonly tools: ToolPolicy;
   readonly vault: Vault;
+  /** The encrypted per-owner record store. */
+  readonly records: RecordStore;
   readonly masterKeyOrigin: MasterKeyOrigin;
   readonly masterKeyPath: string | undefined;
   /** Commits queued audit events and closes the database; `checkpoint` also signs a last checkpoint. */
@@ -136,6 +139,7 @@ export async function openInstance(
       rateLimiter,
       tools,
       vault: new Vault({ store, keyring, audit, now: options.now }),
+      records: new RecordStore({ store, keyring, audit, now: options.now }),
       masterKeyOrigin: keys.origin,
       masterKeyPath: keys.path,
       async close(closeOptions = {}) {

@@ -2,6 +2,8 @@
 import { Command, CommanderError } from "commander";
 import { registerAudit } from "./commands/audit.js";
 import { registerCheck } from "./commands/check.js";
+import { registerCrypto } from "./commands/crypto.js";
+import { registerData } from "./commands/data.js";
 import { registerInit } from "./commands/init.js";
 import { registerKeys } from "./commands/keys.js";
 import { registerServe } from "./commands/serve.js";
@@ -33,6 +35,8 @@ export function buildCli(): Command {
   registerSessions(program, run);
   registerRoles(program, run);
   registerVault(program, run);
+  registerCrypto(program, run);
+  registerData(program, run);
   registerCheck(program, run);
   for (const command of program.commands) {
     command.exitOverride();
