@@ -7,6 +7,7 @@ import {
   randomBytes,
   type KeyObject,
 } from "node:crypto";
+import { sql } from "kysely";
 import { AgentwallError } from "../errors.js";
 import type { Store } from "../store/database.js";
 import { AES_KEY_BYTES, IvSource, openAesGcm, sealAesGcm } from "./aead.js";
@@ -291,32 +292,24 @@ export class Keyring {
   }
 
   async #createDataKey(purpose: string, period: string): Promise<void> {
-    const db = this.#store.db;
-    const top = await db
-      .selectFrom("data_keys")
-      .select((eb) => eb.fn.max("generation").as("g"))
-      .where("purpose", "=", purpose)
-      .where("period", "=", period)
-      .executeTakeFirst();
-    const generation = Number(top?.g ?? 0) + 1;
-    const kid = `dk-${purpose}-${period}-${generation}-${randomBytes(4).toString("hex")}`;
     const key = randomBytes(AES_KEY_BYTES);
-    // The unique (purpose, period, generation) index lets exactly one instance create each generation.
-    await db
-      .insertInto("data_keys")
-      .values({
-        kid,
-        purpose,
-        period,
-        generation,
-        master_key_id: this.#current.id,
-        wrapped: this.#wrap(key, wrapBinding("data_keys", kid, purpose, period)),
-        created_at: this.#now(),
-        retired_at: null,
-      })
-      .onConflict((oc) => oc.doNothing())
-      .execute();
+    // The generation is read from the table by the insert itself: the next generation, only while no
+    // key of the purpose and period is active. One statement sees one snapshot, so an instance cannot
+    // add a generation beside a key another instance has just created; two instances racing to create
+    // the same generation meet the unique (purpose, period, generation) index and one insert is dropped.
+    const kid = `dk-${purpose}-${period}-${randomBytes(6).toString("hex")}`;
+    const wrapped = this.#wrap(key, wrapBinding("data_keys", kid, purpose, period));
     key.fill(0);
+    await sql`
+      insert into data_keys (kid, purpose, period, generation, master_key_id, wrapped, created_at, retired_at, uses)
+      select ${kid}, ${purpose}, ${period}, coalesce(max(generation), 0) + 1, ${this.#current.id}, ${wrapped},
+             ${this.#now()}, null, 0
+      from data_keys
+      where purpose = ${purpose} and period = ${period}
+      having not exists (
+        select 1 from data_keys where purpose = ${purpose} and period = ${period} and retired_at is null
+      )
+      on conflict do nothing`.execute(this.#store.db);
   }
 
   /**

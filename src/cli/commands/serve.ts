@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { createFirstAdminKey } from "../../identity/bootstrap.js";
-import { openInstance } from "../../instance.js";
 import { configFor } from "../context.js";
 import { AgentwallError } from "../../errors.js";
 
@@ -19,8 +18,12 @@ export function registerServe(program: Command, run: (fn: () => Promise<number>)
     .action((opts: { host?: string; port?: number }) =>
       run(async () => {
         // Loaded here so other commands do not pay for the HTTP stack at startup.
-        const [{ pino }, { buildServer }] = await Promise.all([import("pino"), import("../../gateway/server.js")]);
-        const { config, secrets, source } = configFor({ ...program.opts(), ...opts });
+        const [{ pino }, { buildServer }, { openInstance }] = await Promise.all([
+          import("pino"),
+          import("../../gateway/server.js"),
+          import("../../instance.js"),
+        ]);
+        const { config, secrets, source } = await configFor({ ...program.opts(), ...opts });
         const logger = pino({ level: config.logLevel, base: { service: "agentwall" } });
         const instance = await openInstance(config, secrets);
         // The first admin key is only made where a person sees it once: a terminal. Without one (a service
