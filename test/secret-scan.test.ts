@@ -56,6 +56,10 @@ async function scenario(env: Record<string, string>) {
     url: `/v1/admin/audit/events?token=${vaultValue}`,
     headers: { authorization: `Bearer ${admin.key}x` },
   });
+  const recordBody = "record-secret-" + randomBytes(8).toString("hex");
+  const recordMeta = "record-meta-" + randomBytes(8).toString("hex");
+  await instance.records.store("root", "note", recordBody, { note: recordMeta });
+  planted.push(recordBody, recordMeta);
   const password = "hunter2-" + randomBytes(6).toString("hex");
   planted.push(password);
   await instance.audit.append({

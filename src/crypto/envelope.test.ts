@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import {
@@ -165,6 +166,26 @@ describe("compatibility with the source guides' format", () => {
     assert.equal(openCompatBlob(key, blob).toString(), "file body");
     blob[20]! ^= 1;
     assert.throws(() => openCompatBlob(key, blob), { code: "ERR_DECRYPT" });
+  });
+
+  it("decrypts the fixed vectors Python's cryptography wrote (test/fixtures/compat)", async () => {
+    const doc = JSON.parse(
+      readFileSync(new URL("../../test/fixtures/compat/python-vectors.json", import.meta.url), "utf8"),
+    ) as {
+      envelopes: { password: string; plaintext: string; envelope: CompatEnvelope }[];
+      blobs: { key: string; blob: string; plaintext: string }[];
+    };
+    for (const v of doc.envelopes) {
+      assert.equal(
+        (await decryptEnvelope(JSON.stringify(v.envelope), { password: v.password })).toString(),
+        v.plaintext,
+      );
+      await rejectsOpaque(decryptEnvelope(JSON.stringify(v.envelope), { password: v.password + "x" }));
+    }
+    for (const v of doc.blobs) {
+      assert.equal(openCompatBlob(Buffer.from(v.key, "hex"), Buffer.from(v.blob, "hex")).toString("hex"), v.plaintext);
+    }
+    assert.equal(doc.envelopes.length + doc.blobs.length, 7);
   });
 
   const python = spawnSync("python3", ["-c", "import cryptography"]).status === 0;
