@@ -221,8 +221,7 @@ export function parseEnvelope(input: string | Uint8Array): Envelope | CompatEnve
     if (bytes.length > MAX_INPUT_BYTES) fail();
     if (bytes.subarray(0, 4).equals(MAGIC)) return parseBinary(bytes);
     const doc = parseStrictJson(bytes.toString("utf8"));
-    if (typeof doc === "object" && doc !== null && "auth_tag" in doc)
-      return parseCompat(doc);
+    if (typeof doc === "object" && doc !== null && "auth_tag" in doc) return parseCompat(doc);
     return parseJsonEnvelope(doc as Record<string, unknown>);
   } catch {
     return fail();
