@@ -76,18 +76,13 @@ export function openAesGcm(key: Uint8Array | KeyObject, sealed: Uint8Array, aad?
   if (sealed.length < GCM_IV_BYTES + GCM_TAG_BYTES) {
     throw new AgentwallError("ERR_DECRYPT", "decryption failed");
   }
-  const iv = sealed.subarray(0, GCM_IV_BYTES);
-  const tag = sealed.subarray(sealed.length - GCM_TAG_BYTES);
-  const body = sealed.subarray(GCM_IV_BYTES, sealed.length - GCM_TAG_BYTES);
-  try {
-    // authTagLength pins the tag size: without it Node accepts a truncated 4-byte tag.
-    const decipher = createDecipheriv("aes-256-gcm", key, iv, { authTagLength: GCM_TAG_BYTES });
-    decipher.setAuthTag(tag);
-    if (aad !== undefined) decipher.setAAD(aad);
-    return Buffer.concat([decipher.update(body), decipher.final()]);
-  } catch {
-    throw new AgentwallError("ERR_DECRYPT", "decryption failed");
-  }
+  return gcmDecryptParts(
+    key,
+    sealed.subarray(0, GCM_IV_BYTES),
+    sealed.subarray(GCM_IV_BYTES, sealed.length - GCM_TAG_BYTES),
+    sealed.subarray(sealed.length - GCM_TAG_BYTES),
+    aad,
+  );
 }
 
 /** IV lengths {@link gcmEncryptWithIv} and {@link gcmDecryptParts} accept: 12, or 16 for the compat format only. */

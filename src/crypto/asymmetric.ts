@@ -102,6 +102,16 @@ export function oaepCapacity(key: KeyObject): number {
   return Math.floor((key.asymmetricKeyDetails?.modulusLength ?? 0) / 8) - 66;
 }
 
+/** OAEP padding with SHA-256 (Node's `oaepHash` sets the OAEP and the MGF1 hash together). */
+function oaep(key: KeyObject, label: Uint8Array | undefined) {
+  return {
+    key,
+    padding: constants.RSA_PKCS1_OAEP_PADDING,
+    oaepHash: "sha256",
+    ...(label === undefined ? {} : { oaepLabel: label }),
+  };
+}
+
 /** RSA-OAEP with SHA-256 for both OAEP and MGF1, one block. */
 export function rsaOaepEncrypt(
   publicKey: KeyObject,
@@ -115,15 +125,7 @@ export function rsaOaepEncrypt(
       `RSA-OAEP takes at most ${oaepCapacity(key)} bytes; use hybridEncrypt`,
     );
   }
-  return publicEncrypt(
-    {
-      key,
-      padding: constants.RSA_PKCS1_OAEP_PADDING,
-      oaepHash: "sha256",
-      ...(options.label ? { oaepLabel: options.label } : {}),
-    },
-    message,
-  );
+  return publicEncrypt(oaep(key, options.label), message);
 }
 
 /** Decrypts one RSA-OAEP-SHA256 block; every failure is the opaque `ERR_DECRYPT`. */
@@ -135,15 +137,7 @@ export function rsaOaepDecrypt(
   const key = rsaKey(privateKey, "private");
   if (ciphertext.length !== Math.ceil((key.asymmetricKeyDetails?.modulusLength ?? 0) / 8)) fail();
   try {
-    return privateDecrypt(
-      {
-        key,
-        padding: constants.RSA_PKCS1_OAEP_PADDING,
-        oaepHash: "sha256",
-        ...(options.label ? { oaepLabel: options.label } : {}),
-      },
-      ciphertext,
-    );
+    return privateDecrypt(oaep(key, options.label), ciphertext);
   } catch {
     return fail();
   }

@@ -60,6 +60,14 @@ async function promptPassword(prompt: string): Promise<string> {
   }
 }
 
+/** A secret from an environment variable (never from the command line). */
+function fromEnv(name: string): string {
+  const value = process.env[name];
+  if (value === undefined || value === "")
+    throw new AgentwallError("ERR_USAGE", `environment variable ${name} is empty`);
+  return value;
+}
+
 /** A key from a file: 32 raw bytes, or 64 hex / 43 base64url / 44 base64 characters. */
 function readKeyFile(path: string): Buffer {
   let bytes: Buffer;
@@ -86,12 +94,7 @@ async function secretFrom(opts: CryptoOptions, confirm: boolean): Promise<Decryp
     throw new AgentwallError("ERR_USAGE", "give --key-file or --password-env, not both");
   }
   if (opts.keyFile !== undefined) return { key: readKeyFile(opts.keyFile) };
-  if (opts.passwordEnv !== undefined) {
-    const value = process.env[opts.passwordEnv];
-    if (value === undefined || value === "")
-      throw new AgentwallError("ERR_USAGE", `environment variable ${opts.passwordEnv} is empty`);
-    return { password: value };
-  }
+  if (opts.passwordEnv !== undefined) return { password: fromEnv(opts.passwordEnv) };
   if (opts.in === undefined) {
     throw new AgentwallError("ERR_USAGE", "with data on standard input, give --password-env VAR or --key-file F");
   }
@@ -233,13 +236,7 @@ export function registerCrypto(program: Command, run: (fn: () => Promise<number>
     .option("--out <dir>", "write public.pem and private.pem (0600) into this directory")
     .action((type: string, opts: { bits: string; passwordEnv?: string; out?: string }) =>
       run(async () => {
-        let password: string | undefined;
-        if (opts.passwordEnv !== undefined) {
-          password = process.env[opts.passwordEnv];
-          if (password === undefined || password === "")
-            throw new AgentwallError("ERR_USAGE", `environment variable ${opts.passwordEnv} is empty`);
-        }
-        const options = password === undefined ? {} : { password };
+        const options = opts.passwordEnv === undefined ? {} : { password: fromEnv(opts.passwordEnv) };
         let pair;
         if (type === "rsa") {
           const bits = Number(opts.bits);
