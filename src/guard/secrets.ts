@@ -1,0 +1,284 @@
+import { entropy, type Finding } from "./finding.js";
+
+/**
+ * Secret detection: provider key formats recognised by their fixed prefixes and shapes, private keys,
+ * JWTs (also base64-wrapped), credentials in URLs and command lines, and `name = value` assignments whose
+ * name says secret and whose value looks random. Every pattern has bounded repetition and no nested
+ * quantifiers, so matching is linear in the input (a test measures it).
+ *
+ * Patterns are written for agentwall from the providers' documented formats; the gitleaks rule tests
+ * (MIT) are the measuring stick (`bench/guard-quality.ts`), not the source.
+ */
+interface Rule {
+  readonly type: string;
+  readonly re: RegExp;
+  /** Index of the capture group holding the secret (0: the whole match). */
+  readonly group?: number;
+  readonly confidence: number;
+  /** Extra check on the secret text; false drops the match. */
+  readonly check?: (secret: string) => boolean;
+}
+
+const B = "(?<![A-Za-z0-9_])"; // a token boundary before
+const E = "(?![A-Za-z0-9_])"; // and after
+
+const notPlaceholder = (s: string) => !PLACEHOLDER.test(s);
+const random = (min: number) => (s: string) => notPlaceholder(s) && entropy(s) >= min;
+
+/** A password typed on a command line that is not a variable, a template or a stock word. */
+function realPassword(s: string): boolean {
+  if (/[$<>{}[\]%]/.test(s) || !notPlaceholder(s)) return false;
+  if (/^(?:pass(?:word)?|passwd|pwd|secret|token|test|user(?:name)?|admin|root|guest|demo|changeit|yyy+)$/i.test(s))
+    return false;
+  return s.length >= 6 && entropy(s) >= 2.3;
+}
+
+const PLACEHOLDER =
+  /x{5,}|X{5,}|\*{4,}|\.{4,}|0{8,}|(?:example|sample|dummy|placeholder|changeme|change_me|redacted|your[_-]?(?:api|secret|token|key|password)|insert|replace|lorem|fake|foobar|abcdefghij|qwerty)/i;
+
+function r(type: string, source: string, confidence = 0.95, group = 0, check?: (s: string) => boolean): Rule {
+  return { type, re: new RegExp(source, "dg"), confidence, group, ...(check === undefined ? {} : { check }) };
+}
+
+const ALNUM = "[A-Za-z0-9]";
+const PREFIXED: readonly Rule[] = [
+  r("aws-access-key-id", `${B}(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}${E}`, 0.95, 0, random(2.8)),
+  r("aws-bedrock-api-key", `${B}ABSK[A-Za-z0-9+/]{109,269}={0,2}`, 0.9),
+  r("aws-bedrock-api-key", `${B}bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t`, 0.9),
+  r("github-token", `${B}(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}${E}`, 0.98),
+  r("github-fine-grained-token", `${B}github_pat_[A-Za-z0-9_]{82}${E}`, 0.98),
+  r(
+    "gitlab-token",
+    `${B}(?:glpat|gldt|glrt|glcbt|glptt|glft|glsoat|glimt|glagent|gloas)-[A-Za-z0-9_=-]{20,64}${E}`,
+    0.97,
+  ),
+  r("gitlab-token", `${B}GR1348941[A-Za-z0-9_=-]{20}${E}`, 0.9, 0, random(3)),
+  r("openai-api-key", `${B}sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,80}T3BlbkFJ[A-Za-z0-9_-]{20,80}${E}`, 0.99),
+  r("openai-api-key", `${B}sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,200}${E}`, 0.95, 0, random(3.5)),
+  r("anthropic-api-key", `${B}sk-ant-(?:api|admin)\\d{2}-[A-Za-z0-9_-]{80,120}AA${E}`, 0.99),
+  r("google-api-key", `${B}AIza[A-Za-z0-9_-]{35}${E}`, 0.9, 0, random(4)),
+  r("google-oauth-secret", `${B}GOCSPX-[A-Za-z0-9_-]{28}${E}`, 0.95),
+  r("stripe-key", `${B}(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{10,99}${E}`, 0.95, 0, random(3)),
+  r("stripe-webhook-secret", `${B}whsec_[A-Za-z0-9]{32,64}${E}`, 0.9),
+  r("slack-token", `${B}xox[abposr]-(?:\\d+-)?[A-Za-z0-9-]{10,250}${E}`, 0.95, 0, random(3)),
+  r("slack-token", `${B}xoxe(?:\\.xox[bp])?-\\d-[A-Za-z0-9]{100,300}${E}`, 0.95),
+  r("slack-app-token", `${B}xapp-\\d-[A-Z0-9]+-\\d+-[a-z0-9]+${E}`, 0.95),
+  r("slack-webhook", `(?:https?://)?hooks\\.slack\\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/]{43,56}`, 0.95),
+  r("twilio-api-key", `${B}SK[0-9a-fA-F]{32}${E}`, 0.8, 0, random(3.2)),
+  r("sendgrid-api-key", `${B}SG\\.[A-Za-z0-9_-]{22}\\.[A-Za-z0-9_-]{43}${E}`, 0.98),
+  r("sendinblue-api-key", `${B}xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16}${E}`, 0.98),
+  r("mailgun-key", `${B}(?:key|pubkey)-[a-f0-9]{32}${E}`, 0.85),
+  r("mailchimp-api-key", `${B}[a-f0-9]{32}-us\\d{1,2}${E}`, 0.9),
+  r("npm-token", `${B}npm_[A-Za-z0-9]{36}${E}`, 0.97),
+  r("pypi-token", `${B}pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,1000}`, 0.99),
+  r("rubygems-token", `${B}rubygems_[a-f0-9]{48}${E}`, 0.98),
+  r("clojars-token", `${B}CLOJARS_[a-z0-9]{60}${E}`, 0.98),
+  r("huggingface-token", `${B}(?:hf_|api_org_)[A-Za-z0-9]{30,40}${E}`, 0.95, 0, random(3)),
+  r("shopify-token", `${B}shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}${E}`, 0.98),
+  r("digitalocean-token", `${B}do[opr]_v1_[a-f0-9]{64}${E}`, 0.98),
+  r("doppler-token", `${B}dp\\.(?:pt|st|sa|ct|scim|audit)\\.[A-Za-z0-9]{40,44}${E}`, 0.97),
+  r("dynatrace-token", `${B}dt0c01\\.[A-Z0-9]{24}\\.[A-Z0-9]{64}${E}`, 0.98),
+  r("flyio-token", `${B}(?:fo1_[A-Za-z0-9_-]{43}|fm[12][ar]?_[A-Za-z0-9+/=]{100,})`, 0.95),
+  r("grafana-token", `${B}(?:glc_[A-Za-z0-9+/]{32,400}={0,2}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8})`, 0.97),
+  r("grafana-api-key", `${B}eyJrIjoi[A-Za-z0-9]{70,400}={0,2}`, 0.95),
+  r("linear-api-key", `${B}lin_api_[A-Za-z0-9]{40}${E}`, 0.98),
+  r("newrelic-key", `${B}NR(?:AK|JS|II)-[A-Z0-9]{19,32}${E}`, 0.95),
+  r("notion-token", `${B}(?:ntn_\\d{11}[A-Za-z0-9]{32}[A-Za-z0-9]{3}|secret_[A-Za-z0-9]{43})${E}`, 0.95),
+  r("postman-api-key", `${B}PMAK-[a-f0-9]{24}-[a-f0-9]{34}${E}`, 0.98),
+  r("planetscale-token", `${B}pscale_(?:pw|tkn|oauth)_[A-Za-z0-9=._-]{32,64}${E}`, 0.97),
+  r("pulumi-token", `${B}pul-[a-f0-9]{40}${E}`, 0.97),
+  r("databricks-token", `${B}dapi[a-f0-9]{32}(?:-\\d)?${E}`, 0.95),
+  r("atlassian-api-token", `${B}ATATT3[A-Za-z0-9_=-]{186}${E}`, 0.98),
+  r("sentry-token", `${B}(?:sntrys_eyJpYXQiO[A-Za-z0-9+/=_-]{80,400}|sntryu_[a-f0-9]{64})`, 0.97),
+  r("1password-token", `${B}ops_eyJ[A-Za-z0-9+/]{250,}={0,3}`, 0.98),
+  r(
+    "1password-secret-key",
+    `${B}A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}${E}`,
+    0.95,
+    0,
+    random(3),
+  ),
+  r("age-secret-key", `${B}AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}${E}`, 0.99),
+  r("telegram-bot-token", `${B}\\d{5,16}:A[A-Za-z0-9_-]{34}${E}`, 0.85, 0, random(3)),
+  r(
+    "vault-token",
+    `${B}(?:hvs\\.[A-Za-z0-9_-]{90,120}|hvb\\.[A-Za-z0-9_-]{138,300}|s\\.[A-Za-z0-9]{24})${E}`,
+    0.9,
+    0,
+    random(3),
+  ),
+  r("terraform-token", `${B}[A-Za-z0-9]{14}\\.atlasv1\\.[A-Za-z0-9_=-]{60,70}${E}`, 0.97, 0, random(3)),
+  r("square-token", `${B}(?:sq0atp|sq0csp)-[A-Za-z0-9_^-]{22,60}${E}`, 0.97),
+  r("square-token", `${B}EAAA[A-Za-z0-9_+=-]{60}${E}`, 0.85),
+  r("shippo-token", `${B}shippo_(?:live|test)_[a-f0-9]{40}${E}`, 0.98),
+  r("alibaba-access-key", `${B}LTAI[A-Za-z0-9]{20}${E}`, 0.9),
+  r(
+    "azure-ad-client-secret",
+    `(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])`,
+    0.9,
+  ),
+  r("azure-storage-key", `AccountKey=[A-Za-z0-9+/]{86}==`, 0.97),
+  r("cloudflare-origin-ca-key", `${B}v1\\.0-[a-f0-9]{24}-[a-f0-9]{146}${E}`, 0.95, 0, random(3)),
+  r("defined-networking-key", `${B}dnkey-[a-z0-9=_-]{26}-[a-z0-9=_-]{52}${E}`, 0.97),
+  r("duffel-token", `${B}duffel_(?:test|live)_[A-Za-z0-9_=-]{43}${E}`, 0.97),
+  r("easypost-token", `${B}EZ[AT]K[A-Za-z0-9]{54}${E}`, 0.97),
+  r("frameio-token", `${B}fio-u-[A-Za-z0-9_=-]{64}${E}`, 0.97),
+  r("jfrog-token", `${B}(?:AKCp[A-Za-z0-9]{69}|cmVmd[A-Za-z0-9]{59})${E}`, 0.9, 0, random(3.5)),
+  r("openshift-token", `${B}sha256~[A-Za-z0-9_-]{43}${E}`, 0.95),
+  r("prefect-token", `${B}pnu_[A-Za-z0-9]{36}${E}`, 0.97),
+  r("readme-token", `${B}rdme_[a-z0-9]{70}${E}`, 0.97),
+  r("scalingo-token", `${B}tk-us-[A-Za-z0-9_-]{48}${E}`, 0.97),
+  r("settlemint-token", `${B}sm_(?:pat|aat|sat)_[A-Za-z0-9]{16}${E}`, 0.95),
+  r("sourcegraph-token", `${B}(?:sgp_(?:[a-fA-F0-9]{16}|local)_[a-fA-F0-9]{40}|sgp_[a-fA-F0-9]{40})${E}`, 0.95),
+  r("sourcegraph-token", `${B}sgp_[A-Za-z0-9]{16}_[A-Za-z0-9]{40}${E}`, 0.9),
+  r("typeform-token", `${B}tfp_[A-Za-z0-9_.=-]{59}${E}`, 0.97),
+  r("harness-token", `${B}(?:pat|sat)\\.[A-Za-z0-9_-]{22}\\.[A-Za-z0-9]{24}\\.[A-Za-z0-9]{20}${E}`, 0.95),
+  r("infracost-token", `${B}ico-[A-Za-z0-9]{32}${E}`, 0.95, 0, random(3)),
+  r("intra42-secret", `${B}s-s4t2(?:ud|af)-[a-f0-9]{64}${E}`, 0.97),
+  r("airtable-token", `${B}pat[A-Za-z0-9]{14}\\.[a-f0-9]{64}${E}`, 0.97),
+  r(
+    "authress-key",
+    `${B}(?:sc|ext|scauth|authress)_[A-Za-z0-9]{5,30}\\.[a-z0-9]{4,6}\\.acc[_-][a-z0-9-]{10,32}\\.[A-Za-z0-9+/_=-]{30,120}`,
+    0.95,
+  ),
+  r("adobe-client-secret", `${B}p8e-[A-Za-z0-9]{32}${E}`, 0.95),
+  r("facebook-token", `${B}EAA[A-Za-z0-9]{100,210}${E}`, 0.85),
+  r("facebook-app-secret", `${B}\\d{15,16}(?:\\||%7C)[A-Za-z0-9_-]{27}${E}`, 0.85),
+  r("twitter-bearer-token", `${B}A{22}[A-Za-z0-9%]{80,100}${E}`, 0.95),
+  r(
+    "yandex-token",
+    `${B}(?:t1\\.[A-Z0-9a-z_-]+={0,2}\\.[A-Z0-9a-z_-]{86}={0,2}|YC[A-Za-z0-9_-]{38}|AQVN[A-Za-z0-9_-]{35,38})${E}`,
+    0.9,
+  ),
+  r("octopus-deploy-key", `${B}API-[A-Z0-9]{26}${E}`, 0.9, 0, random(3)),
+  r("heroku-key", `${B}HRKU-AA[A-Za-z0-9_-]{58}${E}`, 0.97),
+  r("mapbox-token", `${B}(?:pk|sk)\\.eyJ[A-Za-z0-9_-]{20,200}\\.[A-Za-z0-9_-]{22}${E}`, 0.97),
+  r("lob-key", `${B}(?:live|test)_(?:pub_)?[a-f0-9]{31,35}${E}`, 0.85),
+  r("contentful-token", `${B}CFPAT-[A-Za-z0-9_-]{43}${E}`, 0.97),
+  r(
+    "discord-webhook",
+    `https://(?:ptb\\.|canary\\.)?discord(?:app)?\\.com/api/webhooks/\\d{17,20}/[A-Za-z0-9_-]{60,68}`,
+    0.97,
+  ),
+  r("agentwall-api-key", `${B}aw_[0-9a-z]{12}_[0-9A-Za-z]{49}${E}`, 0.99),
+  r(
+    "private-key",
+    `-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----[\\s\\S]{64,16384}?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----`,
+    0.99,
+  ),
+  r("jwt", `${B}eyJ[A-Za-z0-9_-]{10,4000}\\.eyJ[A-Za-z0-9_-]{2,8000}\\.[A-Za-z0-9_-]{0,2000}`, 0.9),
+  r("jwt", `${B}ey[A-Za-z0-9_\\\\/+=-]{16,4000}\\.ey[A-Za-z0-9_\\\\/+=-]{8,8000}\\.[A-Za-z0-9_\\\\/+=-]{4,2000}`, 0.7),
+  // A JWT wrapped in base64 ("eyJhbGciOi" encodes to "ZXlKaGJHY2lPaU").
+  r(
+    "jwt-base64",
+    `${B}ZXlK(?:aGJHY2lPaU|aGRIQWlPaU|aGRIQWlPaUpLVjFRaUxDSmhiR2NpT2lK|aGRIQWlPaUpLVjFRaUxBMEtJQ0poYkdjaU9pSk|aGJHY2lPaUpJVXpJMU5pSjk|)[A-Za-z0-9+/]{40,8000}={0,2}`,
+    0.9,
+  ),
+  r(
+    "url-credentials",
+    `[a-z][a-z0-9+.-]{1,20}://[^\\s:/@'"]{1,100}:([^\\s:/@'"]{3,200})@[A-Za-z0-9.-]{1,253}`,
+    0.85,
+    1,
+    random(2),
+  ),
+  r(
+    "curl-credentials",
+    `curl\\b[^\\n]{0,200}?\\s(?:-u|--user)\\s+['"]?[^\\s:'"]{1,100}:([^\\s'"]{3,200})`,
+    0.85,
+    1,
+    realPassword,
+  ),
+  r(
+    "authorization-header",
+    `(?:Authorization|X-Api-Key|Api-Key|X-Auth-Token)['"]?\\s*:\\s*['"]?(?:(?:Bearer|Basic|Token)\\s+)?([A-Za-z0-9._~+/=-]{16,500})`,
+    0.85,
+    1,
+    random(3),
+  ),
+  r(
+    "kubernetes-secret",
+    `(?:^|\\n)\\s*data:\\s*\\n(?:\\s+[\\w.-]{1,100}:\\s*[A-Za-z0-9+/]{4,}={0,2}\\s*\\n?){1,50}`,
+    0.6,
+  ),
+  r(
+    "sidekiq-credentials",
+    `(?:BUNDLE_ENTERPRISE__CONTRIBSYS__COM|BUNDLE_GEMS__CONTRIBSYS__COM)['"]?\\s*[:=]?\\s*['"]?([a-f0-9]{8}:[a-f0-9]{8})`,
+    0.95,
+    1,
+  ),
+];
+
+/** Words that make an assignment's name secret-bearing when they end it. */
+const SECRET_WORDS =
+  "(?:api[_.-]?key|apikey|access[_.-]?key|secret[_.-]?key|private[_.-]?key|client[_.-]?secret|secret|token|password|passwd|pwd|pass|passphrase|credentials?|auth[_.-]?key|auth|key|pat|sid|signature|salt|cookie|session|bearer|dsn)";
+
+/**
+ * `name = value` with a secret-bearing name (the name ends in token, key, secret, password, …), in the
+ * assignment forms of common languages and config formats, and a value that looks random.
+ */
+const ASSIGNMENT = new RegExp(
+  `(?<![A-Za-z0-9])([A-Za-z0-9_.$@-]{0,60}?${SECRET_WORDS}s?)(?![A-Za-z0-9])["'\`]?(?:\\s{0,4}(?:string|str|String|const|final|:\\s?[A-Za-z]{1,10}))?\\s{0,8}(?:=|:=|::=|\\?=|\\.=|\\+=|=>|->|:|,|\\|\\|=)\\s{0,8}(?:[rRbBuU]?["'\`]|\\(\\s?["'\`]?)?([^\\s"'\`<>,;)(\\\\]{8,300})`,
+  "dgi",
+);
+
+function assignmentValueOk(name: string, value: string): boolean {
+  const v = value.replace(/["'`]+$/, "");
+  if (v.length < 8 || !notPlaceholder(v)) return false;
+  if (/^(?:true|false|null|none|nil|undefined|yes|no)$/i.test(v)) return false;
+  if (/^[$%{]|^\$\{|\{\{|process\.env|os\.environ|getenv|ENV\[|^\w+\(/.test(v)) return false; // references
+  if (/^[a-z]+(?:[._-][a-z]+)*$/i.test(v) && !/\d/.test(v)) {
+    // Letters only: an identifier unless long and random (camelCase and PascalCase names are identifiers).
+    if (v.length < 14 || entropy(v) < 3.5 || /^[a-z]*(?:[A-Z][a-z]+)+$|[._-]/.test(v)) return false;
+  }
+  if (/^(?:https?|file|s3):\/\//i.test(v) && !/:[^/]+@/.test(v)) return false; // a plain URL
+  if (/^\.{0,2}\/|\.(?:json|ya?ml|pem|txt|key|crt|env|ts|js|py)$/i.test(v)) return false; // a path
+  if (
+    /(?:^|[_.-])(?:id|ids|name|type|path|file|url|uri|length|size|count|event|events|field|header|prefix|format)$|[a-z0-9](?:Id|Ids|Name|Type|Path|File|Url|Event)$/.test(
+      name,
+    )
+  )
+    return false;
+  if (
+    /(?:public|primary|foreign|partition|sort|cache|map|index|idx|row|hash|lookup|shortcut|hot|unique|composite|surrogate|natural|ssh)[_.-]?key$/i.test(
+      name,
+    )
+  )
+    return false;
+  const e = entropy(v);
+  if (/^\d+$/.test(v)) return v.length >= 12 && e >= 2.5;
+  return v.length >= 32 ? e >= 3.0 : v.length >= 16 ? e >= 2.9 : e >= 2.6;
+}
+
+/** Finds secrets in `text`. Offsets are UTF-16 indices into `text`. */
+export function findSecrets(text: string): Finding[] {
+  const out: Finding[] = [];
+  for (const rule of PREFIXED) {
+    rule.re.lastIndex = 0;
+    for (const m of text.matchAll(rule.re)) {
+      const g = rule.group ?? 0;
+      const span = m.indices?.[g];
+      const secret = m[g];
+      if (span === undefined || secret === undefined) continue;
+      if (!notPlaceholder(secret) || (rule.check !== undefined && !rule.check(secret))) continue;
+      out.push({ type: rule.type, start: span[0], end: span[1], confidence: rule.confidence, kind: "secret" });
+    }
+  }
+  ASSIGNMENT.lastIndex = 0;
+  for (const m of text.matchAll(ASSIGNMENT)) {
+    const span = m.indices?.[2];
+    const name = m[1] ?? "";
+    const value = (m[2] ?? "").replace(/["'`]+$/, "");
+    if (span === undefined || !assignmentValueOk(name, value)) continue;
+    out.push({
+      type: "secret-assignment",
+      start: span[0],
+      end: span[0] + value.length,
+      confidence: 0.75,
+      kind: "secret",
+    });
+  }
+  return out;
+}
+
+/** The longest pattern a streaming scan must hold back to see a secret whole (a PEM private key). */
+export const SECRET_LOOKBEHIND = 16_500;
