@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", "test/fixtures/", ".agentwall/", ".tmp/"] },
+  { ignores: ["dist/", "node_modules/", "test/fixtures/", ".agentwall/", ".tmp/", "src/guard/model/"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

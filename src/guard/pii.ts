@@ -156,9 +156,27 @@ const IPV6 =
 
 /** Candidates: digit groups with separators or a leading +, validated by libphonenumber-js. */
 const PHONE = /(?<![\w+.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,5}){1,4}(?![\w.-]|-\d)/g;
-const PHONE_CONTEXT = /(?:phone|tel|call|mobile|cell|fax|number|whatsapp|sms|contact|reach|dial|ring|tél|telefon|teléfono|телефон)[^\n]{0,30}$/i;
+const PHONE_CONTEXT =
+  /(?:phone|tel|call|mobile|cell|fax|number|whatsapp|sms|contact|reach|dial|ring|tél|telefon|teléfono|телефон)[^\n]{0,30}$/i;
 /** Regions tried for numbers written without a country code. */
-const PHONE_REGIONS: readonly CountryCode[] = ["US", "GB", "FR", "DE", "AU", "CA", "IN", "BR", "ES", "IT", "NL", "BE", "CH", "MX", "HU", "FI"];
+const PHONE_REGIONS: readonly CountryCode[] = [
+  "US",
+  "GB",
+  "FR",
+  "DE",
+  "AU",
+  "CA",
+  "IN",
+  "BR",
+  "ES",
+  "IT",
+  "NL",
+  "BE",
+  "CH",
+  "MX",
+  "HU",
+  "FI",
+];
 
 /** Finds PII in `text`. `phoneRegion` is the default country for numbers without a +code. */
 export function findPii(text: string, options: { phoneRegion?: CountryCode } = {}): Finding[] {
@@ -198,7 +216,13 @@ export function findPii(text: string, options: { phoneRegion?: CountryCode } = {
     // Two space-separated groups are as often a house number and a postcode: only with a phone word near.
     const groups = candidate.split(/[ .()-]+/).filter((g) => g !== "").length;
     const context = PHONE_CONTEXT.test(text.slice(Math.max(0, m.index - 40), m.index));
-    if (!candidate.startsWith("+") && !context && (groups < 3 || /\d \d+$/.test(candidate)) && !/[-.()]/.test(candidate)) continue;
+    if (
+      !candidate.startsWith("+") &&
+      !context &&
+      (groups < 3 || /\d \d+$/.test(candidate)) &&
+      !/[-.()]/.test(candidate)
+    )
+      continue;
     let confidence = 0;
     if (candidate.startsWith("+")) {
       if (isValidPhoneNumber(candidate)) confidence = 0.9;

@@ -40,7 +40,6 @@ function r(type: string, source: string, confidence = 0.95, group = 0, check?: (
   return { type, re: new RegExp(source, "dg"), confidence, group, ...(check === undefined ? {} : { check }) };
 }
 
-const ALNUM = "[A-Za-z0-9]";
 const PREFIXED: readonly Rule[] = [
   r("aws-access-key-id", `${B}(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}${E}`, 0.95, 0, random(2.8)),
   r("aws-bedrock-api-key", `${B}ABSK[A-Za-z0-9+/]{109,269}={0,2}`, 0.9),

@@ -1,0 +1,10 @@
+export { Guard, DEFAULT_GUARD_POLICY, shippedInjectionModel } from "./pipeline.js";
+export type { GuardPolicy, GuardVerdict, DirectionPolicy, ScanOptions, ScannerAction, Direction } from "./pipeline.js";
+export { normalize, originalSpan, type NormalizedText, type HiddenPayload } from "./normalize.js";
+export { detectInjection, type InjectionResult, type TextSource } from "./injection.js";
+export { findSecrets } from "./secrets.js";
+export { findPii, type PiiType } from "./pii.js";
+export { findUnsafeOutput, makeCanary, type OutputCheckOptions } from "./output.js";
+export { redact, findMarkedSecrets, type RedactionStyle } from "./redact.js";
+export { entropy, type Finding } from "./finding.js";
+export { parseStrictJson } from "./json-strict.js";

@@ -1,0 +1,261 @@
+import type { LinearModel } from "./train.js";
+import { scoreLinear } from "./train.js";
+import type { NormalizedText } from "./normalize.js";
+
+/** Where a text comes from. Instructions in tool results and documents are more suspicious. */
+export type TextSource = "user" | "agent" | "tool" | "document" | "system";
+
+export interface InjectionResult {
+  /** 0..1 */
+  readonly score: number;
+  readonly detected: boolean;
+  /** The rules that fired (and `model` when the learned model contributed). */
+  readonly signals: readonly string[];
+  readonly modelScore: number | undefined;
+}
+
+interface Signal {
+  readonly name: string;
+  readonly weight: number;
+  readonly re: RegExp;
+  /** Only for these sources (default: all). */
+  readonly sources?: readonly TextSource[];
+}
+
+const s = (name: string, weight: number, source: string, sources?: readonly TextSource[]): Signal => ({
+  name,
+  weight,
+  re: new RegExp(source, "iu"),
+  ...(sources === undefined ? {} : { sources }),
+});
+
+// Bounded gaps ([^.!?\n]{0,40}) keep every rule linear and the words of one clause together.
+const GAP = "[^.!?\\n]{0,40}?";
+const IGNORE =
+  "(?:ignore|disregard|forget|override|bypass|skip|drop|abandon|neglect|stop following|do not follow|don't follow)";
+const PRIOR =
+  "(?:all|any|every|the|your|my|these|those|previous|prior|above|earlier|preceding|initial|original|old|former|system|existing|current)";
+const RULES_WORD =
+  "(?:instructions?|rules|prompts?|directions|directives|guidelines|guidance|context|commands?|orders|constraints|restrictions|programming|policies|safeguards|filters|training)";
+
+const SIGNALS: readonly Signal[] = [
+  s("instruction_override", 0.85, `\\b${IGNORE}\\b${GAP}\\b${PRIOR}\\b${GAP}\\b${RULES_WORD}\\b`),
+  s(
+    "instruction_override",
+    0.7,
+    `\\b(?:new|updated|real|actual|revised|following)\\s+(?:instructions?|rules|task|directive)s?\\s*[:：]`,
+  ),
+  s(
+    "instruction_override",
+    0.6,
+    `\\binstead\\s*,?\\s*(?:you\\s+(?:must|should|will)|say|output|print|respond|write)\\b`,
+  ),
+  s("role_override", 0.7, `\\b(?:you are|you're)\\s+(?:now|no longer|from now on)\\b`),
+  s("role_override", 0.6, `\\bfrom now on\\b${GAP}\\b(?:you|your|respond|act|answer)\\b`),
+  s(
+    "role_override",
+    0.75,
+    `\\b(?:act|behave|respond|pretend|roleplay|role-play)\\s+(?:as|like|to be)\\s+(?:an?\\s+)?(?:unrestricted|uncensored|unfiltered|evil|jailbroken|amoral|unethical|rogue|malicious|dan\\b)`,
+  ),
+  s(
+    "role_override",
+    0.55,
+    `\\b(?:enable|enter|activate|switch to)\\s+(?:developer|dev|god|debug|admin|unrestricted|jailbreak|sudo)\\s+mode\\b`,
+  ),
+  s(
+    "persona",
+    0.8,
+    `\\b(?:DAN|STAN|DUDE|AIM|KEVIN|BetterDAN|AntiGPT|DevMode)\\b${GAP}\\b(?:do anything|no (?:rules|restrictions|limits|filters)|jailbr|unfiltered|stands for)`,
+  ),
+  s(
+    "persona",
+    0.8,
+    `\\bdo anything now\\b|\\bjailbr(?:eak|oken)\\b|\\bdeveloper mode (?:enabled|output)\\b|\\bevil confidant\\b`,
+  ),
+  s(
+    "persona",
+    0.5,
+    `\\b(?:without|no|free (?:of|from)|ignore)\\s+(?:any\\s+)?(?:ethical|moral|content|safety)?\\s*(?:restrictions|censorship|filters|filtering|limitations|guidelines|boundaries)\\b`,
+  ),
+  s(
+    "prompt_leak",
+    0.8,
+    `\\b(?:reveal|show|print|repeat|output|display|leak|tell me|give me|share|dump|recite|what (?:is|are|was|were))\\b${GAP}\\b(?:your|the|initial|original|hidden|secret|system)\\s+(?:system\\s+)?(?:prompt|instructions|message|configuration|rules)\\b`,
+  ),
+  s(
+    "prompt_leak",
+    0.7,
+    `\\brepeat\\s+(?:the\\s+)?(?:words|text|everything|all)\\s+(?:above|before|preceding)\\b|\\bwhat were you told\\b|\\bbeginning of (?:this|the) (?:conversation|prompt)\\b`,
+  ),
+  s(
+    "delimiter_injection",
+    0.75,
+    `<\\|(?:im_start|im_end|system|endoftext|start_header_id|eot_id)\\|>|\\[/?INST\\]|<<\\/?SYS>>|<\\/?(?:system|sys|assistant)>`,
+  ),
+  s(
+    "delimiter_injection",
+    0.6,
+    `(?:^|\\n)\\s*(?:#{2,}|={3,}|-{3,})\\s*(?:system|new instructions?|end of (?:prompt|instructions|context))\\b`,
+  ),
+  s("delimiter_injection", 0.55, `(?:^|\\n)\\s*(?:system|assistant)\\s*:\\s*\\S`),
+  s(
+    "template_injection",
+    0.45,
+    `\\{\\{[^}\\n]{0,80}(?:system|prompt|instructions|config)[^}\\n]{0,80}\\}\\}|\\$\\{[^}\\n]{0,80}(?:system|prompt)[^}\\n]{0,80}\\}`,
+  ),
+  s(
+    "addressed_to_ai",
+    0.6,
+    `\\b(?:ai|assistant|chatbot|llm|language model|gpt|claude|model)\\s*[,:]?\\s*(?:you must|please|ignore|now|important)\\b|\\b(?:important|attention|note to (?:the )?(?:ai|assistant|model))\\s*[:!]`,
+    ["tool", "document"],
+  ),
+  s(
+    "addressed_to_ai",
+    0.55,
+    `\\b(?:when (?:you|the ai|the assistant) (?:read|see|process)s? this|if you are an? (?:ai|llm|language model|assistant))\\b`,
+    ["tool", "document", "user"],
+  ),
+  s("exfiltration", 0.6, `!\\[[^\\]\\n]{0,50}\\]\\(\\s*https?://[^)\\s]{1,200}[?&][^)\\s]{0,50}=\\s*(?:\\{|\\$|%7B)`),
+  // Ignore-the-instructions in other languages (the 15 most used, besides English).
+  s(
+    "instruction_override",
+    0.85,
+    `\\b(?:ignora|olvida|omite|descarta)\\b${GAP}\\b(?:las|todas|tus|anteriores|previas)\\b${GAP}\\b(?:instrucciones|reglas|indicaciones)\\b`,
+  ),
+  s(
+    "instruction_override",
+    0.85,
+    `\\b(?:ignore[zs]?|oublie[zs]?)\\b${GAP}\\b(?:les|toutes|tes|vos)\\b${GAP}\\b(?:instructions|règles|consignes)\\b`,
+  ),
+  s(
+    "instruction_override",
+    0.85,
+    `\\b(?:ignoriere|ignorieren|vergiss|vergessen)\\b${GAP}\\b(?:alle|die|deine|vorherigen|bisherigen)\\b${GAP}\\b(?:anweisungen|regeln|instruktionen|vorgaben)\\b`,
+  ),
+  s(
+    "instruction_override",
+    0.85,
+    `\\b(?:ignore|ignora|esqueça|esqueca|desconsidere)\\b${GAP}\\b(?:as|todas|suas|anteriores)\\b${GAP}\\b(?:instruções|instrucoes|regras)\\b`,
+  ),
+  s(
+    "instruction_override",
+    0.85,
+    `\\b(?:ignora|dimentica|trascura)\\b${GAP}\\b(?:le|tutte|tue|precedenti)\\b${GAP}\\b(?:istruzioni|regole)\\b`,
+  ),
+  s(
+    "instruction_override",
+    0.85,
+    `(?:игнорируй|игнорируйте|забудь|забудьте|проигнорируй)${GAP}(?:предыдущие|все|свои|прошлые)?${GAP}(?:инструкции|правила|указания)`,
+  ),
+  s(
+    "instruction_override",
+    0.85,
+    `(?:忽略|无视|忘记|忘掉|無視|忽視)[^。\\n]{0,12}(?:之前|以上|上面|先前|所有|前面)?[^。\\n]{0,12}(?:指令|指示|说明|規則|规则|提示)`,
+  ),
+  s(
+    "instruction_override",
+    0.85,
+    `(?:以前|前|上記|これまで)の[^。\\n]{0,10}(?:指示|命令|ルール)[^。\\n]{0,10}(?:を)?(?:無視|忘れ)`,
+  ),
+  s(
+    "instruction_override",
+    0.85,
+    `(?:이전|앞의|모든|위의)[^.\\n]{0,12}(?:지시|지침|명령|규칙)[^.\\n]{0,12}(?:무시|잊어)`,
+  ),
+  s("instruction_override", 0.85, `(?:تجاهل|انس|أهمل)[^.\\n]{0,30}(?:التعليمات|الأوامر|القواعد|التوجيهات)`),
+  s(
+    "instruction_override",
+    0.85,
+    `(?:पिछले|पहले के|सभी)[^।\\n]{0,30}(?:निर्देशों|निर्देश|नियमों)[^।\\n]{0,20}(?:अनदेखा|नज़रअंदाज़|भूल)`,
+  ),
+  s(
+    "instruction_override",
+    0.85,
+    `\\b(?:önceki|tüm|bütün)\\b${GAP}\\b(?:talimatları|talimatlari|kuralları|yönergeleri)\\b${GAP}(?:yok say|unut|görmezden gel)`,
+  ),
+  s("instruction_override", 0.85, `\\b(?:abaikan|lupakan)\\b${GAP}\\b(?:semua|instruksi|petunjuk|aturan)\\b`),
+  s(
+    "instruction_override",
+    0.85,
+    `\\b(?:bỏ qua|quên|phớt lờ)\\b${GAP}(?:các|mọi|tất cả)?${GAP}(?:hướng dẫn|chỉ dẫn|quy tắc|lệnh)`,
+  ),
+  s(
+    "instruction_override",
+    0.85,
+    `\\b(?:negeer|vergeet)\\b${GAP}\\b(?:alle|de|vorige|eerdere)\\b${GAP}\\b(?:instructies|regels)\\b`,
+  ),
+  s(
+    "instruction_override",
+    0.85,
+    `\\b(?:zignoruj|zapomnij|ignoruj)\\b${GAP}\\b(?:wszystkie|poprzednie|wcześniejsze)\\b${GAP}\\b(?:instrukcje|polecenia|zasady)\\b`,
+  ),
+  s(
+    "prompt_leak",
+    0.8,
+    `(?:muestra|revela|dime|affiche|révèle|zeig|verrate|mostra|rivela|покажи|раскрой|显示|告诉我|泄露|見せて|教えて|보여|알려)[^.\\n。]{0,30}(?:prompt|instrucciones del sistema|instructions système|systemanweisungen|istruzioni di sistema|системн|系统提示|システムプロンプト|시스템 프롬프트)`,
+  ),
+];
+
+/** Options of {@link detectInjection}. */
+export interface InjectionOptions {
+  readonly source?: TextSource;
+  readonly model?: LinearModel;
+  /** Score at and above which the text counts as an injection (default 0.5). */
+  readonly threshold?: number;
+}
+
+/** Scales the model's probability into a contribution: nothing below `floor`, full weight near 1. */
+function modelContribution(p: number, floor: number): number {
+  return p <= floor ? 0 : ((p - floor) / (1 - floor)) * 0.9;
+}
+
+/**
+ * Prompt-injection and jailbreak detection over a normalized text: rules (override, role change,
+ * personas, prompt leaks, delimiters and templates, text addressed to the AI inside tool results and
+ * documents, in sixteen languages) combined with the learned linear model, plus what normalization
+ * found (invisible characters, bidi controls, look-alike letters, hidden encoded payloads, which are
+ * scanned too). The score is a noisy-or of the parts.
+ */
+export function detectInjection(n: NormalizedText, options: InjectionOptions = {}): InjectionResult {
+  const source = options.source ?? "user";
+  const signals = new Set<string>();
+  let keep = 1; // probability that nothing fired
+  const fire = (name: string, weight: number) => {
+    signals.add(name);
+    keep *= 1 - weight;
+  };
+  const texts = [n.text, ...n.hidden.map((h) => h.decoded)];
+  for (const [index, text] of texts.entries()) {
+    for (const signal of SIGNALS) {
+      if (signal.sources !== undefined && !signal.sources.includes(source)) continue;
+      if (signal.re.test(text)) fire(index === 0 ? signal.name : `encoded_${signal.name}`, signal.weight);
+    }
+  }
+  if (n.hidden.length > 0 && [...signals].some((x) => x.startsWith("encoded_"))) fire("encoded_payload", 0.5);
+  if (n.invisible.length >= 3)
+    fire("invisible_characters", n.invisible.some((i) => (n.original.codePointAt(i) ?? 0) >= 0xe0000) ? 0.8 : 0.3);
+  if (n.bidi.length > 0) fire("bidi_controls", 0.3);
+  if (n.confusables >= 2) fire("confusable_letters", 0.35);
+  if (repetitive(n.text)) fire("repetition", 0.35);
+  if (n.text.length > 8000) fire("length", 0.1);
+  let modelScore: number | undefined;
+  if (options.model !== undefined) {
+    modelScore = Math.max(...texts.slice(0, 4).map((t) => scoreLinear(options.model as LinearModel, t)));
+    // Tool results and documents: the model's doubts count for more.
+    const contribution = modelContribution(modelScore, source === "tool" || source === "document" ? 0.8 : 0.9);
+    if (contribution > 0) fire("model", contribution);
+  }
+  const score = 1 - keep;
+  return { score, detected: score >= (options.threshold ?? 0.5), signals: [...signals], modelScore };
+}
+
+/** The same word or short phrase over and over (a common way to push instructions out of context). */
+function repetitive(text: string): boolean {
+  if (text.length < 400) return false;
+  const words = text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
+  if (words.length < 80) return false;
+  const counts = new Map<string, number>();
+  for (const w of words) counts.set(w, (counts.get(w) ?? 0) + 1);
+  const top = Math.max(...counts.values());
+  return top / words.length > 0.3 && counts.size / words.length < 0.1;
+}

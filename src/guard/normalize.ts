@@ -1,0 +1,261 @@
+/**
+ * Normalization, once per text, shared by every scanner: Unicode NFKC, invisible and bidi-control
+ * characters reported then removed, confusable letters folded inside words that mix scripts, runs of
+ * whitespace collapsed, and payloads hidden in base64, hex, URL-encoding or HTML entities decoded (bounded
+ * depth and size) so they are scanned too. `offsets` maps every index of the normalized text back to
+ * the original, so findings point at what the caller sent.
+ */
+export interface HiddenPayload {
+  readonly encoding: "base64" | "hex" | "url" | "html";
+  /** Span of the encoded text in the original. */
+  readonly start: number;
+  readonly end: number;
+  readonly decoded: string;
+}
+
+export interface NormalizedText {
+  readonly original: string;
+  readonly text: string;
+  /** offsets[i] is the index in `original` of `text[i]`; offsets[text.length] is original.length. */
+  readonly offsets: Int32Array;
+  /** Invisible characters removed (zero-width, tag characters, soft hyphens…), as original offsets. */
+  readonly invisible: readonly number[];
+  /** Bidirectional controls removed (overrides and isolates), as original offsets. */
+  readonly bidi: readonly number[];
+  /** How many letters were folded from look-alike scripts. */
+  readonly confusables: number;
+  readonly hidden: readonly HiddenPayload[];
+}
+
+const MAX_DECODED_BYTES = 64 * 1024;
+const MAX_PAYLOADS = 32;
+
+function isInvisible(cp: number): boolean {
+  return (
+    cp === 0x00ad || // soft hyphen
+    cp === 0x034f || // combining grapheme joiner
+    cp === 0x061c ||
+    cp === 0x115f ||
+    cp === 0x1160 ||
+    cp === 0x17b4 ||
+    cp === 0x17b5 ||
+    cp === 0x180e ||
+    (cp >= 0x200b && cp <= 0x200f) || // zero-width space/joiners, LRM/RLM
+    (cp >= 0x2060 && cp <= 0x2064) || // word joiner, invisible operators
+    cp === 0x3164 ||
+    cp === 0xfeff ||
+    cp === 0xffa0 ||
+    (cp >= 0xfe00 && cp <= 0xfe0f) || // variation selectors
+    (cp >= 0xe0000 && cp <= 0xe007f) || // tag characters (ASCII smuggling)
+    (cp >= 0xe0100 && cp <= 0xe01ef)
+  );
+}
+
+function isBidi(cp: number): boolean {
+  return (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/** Cyrillic and Greek letters that look like Latin ones. */
+const CONFUSABLE: ReadonlyMap<string, string> = new Map(
+  Object.entries({
+    а: "a",
+    в: "b",
+    е: "e",
+    к: "k",
+    м: "m",
+    н: "h",
+    о: "o",
+    р: "p",
+    с: "c",
+    т: "t",
+    у: "y",
+    х: "x",
+    ѕ: "s",
+    і: "i",
+    ј: "j",
+    ԁ: "d",
+    ɡ: "g",
+    һ: "h",
+    ӏ: "l",
+    ԛ: "q",
+    ԝ: "w",
+    ү: "y",
+    А: "A",
+    В: "B",
+    Е: "E",
+    К: "K",
+    М: "M",
+    Н: "H",
+    О: "O",
+    Р: "P",
+    С: "C",
+    Т: "T",
+    У: "Y",
+    Х: "X",
+    Ѕ: "S",
+    І: "I",
+    Ј: "J",
+    α: "a",
+    ε: "e",
+    ι: "i",
+    κ: "k",
+    ν: "v",
+    ο: "o",
+    ρ: "p",
+    τ: "t",
+    υ: "u",
+    χ: "x",
+    Α: "A",
+    Β: "B",
+    Ε: "E",
+    Ζ: "Z",
+    Η: "H",
+    Ι: "I",
+    Κ: "K",
+    Μ: "M",
+    Ν: "N",
+    Ο: "O",
+    Ρ: "P",
+    Τ: "T",
+    Υ: "Y",
+    Χ: "X",
+  }),
+);
+const LATIN = /[A-Za-z]/;
+
+/** Normalizes `original`; see {@link NormalizedText}. */
+export function normalize(original: string, depth = 2): NormalizedText {
+  const chars: string[] = [];
+  const offsets: number[] = [];
+  const invisible: number[] = [];
+  const bidi: number[] = [];
+  let lastSpace = false;
+  for (let i = 0; i < original.length;) {
+    const cp = original.codePointAt(i) as number;
+    const width = cp > 0xffff ? 2 : 1;
+    if (isInvisible(cp)) invisible.push(i);
+    else if (isBidi(cp)) bidi.push(i);
+    else {
+      const piece = String.fromCodePoint(cp).normalize("NFKC");
+      for (const ch of piece) {
+        const space = /\s/.test(ch);
+        if (space && lastSpace) continue;
+        lastSpace = space;
+        chars.push(space ? " " : ch);
+        offsets.push(i);
+      }
+    }
+    i += width;
+  }
+  // Fold look-alike letters only inside words that also hold Latin letters (mixed-script spoofing);
+  // Russian or Greek text stays as it is.
+  let confusables = 0;
+  let wordStart = 0;
+  for (let i = 0; i <= chars.length; i++) {
+    const ch = chars[i];
+    if (ch !== undefined && /[\p{L}\p{M}]/u.test(ch)) continue;
+    if (i - wordStart > 1) {
+      let latin = false;
+      let lookalike = false;
+      for (let j = wordStart; j < i; j++) {
+        const c = chars[j] as string;
+        if (LATIN.test(c)) latin = true;
+        else if (CONFUSABLE.has(c)) lookalike = true;
+      }
+      if (latin && lookalike) {
+        for (let j = wordStart; j < i; j++) {
+          const folded = CONFUSABLE.get(chars[j] as string);
+          if (folded !== undefined) {
+            chars[j] = folded;
+            confusables++;
+          }
+        }
+      }
+    }
+    wordStart = i + 1;
+  }
+  offsets.push(original.length);
+  const text = chars.join("");
+  return {
+    original,
+    text,
+    offsets: Int32Array.from(offsets),
+    invisible,
+    bidi,
+    confusables,
+    hidden: depth > 0 ? findHidden(original, depth) : [],
+  };
+}
+
+const BASE64_RUN = /(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])/g;
+const HEX_RUN = /(?<![0-9A-Fa-fx])(?:0x)?(?:[0-9A-Fa-f]{2}[ :]?){12,}(?![0-9A-Fa-f])/g;
+const URL_RUN = /(?:%[0-9A-Fa-f]{2}[^\s%]{0,3}){4,}/g;
+const HTML_RUN = /(?:&(?:#\d{1,7}|#x[0-9A-Fa-f]{1,6}|[a-zA-Z]{2,8});[^\s&]{0,3}){4,}/g;
+
+/** Whether decoded bytes read as text (mostly printable UTF-8 with some letters). */
+function readable(bytes: Buffer): string | undefined {
+  const text = bytes.toString("utf8");
+  if (text.includes("\uFFFD")) return undefined;
+  let printable = 0;
+  let letters = 0;
+  for (const ch of text) {
+    if (/[\p{L}\p{N}\p{P}\p{Zs}\n\t]/u.test(ch)) printable++;
+    if (/\p{L}/u.test(ch)) letters++;
+  }
+  const n = [...text].length;
+  return n >= 4 && printable / n >= 0.9 && letters / n >= 0.4 ? text : undefined;
+}
+
+const ENTITIES: Readonly<Record<string, string>> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: " " };
+
+function findHidden(original: string, depth: number): HiddenPayload[] {
+  const out: HiddenPayload[] = [];
+  let budget = MAX_DECODED_BYTES;
+  const push = (encoding: HiddenPayload["encoding"], start: number, end: number, decoded: string | undefined) => {
+    if (decoded === undefined || out.length >= MAX_PAYLOADS || budget <= 0) return;
+    const text = decoded.slice(0, budget);
+    budget -= text.length;
+    out.push({ encoding, start, end, decoded: text });
+    // One more level: base64 inside base64, entities inside URL-encoding…
+    if (depth > 1) for (const inner of findHidden(text, depth - 1)) out.push({ ...inner, start, end });
+  };
+  for (const m of original.matchAll(BASE64_RUN)) {
+    if (!/[0-9+/]/.test(m[0]) && !/[A-Z].*[a-z]|[a-z].*[A-Z]/.test(m[0])) continue;
+    push(
+      "base64",
+      m.index,
+      m.index + m[0].length,
+      readable(Buffer.from(m[0], m[0].includes("-") || m[0].includes("_") ? "base64url" : "base64")),
+    );
+  }
+  for (const m of original.matchAll(HEX_RUN)) {
+    const hex = m[0].replace(/^0x|[ :]/g, "");
+    if (hex.length % 2 === 0) push("hex", m.index, m.index + m[0].length, readable(Buffer.from(hex, "hex")));
+  }
+  for (const m of original.matchAll(URL_RUN)) {
+    try {
+      push("url", m.index, m.index + m[0].length, decodeURIComponent(m[0]));
+    } catch {
+      // not valid percent-encoding
+    }
+  }
+  for (const m of original.matchAll(HTML_RUN)) {
+    const decoded = m[0].replace(/&(#\d{1,7}|#x[0-9A-Fa-f]{1,6}|[a-zA-Z]{2,8});/g, (all, e: string) => {
+      const cp = e.startsWith("#x") ? parseInt(e.slice(2), 16) : e.startsWith("#") ? Number(e.slice(1)) : undefined;
+      if (cp !== undefined) return cp <= 0x10ffff ? String.fromCodePoint(cp) : all;
+      return ENTITIES[e.toLowerCase()] ?? all;
+    });
+    push("html", m.index, m.index + m[0].length, decoded);
+  }
+  return out;
+}
+
+/** Maps a span of the normalized text back to the original. */
+export function originalSpan(n: NormalizedText, start: number, end: number): { start: number; end: number } {
+  const s = n.offsets[Math.min(start, n.text.length)] as number;
+  const lastIndex = Math.max(start, end - 1);
+  const lastChar = n.offsets[Math.min(lastIndex, n.text.length - 1)];
+  if (end <= start || lastChar === undefined) return { start: s, end: s };
+  const cp = n.original.codePointAt(lastChar) ?? 0;
+  return { start: s, end: lastChar + (cp > 0xffff ? 2 : 1) };
+}

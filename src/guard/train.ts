@@ -1,0 +1,105 @@
+import { FEATURE_BITS, hashedFeatures } from "./features.js";
+
+/** One labelled text for training. */
+export interface TrainingRow {
+  readonly text: string;
+  readonly label: 0 | 1;
+}
+
+export interface LinearModel {
+  readonly bits: number;
+  readonly bias: number;
+  readonly weights: Float32Array;
+}
+
+/** A small seeded PRNG (mulberry32): training is reproducible run to run. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Logistic regression over hashed n-gram features, trained with AdaGrad SGD and L2, classes weighted
+ * to balance, a fixed seed for the shuffles. A hand-written trainer: the model is twenty lines of
+ * arithmetic, and no maintained npm package trains sparse hashed logistic regression without a native
+ * or Python runtime.
+ */
+export function trainLogistic(
+  rows: readonly TrainingRow[],
+  options: { epochs?: number; learningRate?: number; l2?: number; seed?: number; bits?: number } = {},
+): LinearModel {
+  const bits = options.bits ?? FEATURE_BITS;
+  const epochs = options.epochs ?? 6;
+  const lr = options.learningRate ?? 0.2;
+  const l2 = options.l2 ?? 1e-6;
+  const random = rng(options.seed ?? 20261127);
+  const size = 1 << bits;
+  const w = new Float32Array(size);
+  const g2 = new Float32Array(size).fill(1e-8);
+  let bias = 0;
+  let biasG2 = 1e-8;
+  const features = rows.map((r) => hashedFeatures(r.text, bits));
+  const positives = rows.filter((r) => r.label === 1).length;
+  const weightOf = (label: number) =>
+    label === 1 ? rows.length / (2 * Math.max(1, positives)) : rows.length / (2 * Math.max(1, rows.length - positives));
+  const order = rows.map((_, i) => i);
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [order[i], order[j]] = [order[j] as number, order[i] as number];
+    }
+    for (const idx of order) {
+      const f = features[idx] as Uint32Array;
+      if (f.length === 0) continue;
+      const value = 1 / Math.sqrt(f.length);
+      let z = bias;
+      for (const k of f) z += (w[k] as number) * value;
+      const p = 1 / (1 + Math.exp(-z));
+      const label = (rows[idx] as TrainingRow).label;
+      const g = (p - label) * weightOf(label);
+      for (const k of f) {
+        const grad = g * value + l2 * (w[k] as number);
+        g2[k] = (g2[k] as number) + grad * grad;
+        w[k] = (w[k] as number) - (lr * grad) / Math.sqrt(g2[k]);
+      }
+      biasG2 += g * g;
+      bias -= (lr * g) / Math.sqrt(biasG2);
+    }
+  }
+  return { bits, bias, weights: w };
+}
+
+/** The model's probability that `text` is an attack. */
+export function scoreLinear(model: LinearModel, text: string): number {
+  const f = hashedFeatures(text, model.bits);
+  if (f.length === 0) return 1 / (1 + Math.exp(-model.bias));
+  const value = 1 / Math.sqrt(f.length);
+  let z = model.bias;
+  for (const k of f) z += (model.weights[k] as number) * value;
+  return 1 / (1 + Math.exp(-z));
+}
+
+/** Packs a model as int8 weights with one scale (base64), the shipped form. */
+export function packModel(model: LinearModel): { bits: number; bias: number; scale: number; weights: string } {
+  let max = 0;
+  for (const v of model.weights) max = Math.max(max, Math.abs(v));
+  const scale = max / 127 || 1;
+  const q = new Int8Array(model.weights.length);
+  for (let i = 0; i < q.length; i++) q[i] = Math.round((model.weights[i] as number) / scale);
+  return { bits: model.bits, bias: model.bias, scale, weights: Buffer.from(q.buffer).toString("base64") };
+}
+
+/** Unpacks {@link packModel}'s form. */
+export function unpackModel(packed: { bits: number; bias: number; scale: number; weights: string }): LinearModel {
+  const raw = Buffer.from(packed.weights, "base64");
+  const q = new Int8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+  const weights = new Float32Array(q.length);
+  for (let i = 0; i < q.length; i++) weights[i] = (q[i] as number) * packed.scale;
+  return { bits: packed.bits, bias: packed.bias, weights };
+}
