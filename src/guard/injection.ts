@@ -171,13 +171,13 @@ const SIGNALS: readonly Signal[] = [
   s(
     "instruction_override",
     0.85,
-    `\\b(?:önceki|tüm|bütün)\\b${GAP}\\b(?:talimatları|talimatlari|kuralları|yönergeleri)\\b${GAP}(?:yok say|unut|görmezden gel)`,
+    `(?<![\\p{L}])(?:önceki|tüm|bütün|tum|butun)(?![\\p{L}])${GAP}(?:talimat|kural|yönerge|yonerge)[\\p{L}]{0,6}${GAP}(?:yok say|unut|görmezden gel|gormezden gel)`,
   ),
   s("instruction_override", 0.85, `\\b(?:abaikan|lupakan)\\b${GAP}\\b(?:semua|instruksi|petunjuk|aturan)\\b`),
   s(
     "instruction_override",
     0.85,
-    `\\b(?:bỏ qua|quên|phớt lờ)\\b${GAP}(?:các|mọi|tất cả)?${GAP}(?:hướng dẫn|chỉ dẫn|quy tắc|lệnh)`,
+    `(?<![\\p{L}])(?:bỏ qua|quên|phớt lờ)(?![\\p{L}])${GAP}(?:hướng dẫn|chỉ dẫn|quy tắc|lệnh|chỉ thị)`,
   ),
   s(
     "instruction_override",

@@ -220,7 +220,8 @@ function findHidden(original: string, depth: number): HiddenPayload[] {
     if (depth > 1) for (const inner of findHidden(text, depth - 1)) out.push({ ...inner, start, end });
   };
   for (const m of original.matchAll(BASE64_RUN)) {
-    if (!/[0-9+/]/.test(m[0]) && !/[A-Z].*[a-z]|[a-z].*[A-Z]/.test(m[0])) continue;
+    // Base64 of text mixes cases or has digits; a run of one letter is not worth decoding.
+    if (!/[0-9+/]/.test(m[0]) && !(/[A-Z]/.test(m[0]) && /[a-z]/.test(m[0]))) continue;
     push(
       "base64",
       m.index,
