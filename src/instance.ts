@@ -14,6 +14,7 @@ import { Rbac } from "./access/rbac.js";
 import { ToolPolicy } from "./access/tool-policy.js";
 import { Vault } from "./identity/vault.js";
 import { RecordStore } from "./store/records.js";
+import { Guard } from "./guard/pipeline.js";
 import { MemoryRateLimiter, type RateLimiter } from "./monitor/ratelimit/limiter.js";
 import { RedisRateLimiter } from "./monitor/ratelimit/redis.js";
 import { RedisRevocationBus } from "./identity/revocation.js";
@@ -34,6 +35,8 @@ export interface Instance {
   readonly vault: Vault;
   /** The encrypted per-owner record store. */
   readonly records: RecordStore;
+  /** The content guards with the default policy. */
+  readonly guard: Guard;
   readonly masterKeyOrigin: MasterKeyOrigin;
   readonly masterKeyPath: string | undefined;
   /** Commits queued audit events and closes the database; `checkpoint` also signs a last checkpoint. */
@@ -140,6 +143,7 @@ export async function openInstance(
       tools,
       vault: new Vault({ store, keyring, audit, now: options.now }),
       records: new RecordStore({ store, keyring, audit, now: options.now }),
+      guard: new Guard(),
       masterKeyOrigin: keys.origin,
       masterKeyPath: keys.path,
       async close(closeOptions = {}) {

@@ -4,6 +4,7 @@ import { registerAudit } from "./commands/audit.js";
 import { registerCheck } from "./commands/check.js";
 import { registerCrypto } from "./commands/crypto.js";
 import { registerData } from "./commands/data.js";
+import { registerScan } from "./commands/scan.js";
 import { registerInit } from "./commands/init.js";
 import { registerKeys } from "./commands/keys.js";
 import { registerServe } from "./commands/serve.js";
@@ -37,6 +38,7 @@ export function buildCli(): Command {
   registerVault(program, run);
   registerCrypto(program, run);
   registerData(program, run);
+  registerScan(program, run);
   registerCheck(program, run);
   for (const command of program.commands) {
     command.exitOverride();

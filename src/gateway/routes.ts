@@ -4,6 +4,7 @@ import type { Instance } from "../instance.js";
 import { checkStore } from "../store/database.js";
 import type { GatewayRoute } from "./route.js";
 import { parseTime } from "../audit/time.js";
+import { guardRoutes } from "./guard-routes.js";
 
 function queryString(request: FastifyRequest, name: string): string | undefined {
   const value = (request.query as Record<string, unknown>)[name];
@@ -24,6 +25,7 @@ function queryInt(request: FastifyRequest, name: string): number | undefined {
 /** The core platform's routes: health, readiness and audit administration. */
 export function coreRoutes(instance: Instance): GatewayRoute[] {
   return [
+    ...guardRoutes(instance),
     {
       method: "GET",
       url: "/healthz",
