@@ -8,3 +8,5 @@ export { findUnsafeOutput, makeCanary, type OutputCheckOptions } from "./output.
 export { redact, findMarkedSecrets, type RedactionStyle } from "./redact.js";
 export { entropy, type Finding } from "./finding.js";
 export { parseStrictJson } from "./json-strict.js";
+export { StreamScanner, type StreamRelease } from "./stream.js";
+export { Anonymizer } from "./anonymize.js";

@@ -155,7 +155,7 @@ const IPV6 =
   /(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![0-9A-Fa-f:])/g;
 
 /** Candidates: digit groups with separators or a leading +, validated by libphonenumber-js. */
-const PHONE = /(?<![\w+.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,5}){1,4}(?![\w.-]|-\d)/g;
+const PHONE = /(?<![\w+.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,5}){1,4}(?![\w-]|\.\d)/g;
 const PHONE_CONTEXT =
   /(?:phone|tel|call|mobile|cell|fax|number|whatsapp|sms|contact|reach|dial|ring|tél|telefon|teléfono|телефон)[^\n]{0,30}$/i;
 /** Regions tried for numbers written without a country code. */
