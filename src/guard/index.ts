@@ -10,3 +10,19 @@ export { entropy, type Finding } from "./finding.js";
 export { parseStrictJson } from "./json-strict.js";
 export { StreamScanner, type StreamRelease } from "./stream.js";
 export { Anonymizer } from "./anonymize.js";
+export {
+  cleanHtml,
+  stripHtml,
+  escapeHtml,
+  sanitize,
+  detectInputAttacks,
+  type SanitizeOptions,
+  type InputAttack,
+} from "./sanitize.js";
+export {
+  InputValidator,
+  fromFieldSchema,
+  type FieldError,
+  type ValidationResult,
+  type GuideFieldRule,
+} from "./validate.js";

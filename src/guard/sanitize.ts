@@ -1,0 +1,93 @@
+import createDOMPurify, { type Config, type DOMPurify } from "dompurify";
+import { JSDOM } from "jsdom";
+
+/**
+ * Input sanitization. HTML is cleaned by DOMPurify on jsdom — its supported server setup (happy-dom and
+ * linkedom are not safe hosts for it) — never by regular expressions.
+ */
+let purifier: DOMPurify | undefined;
+function purify(): DOMPurify {
+  purifier ??= createDOMPurify(new JSDOM("").window);
+  return purifier;
+}
+
+/** Cleans HTML to an allowlist (DOMPurify's default one unless given). */
+export function cleanHtml(
+  html: string,
+  options: { allowedTags?: readonly string[]; allowedAttributes?: readonly string[] } = {},
+): string {
+  const config: Config = {};
+  if (options.allowedTags !== undefined) config.ALLOWED_TAGS = [...options.allowedTags];
+  if (options.allowedAttributes !== undefined) config.ALLOWED_ATTR = [...options.allowedAttributes];
+  return purify().sanitize(html, config);
+}
+
+/** Removes all markup, keeping the text (decoded once by the HTML parser, then escaped again). */
+export function stripHtml(html: string): string {
+  const text = purify().sanitize(html, { ALLOWED_TAGS: ["#text"], KEEP_CONTENT: true });
+  return text;
+}
+
+const ESCAPES: Readonly<Record<string, string>> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&#39;",
+  "`": "&#96;",
+};
+
+/** Escapes text for an HTML text or attribute context. */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"'`]/g, (c) => ESCAPES[c] as string);
+}
+
+export interface SanitizeOptions {
+  readonly html?: "escape" | "strip" | "clean" | "keep";
+  readonly nullBytes?: boolean;
+  readonly nfkc?: boolean;
+  readonly trim?: boolean;
+}
+
+/** Applies the chosen sanitizations in a fixed order: null bytes, NFKC, HTML, trim. */
+export function sanitize(text: string, options: SanitizeOptions = {}): string {
+  let out = text;
+  if (options.nullBytes !== false) out = out.replace(/\0/g, "");
+  if (options.nfkc === true) out = out.normalize("NFKC");
+  if (options.html === "escape") out = escapeHtml(out);
+  else if (options.html === "strip") out = stripHtml(out);
+  else if (options.html === "clean") out = cleanHtml(out);
+  if (options.trim !== false) out = out.trim();
+  return out;
+}
+
+/** Signals of attack payloads in an input field (detection only: the field is not changed). */
+export type InputAttack = "xss" | "sql_injection" | "path_traversal" | "code_injection" | "command_injection";
+
+const ATTACKS: readonly [InputAttack, RegExp][] = [
+  [
+    "xss",
+    /<\s*(?:script|iframe|object|embed|svg|img|body|style|link|meta|base|form|math)\b[^>]{0,300}?(?:>|\bon[a-z]{3,30}\s*=|src\s*=)|\bon(?:error|load|click|mouseover|focus|toggle|begin|animationstart)\s*=|(?:javascript|vbscript)\s*:|<\s*script\b/i,
+  ],
+  [
+    "sql_injection",
+    /(?:'|"|\b)\s*(?:or|and)\s+(?:'[^']{0,20}'|\d{1,10})\s*(?:=|like)\s*(?:'[^']{0,20}'?|\d{1,10})|\bunion\s+(?:all\s+)?select\b|;\s*(?:drop|delete|truncate|alter|insert|update)\s+(?:table|from|into|database)?\b|\b(?:sleep|benchmark|pg_sleep|waitfor\s+delay)\s*\(|--\s*$|'\s*;\s*--|\/\*!?\d{0,5}[^*]{0,100}\*\/\s*(?:select|union)/im,
+  ],
+  [
+    "path_traversal",
+    /(?:^|[\\/=])(?:\.|%2e){2}(?:[\\/]|%2f|%5c)|%(?:25)?2e%(?:25)?2e|\/etc\/(?:passwd|shadow|hosts)\b|\b[a-z]:\\windows\\|\0/i,
+  ],
+  [
+    "code_injection",
+    /\b(?:eval|exec|Function|setTimeout|setInterval|require|import|__import__|compile|os\.system|subprocess\.\w{1,20}|child_process)\s*\(|\{\{[^}]{0,100}(?:constructor|__class__|__globals__|config|self)[^}]{0,100}\}\}|\$\{[^}]{0,100}(?:jndi|env|java):|<%[=@]?|\bprocess\.(?:env|exit|mainModule)\b/i,
+  ],
+  [
+    "command_injection",
+    /(?:[;&|`]|\$\()\s*(?:cat|ls|id|whoami|uname|wget|curl|nc|bash|sh|zsh|powershell|cmd|rm|chmod|python\d?|perl|ruby|php|ping|nslookup|dig)\b|\|\|?\s*(?:sh|bash)\b|`[^`]{1,200}`|\$\([^)]{1,200}\)/i,
+  ],
+];
+
+/** Which attack signals an input field shows. */
+export function detectInputAttacks(text: string): InputAttack[] {
+  return ATTACKS.filter(([, re]) => re.test(text)).map(([name]) => name);
+}
