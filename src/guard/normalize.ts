@@ -130,7 +130,21 @@ export function normalize(original: string, depth = 2): NormalizedText {
   const invisible: number[] = [];
   const bidi: number[] = [];
   let lastSpace = false;
+  let nonAscii = false;
   for (let i = 0; i < original.length;) {
+    const unit = original.charCodeAt(i);
+    if (unit < 0x80) {
+      // ASCII: NFKC leaves it alone; only whitespace runs change.
+      const space = unit === 32 || (unit >= 9 && unit <= 13);
+      if (!(space && lastSpace)) {
+        chars.push(space ? " " : (original[i] as string));
+        offsets.push(i);
+      }
+      lastSpace = space;
+      i++;
+      continue;
+    }
+    nonAscii = true;
     const cp = original.codePointAt(i) as number;
     const width = cp > 0xffff ? 2 : 1;
     if (isInvisible(cp)) invisible.push(i);
@@ -148,12 +162,12 @@ export function normalize(original: string, depth = 2): NormalizedText {
     i += width;
   }
   // Fold look-alike letters only inside words that also hold Latin letters (mixed-script spoofing);
-  // Russian or Greek text stays as it is.
+  // Russian or Greek text stays as it is. Pure ASCII has nothing to fold.
   let confusables = 0;
   let wordStart = 0;
-  for (let i = 0; i <= chars.length; i++) {
+  for (let i = 0; nonAscii && i <= chars.length; i++) {
     const ch = chars[i];
-    if (ch !== undefined && /[\p{L}\p{M}]/u.test(ch)) continue;
+    if (ch !== undefined && (ch.charCodeAt(0) < 0x80 ? /[A-Za-z]/.test(ch) : /[\p{L}\p{M}]/u.test(ch))) continue;
     if (i - wordStart > 1) {
       let latin = false;
       let lookalike = false;

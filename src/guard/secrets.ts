@@ -12,6 +12,8 @@ import { entropy, type Finding } from "./finding.js";
 interface Rule {
   readonly type: string;
   readonly re: RegExp;
+  /** Literal strings one of which every match contains; the regex runs only when one is present. */
+  readonly hints: readonly string[];
   /** Index of the capture group holding the secret (0: the whole match). */
   readonly group?: number;
   readonly confidence: number;
@@ -36,8 +38,32 @@ function realPassword(s: string): boolean {
 const PLACEHOLDER =
   /x{5,}|X{5,}|\*{4,}|\.{4,}|0{8,}|(?:example|sample|dummy|placeholder|changeme|change_me|redacted|your[_-]?(?:api|secret|token|key|password)|insert|replace|lorem|fake|foobar|abcdefghij|qwerty)/i;
 
+/**
+ * The literal a pattern starts with (after the boundary), or the literals of a leading alternation:
+ * `ghp_…` → ["ghp_"], `(?:sk|rk)_(?:live…` → ["sk_", "rk_"]. Empty when the pattern starts otherwise.
+ */
+function hintsOf(source: string): string[] {
+  const body = source.startsWith(B) ? source.slice(B.length) : source;
+  const literal = /^[A-Za-z0-9_:=.-]+/;
+  const alternation = /^\(\?:([A-Za-z0-9_|-]+)\)([A-Za-z0-9_-]*)/.exec(body);
+  if (alternation !== null) {
+    const tail = alternation[2] ?? "";
+    const options = (alternation[1] as string).split("|").map((o) => o + tail);
+    return options.every((o) => o.length >= 2) ? options : [];
+  }
+  const head = (literal.exec(body.replace(/\\\./g, ".")) ?? [""])[0];
+  return head.length >= 3 ? [head] : [];
+}
+
 function r(type: string, source: string, confidence = 0.95, group = 0, check?: (s: string) => boolean): Rule {
-  return { type, re: new RegExp(source, "dg"), confidence, group, ...(check === undefined ? {} : { check }) };
+  return {
+    type,
+    re: new RegExp(source, "dg"),
+    hints: hintsOf(source),
+    confidence,
+    group,
+    ...(check === undefined ? {} : { check }),
+  };
 }
 
 const PREFIXED: readonly Rule[] = [
@@ -207,6 +233,51 @@ const PREFIXED: readonly Rule[] = [
   ),
 ];
 
+/** Literals for the rules whose pattern does not start with one (see {@link hintsOf}). */
+const MANUAL_HINTS: Readonly<Record<string, readonly string[]>> = {
+  "aws-access-key-id": ["A3T", "AKIA", "ASIA", "ABIA", "ACCA"],
+  "slack-webhook": ["hooks.slack.com"],
+  "twilio-api-key": ["SK"],
+  "mailchimp-api-key": ["-us"],
+  "digitalocean-token": ["_v1_"],
+  "flyio-token": ["fo1_", "fm1", "fm2"],
+  "grafana-token": ["glc_", "glsa_"],
+  "newrelic-key": ["NRAK-", "NRJS-", "NRII-"],
+  "notion-token": ["ntn_", "secret_"],
+  "sentry-token": ["sntrys_", "sntryu_"],
+  "telegram-bot-token": [":A"],
+  "vault-token": ["hvs.", "hvb.", "s."],
+  "terraform-token": [".atlasv1."],
+  "azure-ad-client-secret": ["Q~"],
+  "easypost-token": ["EZAK", "EZTK"],
+  "jfrog-token": ["AKCp", "cmVmd"],
+  "sourcegraph-token": ["sgp_"],
+  "facebook-app-secret": ["|", "%7C"],
+  "twitter-bearer-token": ["AAAAAAAAAAAAAAAAAAAAAA"],
+  "yandex-token": ["t1.", "YC", "AQVN"],
+  jwt: ["ey"],
+  "url-credentials": ["://"],
+  "kubernetes-secret": ["data:"],
+};
+for (const rule of PREFIXED) {
+  const manual = MANUAL_HINTS[rule.type];
+  if (rule.hints.length === 0 && manual !== undefined) (rule.hints as string[]).push(...manual);
+}
+
+const HINTS = new RegExp(
+  [...new Set(PREFIXED.flatMap((r) => r.hints))]
+    .sort((a, b) => b.length - a.length)
+    .map((h) => h.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+    .join("|"),
+  "g",
+);
+
+/** Each hint with the shorter hints inside it (a match of the longer one stands for both). */
+const CONTAINED: ReadonlyMap<string, readonly string[]> = (() => {
+  const all = [...new Set(PREFIXED.flatMap((r) => r.hints))];
+  return new Map(all.map((h) => [h, all.filter((o) => h.includes(o))]));
+})();
+
 /** Words that make an assignment's name secret-bearing when they end it. */
 const SECRET_WORDS =
   "(?:api[_.-]?key|apikey|access[_.-]?key|secret[_.-]?key|private[_.-]?key|client[_.-]?secret|secret|token|password|passwd|pwd|pass|passphrase|credentials?|auth[_.-]?key|auth|key|pat|sid|signature|salt|cookie|session|bearer|dsn)";
@@ -215,10 +286,17 @@ const SECRET_WORDS =
  * `name = value` with a secret-bearing name (the name ends in token, key, secret, password, …), in the
  * assignment forms of common languages and config formats, and a value that looks random.
  */
-const ASSIGNMENT = new RegExp(
-  `(?<![A-Za-z0-9])([A-Za-z0-9_.$@-]{0,60}?${SECRET_WORDS}s?)(?![A-Za-z0-9])["'\`]?(?:\\s{0,4}(?:string|str|String|const|final|:\\s?[A-Za-z]{1,10}))?\\s{0,8}(?:=|:=|::=|\\?=|\\.=|\\+=|=>|->|:|,|\\|\\|=)\\s{0,8}(?:[rRbBuU]?["'\`]|\\(\\s?["'\`]?)?([^\\s"'\`<>,;)(\\\\]{8,300})`,
-  "dgi",
+const SECRET_WORD = new RegExp(`${SECRET_WORDS}s?(?![A-Za-z0-9])`, "gi");
+/** What follows a secret word in an assignment: optional quote and type, the operator, the value. */
+const ASSIGNMENT_TAIL = new RegExp(
+  `["'\`]?(?:\\s{0,4}(?:string|str|String|const|final|:\\s?[A-Za-z]{1,10}))?\\s{0,8}(?:=|:=|::=|\\?=|\\.=|\\+=|=>|->|:|,|\\|\\|=)\\s{0,8}(?:[rRbBuU]?["'\`]|\\(\\s?["'\`]?)?([^\\s"'\`<>,;)(\\\\]{8,300})`,
+  "dy",
 );
+const NAME_CHAR = /[A-Za-z0-9_.$@-]/;
+
+/** Cheap pre-check for {@link ASSIGNMENT}: a secret word followed (soon) by an assignment sign. */
+const ASSIGNMENT_HINT =
+  /(?:key|token|secret|pass|pwd|auth|credential|pat|sid|signature|salt|cookie|session|bearer|dsn)[^\n]{0,80}?[=:,>]/i;
 
 function assignmentValueOk(name: string, value: string): boolean {
   const v = value.replace(/["'`]+$/, "");
@@ -251,7 +329,12 @@ function assignmentValueOk(name: string, value: string): boolean {
 /** Finds secrets in `text`. Offsets are UTF-16 indices into `text`. */
 export function findSecrets(text: string): Finding[] {
   const out: Finding[] = [];
+  // One pass finds which rules' literals occur; only those rules (and the few without a literal) run.
+  const present = new Set<string>();
+  HINTS.lastIndex = 0;
+  for (const m of text.matchAll(HINTS)) for (const h of CONTAINED.get(m[0]) ?? [m[0]]) present.add(h);
   for (const rule of PREFIXED) {
+    if (rule.hints.length > 0 && !rule.hints.some((h) => present.has(h))) continue;
     rule.re.lastIndex = 0;
     for (const m of text.matchAll(rule.re)) {
       const g = rule.group ?? 0;
@@ -262,12 +345,21 @@ export function findSecrets(text: string): Finding[] {
       out.push({ type: rule.type, start: span[0], end: span[1], confidence: rule.confidence, kind: "secret" });
     }
   }
-  ASSIGNMENT.lastIndex = 0;
-  for (const m of text.matchAll(ASSIGNMENT)) {
-    const span = m.indices?.[2];
-    const name = m[1] ?? "";
-    const value = (m[2] ?? "").replace(/["'`]+$/, "");
-    if (span === undefined || !assignmentValueOk(name, value)) continue;
+  if (!ASSIGNMENT_HINT.test(text)) return out;
+  // Secret words first (one fast pass), then the assignment after each: scanning every position for a
+  // name of up to 60 characters cost ten times more.
+  SECRET_WORD.lastIndex = 0;
+  for (const w of text.matchAll(SECRET_WORD)) {
+    let start = w.index;
+    while (start > 0 && w.index - start < 60 && NAME_CHAR.test(text[start - 1] as string)) start--;
+    if (start > 0 && /[A-Za-z0-9]/.test(text[start - 1] as string)) continue;
+    ASSIGNMENT_TAIL.lastIndex = w.index + w[0].length;
+    const m = ASSIGNMENT_TAIL.exec(text);
+    const span = m?.indices?.[1];
+    if (m === null || span === undefined) continue;
+    const name = text.slice(start, w.index + w[0].length);
+    const value = (m[1] ?? "").replace(/["'`]+$/, "");
+    if (!assignmentValueOk(name, value)) continue;
     out.push({
       type: "secret-assignment",
       start: span[0],

@@ -1,0 +1,74 @@
+// Guard speed: MB/s per core of the whole input pipeline (normalization, injection rules and model,
+// secrets, PII) on 2 KB prompts and 100 KB documents, next to the peers on the same texts, one run.
+//
+//   npx tsx bench/guard-speed.ts [--seconds 2] [--no-peers]
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { Guard } from "../src/guard/pipeline.js";
+import { fmt } from "./common.js";
+
+const { values } = parseArgs({
+  options: { seconds: { type: "string", default: "2" }, "no-peers": { type: "boolean", default: false } },
+});
+const SECONDS = Number(values.seconds);
+process.on("uncaughtException", () => undefined); // a peer's worker pool failing late must not end the run
+
+// Realistic text: prompts from the corpus, joined to the sizes measured.
+const rows = readFileSync("../shared/corpora/prompt-injection/dev.jsonl", "utf8")
+  .trim()
+  .split("\n")
+  .map((l) => (JSON.parse(l) as { text: string }).text);
+function texts(size: number, count: number): string[] {
+  const out: string[] = [];
+  let i = 0;
+  for (let n = 0; n < count; n++) {
+    let t = "";
+    while (t.length < size) t += rows[i++ % rows.length] + "\n";
+    out.push(t.slice(0, size));
+  }
+  return out;
+}
+
+async function mbPerSecond(sample: readonly string[], op: (t: string) => unknown): Promise<number> {
+  let bytes = 0;
+  let i = 0;
+  const start = process.hrtime.bigint();
+  let elapsed = 0;
+  while (elapsed < SECONDS) {
+    const t = sample[i++ % sample.length] as string;
+    await op(t);
+    bytes += Buffer.byteLength(t);
+    elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  }
+  return bytes / 1e6 / elapsed;
+}
+
+const guard = new Guard();
+const tools: Record<string, (t: string) => unknown> = { agentwall: (t) => guard.scan(t) };
+if (!values["no-peers"]) {
+  const { default: vard } = await import("@andersmyrmel/vard");
+  const { LLMGuard } = await import("llm-guard");
+  const hai = await import("@presidio-dev/hai-guardrails");
+  const { checkAll } = await import("llm_guardrail");
+  const moderate = vard.moderate().maxLength(200_000);
+  const llmGuard = new LLMGuard({ jailbreak: true, promptInjection: true, pii: true });
+  const engine = new hai.GuardrailsEngine({
+    guards: [hai.injectionGuard({ roles: ["user"] }, { mode: "pattern", threshold: 0.7 })],
+  });
+  tools.vard = (t) => moderate.safeParse(t);
+  tools["llm-guard"] = (t) => llmGuard.validate(t);
+  tools["hai-guardrails"] = (t) => engine.run([{ role: "user", content: t }]);
+  tools.llm_guardrail = (t) => checkAll(t);
+}
+console.log(`guard speed, node ${process.version}, ${SECONDS} s per cell, MB/s on one core`);
+console.log(`${"tool".padEnd(16)}${"2 KB prompts".padStart(16)}${"100 KB documents".padStart(20)}`);
+const prompts = texts(2048, 200);
+const documents = texts(100_000, 8);
+for (const [name, op] of Object.entries(tools)) {
+  const a = await mbPerSecond(prompts, op);
+  const b = await mbPerSecond(documents, op);
+  console.log(
+    `${name.padEnd(16)}${fmt(a * 100) === "0" ? a.toFixed(3) : a.toFixed(2).padStart(16)}${b.toFixed(2).padStart(20)}`,
+  );
+}
+process.exit(0);
