@@ -30,7 +30,7 @@ interface Signal {
  * occurs. Empty when the pattern does not start with a plain group or word.
  */
 function hintsOf(source: string): string[] {
-  let body = source.replace(/^(?:\\b|\(\?<!\[[^\]]*\]\)|\(\?:\^\|\\n\)\\s\*)+/, "");
+  const body = source.replace(/^(?:\\b|\(\?<!\[[^\]]*\]\)|\(\?:\^\|\\n\)\\s\*)+/, "");
   let depth0 = 0;
   for (let i = 0; i < body.length; i++) {
     if (body[i] === "\\") i++;
