@@ -114,6 +114,21 @@ const SIGNALS: readonly Signal[] = [
     0.6,
     `\\binstead\\s*,?\\s*(?:you\\s+(?:must|should|will)|say|output|print|respond|write)\\b`,
   ),
+  s(
+    "instruction_override",
+    0.7,
+    `\\b(?:ignore|disregard|forget|overlook)\\b${GAP}\\b(?:everything|all|anything)\\b${GAP}\\b(?:you(?:'ve| have)? been (?:told|instructed|given)|(?:said|written|stated) (?:above|before|earlier)|instructed before)`,
+  ),
+  s(
+    "instruction_override",
+    0.6,
+    `\\bregardless of (?:the |any |all )?(?:previous|prior|earlier|above|your) (?:tasks?|instructions?|rules|prompts?)\\b`,
+  ),
+  s(
+    "secret_request",
+    0.55,
+    `\\b(?:what(?:'s| is)|tell me|give me|print|reveal|share|show me)\\s+(?:your|the)\\s+(?:secret|hidden|private|internal)\\s+(?:key|password|token|code|instructions?|prompt)\\b`,
+  ),
   s("role_override", 0.7, `\\b(?:you are|you're)\\s+(?:now|no longer|from now on)\\b`),
   s("role_override", 0.6, `\\bfrom now on\\b${GAP}\\b(?:you|your|respond|act|answer)\\b`),
   s(
