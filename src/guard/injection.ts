@@ -18,8 +18,10 @@ interface Signal {
   readonly name: string;
   readonly weight: number;
   readonly re: RegExp;
-  /** Lower-case literals one of which every match contains (empty: always run). */
+  /** Lower-case literals one of which every match starts a word with (empty: see substrings). */
   readonly hints: readonly string[];
+  /** Or: substrings one of which every match contains (for rules that start with symbols). */
+  readonly substrings: readonly string[];
   /** Only for these sources (default: all). */
   readonly sources?: readonly TextSource[];
 }
@@ -52,7 +54,20 @@ function hintsOf(source: string): string[] {
     const inner = body.slice(3, end);
     if (end < 0 || inner.includes("(")) return [];
     alternatives = inner.split("|");
-  } else alternatives = [body];
+    // A group of plain words followed by a word boundary: each hint must stand as a whole word
+    // ("dan" should not wake the persona rule for "dance"). Marked with a trailing NUL.
+    const after = body.slice(end + 1);
+    if (after.startsWith("\\b") || after.startsWith("\\s")) {
+      return alternatives.every((a) => /^[\p{L}\p{M}' ]{2,}$/u.test(a))
+        ? alternatives.map((a) => `${a.toLowerCase()}\0`)
+        : prefixes(alternatives);
+    }
+    return prefixes(alternatives);
+  }
+  return prefixes([body]);
+}
+
+function prefixes(alternatives: readonly string[]): string[] {
   const out: string[] = [];
   for (const alt of alternatives) {
     const prefix = /^[\p{L}\p{M}' ]+/u.exec(alt)?.[0]?.toLowerCase() ?? "";
@@ -60,6 +75,29 @@ function hintsOf(source: string): string[] {
     out.push(prefix);
   }
   return out;
+}
+
+/** Substrings for the rules that start with symbols (chat delimiters, templates, markdown images). */
+function symbolHints(source: string): string[] {
+  if (source.startsWith("<\\|"))
+    return [
+      "<|",
+      "[inst]",
+      "[/inst]",
+      "<<sys",
+      "<</sys",
+      "<sys",
+      "</sys",
+      "<system",
+      "</system",
+      "<assistant",
+      "</assistant",
+    ];
+  if (source.includes("#{2,}")) return ["##", "===", "---"];
+  if (source.includes("(?:system|assistant)\\s*:")) return ["system", "assistant"];
+  if (source.startsWith("\\{\\{")) return ["{{", "${"];
+  if (source.startsWith("!\\[")) return ["!["];
+  return [];
 }
 
 /**
@@ -90,6 +128,7 @@ const s = (name: string, weight: number, source: string, sources?: readonly Text
   weight,
   re: new RegExp(lowerPattern(source), "u"),
   hints: hintsOf(source),
+  substrings: hintsOf(source).length > 0 ? [] : symbolHints(source),
   ...(sources === undefined ? {} : { sources }),
 });
 
@@ -300,7 +339,14 @@ function presentHints(text: string): Set<string> {
   for (const m of lower.matchAll(WORD_START)) {
     const candidates = HINTS_BY_HEAD.get(m[0]);
     if (candidates === undefined) continue;
-    for (const hint of candidates) if (lower.startsWith(hint, m.index)) present.add(hint);
+    for (const hint of candidates) {
+      if (hint.endsWith("\0")) {
+        const word = hint.slice(0, -1);
+        const next = lower.charCodeAt(m.index + word.length);
+        const letter = (next >= 97 && next <= 122) || next > 127;
+        if (!letter && lower.startsWith(word, m.index)) present.add(hint);
+      } else if (lower.startsWith(hint, m.index)) present.add(hint);
+    }
   }
   for (const hint of UNSPACED_HINTS) if (lower.includes(hint)) present.add(hint);
   return present;
@@ -341,6 +387,7 @@ export function detectInjection(n: NormalizedText, options: InjectionOptions = {
     for (const signal of SIGNALS) {
       if (signal.sources !== undefined && !signal.sources.includes(source)) continue;
       if (signal.hints.length > 0 && !signal.hints.some((h) => present.has(h))) continue;
+      if (signal.substrings.length > 0 && !signal.substrings.some((h) => lower.includes(h))) continue;
       if (signal.re.test(lower)) fire(index === 0 ? signal.name : `encoded_${signal.name}`, signal.weight);
     }
   }
