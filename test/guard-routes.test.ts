@@ -50,6 +50,8 @@ describe("POST /v1/guard/input and /v1/guard/output", async () => {
     assert.equal((await post("/v1/guard/input", user, { text: 5 })).statusCode, 400);
     assert.equal((await post("/v1/guard/input", user, { text: "x", source: "root" })).statusCode, 400);
     assert.equal((await post("/v1/guard/input", viewer, attack)).statusCode, 403);
+    const long = await post("/v1/guard/input", user, { text: "a".repeat(200_001) });
+    assert.equal(long.json<{ error: { code: string } }>().error.code, "ERR_BODY_TOO_LARGE");
     const events = await instance.audit.query({ type: "guard_block" });
     assert.ok(events.events.length >= 2);
   });

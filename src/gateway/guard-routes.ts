@@ -6,6 +6,11 @@ import type { TextSource } from "../guard/injection.js";
 import type { GatewayRoute } from "./route.js";
 
 const SOURCES: readonly TextSource[] = ["user", "agent", "tool", "document", "system"];
+/**
+ * Longest text one request may scan. Scanning runs on the event loop at a few MB/s (docs/guards.md), so
+ * a megabyte would hold every other request for a third of a second; longer texts go in several calls.
+ */
+export const MAX_GUARD_TEXT_CHARS = 200_000;
 
 /**
  * What a caller sees of a verdict. By default only the verdict, the text to pass on and the finding
@@ -58,6 +63,9 @@ function route(instance: Instance, direction: Direction): GatewayRoute {
           "ERR_BAD_REQUEST",
           `body must be {text: string, source?: ${SOURCES.join("|")}, canaries?: string[] (8..200 chars)}`,
         );
+      }
+      if (body.text.length > MAX_GUARD_TEXT_CHARS) {
+        throw new AgentwallError("ERR_BODY_TOO_LARGE", `text is longer than ${MAX_GUARD_TEXT_CHARS} characters`);
       }
       // A source claimed in a request is never trusted: it can only make the checks stricter.
       const verdict = instance.guard.scan(body.text, {

@@ -28,6 +28,8 @@ export interface NormalizedText {
 }
 
 const MAX_DECODED_BYTES = 64 * 1024;
+const PLAIN = /^[\x20-\x7e\n]*$/;
+const WHITESPACE_RUN = /[ \n]{2}/;
 const MAX_PAYLOADS = 32;
 
 function isInvisible(cp: number): boolean {
@@ -125,6 +127,20 @@ const LATIN = /[A-Za-z]/;
 
 /** Normalizes `original`; see {@link NormalizedText}. */
 export function normalize(original: string, depth = 2): NormalizedText {
+  // Fast path, most prompts: printable ASCII and single spaces or newlines — only newlines change.
+  if (PLAIN.test(original) && !WHITESPACE_RUN.test(original)) {
+    const offsets = new Int32Array(original.length + 1);
+    for (let i = 0; i <= original.length; i++) offsets[i] = i;
+    return {
+      original,
+      text: original.replace(/\n/g, " "),
+      offsets,
+      invisible: [],
+      bidi: [],
+      confusables: 0,
+      hidden: depth > 0 ? findHidden(original, depth) : [],
+    };
+  }
   const chars: string[] = [];
   const offsets: number[] = [];
   const invisible: number[] = [];
