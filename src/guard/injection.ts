@@ -168,6 +168,23 @@ const SIGNALS: readonly Signal[] = [
     0.55,
     `\\b(?:what(?:'s| is)|tell me|give me|print|reveal|share|show me)\\s+(?:your|the)\\s+(?:secret|hidden|private|internal)\\s+(?:key|password|token|code|instructions?|prompt)\\b`,
   ),
+  s(
+    "instruction_override",
+    0.45,
+    `\\b(?:disregard|ignore|forget)\\s+(?:the|everything|all|what(?:'s| is))?\\s*(?:above|before|previous|preceding|said above)\\b`,
+  ),
+  s(
+    "instruction_override",
+    0.6,
+    `\\b(?:follow|obey|use)\\s+(?:the|these|my)\\s+new\\s+(?:rules|instructions|guidelines|directives)\\b`,
+  ),
+  s("known_payload", 0.65, `\\bi\\s+ha(?:ve|v)\\s+been\\s+p\\W{0,3}w\\W{0,3}n\\W{0,3}e\\W{0,3}d\\b`),
+  s(
+    "secret_request",
+    0.6,
+    `\\b(?:print|write|say|output|reveal|repeat|spell|tell me|give me|translate)\\b${GAP}\\bsecret\\s+(?:key|password|code|word)\\b`,
+  ),
+  s("secret_request", 0.35, `\\bonly\\s+(?:print|output|say|write|respond with)\\b`),
   s("role_override", 0.7, `\\b(?:you are|you're)\\s+(?:now|no longer|from now on)\\b`),
   s("role_override", 0.6, `\\bfrom now on\\b${GAP}\\b(?:you|your|respond|act|answer)\\b`),
   s(
