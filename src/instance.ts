@@ -14,7 +14,8 @@ import { Rbac } from "./access/rbac.js";
 import { ToolPolicy } from "./access/tool-policy.js";
 import { Vault } from "./identity/vault.js";
 import { RecordStore } from "./store/records.js";
-import { Guard } from "./guard/pipeline.js";
+import { DEFAULT_GUARD_POLICY, Guard, type DirectionPolicy, type GuardPolicy } from "./guard/pipeline.js";
+import type { TextSource } from "./guard/injection.js";
 import { MemoryRateLimiter, type RateLimiter } from "./monitor/ratelimit/limiter.js";
 import { RedisRateLimiter } from "./monitor/ratelimit/redis.js";
 import { RedisRevocationBus } from "./identity/revocation.js";
@@ -41,6 +42,23 @@ export interface Instance {
   readonly masterKeyPath: string | undefined;
   /** Commits queued audit events and closes the database; `checkpoint` also signs a last checkpoint. */
   close(options?: { checkpoint?: boolean }): Promise<void>;
+}
+
+/** The guard with the configured policy merged over the defaults. */
+export function guardFromConfig(config: AgentwallConfig): Guard {
+  const g = config.guard;
+  if (g === undefined) return new Guard();
+  const bySource: GuardPolicy["bySource"] = { ...DEFAULT_GUARD_POLICY.bySource };
+  for (const [source, policy] of Object.entries(g.bySource ?? {}) as [TextSource, Partial<DirectionPolicy>][]) {
+    bySource[source] = { ...bySource[source], ...policy };
+  }
+  return new Guard({
+    input: { ...DEFAULT_GUARD_POLICY.input, ...g.input },
+    output: { ...DEFAULT_GUARD_POLICY.output, ...g.output },
+    bySource,
+    ...(g.allowedHosts === undefined ? {} : { allowedHosts: g.allowedHosts }),
+    ...(g.onScannerError === undefined ? {} : { onScannerError: g.onScannerError }),
+  });
 }
 
 /** The SQLite file used when no `databaseUrl` is configured. */
@@ -143,7 +161,7 @@ export async function openInstance(
       tools,
       vault: new Vault({ store, keyring, audit, now: options.now }),
       records: new RecordStore({ store, keyring, audit, now: options.now }),
-      guard: new Guard(),
+      guard: guardFromConfig(config),
       masterKeyOrigin: keys.origin,
       masterKeyPath: keys.path,
       async close(closeOptions = {}) {

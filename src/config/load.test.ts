@@ -80,3 +80,28 @@ describe("loadConfig", () => {
     );
   });
 });
+
+describe("guard policy in the configuration", () => {
+  it("merges over the defaults, refuses unknown actions and thresholds out of range, and reaches the instance's guard", async () => {
+    const { guardFromConfig } = await import("../instance.js");
+    const dir = tempDir();
+    writeFileSync(
+      join(dir, "agentwall.config.json"),
+      JSON.stringify({
+        guard: { input: { pii: "redact", injectionThreshold: 0.7 }, bySource: { tool: { injection: "flag" } } },
+      }),
+    );
+    const { config } = loadConfig({}, { cwd: dir });
+    const guard = guardFromConfig(config);
+    assert.equal(guard.policy.input.pii, "redact");
+    assert.equal(guard.policy.input.injectionThreshold, 0.7);
+    assert.equal(guard.policy.input.secrets, "redact", "unset fields keep the default");
+    assert.equal(guard.policy.bySource.tool?.injection, "flag");
+    assert.equal(guard.policy.bySource.tool?.injectionThreshold, 0.4, "the default per-source setting stays");
+    assert.equal(guard.scan("mail jane@example.org").text, "mail [REDACTED:email]");
+    for (const bad of [{ input: { pii: "shred" } }, { input: { injectionThreshold: 2 } }, { bySource: { root: {} } }]) {
+      writeFileSync(join(dir, "agentwall.config.json"), JSON.stringify({ guard: bad }));
+      assert.throws(() => loadConfig({}, { cwd: dir }), { code: "ERR_CONFIG_INVALID" }, JSON.stringify(bad));
+    }
+  });
+});

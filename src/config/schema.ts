@@ -70,6 +70,17 @@ export interface AgentwallConfig {
     /** Gateway instances sharing the limits (used for the local share while Redis is unreachable). */
     expectedInstances: number;
   };
+  /**
+   * Content-guard policy: per direction and per source, what each scanner does and the injection
+   * threshold; merged over the built-in defaults (docs/guards.md). Absent: the defaults.
+   */
+  guard?: {
+    input?: GuardDirectionConfig;
+    output?: GuardDirectionConfig;
+    bySource?: Partial<Record<"user" | "agent" | "tool" | "document" | "system", GuardDirectionConfig>>;
+    allowedHosts?: string[];
+    onScannerError?: "block" | "flag";
+  };
   /** Tool policies: which role or agent may call which tool with which arguments. Unlisted tools are denied. */
   tools: Array<{
     name: string;
@@ -81,6 +92,17 @@ export interface AgentwallConfig {
   oidc: { issuers: OidcIssuerConfig[] };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   upstream?: { url: string };
+}
+
+/** What the guards do in one direction (every field optional: unset fields keep the default). */
+export interface GuardDirectionConfig {
+  injection?: "block" | "flag" | "off";
+  injectionThreshold?: number;
+  secrets?: "block" | "redact" | "flag" | "off";
+  pii?: "block" | "redact" | "flag" | "off";
+  unsafeOutput?: "block" | "redact" | "flag" | "off";
+  canary?: "block" | "flag" | "off";
+  markedSecrets?: "block" | "redact" | "flag" | "off";
 }
 
 /** Secrets read from the environment only; never part of a config file and never logged. */
@@ -96,10 +118,27 @@ const positiveInt = (min: number, max: number) => ({ type: "integer", minimum: m
 const path = { type: "string", minLength: 1, maxLength: 4096 } as const;
 
 /** JSON Schema of the config file (the same shape as {@link AgentwallConfig}, every field optional). */
+const SCANNER_ACTION = { enum: ["block", "redact", "flag", "off"] } as const;
+
 export const CONFIG_SCHEMA = {
   $id: "https://agentwall.dev/schema/config.json",
   type: "object",
   additionalProperties: false,
+  $defs: {
+    guardDirection: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        injection: { enum: ["block", "flag", "off"] },
+        injectionThreshold: { type: "number", minimum: 0.05, maximum: 0.99 },
+        secrets: SCANNER_ACTION,
+        pii: SCANNER_ACTION,
+        unsafeOutput: SCANNER_ACTION,
+        canary: { enum: ["block", "flag", "off"] },
+        markedSecrets: SCANNER_ACTION,
+      },
+    },
+  },
   properties: {
     $schema: { type: "string" },
     home: path,
@@ -149,6 +188,27 @@ export const CONFIG_SCHEMA = {
       properties: {
         issuer: { type: "string", minLength: 1, maxLength: 200 },
         ttlMs: positiveInt(1000, 86_400_000),
+      },
+    },
+    guard: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        input: { $ref: "#/$defs/guardDirection" },
+        output: { $ref: "#/$defs/guardDirection" },
+        bySource: {
+          type: "object",
+          additionalProperties: false,
+          properties: Object.fromEntries(
+            ["user", "agent", "tool", "document", "system"].map((k) => [k, { $ref: "#/$defs/guardDirection" }]),
+          ),
+        },
+        allowedHosts: {
+          type: "array",
+          maxItems: 256,
+          items: { type: "string", pattern: "^(?:\\*\\.)?[a-z0-9.-]{1,253}$" },
+        },
+        onScannerError: { enum: ["block", "flag"] },
       },
     },
     tools: {
