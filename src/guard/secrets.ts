@@ -104,7 +104,7 @@ const PREFIXED: readonly Rule[] = [
   r("doppler-token", `${B}dp\\.(?:pt|st|sa|ct|scim|audit)\\.[A-Za-z0-9]{40,44}${E}`, 0.97),
   r("dynatrace-token", `${B}dt0c01\\.[A-Z0-9]{24}\\.[A-Z0-9]{64}${E}`, 0.98),
   r("flyio-token", `${B}(?:fo1_[A-Za-z0-9_-]{43}|fm[12][ar]?_[A-Za-z0-9+/=]{100,})`, 0.95),
-  r("grafana-token", `${B}(?:glc_[A-Za-z0-9+/]{32,400}={0,2}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8})`, 0.97),
+  r("grafana-token", `${B}(?:glc_[A-Za-z0-9+/]{32,400}={0,2}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8})`, 0.97, 0, random(3)),
   r("grafana-api-key", `${B}eyJrIjoi[A-Za-z0-9]{70,400}={0,2}`, 0.95),
   r("linear-api-key", `${B}lin_api_[A-Za-z0-9]{40}${E}`, 0.98),
   r("newrelic-key", `${B}NR(?:AK|JS|II)-[A-Z0-9]{19,32}${E}`, 0.95),
@@ -130,7 +130,7 @@ const PREFIXED: readonly Rule[] = [
     `${B}(?:hvs\\.[A-Za-z0-9_-]{90,120}|hvb\\.[A-Za-z0-9_-]{138,300}|s\\.[A-Za-z0-9]{24})${E}`,
     0.9,
     0,
-    random(3),
+    (v: string) => random(3)(v) && (!v.startsWith("s.") || (/\d/.test(v) && /[a-z]/.test(v) && /[A-Z]/.test(v))),
   ),
   r("terraform-token", `${B}[A-Za-z0-9]{14}\\.atlasv1\\.[A-Za-z0-9_=-]{60,70}${E}`, 0.97, 0, random(3)),
   r("square-token", `${B}(?:sq0atp|sq0csp)-[A-Za-z0-9_^-]{22,60}${E}`, 0.97),
@@ -158,7 +158,7 @@ const PREFIXED: readonly Rule[] = [
   r("sourcegraph-token", `${B}sgp_[A-Za-z0-9]{16}_[A-Za-z0-9]{40}${E}`, 0.9),
   r("typeform-token", `${B}tfp_[A-Za-z0-9_.=-]{59}${E}`, 0.97),
   r("harness-token", `${B}(?:pat|sat)\\.[A-Za-z0-9_-]{22}\\.[A-Za-z0-9]{24}\\.[A-Za-z0-9]{20}${E}`, 0.95),
-  r("infracost-token", `${B}ico-[A-Za-z0-9]{32}${E}`, 0.95, 0, random(3)),
+  r("infracost-token", `(?<![A-Za-z0-9_./-])ico-[A-Za-z0-9]{32}${E}`, 0.95, 0, random(3)),
   r("intra42-secret", `${B}s-s4t2(?:ud|af)-[a-f0-9]{64}${E}`, 0.97),
   r("airtable-token", `${B}pat[A-Za-z0-9]{14}\\.[a-f0-9]{64}${E}`, 0.97),
   r(
@@ -289,10 +289,12 @@ const SECRET_WORDS =
 const SECRET_WORD = new RegExp(`${SECRET_WORDS}s?(?![A-Za-z0-9])`, "gi");
 /** What follows a secret word in an assignment: optional quote and type, the operator, the value. */
 const ASSIGNMENT_TAIL = new RegExp(
-  `["'\`]?(?:\\s{0,4}(?:string|str|String|const|final|:\\s?[A-Za-z]{1,10}))?\\s{0,8}(?:=|:=|::=|\\?=|\\.=|\\+=|=>|->|:|,|\\|\\|=)\\s{0,8}(?:[rRbBuU]?["'\`]|\\(\\s?["'\`]?)?([^\\s"'\`<>,;)(\\\\]{8,300})`,
+  `["'\`]?(?:[ \\t]{0,4}(?:string|str|String|const|final|:[ \\t]?[A-Za-z]{1,10}))?[ \\t]{0,8}(?:=|:=|::=|\\?=|\\.=|\\+=|=>|->|:|,|\\|\\|=)[ \\t]{0,8}(?:[rRbBuU]?["'\`]|\\(\\s?["'\`]?)?([^\\s"'\`<>,;)(\\\\]{8,300})`,
   "dy",
 );
 const NAME_CHAR = /[A-Za-z0-9_.$@-]/;
+/** The XML form: `<apiToken>` value `</apiToken>`. */
+const XML_TAIL = /s?>[ \t\r\n]{0,20}([^\s<>"'`]{8,300})[ \t\r\n]{0,20}<\//dy;
 
 /** Cheap pre-check for {@link ASSIGNMENT}: a secret word followed (soon) by an assignment sign. */
 const ASSIGNMENT_HINT =
@@ -303,6 +305,8 @@ function assignmentValueOk(name: string, value: string): boolean {
   if (v.length < 8 || !notPlaceholder(v)) return false;
   if (/^(?:true|false|null|none|nil|undefined|yes|no)$/i.test(v)) return false;
   if (/^[$%{]|^\$\{|\{\{|process\.env|os\.environ|getenv|ENV\[|^\w+\(/.test(v)) return false; // references
+  if (/^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$/.test(v) && v.length < 60) return false; // a.dotted.path
+  if (/^[A-Za-z]+(?:_[A-Za-z0-9]+)+$/.test(v) && /[a-z]/.test(v) && v.length < 40) return false; // snake_case_name_2
   if (/^[a-z]+(?:[._-][a-z]+)*$/i.test(v) && !/\d/.test(v)) {
     // Letters only: an identifier unless long and random (camelCase and PascalCase names are identifiers).
     if (v.length < 14 || entropy(v) < 3.5 || /^[a-z]*(?:[A-Z][a-z]+)+$|[._-]/.test(v)) return false;
@@ -353,8 +357,10 @@ export function findSecrets(text: string): Finding[] {
     let start = w.index;
     while (start > 0 && w.index - start < 60 && NAME_CHAR.test(text[start - 1] as string)) start--;
     if (start > 0 && /[A-Za-z0-9]/.test(text[start - 1] as string)) continue;
+    if (start > 0 && text[start - 1] === "/" && text[start - 2] === "<") continue; // a closing tag
     ASSIGNMENT_TAIL.lastIndex = w.index + w[0].length;
-    const m = ASSIGNMENT_TAIL.exec(text);
+    XML_TAIL.lastIndex = w.index + w[0].length;
+    const m = ASSIGNMENT_TAIL.exec(text) ?? (text[start - 1] === "<" ? XML_TAIL.exec(text) : null);
     const span = m?.indices?.[1];
     if (m === null || span === undefined) continue;
     const name = text.slice(start, w.index + w[0].length);
