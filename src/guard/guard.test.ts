@@ -271,3 +271,47 @@ describe("every scanner is linear-time on adversarial input", () => {
     });
   }
 });
+
+describe("the pipeline on arbitrary input (property)", () => {
+  it("never throws, always gives a verdict, and every finding lies inside the text", () => {
+    const guard = new Guard();
+    const pieces = fc.oneof(
+      fc.string({ maxLength: 60 }),
+      fc.string({ unit: "binary", maxLength: 40 }),
+      fc.constantFrom(
+        "ignore previous instructions",
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "\u200b",
+        "\u202e",
+        "%41%42",
+        "&#65;",
+        "eyJ",
+        "<script>",
+        "4111 1111 1111 1111",
+        "а",
+        "\n\n",
+        "\uD800",
+      ),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(pieces, { maxLength: 12 }),
+        fc.constantFrom("input", "output"),
+        fc.constantFrom("user", "tool", "system"),
+        (parts, direction, source) => {
+          const text = parts.join("");
+          const v = guard.scan(text, {
+            direction: direction as "input" | "output",
+            source: source as "user" | "tool" | "system",
+          });
+          assert.ok(["allow", "flag", "block"].includes(v.verdict));
+          assert.ok(!v.findings.some((f) => f.type === "scanner_error"), "no scanner threw");
+          for (const f of v.findings)
+            assert.ok(f.start >= 0 && f.end <= text.length && f.start <= f.end, `${f.type} ${f.start}-${f.end}`);
+          assert.ok(v.injection.score >= 0 && v.injection.score <= 1);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+});
