@@ -301,8 +301,8 @@ describe("the pipeline on arbitrary input (property)", () => {
         (parts, direction, source) => {
           const text = parts.join("");
           const v = guard.scan(text, {
-            direction: direction as "input" | "output",
-            source: source as "user" | "tool" | "system",
+            direction: direction,
+            source: source,
           });
           assert.ok(["allow", "flag", "block"].includes(v.verdict));
           assert.ok(!v.findings.some((f) => f.type === "scanner_error"), "no scanner threw");
