@@ -97,6 +97,17 @@ function symbolHints(source: string): string[] {
   if (source.includes("(?:system|assistant)\\s*:")) return ["system", "assistant"];
   if (source.startsWith("\\{\\{")) return ["{{", "${"];
   if (source.startsWith("!\\[")) return ["!["];
+  // Word rules whose first group has nested alternatives: substrings every alternative needs.
+  if (source.includes("repeat\\s+(?:the\\s+)?(?:words")) return ["repeat", "what were you told", "beginning of"];
+  if (source.includes("(?:secret|hidden|private|internal)")) return ["secret", "hidden", "private", "internal"];
+  if (source.includes("do anything now")) return ["do anything now", "jailbr", "developer mode", "evil confidant"];
+  if (source.includes("(?:restrictions|censorship|filters|filtering|limitations|guidelines|boundaries)")) {
+    return ["restriction", "censorship", "filter", "limitation", "guideline", "boundar"];
+  }
+  if (source.includes("been\\s+p")) return ["been p"]; // whitespace runs are one space after normalization
+  if (source.includes("(?:prompt|instructions|message|configuration|rules)")) {
+    return ["prompt", "instruction", "message", "configuration", "rules"];
+  }
   return [];
 }
 
@@ -332,37 +343,42 @@ const SIGNALS: readonly Signal[] = [
 ];
 
 const ALL_HINTS = [...new Set(SIGNALS.flatMap((x) => x.hints))];
-/** Hints by the first two letters of their first word; hints in scripts without spaces are looked up whole. */
-const HINTS_BY_HEAD = new Map<string, string[]>();
+/** Hints by the first two letters of their first word (as one number); scripts without spaces apart. */
+const HINTS_BY_HEAD = new Map<number, string[]>();
 const UNSPACED_HINTS: string[] = [];
 for (const hint of ALL_HINTS) {
   if (/^[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\p{Script=Thai}]/u.test(hint)) {
     UNSPACED_HINTS.push(hint);
     continue;
   }
-  const head = hint.slice(0, 2);
+  const head = hint.charCodeAt(0) * 65536 + hint.charCodeAt(1);
   HINTS_BY_HEAD.set(head, [...(HINTS_BY_HEAD.get(head) ?? []), hint]);
 }
-const WORD_START = /(?<![\p{L}\p{M}'])[\p{L}'][\p{L}\p{M}']/gu;
+
+/** Letters for word starts: ASCII letters, the apostrophe, and anything beyond ASCII. */
+function letter(code: number): boolean {
+  return (code >= 97 && code <= 122) || (code >= 65 && code <= 90) || code === 39 || code > 127;
+}
 
 /**
- * Which hints occur in `text`: each word start is looked up by its first two letters, so the cost is
- * one map lookup per word instead of one pass per rule (a regex alternation of every hint cost more
- * than the rules it saved).
+ * Which hints occur in `text`: every word start is looked up by its first two characters, one map
+ * lookup per word instead of one pass per rule (a regex over word starts cost more than the rules).
  */
-function presentHints(text: string): Set<string> {
-  const lower = text.toLowerCase();
+function presentHints(lower: string): Set<string> {
   const present = new Set<string>();
-  for (const m of lower.matchAll(WORD_START)) {
-    const candidates = HINTS_BY_HEAD.get(m[0]);
+  let previous = 32;
+  for (let i = 0; i < lower.length - 1; i++) {
+    const code = lower.charCodeAt(i);
+    const start = letter(code) && !letter(previous);
+    previous = code;
+    if (!start) continue;
+    const candidates = HINTS_BY_HEAD.get(code * 65536 + lower.charCodeAt(i + 1));
     if (candidates === undefined) continue;
     for (const hint of candidates) {
       if (hint.endsWith("\0")) {
         const word = hint.slice(0, -1);
-        const next = lower.charCodeAt(m.index + word.length);
-        const letter = (next >= 97 && next <= 122) || next > 127;
-        if (!letter && lower.startsWith(word, m.index)) present.add(hint);
-      } else if (lower.startsWith(hint, m.index)) present.add(hint);
+        if (!letter(lower.charCodeAt(i + word.length) || 32) && lower.startsWith(word, i)) present.add(hint);
+      } else if (lower.startsWith(hint, i)) present.add(hint);
     }
   }
   for (const hint of UNSPACED_HINTS) if (lower.includes(hint)) present.add(hint);
@@ -399,8 +415,8 @@ export function detectInjection(n: NormalizedText, options: InjectionOptions = {
   };
   const texts = [n.text, ...n.hidden.map((h) => h.decoded)];
   for (const [index, text] of texts.entries()) {
-    const present = presentHints(text);
     const lower = text.toLowerCase();
+    const present = presentHints(lower);
     for (const signal of SIGNALS) {
       if (signal.sources !== undefined && !signal.sources.includes(source)) continue;
       if (signal.hints.length > 0 && !signal.hints.some((h) => present.has(h))) continue;
