@@ -49,6 +49,23 @@ describe("normalization", () => {
   });
 });
 
+describe("normalization fast path", () => {
+  it("gives ASCII text the same normalized text and offsets as the general path (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: fc.integer({ min: 0, max: 127 }).map((c) => String.fromCharCode(c)), maxLength: 200 }),
+        (t) => {
+          const fast = normalize(t, 0);
+          const general = normalize(`${t}é`, 0); // one non-ASCII letter sends it down the general path
+          assert.equal(general.text, `${fast.text}é`);
+          for (let i = 0; i < fast.text.length; i++) assert.equal(fast.offsets[i], general.offsets[i]);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
+
 describe("secrets", () => {
   const cases: [string, string][] = [
     ["aws-access-key-id", "key AKIAQW3RT7YUIOPASDF2 here"],

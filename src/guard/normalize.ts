@@ -28,8 +28,8 @@ export interface NormalizedText {
 }
 
 const MAX_DECODED_BYTES = 64 * 1024;
-const PLAIN = /^[\x20-\x7e\n]*$/;
-const WHITESPACE_RUN = /[ \n]{2}/;
+// eslint-disable-next-line no-control-regex
+const ASCII_ONLY = /^[\x00-\x7f]*$/;
 const MAX_PAYLOADS = 32;
 
 function isInvisible(cp: number): boolean {
@@ -127,14 +127,24 @@ const LATIN = /[A-Za-z]/;
 
 /** Normalizes `original`; see {@link NormalizedText}. */
 export function normalize(original: string, depth = 2): NormalizedText {
-  // Fast path, most prompts: printable ASCII and single spaces or newlines — only newlines change.
-  if (PLAIN.test(original) && !WHITESPACE_RUN.test(original)) {
+  // Fast path, most prompts: ASCII only — NFKC changes nothing, nothing is invisible or a look-alike;
+  // only whitespace runs collapse to one space.
+  if (ASCII_ONLY.test(original)) {
     const offsets = new Int32Array(original.length + 1);
-    for (let i = 0; i <= original.length; i++) offsets[i] = i;
+    let n = 0;
+    let lastSpace = false;
+    for (let i = 0; i < original.length; i++) {
+      const code = original.charCodeAt(i);
+      const space = code === 32 || (code >= 9 && code <= 13);
+      if (space && lastSpace) continue;
+      lastSpace = space;
+      offsets[n++] = i;
+    }
+    offsets[n] = original.length;
     return {
       original,
-      text: original.replace(/\n/g, " "),
-      offsets,
+      text: original.replace(/[ \t\n\v\f\r]+/g, " "),
+      offsets: offsets.subarray(0, n + 1),
       invisible: [],
       bidi: [],
       confusables: 0,
