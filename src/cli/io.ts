@@ -16,7 +16,22 @@ const USAGE_CODES = new Set<ErrorCode>([
 ]);
 
 // Not found is a result ("no such secret"), not an outage.
-const RESULT_CODES = new Set<ErrorCode>(["ERR_NOT_FOUND", "ERR_FORBIDDEN"]);
+const RESULT_CODES = new Set<ErrorCode>([
+  "ERR_NOT_FOUND",
+  "ERR_FORBIDDEN",
+  "ERR_ROTATION_INCOMPLETE",
+  // An outbound URL refused by the egress policy is an answer, not an outage.
+  "ERR_EGRESS_URL_INVALID",
+  "ERR_EGRESS_SCHEME",
+  "ERR_EGRESS_CREDENTIALS_IN_URL",
+  "ERR_EGRESS_PORT",
+  "ERR_EGRESS_HOST_DENIED",
+  "ERR_EGRESS_DNS",
+  "ERR_EGRESS_ADDRESS_BLOCKED",
+  "ERR_EGRESS_ADDRESS_INVALID",
+  "ERR_EGRESS_TOO_MANY_REDIRECTS",
+  "ERR_EGRESS_RESPONSE_TOO_LARGE",
+]);
 
 /** The exit code for an error: usage problems 2, everything that kept us from checking 3. */
 export function exitCodeFor(error: unknown): number {

@@ -1,0 +1,342 @@
+import { lookup as dnsLookup, type LookupAddress } from "node:dns";
+import { isIP } from "node:net";
+import { Agent, request, type Dispatcher } from "undici";
+import { AgentwallError } from "../errors.js";
+import { classifyAddress } from "./address.js";
+
+/** A resolver with the shape of `dns.lookup(host, { all: true })` (tests inject their own). */
+export type Resolver = (host: string) => Promise<readonly LookupAddress[]>;
+
+const systemResolver: Resolver = (host) =>
+  new Promise((resolve, reject) =>
+    dnsLookup(host, { all: true, verbatim: true }, (e, a) => (e ? reject(e) : resolve(a))),
+  );
+
+/** A destination the operator configured (an upstream on localhost, an internal tool host). */
+export interface OperatorDestination {
+  readonly name: string;
+  /** `scheme://host:port` — only this exact origin is exempt. */
+  readonly origin: string;
+  /** When set, the only address the host may resolve to. */
+  readonly pinnedAddress?: string;
+}
+
+export interface EgressOptions {
+  /** Plain HTTP for request URLs (default false: HTTPS only). */
+  readonly allowHttp?: boolean;
+  /** Hosts request URLs may reach (exact or `*.example.com`); empty: any public host. */
+  readonly allowHosts?: readonly string[];
+  readonly denyHosts?: readonly string[];
+  /** Ports request URLs may use (default 443, and 80 with allowHttp). */
+  readonly ports?: readonly number[];
+  readonly maxRedirects?: number;
+  readonly connectTimeoutMs?: number;
+  readonly headersTimeoutMs?: number;
+  readonly totalTimeoutMs?: number;
+  readonly maxResponseBytes?: number;
+  readonly operatorDestinations?: readonly OperatorDestination[];
+  readonly resolver?: Resolver;
+  /** TLS options for tests (a private CA). */
+  readonly tls?: { readonly ca?: string | Buffer };
+}
+
+export type EgressCode =
+  | "ERR_EGRESS_URL_INVALID"
+  | "ERR_EGRESS_SCHEME"
+  | "ERR_EGRESS_CREDENTIALS_IN_URL"
+  | "ERR_EGRESS_PORT"
+  | "ERR_EGRESS_HOST_DENIED"
+  | "ERR_EGRESS_DNS"
+  | "ERR_EGRESS_ADDRESS_BLOCKED"
+  | "ERR_EGRESS_ADDRESS_INVALID"
+  | "ERR_EGRESS_TOO_MANY_REDIRECTS"
+  | "ERR_EGRESS_RESPONSE_TOO_LARGE"
+  | "ERR_EGRESS_FAILED";
+
+export type EgressDecision =
+  | { readonly allowed: true; readonly url: string; readonly addresses: readonly string[] }
+  | {
+      readonly allowed: false;
+      readonly url: string;
+      readonly code: EgressCode;
+      readonly reason: string;
+      readonly addresses: readonly string[];
+    };
+
+function hostMatches(host: string, patterns: readonly string[]): boolean {
+  return patterns.some((p) =>
+    p.startsWith("*.") ? host.endsWith(p.slice(1)) && host.length > p.length - 1 : host === p.toLowerCase(),
+  );
+}
+
+const deny = (url: string, code: EgressCode, reason: string, addresses: readonly string[] = []): EgressDecision => ({
+  allowed: false,
+  url,
+  code,
+  reason,
+  addresses,
+});
+
+export interface EgressResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: Buffer;
+  /** Every URL requested, the last one answered. */
+  readonly chain: readonly string[];
+}
+
+/**
+ * The SSRF-proof outbound client. Request URLs (from a prompt, a tool call, an agent message) reach only
+ * public addresses: every address DNS returns is classified, at connect time, by the lookup the socket
+ * itself uses — so DNS rebinding cannot switch the address after the check. Operator destinations are
+ * exempt only through {@link fetchOperator}, for their exact origin; there is no switch that lets a
+ * request URL reach a private address.
+ */
+export class EgressClient {
+  readonly #options: EgressOptions;
+  readonly #resolver: Resolver;
+  readonly #requestAgent: Agent;
+  readonly #operators = new Map<string, { destination: OperatorDestination; origin: URL; agent: Agent }>();
+
+  constructor(options: EgressOptions = {}) {
+    this.#options = options;
+    this.#resolver = options.resolver ?? systemResolver;
+    this.#requestAgent = this.#agent((host, all) => this.#checkedAddresses(host, all));
+    for (const d of options.operatorDestinations ?? []) {
+      const origin = new URL(d.origin);
+      this.#operators.set(d.name, {
+        destination: d,
+        origin,
+        agent: this.#agent(async (host, all) => {
+          const addresses = isIP(host) !== 0 ? [{ address: host, family: isIP(host) }] : await this.#resolve(host);
+          const usable =
+            d.pinnedAddress === undefined ? addresses : addresses.filter((a) => a.address === d.pinnedAddress);
+          if (usable.length === 0)
+            throw new AgentwallError("ERR_EGRESS_ADDRESS_BLOCKED", `${host} did not resolve to the pinned address`);
+          return all ? usable : [usable[0] as LookupAddress];
+        }),
+      });
+    }
+  }
+
+  #agent(resolve: (host: string, all: boolean) => Promise<readonly LookupAddress[]>): Agent {
+    const lookup = (host: string, opts: { all?: boolean }, callback: (...args: unknown[]) => void) => {
+      resolve(host, opts.all === true).then(
+        (addresses) =>
+          opts.all === true ? callback(null, addresses) : callback(null, addresses[0]?.address, addresses[0]?.family),
+        (error: unknown) => callback(error),
+      );
+    };
+    return new Agent({
+      connect: {
+        lookup: lookup as never,
+        timeout: this.#options.connectTimeoutMs ?? 5_000,
+        minVersion: "TLSv1.2",
+        rejectUnauthorized: true,
+        ...(this.#options.tls?.ca === undefined ? {} : { ca: this.#options.tls.ca }),
+      },
+      headersTimeout: this.#options.headersTimeoutMs ?? 30_000,
+      bodyTimeout: this.#options.headersTimeoutMs ?? 30_000,
+    });
+  }
+
+  /** Every address of `host` if all are public; throws with the first blocked one otherwise. */
+  async #checkedAddresses(host: string, all: boolean): Promise<readonly LookupAddress[]> {
+    const addresses = isIP(host) !== 0 ? [{ address: host, family: isIP(host) }] : await this.#resolve(host);
+    if (addresses.length === 0) throw new AgentwallError("ERR_EGRESS_DNS", `${host} has no address`);
+    for (const a of addresses) {
+      const verdict = classifyAddress(a.address);
+      if (!verdict.allowed) throw new AgentwallError(verdict.code, verdict.reason);
+    }
+    return all ? addresses : [addresses[0] as LookupAddress];
+  }
+
+  async #resolve(host: string): Promise<readonly LookupAddress[]> {
+    try {
+      return await this.#resolver(host);
+    } catch {
+      throw new AgentwallError("ERR_EGRESS_DNS", `${host} does not resolve`);
+    }
+  }
+
+  /** The URL rules (scheme, credentials, port, host lists) without resolving. */
+  checkUrlSyntax(input: string): EgressDecision {
+    let url: URL;
+    try {
+      url = new URL(input);
+    } catch {
+      return deny(String(input).slice(0, 200), "ERR_EGRESS_URL_INVALID", "not a URL");
+    }
+    const text = url.toString();
+    const httpAllowed = this.#options.allowHttp === true;
+    if (url.protocol !== "https:" && !(httpAllowed && url.protocol === "http:")) {
+      return deny(text, "ERR_EGRESS_SCHEME", `${url.protocol} is not allowed`);
+    }
+    if (url.username !== "" || url.password !== "")
+      return deny(redactUrl(url), "ERR_EGRESS_CREDENTIALS_IN_URL", "credentials in the URL");
+    const port = url.port === "" ? (url.protocol === "https:" ? 443 : 80) : Number(url.port);
+    const ports = this.#options.ports ?? (httpAllowed ? [443, 80] : [443]);
+    if (!ports.includes(port)) return deny(text, "ERR_EGRESS_PORT", `port ${port} is not allowed`);
+    const host = url.hostname.replace(/^\[|\]$/g, "").toLowerCase();
+    if (host === "") return deny(text, "ERR_EGRESS_URL_INVALID", "no host");
+    if (hostMatches(host, this.#options.denyHosts ?? []))
+      return deny(text, "ERR_EGRESS_HOST_DENIED", `${host} is denied`);
+    const allow = this.#options.allowHosts ?? [];
+    if (allow.length > 0 && !hostMatches(host, allow))
+      return deny(text, "ERR_EGRESS_HOST_DENIED", `${host} is not allowed`);
+    if (isIP(host) !== 0) {
+      const verdict = classifyAddress(host);
+      if (!verdict.allowed) return deny(text, verdict.code, verdict.reason, [host]);
+    }
+    return { allowed: true, url: text, addresses: isIP(host) !== 0 ? [host] : [] };
+  }
+
+  /** Decides a request URL as a request would (resolving its host), sending nothing. */
+  async check(input: string): Promise<EgressDecision> {
+    const syntax = this.checkUrlSyntax(input);
+    if (!syntax.allowed || syntax.addresses.length > 0) return syntax;
+    const host = new URL(syntax.url).hostname.toLowerCase();
+    let addresses: readonly LookupAddress[];
+    try {
+      addresses = await this.#resolver(host);
+    } catch {
+      return deny(syntax.url, "ERR_EGRESS_DNS", `${host} does not resolve`);
+    }
+    const list = addresses.map((a) => a.address);
+    for (const a of list) {
+      const verdict = classifyAddress(a);
+      if (!verdict.allowed) return deny(syntax.url, verdict.code, verdict.reason, list);
+    }
+    return list.length === 0
+      ? deny(syntax.url, "ERR_EGRESS_DNS", `${host} has no address`)
+      : { allowed: true, url: syntax.url, addresses: list };
+  }
+
+  /**
+   * A guarded request to a URL that came from outside (a request, a prompt, a tool call, an agent
+   * message). Redirects are followed by hand, each hop checked again; credentials and cookies are
+   * dropped when a hop changes origin. Throws `AgentwallError` with an `ERR_EGRESS_*` code when refused.
+   */
+  async fetch(
+    input: string,
+    init: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+  ): Promise<EgressResponse> {
+    return this.#follow(
+      input,
+      init,
+      () => this.#requestAgent,
+      (url) => this.checkUrlSyntax(url),
+    );
+  }
+
+  /** A request to an operator destination by name; the path is joined to its exact origin. */
+  async fetchOperator(
+    name: string,
+    path: string,
+    init: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+  ): Promise<EgressResponse> {
+    const op = this.#operators.get(name);
+    if (op === undefined) throw new AgentwallError("ERR_EGRESS_HOST_DENIED", `no operator destination ${name}`);
+    const url = new URL(path, op.origin);
+    if (url.origin !== op.origin.origin)
+      throw new AgentwallError("ERR_EGRESS_HOST_DENIED", "the path leaves the destination's origin");
+    // Hops on the destination's exact origin stay exempt; a redirect anywhere else is a request URL.
+    let onOrigin = true;
+    return this.#follow(
+      url.toString(),
+      init,
+      () => (onOrigin ? op.agent : this.#requestAgent),
+      (u) => {
+        onOrigin = new URL(u).origin === op.origin.origin;
+        return onOrigin ? { allowed: true, url: u, addresses: [] } : this.checkUrlSyntax(u);
+      },
+    );
+  }
+
+  async #follow(
+    input: string,
+    init: { method?: string; headers?: Record<string, string>; body?: string | Buffer },
+    dispatcherFor: () => Dispatcher,
+    check: (url: string) => EgressDecision,
+  ): Promise<EgressResponse> {
+    const chain: string[] = [];
+    let url = input;
+    let headers: Record<string, string> = { ...init.headers };
+    let method = init.method ?? "GET";
+    let body = init.body;
+    const maxRedirects = this.#options.maxRedirects ?? 5;
+    const deadline = AbortSignal.timeout(this.#options.totalTimeoutMs ?? 60_000);
+    for (let hop = 0; ; hop++) {
+      const decision = check(url);
+      if (!decision.allowed) throw new AgentwallError(decision.code, decision.reason);
+      chain.push(redactUrl(new URL(decision.url)));
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(decision.url, {
+          dispatcher: dispatcherFor(),
+          method: method,
+          headers,
+          body: body ?? null,
+          signal: deadline,
+        });
+      } catch (error) {
+        throw asEgressError(error);
+      }
+      const location = res.headers.location;
+      if (res.statusCode >= 300 && res.statusCode < 400 && typeof location === "string") {
+        await res.body.dump();
+        if (hop >= maxRedirects)
+          throw new AgentwallError("ERR_EGRESS_TOO_MANY_REDIRECTS", `more than ${maxRedirects} redirects`);
+        const next = new URL(location, decision.url);
+        if (next.origin !== new URL(decision.url).origin) {
+          headers = Object.fromEntries(
+            Object.entries(headers).filter(
+              ([k]) => !["authorization", "cookie", "proxy-authorization"].includes(k.toLowerCase()),
+            ),
+          );
+        }
+        if (res.statusCode === 303 || ((res.statusCode === 301 || res.statusCode === 302) && method === "POST")) {
+          method = "GET";
+          body = undefined;
+        }
+        url = next.toString();
+        continue;
+      }
+      const limit = this.#options.maxResponseBytes ?? 10 * 1024 * 1024;
+      const parts: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body) {
+        size += (chunk as Buffer).length;
+        if (size > limit) {
+          res.body.destroy();
+          throw new AgentwallError("ERR_EGRESS_RESPONSE_TOO_LARGE", `response larger than ${limit} bytes`);
+        }
+        parts.push(chunk as Buffer);
+      }
+      return { status: res.statusCode, headers: res.headers, body: Buffer.concat(parts), chain };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#requestAgent.close();
+    for (const op of this.#operators.values()) await op.agent.close();
+  }
+}
+
+/** A URL without its password and query values (for logs and the audit trail). */
+export function redactUrl(url: URL): string {
+  const copy = new URL(url.toString());
+  if (copy.password !== "") copy.password = "***";
+  for (const key of [...copy.searchParams.keys()]) copy.searchParams.set(key, "…");
+  return copy.toString();
+}
+
+function asEgressError(error: unknown): AgentwallError {
+  let e: unknown = error;
+  for (let i = 0; i < 5 && e !== undefined && e !== null; i++) {
+    if (e instanceof AgentwallError) return e;
+    e = (e as { cause?: unknown }).cause;
+  }
+  const code = (error as { code?: string }).code;
+  return new AgentwallError("ERR_EGRESS_FAILED", `request failed${typeof code === "string" ? ` (${code})` : ""}`);
+}

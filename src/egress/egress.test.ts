@@ -1,0 +1,200 @@
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { readFileSync } from "node:fs";
+import { after, before, describe, it } from "node:test";
+import fc from "fast-check";
+import ipaddr from "ipaddr.js";
+import { classifyAddress } from "./address.js";
+import { EgressClient, type Resolver } from "./client.js";
+
+const fixture = (name: string) => readFileSync(new URL(`../../test/fixtures/ssrf/${name}`, import.meta.url), "utf8");
+const tsv = (name: string) =>
+  fixture(name)
+    .trim()
+    .split("\n")
+    .slice(1)
+    .map((l) => l.split("\t"));
+
+/** A resolver for tests: the names real attacks use, mapped as a hostile DNS would map them. */
+const hostile: Resolver = async (host) => {
+  const map: Record<string, string[]> = {
+    localhost: ["127.0.0.1", "::1"],
+    "localhost.": ["127.0.0.1"],
+    "ip6-localhost": ["::1"],
+    "ip6-loopback": ["::1"],
+    "public.example": ["127.0.0.1"], // rebinding: a public-looking name answered with loopback
+    "mixed.example": ["93.184.216.34", "10.0.0.5"],
+    "ok.example": ["93.184.216.34"],
+  };
+  const hit = map[host.toLowerCase()];
+  if (hit === undefined) throw Object.assign(new Error("ENOTFOUND"), { code: "ENOTFOUND" });
+  return hit.map((address) => ({ address, family: address.includes(":") ? 6 : 4 }));
+};
+
+const ANY_PORT = Array.from({ length: 65535 }, (_, i) => i + 1);
+
+describe("address classification", () => {
+  it("blocks every IANA special-purpose range of the table and unwraps embedded IPv4", () => {
+    for (const [family, cidr, , , , recommendation] of tsv("blocked_ranges.tsv")) {
+      if (!/^BLOCK|^UNWRAP|^block/.test(recommendation ?? "") || cidr === undefined || cidr.startsWith("!")) continue;
+      const [base] = ipaddr.parseCIDR(cidr);
+      const text = base.toString();
+      const verdict = classifyAddress(family === "ipv6" && text === "::ffff:0:0" ? "::ffff:127.0.0.1" : text);
+      assert.equal(verdict.allowed, false, `${cidr} (${text})`);
+    }
+    for (const a of [
+      "::127.0.0.1",
+      "::ffff:169.254.169.254",
+      "64:ff9b::a00:1",
+      "2002:7f00:1::1",
+      "2001::1",
+      "fd12::1",
+      "3fff::1",
+      "100::1",
+    ]) {
+      assert.equal(classifyAddress(a).allowed, false, a);
+    }
+  });
+
+  it("does not over-block public addresses", () => {
+    for (const a of [
+      "8.8.8.8",
+      "1.1.1.1",
+      "93.184.216.34",
+      "192.31.196.1",
+      "2606:4700:4700::1111",
+      "2620:4f:8000::1",
+      "::ffff:8.8.8.8",
+      "64:ff9b::808:808",
+    ]) {
+      assert.equal(classifyAddress(a).allowed, true, a);
+    }
+  });
+
+  it("never allows an address in a blocked range, for any input (property)", () => {
+    const blocked = tsv("blocked_ranges.tsv")
+      .filter(([, cidr, , , , rec]) => /^BLOCK/.test(rec ?? "") && cidr !== undefined && !cidr.startsWith("!"))
+      .map(([, cidr]) => ipaddr.parseCIDR(cidr as string));
+    const inside = (text: string) => {
+      try {
+        const a = ipaddr.parse(text);
+        return blocked.some(([base, bits]) => a.kind() === base.kind() && a.match([base, bits] as never));
+      } catch {
+        return false;
+      }
+    };
+    fc.assert(
+      fc.property(fc.oneof(fc.ipV4(), fc.ipV6(), fc.ipV4Extended(), fc.string({ maxLength: 50 })), (text) => {
+        const verdict = classifyAddress(text);
+        if (verdict.allowed) assert.ok(!inside(text), `${text} allowed but in a blocked range`);
+      }),
+      { numRuns: 5000 },
+    );
+  });
+});
+
+describe("the egress client against real listeners", () => {
+  let server: Server;
+  let port = 0;
+  let hits = 0;
+  before(async () => {
+    server = createServer((req, res) => {
+      hits++;
+      if (req.url === "/redirect-away") {
+        res.writeHead(302, { location: `http://127.0.0.1:${port + 0}/../x` }).end();
+        return;
+      }
+      if (req.url === "/redirect-elsewhere") {
+        res.writeHead(302, { location: "http://public.example/" }).end();
+        return;
+      }
+      if (req.url === "/redirect-same") {
+        res.writeHead(302, { location: "/echo" }).end();
+        return;
+      }
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ auth: req.headers.authorization ?? null }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    port = (server.address() as AddressInfo).port;
+  });
+  after(() => new Promise<void>((r) => server.close(() => r())));
+
+  it("refuses every payload URL by check() and by a real request; nothing reaches the listener", async () => {
+    const client = new EgressClient({ allowHttp: true, ports: ANY_PORT, resolver: hostile });
+    try {
+      const rows = tsv("payloads.tsv");
+      assert.ok(rows.length >= 190);
+      for (const [url] of rows) {
+        const decision = await client.check(url as string);
+        assert.equal(decision.allowed, false, `check allowed ${url}`);
+        await assert.rejects(client.fetch(url as string), (e: { code?: string }) => {
+          assert.ok(e.code?.startsWith("ERR_EGRESS_") && e.code !== "ERR_EGRESS_FAILED", `${url}: ${e.code}`);
+          return true;
+        });
+      }
+      // The same listener, named and numbered every way: refused before any byte.
+      for (const url of [
+        `http://127.0.0.1:${port}/`,
+        `http://localhost:${port}/`,
+        `http://[::ffff:127.0.0.1]:${port}/`,
+        `http://public.example:${port}/`,
+        `http://mixed.example:${port}/`,
+      ]) {
+        await assert.rejects(client.fetch(url), { code: "ERR_EGRESS_ADDRESS_BLOCKED" }, url);
+      }
+      assert.equal(hits, 0, "no request reached the listener");
+      assert.equal((await client.check("https://8.8.8.8/")).allowed, true, "public literals are not over-blocked");
+      assert.equal((await client.check("https://ok.example/")).allowed, true);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("an operator destination on 127.0.0.1 works while the same address in a request URL is refused", async () => {
+    const client = new EgressClient({
+      allowHttp: true,
+      ports: ANY_PORT,
+      resolver: hostile,
+      operatorDestinations: [{ name: "local-model", origin: `http://127.0.0.1:${port}` }],
+    });
+    try {
+      const before = hits;
+      const ok = await client.fetchOperator("local-model", "/v1/models", { headers: { authorization: "Bearer op" } });
+      assert.equal(ok.status, 200);
+      assert.equal(JSON.parse(ok.body.toString()).auth, "Bearer op");
+      const same = await client.fetchOperator("local-model", "/redirect-same");
+      assert.equal(same.status, 200, "a redirect on the same origin stays exempt");
+      await assert.rejects(client.fetch(`http://127.0.0.1:${port}/v1/models`), { code: "ERR_EGRESS_ADDRESS_BLOCKED" });
+      await assert.rejects(
+        client.fetchOperator("local-model", "/redirect-elsewhere"),
+        { code: "ERR_EGRESS_ADDRESS_BLOCKED" },
+        "a redirect off the origin is a request URL",
+      );
+      await assert.rejects(client.fetchOperator("local-model", "http://10.0.0.1/"), { code: "ERR_EGRESS_HOST_DENIED" });
+      await assert.rejects(client.fetchOperator("nope", "/"), { code: "ERR_EGRESS_HOST_DENIED" });
+      assert.equal(hits - before, 4, "only the operator's own requests arrived");
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("refuses credentials in URLs, wrong schemes and ports, and HTTP by default", async () => {
+    const client = new EgressClient({ resolver: hostile });
+    try {
+      assert.equal((await client.check("https://user:pw@ok.example/")).allowed, false);
+      assert.equal((await client.check("http://ok.example/")).allowed, false, "HTTPS only by default");
+      assert.equal((await client.check("https://ok.example:8443/")).allowed, false);
+      assert.equal((await client.check("ftp://ok.example/")).allowed, false);
+      assert.equal((await client.check("file:///etc/passwd")).allowed, false);
+      const denied = new EgressClient({ resolver: hostile, allowHosts: ["*.example"], denyHosts: ["mixed.example"] });
+      assert.equal((await denied.check("https://ok.example/")).allowed, true);
+      assert.equal((await denied.check("https://other.test/")).allowed, false);
+      await denied.close();
+    } finally {
+      await client.close();
+    }
+  });
+});

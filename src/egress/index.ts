@@ -1,0 +1,11 @@
+export { classifyAddress, type AddressVerdict } from "./address.js";
+export {
+  EgressClient,
+  redactUrl,
+  type EgressCode,
+  type EgressDecision,
+  type EgressOptions,
+  type EgressResponse,
+  type OperatorDestination,
+  type Resolver,
+} from "./client.js";
