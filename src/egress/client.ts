@@ -1,7 +1,8 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { isIP } from "node:net";
 import { Agent, request, type Dispatcher } from "undici";
-import { AgentwallError } from "../errors.js";
+import { AgentwallError, isAgentwallError } from "../errors.js";
+import type { AuditSink } from "../audit/event.js";
 import { classifyAddress } from "./address.js";
 
 /** A resolver with the shape of `dns.lookup(host, { all: true })` (tests inject their own). */
@@ -38,6 +39,10 @@ export interface EgressOptions {
   readonly resolver?: Resolver;
   /** TLS options for tests (a private CA). */
   readonly tls?: { readonly ca?: string | Buffer };
+  /** Where every request and refusal is recorded (URL without query values, status, bytes, code). */
+  readonly audit?: AuditSink;
+  /** Who is audited as making the requests (default `egress`). */
+  readonly actor?: string;
 }
 
 export type EgressCode =
@@ -221,12 +226,54 @@ export class EgressClient {
     input: string,
     init: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
   ): Promise<EgressResponse> {
-    return this.#follow(
-      input,
-      init,
-      () => this.#requestAgent,
-      (url) => this.checkUrlSyntax(url),
+    return this.#audited("request", input, () =>
+      this.#follow(
+        input,
+        init,
+        () => this.#requestAgent,
+        (url) => this.checkUrlSyntax(url),
+      ),
     );
+  }
+
+  async #audited(
+    origin: "request" | "operator",
+    input: string,
+    run: () => Promise<EgressResponse>,
+  ): Promise<EgressResponse> {
+    const audit = this.#options.audit;
+    let shown: string;
+    try {
+      shown = redactUrl(new URL(input));
+    } catch {
+      shown = "(invalid URL)";
+    }
+    const actor = this.#options.actor ?? "egress";
+    try {
+      const response = await run();
+      await audit?.append({
+        type: "egress",
+        actor,
+        action: `egress.${origin}`,
+        resource: shown.slice(0, 500),
+        outcome: "allowed",
+        details: { status: response.status, bytes: response.body.length, hops: response.chain.length },
+      });
+      return response;
+    } catch (error) {
+      await audit?.append({
+        type: "egress",
+        actor,
+        action: `egress.${origin}`,
+        resource: shown.slice(0, 500),
+        outcome: "denied",
+        details: {
+          code: isAgentwallError(error) ? error.code : "ERR_EGRESS_FAILED",
+          reason: isAgentwallError(error) ? error.message.slice(0, 300) : "failed",
+        },
+      });
+      throw error;
+    }
   }
 
   /** A request to an operator destination by name; the path is joined to its exact origin. */
@@ -242,14 +289,16 @@ export class EgressClient {
       throw new AgentwallError("ERR_EGRESS_HOST_DENIED", "the path leaves the destination's origin");
     // Hops on the destination's exact origin stay exempt; a redirect anywhere else is a request URL.
     let onOrigin = true;
-    return this.#follow(
-      url.toString(),
-      init,
-      () => (onOrigin ? op.agent : this.#requestAgent),
-      (u) => {
-        onOrigin = new URL(u).origin === op.origin.origin;
-        return onOrigin ? { allowed: true, url: u, addresses: [] } : this.checkUrlSyntax(u);
-      },
+    return this.#audited("operator", url.toString(), () =>
+      this.#follow(
+        url.toString(),
+        init,
+        () => (onOrigin ? op.agent : this.#requestAgent),
+        (u) => {
+          onOrigin = new URL(u).origin === op.origin.origin;
+          return onOrigin ? { allowed: true, url: u, addresses: [] } : this.checkUrlSyntax(u);
+        },
+      ),
     );
   }
 

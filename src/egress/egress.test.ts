@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import ipaddr from "ipaddr.js";
+import { auditedStore } from "../../test/helpers.js";
 import { classifyAddress } from "./address.js";
 import { EgressClient, type Resolver } from "./client.js";
 
@@ -178,6 +179,36 @@ describe("the egress client against real listeners", () => {
       assert.equal(hits - before, 4, "only the operator's own requests arrived");
     } finally {
       await client.close();
+    }
+  });
+
+  it("audits every request and refusal, with query values and passwords kept out", async () => {
+    const { audit } = await auditedStore();
+    const client = new EgressClient({
+      allowHttp: true,
+      ports: ANY_PORT,
+      resolver: hostile,
+      audit,
+      actor: "agent:test",
+      operatorDestinations: [{ name: "local", origin: `http://127.0.0.1:${port}` }],
+    });
+    try {
+      await client.fetchOperator("local", "/ok?token=s3cr3t-value");
+      await assert.rejects(client.fetch(`http://public.example:${port}/x?api_key=s3cr3t-value`));
+      const events = [...(await audit.query({ type: "egress" })).events].reverse(); // oldest first
+      assert.deepEqual(
+        events.map((e) => [e.action, e.outcome]),
+        [
+          ["egress.operator", "allowed"],
+          ["egress.request", "denied"],
+        ],
+      );
+      assert.equal((events[1]?.details as { code?: string }).code, "ERR_EGRESS_ADDRESS_BLOCKED");
+      assert.ok(!JSON.stringify(events).includes("s3cr3t-value"), "query values are not recorded");
+      assert.equal(events[0]?.actor, "agent:test");
+    } finally {
+      await client.close();
+      await audit.close();
     }
   });
 
