@@ -5,6 +5,7 @@ import { registerCheck } from "./commands/check.js";
 import { registerCrypto } from "./commands/crypto.js";
 import { registerData } from "./commands/data.js";
 import { registerScan } from "./commands/scan.js";
+import { registerEgress } from "./commands/egress.js";
 import { registerInit } from "./commands/init.js";
 import { registerKeys } from "./commands/keys.js";
 import { registerServe } from "./commands/serve.js";
@@ -39,6 +40,7 @@ export function buildCli(): Command {
   registerCrypto(program, run);
   registerData(program, run);
   registerScan(program, run);
+  registerEgress(program, run);
   registerCheck(program, run);
   for (const command of program.commands) {
     command.exitOverride();
