@@ -1,4 +1,5 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
+import { randomUUID } from "node:crypto";
 import { isIP } from "node:net";
 import { Agent, request, type Dispatcher } from "undici";
 import { AgentwallError, isAgentwallError } from "../errors.js";
@@ -39,6 +40,19 @@ export interface EgressOptions {
   readonly resolver?: Resolver;
   /** TLS options for tests (a private CA). */
   readonly tls?: { readonly ca?: string | Buffer };
+  /**
+   * The provider-secret vault: a request naming a `credential` gets `Authorization: Bearer <value>`
+   * only on hops whose host the secret is bound to (`Vault.releaseFor`, which audits each release).
+   */
+  readonly vault?: {
+    releaseFor(
+      name: string,
+      host: string,
+      actor: string,
+    ): Promise<
+      { readonly allowed: true; readonly value: string } | { readonly allowed: false; readonly reason: string }
+    >;
+  };
   /** Where every request and refusal is recorded (URL without query values, status, bytes, code). */
   readonly audit?: AuditSink;
   /** Who is audited as making the requests (default `egress`). */
@@ -81,6 +95,17 @@ const deny = (url: string, code: EgressCode, reason: string, addresses: readonly
   reason,
   addresses,
 });
+
+/** What a guarded request sends. */
+export interface EgressRequestInit {
+  readonly method?: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: string | Buffer;
+  /** Name of a vault secret to send as a bearer token, only to the hosts it is bound to. */
+  readonly credential?: string;
+  /** Sent as `x-request-id` (default: a random UUID). */
+  readonly requestId?: string;
+}
 
 export interface EgressResponse {
   readonly status: number;
@@ -222,10 +247,7 @@ export class EgressClient {
    * message). Redirects are followed by hand, each hop checked again; credentials and cookies are
    * dropped when a hop changes origin. Throws `AgentwallError` with an `ERR_EGRESS_*` code when refused.
    */
-  async fetch(
-    input: string,
-    init: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
-  ): Promise<EgressResponse> {
+  async fetch(input: string, init: EgressRequestInit = {}): Promise<EgressResponse> {
     return this.#audited("request", input, () =>
       this.#follow(
         input,
@@ -277,11 +299,7 @@ export class EgressClient {
   }
 
   /** A request to an operator destination by name; the path is joined to its exact origin. */
-  async fetchOperator(
-    name: string,
-    path: string,
-    init: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
-  ): Promise<EgressResponse> {
+  async fetchOperator(name: string, path: string, init: EgressRequestInit = {}): Promise<EgressResponse> {
     const op = this.#operators.get(name);
     if (op === undefined) throw new AgentwallError("ERR_EGRESS_HOST_DENIED", `no operator destination ${name}`);
     const url = new URL(path, op.origin);
@@ -304,7 +322,7 @@ export class EgressClient {
 
   async #follow(
     input: string,
-    init: { method?: string; headers?: Record<string, string>; body?: string | Buffer },
+    init: EgressRequestInit,
     dispatcherFor: () => Dispatcher,
     check: (url: string) => EgressDecision,
   ): Promise<EgressResponse> {
@@ -313,18 +331,34 @@ export class EgressClient {
     let headers: Record<string, string> = { ...init.headers };
     let method = init.method ?? "GET";
     let body = init.body;
+    const requestId = init.requestId ?? randomUUID();
     const maxRedirects = this.#options.maxRedirects ?? 5;
     const deadline = AbortSignal.timeout(this.#options.totalTimeoutMs ?? 60_000);
     for (let hop = 0; ; hop++) {
       const decision = check(url);
       if (!decision.allowed) throw new AgentwallError(decision.code, decision.reason);
       chain.push(redactUrl(new URL(decision.url)));
+      const hopHeaders: Record<string, string> = {
+        ...headers,
+        "x-request-id": requestId,
+        "x-agentwall-timestamp": new Date().toISOString(),
+      };
+      if (init.credential !== undefined) {
+        const host = new URL(decision.url).host;
+        const vault = this.#options.vault;
+        if (vault === undefined)
+          throw new AgentwallError("ERR_EGRESS_HOST_DENIED", "no vault to take the credential from");
+        const release = await vault.releaseFor(init.credential, host, this.#options.actor ?? "egress");
+        if (release.allowed) hopHeaders.authorization = `Bearer ${release.value}`;
+        else if (hop === 0) throw new AgentwallError("ERR_EGRESS_HOST_DENIED", release.reason);
+        else delete hopHeaders.authorization;
+      }
       let res: Dispatcher.ResponseData;
       try {
         res = await request(decision.url, {
           dispatcher: dispatcherFor(),
           method: method,
-          headers,
+          headers: hopHeaders,
           body: body ?? null,
           signal: deadline,
         });

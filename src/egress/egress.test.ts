@@ -116,7 +116,13 @@ describe("the egress client against real listeners", () => {
       }
       res
         .writeHead(200, { "content-type": "application/json" })
-        .end(JSON.stringify({ auth: req.headers.authorization ?? null }));
+        .end(
+          JSON.stringify({
+            auth: req.headers.authorization ?? null,
+            requestId: req.headers["x-request-id"] ?? null,
+            ts: req.headers["x-agentwall-timestamp"] ?? null,
+          }),
+        );
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     port = (server.address() as AddressInfo).port;
@@ -206,6 +212,45 @@ describe("the egress client against real listeners", () => {
       assert.equal((events[1]?.details as { code?: string }).code, "ERR_EGRESS_ADDRESS_BLOCKED");
       assert.ok(!JSON.stringify(events).includes("s3cr3t-value"), "query values are not recorded");
       assert.equal(events[0]?.actor, "agent:test");
+    } finally {
+      await client.close();
+      await audit.close();
+    }
+  });
+
+  it("sends a vault credential only to the hosts it is bound to, with request id and timestamp headers", async () => {
+    const { Vault } = await import("../identity/vault.js");
+    const { store, keyring, audit } = await auditedStore();
+    const vault = new Vault({ store, keyring, audit });
+    await vault.set("local", "sk-local-secret-value", [`127.0.0.1:${port}`], "test");
+    await vault.set("openai", "sk-openai-secret-value", ["api.openai.com"], "test");
+    const client = new EgressClient({
+      allowHttp: true,
+      ports: ANY_PORT,
+      resolver: hostile,
+      vault,
+      operatorDestinations: [{ name: "local", origin: `http://127.0.0.1:${port}` }],
+    });
+    try {
+      const before = hits;
+      const ok = JSON.parse(
+        (await client.fetchOperator("local", "/echo", { credential: "local", requestId: "req-123" })).body.toString(),
+      ) as {
+        auth: string;
+        requestId: string;
+        ts: string;
+      };
+      assert.equal(ok.auth, "Bearer sk-local-secret-value");
+      assert.equal(ok.requestId, "req-123");
+      assert.ok(!Number.isNaN(Date.parse(ok.ts)));
+      await assert.rejects(
+        client.fetchOperator("local", "/echo", { credential: "openai" }),
+        { code: "ERR_EGRESS_HOST_DENIED" },
+        "not bound to this host",
+      );
+      assert.equal(hits - before, 1, "the refused request never left");
+      const releases = (await audit.query({ type: "data_access" })).events.filter((e) => e.action === "vault.release");
+      assert.deepEqual(releases.map((e) => e.outcome).sort(), ["allowed", "denied"]);
     } finally {
       await client.close();
       await audit.close();

@@ -5,6 +5,7 @@ export {
   type EgressCode,
   type EgressDecision,
   type EgressOptions,
+  type EgressRequestInit,
   type EgressResponse,
   type OperatorDestination,
   type Resolver,
