@@ -114,15 +114,13 @@ describe("the egress client against real listeners", () => {
         res.writeHead(302, { location: "/echo" }).end();
         return;
       }
-      res
-        .writeHead(200, { "content-type": "application/json" })
-        .end(
-          JSON.stringify({
-            auth: req.headers.authorization ?? null,
-            requestId: req.headers["x-request-id"] ?? null,
-            ts: req.headers["x-agentwall-timestamp"] ?? null,
-          }),
-        );
+      res.writeHead(200, { "content-type": "application/json" }).end(
+        JSON.stringify({
+          auth: req.headers.authorization ?? null,
+          requestId: req.headers["x-request-id"] ?? null,
+          ts: req.headers["x-agentwall-timestamp"] ?? null,
+        }),
+      );
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     port = (server.address() as AddressInfo).port;
