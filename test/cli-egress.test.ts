@@ -1,19 +1,10 @@
 // agentwall egress check / fetch as users run them.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, it } from "node:test";
+import { runCli } from "./helpers.js";
 
-const MAIN = join(import.meta.dirname, "../dist/cli/main.js");
-const cli = (args: string[]) => {
-  const r = spawnSync(process.execPath, [MAIN, ...args], {
-    encoding: "utf8",
-    timeout: 120_000,
-    env: { PATH: process.env.PATH ?? "" },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-};
+const cli = (args: string[]) => runCli(args);
 
 describe("agentwall egress check / fetch", () => {
   it("refuses every SSRF payload URL (exit 1, one JSON line each) and allows a public address (exit 0)", () => {

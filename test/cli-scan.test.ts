@@ -1,21 +1,11 @@
 // agentwall scan and redact as users run them.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { tempDir } from "./helpers.js";
+import { tempDir, runCli } from "./helpers.js";
 
-const MAIN = join(import.meta.dirname, "../dist/cli/main.js");
-const cli = (args: string[], input = "") => {
-  const r = spawnSync(process.execPath, [MAIN, ...args], {
-    input,
-    encoding: "utf8",
-    timeout: 60_000,
-    env: { PATH: process.env.PATH ?? "" },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-};
+const cli = (args: string[], input = "") => runCli(args, { input });
 
 describe("agentwall scan / redact", () => {
   it("exit 0 when nothing is flagged, 1 when something is; --json and --jsonl give machine-readable lines", () => {

@@ -1,5 +1,6 @@
 // Shared test setup: temporary SQLite stores, fresh PostgreSQL databases, keys. Real engines only.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
@@ -187,4 +188,19 @@ export async function auditedStore(options: { store?: Store; master?: MasterKey 
   const store = options.store ?? (await sqliteStore());
   const keyring = await Keyring.open(store, { current: options.master ?? randomMasterKey() });
   return { store, keyring, audit: new AuditLog({ store, keyring }) };
+}
+
+/** The built CLI (npm test builds first), run as users run it: a real process, a clean environment. */
+export function runCli(
+  args: readonly string[],
+  options: { input?: string; env?: Record<string, string> } = {},
+): { code: number | null; stdout: string; stderr: string } {
+  const main = join(import.meta.dirname, "../dist/cli/main.js");
+  const r = spawnSync(process.execPath, [main, ...args], {
+    input: options.input ?? "",
+    encoding: "utf8",
+    timeout: 120_000,
+    env: { PATH: process.env.PATH ?? "", ...options.env },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }

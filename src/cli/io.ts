@@ -16,27 +16,17 @@ const USAGE_CODES = new Set<ErrorCode>([
 ]);
 
 // Not found is a result ("no such secret"), not an outage.
-const RESULT_CODES = new Set<ErrorCode>([
-  "ERR_NOT_FOUND",
-  "ERR_FORBIDDEN",
-  "ERR_ROTATION_INCOMPLETE",
-  // An outbound URL refused by the egress policy is an answer, not an outage.
-  "ERR_EGRESS_URL_INVALID",
-  "ERR_EGRESS_SCHEME",
-  "ERR_EGRESS_CREDENTIALS_IN_URL",
-  "ERR_EGRESS_PORT",
-  "ERR_EGRESS_HOST_DENIED",
-  "ERR_EGRESS_DNS",
-  "ERR_EGRESS_ADDRESS_BLOCKED",
-  "ERR_EGRESS_ADDRESS_INVALID",
-  "ERR_EGRESS_TOO_MANY_REDIRECTS",
-  "ERR_EGRESS_RESPONSE_TOO_LARGE",
-]);
+const RESULT_CODES = new Set<ErrorCode>(["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_ROTATION_INCOMPLETE"]);
+
+/** A URL the egress policy refused is an answer (exit 1); a request that failed is an outage (3). */
+function isResult(code: ErrorCode): boolean {
+  return RESULT_CODES.has(code) || (code.startsWith("ERR_EGRESS_") && code !== "ERR_EGRESS_FAILED");
+}
 
 /** The exit code for an error: usage problems 2, everything that kept us from checking 3. */
 export function exitCodeFor(error: unknown): number {
   if (isAgentwallError(error) && USAGE_CODES.has(error.code)) return EXIT.USAGE;
-  if (isAgentwallError(error) && RESULT_CODES.has(error.code)) return EXIT.DENIED;
+  if (isAgentwallError(error) && isResult(error.code)) return EXIT.DENIED;
   return EXIT.UNAVAILABLE;
 }
 
