@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { AgentwallError } from "../errors.js";
 import type { AuditSink } from "../audit/event.js";
-import { gcmDecryptParts, gcmEncryptWithIv, GCM_IV_BYTES, GCM_TAG_BYTES } from "../crypto/aead.js";
+import { openAesGcm, sealAesGcm } from "../crypto/aead.js";
 import { fromBase64Url } from "../crypto/encoding.js";
 import { sealedKeyId, type Keyring } from "../crypto/keyring.js";
 import type { Store } from "./database.js";
@@ -33,21 +33,11 @@ function recordAad(id: string, owner: string, type: string, part: "data" | "meta
 }
 
 function sealPart(key: Buffer, plaintext: Uint8Array, aad: Buffer): string {
-  const iv = randomBytes(GCM_IV_BYTES);
-  const { ciphertext, tag } = gcmEncryptWithIv(key, iv, plaintext, aad);
-  return Buffer.concat([iv, ciphertext, tag]).toString("base64url");
+  return sealAesGcm(key, plaintext, aad).toString("base64url");
 }
 
 function openPart(key: Buffer, sealed: string, aad: Buffer): Buffer {
-  const b = fromBase64Url(sealed);
-  if (b.length < GCM_IV_BYTES + GCM_TAG_BYTES) throw new AgentwallError("ERR_DECRYPT", "decryption failed");
-  return gcmDecryptParts(
-    key,
-    b.subarray(0, GCM_IV_BYTES),
-    b.subarray(GCM_IV_BYTES, b.length - GCM_TAG_BYTES),
-    b.subarray(b.length - GCM_TAG_BYTES),
-    aad,
-  );
+  return openAesGcm(key, fromBase64Url(sealed), aad);
 }
 
 const keyBinding = (id: string, owner: string) => ({ table: "records", row: id, owner });
