@@ -2,6 +2,7 @@ import { AgentwallError } from "../errors.js";
 import type { AuditSink } from "../audit/event.js";
 import type { Store } from "../store/database.js";
 import { writeTransaction } from "../store/transaction.js";
+import { bumpCounter, readCounter } from "../store/counters.js";
 import {
   BUILTIN_ROLE_DEFINITIONS,
   RolePolicy,
@@ -73,12 +74,7 @@ export class Rbac {
   }
 
   async #version(): Promise<number> {
-    const row = await this.#store.db
-      .selectFrom("counters")
-      .select("value")
-      .where("name", "=", "roles")
-      .executeTakeFirst();
-    return row?.value ?? 0;
+    return (await readCounter(this.#store.db, "roles")) ?? 0;
   }
 
   async #customRoles(): Promise<RoleDefinition[]> {
@@ -116,11 +112,7 @@ export class Rbac {
           updated_at: now,
         })
         .execute();
-      await trx
-        .updateTable("counters")
-        .set((eb) => ({ value: eb("value", "+", 1) }))
-        .where("name", "=", "roles")
-        .execute();
+      await bumpCounter(trx, "roles");
     });
     this.#cache = undefined;
   }
@@ -143,11 +135,7 @@ export class Rbac {
     await this.#auditChange(actor, "role.delete", `role:${name}`, { allowed: true, via: "admin" });
     await writeTransaction(this.#store, async (trx) => {
       await trx.deleteFrom("roles").where("name", "=", name).execute();
-      await trx
-        .updateTable("counters")
-        .set((eb) => ({ value: eb("value", "+", 1) }))
-        .where("name", "=", "roles")
-        .execute();
+      await bumpCounter(trx, "roles");
     });
     this.#cache = undefined;
   }

@@ -7,6 +7,7 @@ import type { ApiKeysTable } from "../store/schema.js";
 import { generateApiKey, hashApiKey, parseApiKey } from "./api-key-format.js";
 import { MemoryRateLimiter, gcra, type RateLimit, type RateLimiter } from "../monitor/ratelimit/limiter.js";
 import { writeTransaction } from "../store/transaction.js";
+import { bumpCounter, readCounter } from "../store/counters.js";
 import type { RevocationBus } from "./revocation.js";
 
 /** The closed set of verification results. */
@@ -161,13 +162,8 @@ export class ApiKeys {
     this.#cache.set(hash, entry);
   }
 
-  async #revocationVersion(): Promise<number | undefined> {
-    const row = await this.#store.db
-      .selectFrom("counters")
-      .select("value")
-      .where("name", "=", "revocations")
-      .executeTakeFirst();
-    return row === undefined ? undefined : Number(row.value);
+  #revocationVersion(): Promise<number | undefined> {
+    return readCounter(this.#store.db, "revocations");
   }
 
   /**
@@ -183,11 +179,7 @@ export class ApiKeys {
       let q = trx.updateTable("api_keys").set(change).where(column, "=", value);
       if ("revoked_at" in change) q = q.where("revoked_at", "is", null);
       const result = await q.executeTakeFirst();
-      await trx
-        .updateTable("counters")
-        .set((eb) => ({ value: eb("value", "+", 1) }))
-        .where("name", "=", "revocations")
-        .execute();
+      await bumpCounter(trx, "revocations");
       return Number(result.numUpdatedRows);
     });
     this.#dropCache();
