@@ -4,7 +4,7 @@ export { normalize, originalSpan, type NormalizedText, type HiddenPayload } from
 export { detectInjection, type InjectionResult, type TextSource } from "./injection.js";
 export { findSecrets } from "./secrets.js";
 export { findPii, type PiiType } from "./pii.js";
-export { findUnsafeOutput, makeCanary, type OutputCheckOptions } from "./output.js";
+export { findCanaries, findUnsafeOutput, makeCanary, type OutputCheckOptions } from "./output.js";
 export { redact, findMarkedSecrets, type RedactionStyle } from "./redact.js";
 export { entropy, type Finding } from "./finding.js";
 export { parseStrictJson } from "./json-strict.js";

@@ -57,7 +57,14 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
   };
   for (const m of text.matchAll(MD_LINK)) check(m[2] as string, m.index, m.index + m[0].length, m[1] === "!");
   for (const m of text.matchAll(HTML_IMG)) check(m[1] as string, m.index, m.index + m[0].length, true);
-  for (const canary of options.canaries ?? []) {
+  out.push(...findCanaries(text, options.canaries ?? []));
+  return out;
+}
+
+/** Where canary tokens (at least 8 characters each) appear in `text`. */
+export function findCanaries(text: string, canaries: readonly string[]): Finding[] {
+  const out: Finding[] = [];
+  for (const canary of canaries) {
     for (let i = text.indexOf(canary); i !== -1 && canary.length >= 8; i = text.indexOf(canary, i + 1)) {
       out.push({ type: "canary", start: i, end: i + canary.length, confidence: 1, kind: "canary" });
     }

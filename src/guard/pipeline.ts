@@ -2,7 +2,7 @@ import { dedupe, type Finding } from "./finding.js";
 import { detectInjection, type InjectionResult, type TextSource } from "./injection.js";
 import { INJECTION_MODEL_V1 } from "./model/injection-v1.js";
 import { normalize } from "./normalize.js";
-import { findUnsafeOutput } from "./output.js";
+import { findCanaries, findUnsafeOutput } from "./output.js";
 import { findPii } from "./pii.js";
 import { findMarkedSecrets, redact, type RedactionStyle } from "./redact.js";
 import { findSecrets } from "./secrets.js";
@@ -174,12 +174,8 @@ export class Guard {
     run(policy.secrets, () => findSecrets(text));
     run(policy.pii, () => findPii(text));
     run(policy.markedSecrets, () => findMarkedSecrets(text, options.markedSecrets ?? []));
-    run(policy.unsafeOutput, () =>
-      findUnsafeOutput(text, { allowedHosts: this.policy.allowedHosts }).filter((f) => f.kind !== "canary"),
-    );
-    run(policy.canary, () =>
-      findUnsafeOutput(text, { canaries: options.canaries ?? [] }).filter((f) => f.kind === "canary"),
-    );
+    run(policy.unsafeOutput, () => findUnsafeOutput(text, { allowedHosts: this.policy.allowedHosts }));
+    run(policy.canary, () => findCanaries(text, options.canaries ?? []));
     const kept = dedupe(findings) as (Finding & { action: ScannerAction })[];
     const toRedact = kept.filter((f) => f.action === "redact");
     const out = toRedact.length > 0 ? redact(text, toRedact, this.policy.redaction) : text;
