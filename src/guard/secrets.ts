@@ -55,11 +55,38 @@ function hintsOf(source: string): string[] {
   return head.length >= 3 ? [head] : [];
 }
 
+/** Literals for the rules whose pattern does not start with one (see {@link hintsOf}). */
+const MANUAL_HINTS: Readonly<Record<string, readonly string[]>> = {
+  "aws-access-key-id": ["A3T", "AKIA", "ASIA", "ABIA", "ACCA"],
+  "slack-webhook": ["hooks.slack.com"],
+  "twilio-api-key": ["SK"],
+  "mailchimp-api-key": ["-us"],
+  "digitalocean-token": ["_v1_"],
+  "flyio-token": ["fo1_", "fm1", "fm2"],
+  "grafana-token": ["glc_", "glsa_"],
+  "newrelic-key": ["NRAK-", "NRJS-", "NRII-"],
+  "notion-token": ["ntn_", "secret_"],
+  "sentry-token": ["sntrys_", "sntryu_"],
+  "telegram-bot-token": [":A"],
+  "vault-token": ["hvs.", "hvb.", "s."],
+  "terraform-token": [".atlasv1."],
+  "azure-ad-client-secret": ["Q~"],
+  "easypost-token": ["EZAK", "EZTK"],
+  "jfrog-token": ["AKCp", "cmVmd"],
+  "sourcegraph-token": ["sgp_"],
+  "facebook-app-secret": ["|", "%7C"],
+  "twitter-bearer-token": ["AAAAAAAAAAAAAAAAAAAAAA"],
+  "yandex-token": ["t1.", "YC", "AQVN"],
+  jwt: ["ey"],
+  "url-credentials": ["://"],
+  "kubernetes-secret": ["data:"],
+};
 function r(type: string, source: string, confidence = 0.95, group = 0, check?: (s: string) => boolean): Rule {
+  const derived = hintsOf(source);
   return {
     type,
     re: new RegExp(source, "dg"),
-    hints: hintsOf(source),
+    hints: derived.length > 0 ? derived : (MANUAL_HINTS[type] ?? []),
     confidence,
     group,
     ...(check === undefined ? {} : { check }),
@@ -232,37 +259,6 @@ const PREFIXED: readonly Rule[] = [
     1,
   ),
 ];
-
-/** Literals for the rules whose pattern does not start with one (see {@link hintsOf}). */
-const MANUAL_HINTS: Readonly<Record<string, readonly string[]>> = {
-  "aws-access-key-id": ["A3T", "AKIA", "ASIA", "ABIA", "ACCA"],
-  "slack-webhook": ["hooks.slack.com"],
-  "twilio-api-key": ["SK"],
-  "mailchimp-api-key": ["-us"],
-  "digitalocean-token": ["_v1_"],
-  "flyio-token": ["fo1_", "fm1", "fm2"],
-  "grafana-token": ["glc_", "glsa_"],
-  "newrelic-key": ["NRAK-", "NRJS-", "NRII-"],
-  "notion-token": ["ntn_", "secret_"],
-  "sentry-token": ["sntrys_", "sntryu_"],
-  "telegram-bot-token": [":A"],
-  "vault-token": ["hvs.", "hvb.", "s."],
-  "terraform-token": [".atlasv1."],
-  "azure-ad-client-secret": ["Q~"],
-  "easypost-token": ["EZAK", "EZTK"],
-  "jfrog-token": ["AKCp", "cmVmd"],
-  "sourcegraph-token": ["sgp_"],
-  "facebook-app-secret": ["|", "%7C"],
-  "twitter-bearer-token": ["AAAAAAAAAAAAAAAAAAAAAA"],
-  "yandex-token": ["t1.", "YC", "AQVN"],
-  jwt: ["ey"],
-  "url-credentials": ["://"],
-  "kubernetes-secret": ["data:"],
-};
-for (const rule of PREFIXED) {
-  const manual = MANUAL_HINTS[rule.type];
-  if (rule.hints.length === 0 && manual !== undefined) (rule.hints as string[]).push(...manual);
-}
 
 const HINTS = new RegExp(
   [...new Set(PREFIXED.flatMap((r) => r.hints))]
