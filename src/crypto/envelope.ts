@@ -207,8 +207,14 @@ function parseJsonEnvelope(doc: Record<string, unknown>): Envelope {
 function parseCompat(doc: Record<string, unknown>): CompatEnvelope {
   const o = exactKeys(doc, ["ciphertext", "iv", "salt", "auth_tag", "algorithm"]);
   if (o.algorithm !== "AES-256-GCM") fail();
-  for (const k of ["ciphertext", "iv", "salt", "auth_tag"]) if (typeof o[k] !== "string") fail();
-  return o as unknown as CompatEnvelope;
+  const text = (k: string): string => (typeof o[k] === "string" ? o[k] : fail());
+  return {
+    ciphertext: text("ciphertext"),
+    iv: text("iv"),
+    salt: text("salt"),
+    auth_tag: text("auth_tag"),
+    algorithm: "AES-256-GCM",
+  };
 }
 
 /**

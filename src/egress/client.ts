@@ -1,6 +1,6 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { randomUUID } from "node:crypto";
-import { isIP } from "node:net";
+import { isIP, type LookupFunction } from "node:net";
 import { Agent, request, type Dispatcher } from "undici";
 import { AgentwallError, isAgentwallError } from "../errors.js";
 import type { AuditSink } from "../audit/event.js";
@@ -150,16 +150,21 @@ export class EgressClient {
   }
 
   #agent(resolve: (host: string, all: boolean) => Promise<readonly LookupAddress[]>): Agent {
-    const lookup = (host: string, opts: { all?: boolean }, callback: (...args: unknown[]) => void) => {
+    // The socket's own lookup (net.connect/tls.connect): the addresses it connects to are the checked ones.
+    const lookup: LookupFunction = (host, opts, callback) => {
       resolve(host, opts.all === true).then(
-        (addresses) =>
-          opts.all === true ? callback(null, addresses) : callback(null, addresses[0]?.address, addresses[0]?.family),
-        (error: unknown) => callback(error),
+        (addresses) => {
+          const first = addresses[0];
+          if (first === undefined) callback(new AgentwallError("ERR_EGRESS_DNS", `${host} has no address`), "");
+          else if (opts.all === true) callback(null, [...addresses]);
+          else callback(null, first.address, first.family);
+        },
+        (error: unknown) => callback(error instanceof Error ? error : new Error("lookup failed"), ""),
       );
     };
     return new Agent({
       connect: {
-        lookup: lookup as never,
+        lookup,
         timeout: this.#options.connectTimeoutMs ?? 5_000,
         minVersion: "TLSv1.2",
         rejectUnauthorized: true,
