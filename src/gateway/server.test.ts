@@ -301,37 +301,18 @@ describe("gateway skeleton", () => {
       const bad = await app.inject({ method: "PUT", url: "/v1/admin/vault/openai", headers: auth, payload });
       assert.equal(bad.statusCode, 400, JSON.stringify(payload));
     }
-    assert.equal(
+    const status = async (method: "POST" | "DELETE", url: string, payload?: object) =>
+      // No content-type without a body: an empty JSON body is itself a 400.
       (
         await app.inject({
-          method: "POST",
-          url: "/v1/admin/vault/openai/rollback",
-          headers: auth,
-          payload: { version: 7 },
+          method,
+          url,
+          ...(payload === undefined ? { headers: { authorization: auth.authorization } } : { headers: auth, payload }),
         })
-      ).statusCode,
-      404,
-    );
-    assert.equal(
-      (
-        await app.inject({
-          method: "DELETE",
-          url: "/v1/admin/vault/openai",
-          headers: { authorization: `Bearer ${admin}` },
-        })
-      ).statusCode,
-      204,
-    );
-    assert.equal(
-      (
-        await app.inject({
-          method: "DELETE",
-          url: "/v1/admin/vault/openai",
-          headers: { authorization: `Bearer ${admin}` },
-        })
-      ).statusCode,
-      404,
-    );
+      ).statusCode;
+    assert.equal(await status("POST", "/v1/admin/vault/openai/rollback", { version: 7 }), 404);
+    assert.equal(await status("DELETE", "/v1/admin/vault/openai"), 204);
+    assert.equal(await status("DELETE", "/v1/admin/vault/openai"), 404);
     assert.ok(
       !JSON.stringify(await instance.store.db.selectFrom("audit_events").selectAll().execute()).includes(secret),
     );
