@@ -21,6 +21,8 @@ export const AUDIT_EVENT_TYPES = [
   "guard_block",
   "config_change",
   "system",
+  "certificate",
+  "channel",
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 

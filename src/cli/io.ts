@@ -13,10 +13,18 @@ const USAGE_CODES = new Set<ErrorCode>([
   "ERR_AUDIT_WITNESS_INVALID",
   "ERR_ROLE_UNKNOWN",
   "ERR_ROLE_CYCLE",
+  "ERR_CA_NOT_INITIALIZED",
 ]);
 
 // Not found is a result ("no such secret"), not an outage.
-const RESULT_CODES = new Set<ErrorCode>(["ERR_NOT_FOUND", "ERR_FORBIDDEN", "ERR_ROTATION_INCOMPLETE"]);
+const RESULT_CODES = new Set<ErrorCode>([
+  "ERR_NOT_FOUND",
+  "ERR_FORBIDDEN",
+  "ERR_ROTATION_INCOMPLETE",
+  "ERR_CERT_UNKNOWN",
+  "ERR_CERT_REVOKED",
+  "ERR_CERT_INVALID",
+]);
 
 /** A URL the egress policy refused is an answer (exit 1); a request that failed is an outage (3). */
 function isResult(code: ErrorCode): boolean {

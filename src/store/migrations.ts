@@ -240,6 +240,39 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  "0009_agent_ca": {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable("certificates")
+        .addColumn("serial", "text", (c) => c.primaryKey())
+        .addColumn("kind", "text", (c) => c.notNull())
+        .addColumn("subject", "text", (c) => c.notNull())
+        .addColumn("public_key", "text", (c) => c.notNull())
+        .addColumn("certificate", "text", (c) => c.notNull())
+        .addColumn("signing_kid", "text", (c) => c.notNull())
+        .addColumn("not_before", "bigint", (c) => c.notNull())
+        .addColumn("not_after", "bigint", (c) => c.notNull())
+        .addColumn("issued_at", "bigint", (c) => c.notNull())
+        .addColumn("revoked_at", "bigint")
+        .addColumn("revocation_reason", "text")
+        .execute();
+      await db.schema
+        .createIndex("certificates_subject")
+        .on("certificates")
+        .columns(["subject", "issued_at"])
+        .execute();
+      // One root per database: two instances racing through `ca init` cannot both create one.
+      await db.schema
+        .createIndex("certificates_one_root")
+        .on("certificates")
+        .column("kind")
+        .unique()
+        .where(sql.ref("kind"), "=", "ca")
+        .execute();
+      // Bumped with every revocation, so cached CRLs are rebuilt by every instance.
+      await sql`insert into counters (name, value) values ('ca_revocations', 0)`.execute(db);
+    },
+  },
 };
 
 /** The migrations shipped with this version, in order. */

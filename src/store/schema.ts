@@ -185,6 +185,7 @@ export interface Database {
   vault_entries: VaultEntriesTable;
   vault_versions: VaultVersionsTable;
   rate_limits: RateLimitsTable;
+  certificates: CertificatesTable;
 }
 
 export interface RecordsTable {
@@ -208,4 +209,24 @@ export interface JobsTable {
   detail: string;
   started_at: number;
   updated_at: number;
+}
+
+/** Certificates the agent CA issued (and its own root): public data, so stored in clear. */
+export interface CertificatesTable {
+  /** Upper-case hex, as `X509Certificate.serialNumber` prints it. */
+  serial: string;
+  /** `ca` for the root, `agent` for agent certificates. */
+  kind: string;
+  /** The agent id (the root's is `agentwall-ca`). */
+  subject: string;
+  /** SPKI DER, base64url. */
+  public_key: string;
+  certificate: string;
+  /** Id of the signing key that signed it (the root names its own key). */
+  signing_kid: string;
+  not_before: number;
+  not_after: number;
+  issued_at: number;
+  revoked_at: number | null;
+  revocation_reason: string | null;
 }

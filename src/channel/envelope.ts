@@ -1,0 +1,176 @@
+import { randomBytes, sign, verify, type KeyObject } from "node:crypto";
+import { AgentwallError } from "../errors.js";
+
+const DOMAIN = "agentwall-channel-v1\n";
+const ID = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const TYPE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
+const NONCE = /^[A-Za-z0-9_-]{16,64}$/;
+const SIGNATURE = /^[A-Za-z0-9_-]{86}$/;
+
+/** A signed message as it travels: every field but `sig` is covered by the signature. */
+export interface SignedEnvelope {
+  readonly v: 1;
+  readonly from: string;
+  readonly to: string;
+  readonly type: string;
+  /** Sender's clock, ms since the epoch. */
+  readonly ts: number;
+  readonly nonce: string;
+  /** Nonce of the message this answers, or empty. */
+  readonly re: string;
+  /** The message body as JSON text (signed as these exact bytes). */
+  readonly payload: string;
+  /** Ed25519 signature, base64url. */
+  readonly sig: string;
+}
+
+/** A message after its envelope verified. */
+export interface ChannelMessage {
+  readonly from: string;
+  readonly to: string;
+  readonly type: string;
+  readonly ts: number;
+  readonly nonce: string;
+  readonly re: string;
+  readonly payload: unknown;
+}
+
+function signedBytes(e: Omit<SignedEnvelope, "sig">): Buffer {
+  return Buffer.from(DOMAIN + JSON.stringify([e.v, e.from, e.to, e.type, e.ts, e.nonce, e.re, e.payload]), "utf8");
+}
+
+/** Signs a message from `from` to `to` with the sender's Ed25519 key (the one its certificate carries). */
+export function signEnvelope(
+  privateKey: KeyObject,
+  message: { from: string; to: string; type: string; payload: unknown; re?: string; ts?: number; nonce?: string },
+): SignedEnvelope {
+  if (!ID.test(message.from) || !ID.test(message.to))
+    throw new AgentwallError("ERR_INVALID_ARGUMENT", "from and to must be agent ids");
+  if (!TYPE.test(message.type)) throw new AgentwallError("ERR_INVALID_ARGUMENT", "type must be 1-128 safe characters");
+  const payload = JSON.stringify(message.payload);
+  if (typeof payload !== "string") throw new AgentwallError("ERR_INVALID_ARGUMENT", "payload must be JSON");
+  const unsigned = {
+    v: 1 as const,
+    from: message.from,
+    to: message.to,
+    type: message.type,
+    ts: message.ts ?? Date.now(),
+    nonce: message.nonce ?? randomBytes(16).toString("base64url"),
+    re: message.re ?? "",
+    payload,
+  };
+  return { ...unsigned, sig: sign(null, signedBytes(unsigned), privateKey).toString("base64url") };
+}
+
+function isEnvelope(v: unknown): v is SignedEnvelope {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  const e = v as Record<string, unknown>;
+  return (
+    Object.keys(e).length === 9 &&
+    e.v === 1 &&
+    typeof e.from === "string" &&
+    ID.test(e.from) &&
+    typeof e.to === "string" &&
+    ID.test(e.to) &&
+    typeof e.type === "string" &&
+    TYPE.test(e.type) &&
+    typeof e.ts === "number" &&
+    Number.isSafeInteger(e.ts) &&
+    typeof e.nonce === "string" &&
+    NONCE.test(e.nonce) &&
+    typeof e.re === "string" &&
+    (e.re === "" || NONCE.test(e.re)) &&
+    typeof e.payload === "string" &&
+    typeof e.sig === "string" &&
+    SIGNATURE.test(e.sig)
+  );
+}
+
+/**
+ * Remembers nonces per sender for the acceptance window. Bounded: when every slot holds a nonce that
+ * is still inside the window, new messages are refused (`ERR_CHANNEL_REPLAY_CACHE_FULL`) — forgetting a
+ * live nonce would let its message be replayed. Messages stamped before the guard was created (the
+ * process start) are refused, so a restart, which empties the cache, does not reopen the window.
+ */
+export class ReplayGuard {
+  readonly #windowMs: number;
+  readonly #capacity: number;
+  readonly #startedAt: number;
+  readonly #now: () => number;
+  /** `sender nonce` → time after which the entry can go (its message would be stale anyway). */
+  readonly #seen = new Map<string, number>();
+
+  constructor(options: { windowMs?: number; capacity?: number; now?: () => number } = {}) {
+    this.#windowMs = options.windowMs ?? 30_000;
+    this.#capacity = options.capacity ?? 100_000;
+    if (!(this.#windowMs > 0) || !Number.isSafeInteger(this.#capacity) || this.#capacity < 1)
+      throw new AgentwallError("ERR_INVALID_ARGUMENT", "windowMs must be positive and capacity a positive integer");
+    this.#now = options.now ?? Date.now;
+    this.#startedAt = this.#now();
+  }
+
+  get size(): number {
+    return this.#seen.size;
+  }
+
+  /** Admits a (sender, nonce, timestamp) once; throws for stale, replayed or when full. */
+  admit(sender: string, nonce: string, ts: number): void {
+    const now = this.#now();
+    if (ts < this.#startedAt)
+      throw new AgentwallError("ERR_CHANNEL_STALE", "the message is older than this process (sent before a restart)");
+    if (Math.abs(now - ts) > this.#windowMs)
+      throw new AgentwallError("ERR_CHANNEL_STALE", `the message's timestamp is more than ${this.#windowMs} ms off`);
+    const key = `${sender} ${nonce}`;
+    if (this.#seen.has(key)) throw new AgentwallError("ERR_CHANNEL_REPLAY", "the message was already received");
+    if (this.#seen.size >= this.#capacity) {
+      this.#prune(now);
+      if (this.#seen.size >= this.#capacity)
+        throw new AgentwallError("ERR_CHANNEL_REPLAY_CACHE_FULL", "too many messages inside the replay window");
+    }
+    this.#seen.set(key, ts + this.#windowMs);
+  }
+
+  #prune(now: number): void {
+    for (const [key, until] of this.#seen) if (until < now) this.#seen.delete(key);
+  }
+}
+
+/**
+ * Parses and checks one envelope: shape, sender = the authenticated peer, recipient = us, signature
+ * with the sender's certificate key, then time window and nonce. The nonce is only recorded after the
+ * signature verified, so unsigned junk cannot fill the cache.
+ */
+export function openEnvelope(
+  text: string,
+  expect: { from: string; to: string; publicKey: KeyObject; replay: ReplayGuard },
+): ChannelMessage {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new AgentwallError("ERR_CHANNEL_MESSAGE_INVALID", "the frame is not JSON");
+  }
+  if (!isEnvelope(parsed)) throw new AgentwallError("ERR_CHANNEL_MESSAGE_INVALID", "not a signed message envelope");
+  if (parsed.from !== expect.from)
+    throw new AgentwallError("ERR_CHANNEL_MISADDRESSED", "the sender is not the authenticated peer");
+  if (parsed.to !== expect.to) throw new AgentwallError("ERR_CHANNEL_MISADDRESSED", "the message is for another agent");
+  const { sig, ...unsigned } = parsed;
+  if (!verify(null, signedBytes(unsigned), expect.publicKey, Buffer.from(sig, "base64url")))
+    throw new AgentwallError("ERR_CHANNEL_SIGNATURE", "the message signature does not verify");
+  expect.replay.admit(parsed.from, parsed.nonce, parsed.ts);
+  let payload: unknown;
+  try {
+    payload = JSON.parse(parsed.payload);
+  } catch {
+    throw new AgentwallError("ERR_CHANNEL_MESSAGE_INVALID", "the payload is not JSON");
+  }
+  return {
+    from: parsed.from,
+    to: parsed.to,
+    type: parsed.type,
+    ts: parsed.ts,
+    nonce: parsed.nonce,
+    re: parsed.re,
+    payload,
+  };
+}

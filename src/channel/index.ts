@@ -1,0 +1,4 @@
+export * from "./ca.js";
+export * from "./frame.js";
+export * from "./envelope.js";
+export * from "./endpoint.js";
