@@ -22,7 +22,10 @@ import {
   type IssuedCertificate,
 } from "../src/channel/index.js";
 import type { Instance } from "../src/instance.js";
-import { tempDir, testInstance } from "./helpers.js";
+import { buildServer } from "../src/gateway/server.js";
+import pino from "pino";
+import { freshPostgresDatabase, postgresReachable, tempDir, testInstance } from "./helpers.js";
+import { randomBytes } from "node:crypto";
 
 const ADMIN = { id: "admin", grants: ["*"] };
 const identity = (c: IssuedCertificate) => ({ certificatePem: c.certificatePem, privateKeyPem: c.privateKeyPem ?? "" });
@@ -352,6 +355,89 @@ describe("agent channels over mutual TLS 1.3", () => {
         .set({ certificate: ca.caCertificatePem })
         .where("kind", "=", "ca")
         .execute();
+    }
+  });
+});
+
+const pgUrl = (await postgresReachable()) ? await freshPostgresDatabase() : undefined;
+
+describe("the agent CA shared by two instances on PostgreSQL", { skip: pgUrl === undefined }, () => {
+  it("creates one root when both race through init, and a revocation at one holds at the other's next handshake", async () => {
+    const env = { AGENTWALL_DATABASE_URL: pgUrl ?? "", AGENTWALL_MASTER_KEY: randomBytes(32).toString("base64url") };
+    const [a, b] = await Promise.all([testInstance({}, env), testInstance({}, env)]);
+    const [caA, caB] = await Promise.all(
+      [a, b].map((i) => CertificateAuthority.init({ store: i.store, keyring: i.keyring, audit: i.audit })),
+    );
+    assert.equal(caA?.rootSerial, caB?.rootSerial);
+    const roots = await a.store.db.selectFrom("certificates").select("serial").where("kind", "=", "ca").execute();
+    assert.equal(roots.length, 1);
+    if (caA === undefined || caB === undefined) return;
+
+    const hubCert = await caA.issue("hub");
+    const agent = await caA.issue("worker");
+    const hubServer = await ChannelServer.listen({
+      identity: identity(hubCert),
+      verifier: caB,
+      authorize: async () => true,
+      onMessage: (m, c) => c.send("ack", {}, m.nonce).then(() => undefined),
+    });
+    try {
+      const dial = () =>
+        connectChannel({
+          identity: identity(agent),
+          verifier: caA,
+          authorize: async () => true,
+          host: "127.0.0.1",
+          port: hubServer.address.port,
+          expectedPeer: "hub",
+        });
+      const first = await dial();
+      assert.equal((await first.request("ping", {})).type, "ack");
+      first.close();
+      await caA.revoke(agent.serial, { reason: "keyCompromise" });
+      const second = await dial();
+      await assert.rejects(second.request("ping", {}), { code: "ERR_CERT_REVOKED" });
+      // The CRL served by the other instance lists it too.
+      const verifier = new CrlVerifier({ caCertificatePem: caB.caCertificatePem, loadCrl: () => caB.crl() });
+      await assert.rejects(verifier.verifyPeer(new X509Certificate(agent.certificatePem)), {
+        code: "ERR_CERT_REVOKED",
+      });
+    } finally {
+      await hubServer.close();
+    }
+  });
+});
+
+describe("the CA's public routes", () => {
+  it("serve the signed CRL (DER or PEM) and the CA certificate without a credential; 404 before ca init", async () => {
+    const fresh = await testInstance();
+    const app = await buildServer(fresh, { logger: pino({ level: "silent" }) });
+    try {
+      const before = await app.inject({ method: "GET", url: "/v1/ca/crl" });
+      assert.equal(before.statusCode, 404);
+      assert.equal(before.json<{ error: { code: string } }>().error.code, "ERR_CA_NOT_INITIALIZED");
+      const freshCa = await CertificateAuthority.init({
+        store: fresh.store,
+        keyring: fresh.keyring,
+        audit: fresh.audit,
+      });
+      const victim = await freshCa.issue("victim");
+      await freshCa.revoke(victim.serial);
+      const der = await app.inject({ method: "GET", url: "/v1/ca/crl" });
+      assert.equal(der.statusCode, 200);
+      assert.equal(der.headers["content-type"], "application/pkix-crl");
+      const viaHttp = new CrlVerifier({
+        caCertificatePem: (await app.inject({ method: "GET", url: "/v1/ca/certificate" })).body,
+        loadCrl: () => Promise.resolve(der.rawPayload),
+      });
+      await assert.rejects(viaHttp.verifyPeer(new X509Certificate(victim.certificatePem)), {
+        code: "ERR_CERT_REVOKED",
+      });
+      const pem = await app.inject({ method: "GET", url: "/v1/ca/crl?format=pem" });
+      assert.match(pem.body, /^-----BEGIN X509 CRL-----\n/);
+      assert.equal((await app.inject({ method: "GET", url: "/v1/ca/crl?format=xml" })).statusCode, 400);
+    } finally {
+      await app.close();
     }
   });
 });

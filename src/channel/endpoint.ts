@@ -155,6 +155,7 @@ export class ChannelConnection {
    * answer or the refusal naming its nonce.
    */
   async requestEnvelope(envelope: SignedEnvelope, timeoutMs = 10_000): Promise<ChannelMessage> {
+    if (this.#closed !== undefined) throw this.#closed;
     const answer = new Promise<ChannelMessage>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(envelope.nonce);
@@ -165,8 +166,17 @@ export class ChannelConnection {
         reject: (e) => (clearTimeout(timer), reject(e)),
       });
     });
-    if (this.#closed !== undefined) throw this.#closed;
-    await this.#write(Buffer.from(JSON.stringify(envelope), "utf8"));
+    // The answer may fail before the write below completes (the peer's error frame): handled here, the
+    // caller still sees the rejection through the returned promise.
+    answer.catch(() => undefined);
+    try {
+      await this.#write(Buffer.from(JSON.stringify(envelope), "utf8"));
+    } catch (error) {
+      // The peer may have closed with a reason (an error frame) that is still being read: prefer it.
+      await new Promise((resolve) => setImmediate(resolve));
+      this.#pending.get(envelope.nonce)?.reject(this.#closed ?? (error as Error));
+      throw this.#closed ?? error;
+    }
     return answer;
   }
 

@@ -1,3 +1,5 @@
+import { writeFileSync } from "node:fs";
+import { open, rename, rm } from "node:fs/promises";
 import { AgentwallError, isAgentwallError, type ErrorCode } from "../errors.js";
 
 /** CLI exit codes (a contract scripts rely on). */
@@ -81,4 +83,23 @@ export function progressBar(label: string): { update(done: number, total: number
       if (tty) process.stderr.write("\n");
     },
   };
+}
+
+/** Writes the whole output atomically to `--out`, or to stdout. */
+export async function writeOutput(path: string | undefined, data: string | Buffer): Promise<void> {
+  if (path === undefined) {
+    process.stdout.write(data);
+    return;
+  }
+  const temp = `${path}.${process.pid}.tmp`;
+  try {
+    writeFileSync(temp, data, { mode: 0o600, flag: "wx" });
+    const handle = await open(temp, "r");
+    await handle.sync();
+    await handle.close();
+    await rename(temp, path);
+  } catch {
+    await rm(temp, { force: true });
+    throw new AgentwallError("ERR_IO", `cannot write ${path}`);
+  }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
 import { registerAudit } from "./commands/audit.js";
+import { registerCa } from "./commands/ca.js";
 import { registerCheck } from "./commands/check.js";
 import { registerCrypto } from "./commands/crypto.js";
 import { registerData } from "./commands/data.js";
@@ -41,6 +42,7 @@ export function buildCli(): Command {
   registerData(program, run);
   registerScan(program, run);
   registerEgress(program, run);
+  registerCa(program, run);
   registerCheck(program, run);
   for (const command of program.commands) {
     command.exitOverride();

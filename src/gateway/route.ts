@@ -21,4 +21,4 @@ export interface GatewayRoute {
 }
 
 /** Routes allowed to be public. Anything else declared public is refused at startup. */
-export const PUBLIC_ROUTES: ReadonlySet<string> = new Set(["/healthz", "/readyz", "/v1/ca/crl"]);
+export const PUBLIC_ROUTES: ReadonlySet<string> = new Set(["/healthz", "/readyz", "/v1/ca/crl", "/v1/ca/certificate"]);

@@ -5,6 +5,7 @@ import { checkStore } from "../store/database.js";
 import type { GatewayRoute } from "./route.js";
 import { parseTime } from "../audit/time.js";
 import { guardRoutes } from "./guard-routes.js";
+import { caRoutes } from "./ca-routes.js";
 
 function queryString(request: FastifyRequest, name: string): string | undefined {
   const value = (request.query as Record<string, unknown>)[name];
@@ -26,6 +27,7 @@ function queryInt(request: FastifyRequest, name: string): number | undefined {
 export function coreRoutes(instance: Instance): GatewayRoute[] {
   return [
     ...guardRoutes(instance),
+    ...caRoutes(instance),
     {
       method: "GET",
       url: "/healthz",

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream, readFileSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
-import { open, rename, rm } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -17,7 +17,7 @@ import {
 } from "../../crypto/envelope.js";
 import { FileDecryptor, FileEncryptor, decryptFile, encryptFile } from "../../crypto/file-stream.js";
 import { PBKDF2_DEFAULT, SCRYPT_DEFAULT } from "../../crypto/kdf.js";
-import { EXIT } from "../io.js";
+import { EXIT, writeOutput } from "../io.js";
 
 interface CryptoOptions {
   in?: string;
@@ -121,25 +121,6 @@ async function readInput(path: string | undefined, limit: number): Promise<Buffe
     throw new AgentwallError("ERR_IO", `cannot read ${path ?? "standard input"}`);
   }
   return Buffer.concat(chunks);
-}
-
-/** Writes the whole output atomically to `--out`, or to stdout. */
-async function writeOutput(path: string | undefined, data: string | Buffer): Promise<void> {
-  if (path === undefined) {
-    process.stdout.write(data);
-    return;
-  }
-  const temp = `${path}.${process.pid}.tmp`;
-  try {
-    writeFileSync(temp, data, { mode: 0o600, flag: "wx" });
-    const handle = await open(temp, "r");
-    await handle.sync();
-    await handle.close();
-    await rename(temp, path);
-  } catch {
-    await rm(temp, { force: true });
-    throw new AgentwallError("ERR_IO", `cannot write ${path}`);
-  }
 }
 
 function formatOf(text: string | undefined): Format {
