@@ -204,3 +204,56 @@ export function runCli(
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+
+/**
+ * A throwaway TLS CA and one server certificate (ECDSA P-256) for `hosts` (DNS names or IP literals),
+ * made with @peculiar/x509 — what a private deployment's internal CA would hand out.
+ */
+export async function testTlsServer(
+  hosts: readonly string[],
+): Promise<{ caPem: string; certPem: string; keyPem: string }> {
+  await import("reflect-metadata");
+  const x509 = await import("@peculiar/x509");
+  const { webcrypto, isIP } = {
+    webcrypto: (await import("node:crypto")).webcrypto,
+    isIP: (await import("node:net")).isIP,
+  };
+  const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
+  const caKeys = await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"]);
+  const now = Date.now();
+  const ca = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomBytes(8).toString("hex").replace(/^./, "1"),
+    name: "CN=agentwall test CA",
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + 86_400_000),
+    signingAlgorithm: alg,
+    keys: caKeys,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
+    ],
+  });
+  const serverKeys = await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"]);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomBytes(8).toString("hex").replace(/^./, "2"),
+    subject: `CN=${hosts[0] ?? "localhost"}`,
+    issuer: ca.subject,
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + 86_400_000),
+    signingAlgorithm: alg,
+    publicKey: serverKeys.publicKey,
+    signingKey: caKeys.privateKey,
+    extensions: [
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      new x509.SubjectAlternativeNameExtension(
+        hosts.map((h) => ({ type: isIP(h) ? ("ip" as const) : ("dns" as const), value: h })),
+      ),
+    ],
+  });
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", serverKeys.privateKey)).toString("base64");
+  return {
+    caPem: ca.toString("pem"),
+    certPem: cert.toString("pem"),
+    keyPem: `-----BEGIN PRIVATE KEY-----\n${pkcs8.replace(/.{64}/g, "$&\n").replace(/\n?$/, "\n")}-----END PRIVATE KEY-----\n`,
+  };
+}

@@ -127,6 +127,7 @@ export class EgressClient {
   readonly #resolver: Resolver;
   readonly #requestAgent: Agent;
   readonly #operators = new Map<string, { destination: OperatorDestination; origin: URL; agent: Agent }>();
+  readonly #operatorByOrigin = new Map<string, { destination: OperatorDestination; origin: URL; agent: Agent }>();
 
   constructor(options: EgressOptions = {}) {
     this.#options = options;
@@ -134,7 +135,9 @@ export class EgressClient {
     this.#requestAgent = this.#agent((host, all) => this.#checkedAddresses(host, all));
     for (const d of options.operatorDestinations ?? []) {
       const origin = new URL(d.origin);
-      this.#operators.set(d.name, {
+      if (origin.origin === "null" || origin.pathname !== "/" || origin.search !== "" || origin.username !== "")
+        throw new AgentwallError("ERR_INVALID_ARGUMENT", `operator destination ${d.name}: origin is scheme://host:port`);
+      const entry = {
         destination: d,
         origin,
         agent: this.#agent(async (host, all) => {
@@ -145,7 +148,9 @@ export class EgressClient {
             throw new AgentwallError("ERR_EGRESS_ADDRESS_BLOCKED", `${host} did not resolve to the pinned address`);
           return all ? usable : [usable[0] as LookupAddress];
         }),
-      });
+      };
+      this.#operators.set(d.name, entry);
+      this.#operatorByOrigin.set(origin.origin, entry);
     }
   }
 
@@ -310,16 +315,18 @@ export class EgressClient {
     const url = new URL(path, op.origin);
     if (url.origin !== op.origin.origin)
       throw new AgentwallError("ERR_EGRESS_HOST_DENIED", "the path leaves the destination's origin");
-    // Hops on the destination's exact origin stay exempt; a redirect anywhere else is a request URL.
-    let onOrigin = true;
+    // A hop on a configured destination's exact origin (this one, or another the operator named) stays
+    // exempt; a redirect anywhere else is treated as a request URL.
+    let hop: Agent = op.agent;
     return this.#audited("operator", url.toString(), () =>
       this.#follow(
         url.toString(),
         init,
-        () => (onOrigin ? op.agent : this.#requestAgent),
+        () => hop,
         (u) => {
-          onOrigin = new URL(u).origin === op.origin.origin;
-          return onOrigin ? { allowed: true, url: u, addresses: [] } : this.checkUrlSyntax(u);
+          const target = this.#operatorByOrigin.get(new URL(u).origin);
+          hop = target?.agent ?? this.#requestAgent;
+          return target !== undefined ? { allowed: true, url: u, addresses: [] } : this.checkUrlSyntax(u);
         },
       ),
     );
