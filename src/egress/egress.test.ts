@@ -114,6 +114,18 @@ describe("the egress client against real listeners", () => {
         res.writeHead(302, { location: "/echo" }).end();
         return;
       }
+      if (req.url === "/silent") return; // never answers
+      if (req.url === "/drip") {
+        // Headers at once, then a byte every 50 ms, forever: only a total deadline ends it.
+        res.writeHead(200, { "content-type": "text/plain" });
+        const timer = setInterval(() => res.write("."), 50);
+        res.on("close", () => clearInterval(timer));
+        return;
+      }
+      if (req.url === "/big") {
+        res.writeHead(200).end(Buffer.alloc(64 * 1024, 0x61));
+        return;
+      }
       res.writeHead(200, { "content-type": "application/json" }).end(
         JSON.stringify({
           auth: req.headers.authorization ?? null,
@@ -181,6 +193,26 @@ describe("the egress client against real listeners", () => {
       await assert.rejects(client.fetchOperator("local-model", "http://10.0.0.1/"), { code: "ERR_EGRESS_HOST_DENIED" });
       await assert.rejects(client.fetchOperator("nope", "/"), { code: "ERR_EGRESS_HOST_DENIED" });
       assert.equal(hits - before, 4, "only the operator's own requests arrived");
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("ends a silent or dripping answer at the total deadline, and refuses a body over the size limit", async () => {
+    const client = new EgressClient({
+      totalTimeoutMs: 400,
+      maxResponseBytes: 16 * 1024,
+      operatorDestinations: [{ name: "local", origin: `http://127.0.0.1:${port}` }],
+    });
+    try {
+      for (const path of ["/silent", "/drip"]) {
+        const started = Date.now();
+        await assert.rejects(client.fetchOperator("local", path), { code: "ERR_EGRESS_FAILED" }, path);
+        const took = Date.now() - started;
+        assert.ok(took >= 350 && took < 2000, `${path} ended after ${took} ms`);
+      }
+      await assert.rejects(client.fetchOperator("local", "/big"), { code: "ERR_EGRESS_RESPONSE_TOO_LARGE" });
+      assert.equal((await client.fetchOperator("local", "/echo")).status, 200, "the client is still usable");
     } finally {
       await client.close();
     }
