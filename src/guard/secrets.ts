@@ -112,7 +112,17 @@ const PREFIXED: readonly Rule[] = [
   r("google-oauth-secret", `${B}GOCSPX-[A-Za-z0-9_-]{28}${E}`, 0.95),
   r("stripe-key", `${B}(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{10,99}${E}`, 0.95, 0, random(3)),
   r("stripe-webhook-secret", `${B}whsec_[A-Za-z0-9]{32,64}${E}`, 0.9),
-  r("slack-token", `${B}xox[abposr]-(?:\\d+-)?[A-Za-z0-9-]{10,250}${E}`, 0.95, 0, random(3)),
+  // Slack tokens carry 8-14 digit team/user ids before the secret part: shorter ids are made-up examples.
+  r(
+    "slack-token",
+    `${B}xox[abposr]-(?:\\d-)?\\d{8,14}(?:-\\d{8,14}){0,3}-[A-Za-z0-9]{8,250}(?![A-Za-z0-9_#-])`,
+    0.95,
+    0,
+    // The ids may be anything; the randomness that matters is in the last part.
+    (t) => notPlaceholder(t) && entropy(t.slice(t.lastIndexOf("-") + 1)) >= 3,
+  ),
+  // Legacy workspace and refresh tokens: a short random part, no ids.
+  r("slack-token", `${B}xox[ar]-(?:\\d-)?[A-Za-z0-9]{10,48}${E}`, 0.9, 0, random(3)),
   r("slack-token", `${B}xoxe(?:\\.xox[bp])?-\\d-[A-Za-z0-9]{100,300}${E}`, 0.95),
   r("slack-app-token", `${B}xapp-\\d-[A-Z0-9]+-\\d+-[a-z0-9]+${E}`, 0.95),
   r("slack-webhook", `(?:https?://)?hooks\\.slack\\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/]{43,56}`, 0.95),
@@ -141,7 +151,7 @@ const PREFIXED: readonly Rule[] = [
   r("pulumi-token", `${B}pul-[a-f0-9]{40}${E}`, 0.97),
   r("databricks-token", `${B}dapi[a-f0-9]{32}(?:-\\d)?${E}`, 0.95),
   r("atlassian-api-token", `${B}ATATT3[A-Za-z0-9_=-]{186}${E}`, 0.98),
-  r("sentry-token", `${B}(?:sntrys_eyJpYXQiO[A-Za-z0-9+/=_-]{80,400}|sntryu_[a-f0-9]{64})`, 0.97),
+  r("sentry-token", `${B}(?:sntrys_eyJpYXQiO[A-Za-z0-9+/=_-]{80,400}|sntryu_[a-f0-9]{64})`, 0.97, 0, random(3)),
   r("1password-token", `${B}ops_eyJ[A-Za-z0-9+/]{250,}={0,3}`, 0.98),
   r(
     "1password-secret-key",
@@ -308,6 +318,10 @@ function assignmentValueOk(name: string, value: string): boolean {
     if (v.length < 14 || entropy(v) < 3.5 || /^[a-z]*(?:[A-Z][a-z]+)+$|[._-]/.test(v)) return false;
   }
   if (/^(?:https?|file|s3):\/\//i.test(v) && !/:[^/]+@/.test(v)) return false; // a plain URL
+  if (/^ENC\[/.test(v)) return false; // already encrypted (SOPS)
+  if (/^[A-Za-z][A-Za-z0-9]*(?:[-_.][A-Za-z][A-Za-z0-9]*)*[-_.:]v?\d+(?:\.\d+){1,3}$/.test(v)) return false; // name-1.2.3
+  if (/^[A-Za-z_-]+(?:\/[A-Za-z_-]+)+$/.test(v)) return false; // letters/and/slashes: a path or a name
+  if (/^[a-z_]+=[a-z_]+$/i.test(v)) return false; // key=value of words
   if (/^\.{0,2}\/|\.(?:json|ya?ml|pem|txt|key|crt|env|ts|js|py)$/i.test(v)) return false; // a path
   if (
     /(?:^|[_.-])(?:id|ids|name|type|path|file|url|uri|length|size|count|event|events|field|header|prefix|format)$|[a-z0-9](?:Id|Ids|Name|Type|Path|File|Url|Event)$/.test(
