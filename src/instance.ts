@@ -19,6 +19,7 @@ import type { TextSource } from "./guard/injection.js";
 import { MemoryRateLimiter, type RateLimiter } from "./monitor/ratelimit/limiter.js";
 import { RedisRateLimiter } from "./monitor/ratelimit/redis.js";
 import { RedisRevocationBus } from "./identity/revocation.js";
+import { upstreamsFromConfig, type ProxyUpstream } from "./gateway/proxy.js";
 
 /** One running agentwall: its store, key hierarchy, audit log and identity services, wired together. */
 export interface Instance {
@@ -38,6 +39,8 @@ export interface Instance {
   readonly records: RecordStore;
   /** The content guards with the default policy. */
   readonly guard: Guard;
+  /** The proxy's LLM upstreams (the environment's key, if any, held in memory only). */
+  readonly upstreams: readonly ProxyUpstream[];
   readonly masterKeyOrigin: MasterKeyOrigin;
   readonly masterKeyPath: string | undefined;
   /** Commits queued audit events and closes the database; `checkpoint` also signs a last checkpoint. */
@@ -162,6 +165,7 @@ export async function openInstance(
       vault: new Vault({ store, keyring, audit, now: options.now }),
       records: new RecordStore({ store, keyring, audit, now: options.now }),
       guard: guardFromConfig(config),
+      upstreams: upstreamsFromConfig(config, secrets),
       masterKeyOrigin: keys.origin,
       masterKeyPath: keys.path,
       async close(closeOptions = {}) {

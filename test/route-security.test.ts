@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { describe, it } from "node:test";
 import { pino } from "pino";
+import { proxyDeps, proxyRoutes } from "../src/gateway/proxy.js";
 import { coreRoutes } from "../src/gateway/routes.js";
 import { buildServer } from "../src/gateway/server.js";
 import { freshPostgresDatabase, postgresReachable, testInstance } from "./helpers.js";
@@ -43,7 +44,7 @@ for (const engine of ENGINES)
       .key;
     const nobody = (await instance.apiKeys.create({ owner: "nobody", name: "none", roles: [], creator: "test" })).key;
     await instance.vault.set("openai", SECRET_VALUE, ["api.openai.com"], "test");
-    const routes = coreRoutes(instance);
+    const routes = [...coreRoutes(instance), ...proxyRoutes(instance, proxyDeps(instance))];
     const responses: string[] = [];
 
     it("covers every route", () => assert.ok(routes.length >= 12, `${routes.length} routes`));

@@ -30,6 +30,7 @@ export const PERMISSION_CATALOG: Readonly<Record<string, string>> = Object.freez
   "channel:message": "send agent-to-agent messages (on resource agent:<id>)",
   "metrics:read": "read metrics",
   "vault:manage": "set, rotate and delete provider secrets",
+  "llm:chat": "call models through the proxy (POST /v1/chat/completions)",
 });
 
 /** The source guides' permission names, accepted as aliases of catalogue entries. */

@@ -40,6 +40,7 @@ export const BUILTIN_ROLE_DEFINITIONS: readonly RoleDefinition[] = Object.freeze
       "workflows:*:execute",
       "guard:check",
       "data:read",
+      "llm:chat",
     ],
   },
   {

@@ -112,6 +112,21 @@ export class ToolPolicy {
     return caller.roles.some((r) => (rule.allow.roles ?? []).includes(r));
   }
 
+  /** Whether `caller` may offer a tool to a model at all (a tool definition, before any call). */
+  mayUse(caller: ToolCaller, tool: string): ToolDecision {
+    const entry = this.#rules.get(tool);
+    if (entry === undefined)
+      return { allowed: false, code: "ERR_TOOL_UNKNOWN", tool: String(tool), reason: "tool is not in the policy" };
+    if (!this.#mayCall(entry.rule, caller))
+      return {
+        allowed: false,
+        code: "ERR_TOOL_DENIED",
+        tool,
+        reason: `${caller.kind} ${caller.id} may not call ${tool}`,
+      };
+    return { allowed: true, tool, args: undefined };
+  }
+
   /** Decides one tool call. `args` is JSON text (preferred: duplicate keys are caught) or a parsed value. */
   async checkToolCall(
     caller: ToolCaller,

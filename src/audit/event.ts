@@ -23,6 +23,7 @@ export const AUDIT_EVENT_TYPES = [
   "system",
   "certificate",
   "channel",
+  "llm_request",
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 

@@ -92,6 +92,18 @@ export interface AgentwallConfig {
   oidc: { issuers: OidcIssuerConfig[] };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   upstream?: { url: string };
+  /**
+   * LLM upstreams of the proxy (OpenAI-compatible), each an operator destination of the egress client.
+   * `credential` names a vault secret (bound to the upstream's host) sent as the bearer token; `models`
+   * lists what may be asked of it (empty: any); `modelsByRole` narrows that per role.
+   */
+  upstreams: Array<{
+    name: string;
+    url: string;
+    credential?: string;
+    models?: string[];
+    modelsByRole?: Record<string, string[]>;
+  }>;
 }
 
 /** What the guards do in one direction (every field optional: unset fields keep the default). */
@@ -289,6 +301,29 @@ export const CONFIG_SCHEMA = {
       required: ["url"],
       properties: { url: { type: "string", pattern: "^https?://" } },
     },
+    upstreams: {
+      type: "array",
+      maxItems: 100,
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["name", "url"],
+        properties: {
+          name: { type: "string", pattern: "^[a-z0-9][a-z0-9_-]{0,63}$" },
+          url: { type: "string", pattern: "^https?://", maxLength: 2048 },
+          credential: { type: "string", minLength: 1, maxLength: 128 },
+          models: { type: "array", maxItems: 1000, items: { type: "string", minLength: 1, maxLength: 200 } },
+          modelsByRole: {
+            type: "object",
+            additionalProperties: {
+              type: "array",
+              maxItems: 1000,
+              items: { type: "string", minLength: 1, maxLength: 200 },
+            },
+          },
+        },
+      },
+    },
   },
 } as const;
 
@@ -309,6 +344,7 @@ export const CONFIG_DEFAULTS: AgentwallConfig = {
   sessions: { issuer: "agentwall", ttlMs: 15 * 60_000 },
   oidc: { issuers: [] },
   tools: [],
+  upstreams: [],
   rateLimits: { perIp: { limit: 1200, periodMs: 60_000, burst: 200 }, expectedInstances: 1 },
   logLevel: "info",
 };

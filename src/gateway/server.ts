@@ -10,6 +10,7 @@ import { FailureAggregator } from "./failure-aggregator.js";
 import { applySecurityHeaders } from "./headers.js";
 import { PUBLIC_ROUTES, type GatewayRoute } from "./route.js";
 import { coreRoutes } from "./routes.js";
+import { proxyDeps, proxyRoutes } from "./proxy.js";
 
 /** Options of {@link buildServer}. */
 export interface BuildServerOptions {
@@ -43,6 +44,10 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   ERR_TOOL_UNKNOWN: 403,
   ERR_TOOL_DENIED: 403,
   ERR_TOOL_ARGS_INVALID: 400,
+  ERR_GUARD_BLOCKED: 400,
+  ERR_MODEL_NOT_ALLOWED: 403,
+  ERR_UPSTREAM_FAILED: 502,
+  ERR_EGRESS_FAILED: 502,
 };
 
 // Fastify's own error codes, mapped onto ours so every error has one shape and a stable code.
@@ -169,7 +174,9 @@ export async function buildServer(instance: Instance, options: BuildServerOption
     for (const s of failures.drain()) await recordSuppressed(s).catch(() => undefined);
   });
 
-  const routes = [...coreRoutes(instance), ...(options.routes ?? [])];
+  const proxy = proxyDeps(instance);
+  app.addHook("onClose", () => proxy.egress.close());
+  const routes = [...coreRoutes(instance), ...proxyRoutes(instance, proxy), ...(options.routes ?? [])];
   for (const route of routes) {
     if (!("permission" in route.access) && !PUBLIC_ROUTES.has(route.url)) {
       throw new AgentwallError(

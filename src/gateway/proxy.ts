@@ -1,0 +1,512 @@
+import { Ajv, type ValidateFunction } from "ajv";
+import { AgentwallError } from "../errors.js";
+import type { AgentwallConfig, AgentwallSecrets } from "../config/schema.js";
+import { EgressClient } from "../egress/client.js";
+import type { GuardVerdict } from "../guard/pipeline.js";
+import type { TextSource } from "../guard/injection.js";
+import type { Instance } from "../instance.js";
+import type { Principal } from "./auth.js";
+import type { GatewayRoute } from "./route.js";
+
+/** An OpenAI-compatible upstream, resolved from configuration. */
+export interface ProxyUpstream {
+  readonly name: string;
+  /** `scheme://host:port` (the operator destination) and the path prefix before `/chat/completions`. */
+  readonly origin: string;
+  readonly basePath: string;
+  /** A vault secret bound to the upstream's host, sent as the bearer token. */
+  readonly credential?: string;
+  /** A key given in the environment (`AGENTWALL_UPSTREAM_KEY`), held in memory only. */
+  readonly key?: string;
+  readonly models?: ReadonlySet<string>;
+  readonly modelsByRole?: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+/** The upstreams of the configuration, plus `default` from `AGENTWALL_UPSTREAM_URL`/`_KEY`. */
+export function upstreamsFromConfig(config: AgentwallConfig, secrets: AgentwallSecrets): ProxyUpstream[] {
+  const list: ProxyUpstream[] = [];
+  const add = (name: string, url: string, extra: Partial<ProxyUpstream>) => {
+    const u = new URL(url);
+    if (u.username !== "" || u.password !== "" || u.search !== "")
+      throw new AgentwallError("ERR_CONFIG_INVALID", `config field /upstreams: ${name} has credentials or a query`);
+    list.push({ name, origin: u.origin, basePath: u.pathname.replace(/\/+$/, ""), ...extra });
+  };
+  for (const up of config.upstreams) {
+    add(up.name, up.url, {
+      ...(up.credential === undefined ? {} : { credential: up.credential }),
+      ...(up.models === undefined || up.models.length === 0 ? {} : { models: new Set(up.models) }),
+      ...(up.modelsByRole === undefined
+        ? {}
+        : { modelsByRole: new Map(Object.entries(up.modelsByRole).map(([r, m]) => [r, new Set(m)])) }),
+    });
+  }
+  if (config.upstream !== undefined && !list.some((u) => u.name === "default"))
+    add("default", config.upstream.url, secrets.upstreamKey === undefined ? {} : { key: secrets.upstreamKey });
+  return list;
+}
+
+const ROLES = ["system", "developer", "user", "assistant", "tool", "function"] as const;
+const TEXT = { type: "string", maxLength: 1_000_000 } as const;
+
+/**
+ * The request shape accepted (strict: an unknown field or content part is refused, since what cannot
+ * be recognised cannot be scanned).
+ */
+const REQUEST_SCHEMA = {
+  type: "object",
+  required: ["model", "messages"],
+  additionalProperties: false,
+  properties: {
+    model: { type: "string", minLength: 1, maxLength: 200 },
+    messages: {
+      type: "array",
+      minItems: 1,
+      maxItems: 2000,
+      items: {
+        type: "object",
+        required: ["role"],
+        additionalProperties: false,
+        properties: {
+          role: { enum: ROLES },
+          content: {
+            anyOf: [
+              TEXT,
+              { type: "null" },
+              {
+                type: "array",
+                maxItems: 200,
+                items: {
+                  anyOf: [
+                    {
+                      type: "object",
+                      required: ["type", "text"],
+                      additionalProperties: false,
+                      properties: { type: { const: "text" }, text: TEXT },
+                    },
+                    {
+                      type: "object",
+                      required: ["type", "image_url"],
+                      additionalProperties: false,
+                      properties: {
+                        type: { const: "image_url" },
+                        image_url: {
+                          type: "object",
+                          required: ["url"],
+                          additionalProperties: false,
+                          properties: {
+                            url: { type: "string", maxLength: 20_000_000 },
+                            detail: { enum: ["auto", "low", "high"] },
+                          },
+                        },
+                      },
+                    },
+                  ],
+                },
+              },
+            ],
+          },
+          name: { type: "string", maxLength: 200 },
+          tool_call_id: { type: "string", maxLength: 200 },
+          refusal: { anyOf: [TEXT, { type: "null" }] },
+          tool_calls: {
+            type: "array",
+            maxItems: 128,
+            items: {
+              type: "object",
+              required: ["id", "type", "function"],
+              additionalProperties: false,
+              properties: {
+                id: { type: "string", maxLength: 200 },
+                type: { const: "function" },
+                function: {
+                  type: "object",
+                  required: ["name", "arguments"],
+                  additionalProperties: false,
+                  properties: { name: { type: "string", maxLength: 128 }, arguments: TEXT },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    tools: {
+      type: "array",
+      maxItems: 128,
+      items: {
+        type: "object",
+        required: ["type", "function"],
+        additionalProperties: false,
+        properties: {
+          type: { const: "function" },
+          function: {
+            type: "object",
+            required: ["name"],
+            additionalProperties: false,
+            properties: {
+              name: { type: "string", minLength: 1, maxLength: 128 },
+              description: { type: "string", maxLength: 100_000 },
+              parameters: { type: "object" },
+              strict: { type: "boolean" },
+            },
+          },
+        },
+      },
+    },
+    tool_choice: {},
+    parallel_tool_calls: { type: "boolean" },
+    stream: { type: "boolean" },
+    max_tokens: { type: "integer", minimum: 1 },
+    max_completion_tokens: { type: "integer", minimum: 1 },
+    temperature: { type: "number", minimum: 0, maximum: 2 },
+    top_p: { type: "number", minimum: 0, maximum: 1 },
+    n: { type: "integer", minimum: 1, maximum: 8 },
+    stop: {
+      anyOf: [
+        { type: "string", maxLength: 200 },
+        { type: "array", maxItems: 4, items: { type: "string" } },
+      ],
+    },
+    presence_penalty: { type: "number" },
+    frequency_penalty: { type: "number" },
+    seed: { type: "integer" },
+    user: { type: "string", maxLength: 200 },
+    response_format: { type: "object" },
+    logprobs: { type: "boolean" },
+    top_logprobs: { type: "integer", minimum: 0, maximum: 20 },
+  },
+} as const;
+
+interface Message {
+  role: (typeof ROLES)[number];
+  content?: string | null | Array<{ type: "text"; text: string } | { type: "image_url"; image_url: unknown }>;
+  refusal?: string | null;
+  tool_calls?: Array<{ id: string; type: "function"; function: { name: string; arguments: string } }>;
+  [key: string]: unknown;
+}
+
+interface ChatRequest {
+  model: string;
+  messages: Message[];
+  tools?: Array<{ type: "function"; function: { name: string; description?: string } }>;
+  stream?: boolean;
+  max_tokens?: number;
+  max_completion_tokens?: number;
+  [key: string]: unknown;
+}
+
+/** Longest answer asked of an upstream unless the configuration says otherwise. */
+const MAX_TOKENS_CAP = 32_768;
+
+/** Everything the proxy needs beyond the instance. */
+export interface ProxyDeps {
+  readonly upstreams: readonly ProxyUpstream[];
+  readonly egress: EgressClient;
+}
+
+export function proxyDeps(instance: Instance): ProxyDeps {
+  const upstreams = instance.upstreams;
+  const egress = new EgressClient({
+    allowHttp: false,
+    operatorDestinations: upstreams.map((u) => ({ name: u.name, origin: u.origin })),
+    vault: instance.vault,
+    audit: instance.audit,
+    actor: "proxy",
+    totalTimeoutMs: 300_000,
+    headersTimeoutMs: 120_000,
+    maxResponseBytes: 16 * 1024 * 1024,
+  });
+  return { upstreams, egress };
+}
+
+/** Picks the upstream serving `model` for these roles, or refuses. `name/model` names one upstream. */
+function route(upstreams: readonly ProxyUpstream[], model: string, roles: readonly string[]) {
+  const slash = model.indexOf("/");
+  const named = slash > 0 ? upstreams.find((u) => u.name === model.slice(0, slash)) : undefined;
+  const wanted = named === undefined ? model : model.slice(slash + 1);
+  const candidates = named === undefined ? upstreams : [named];
+  const upstream = candidates.find((u) => u.models === undefined || u.models.has(wanted));
+  if (upstream === undefined) throw new AgentwallError("ERR_MODEL_NOT_ALLOWED", `no upstream serves ${model}`);
+  if (upstream.modelsByRole !== undefined && !roles.includes("admin")) {
+    const ok = roles.some((r) => upstream.modelsByRole?.get(r)?.has(wanted) === true);
+    if (!ok) throw new AgentwallError("ERR_MODEL_NOT_ALLOWED", `your roles may not use ${wanted}`);
+  }
+  return { upstream, model: wanted };
+}
+
+/** One scanned text: where it sits in the request or answer, and how to put the guarded text back. */
+interface Slot {
+  readonly text: string;
+  readonly source: TextSource;
+  readonly put: (text: string) => void;
+}
+
+/** Every text-bearing field of the request: message contents and parts, names, tool calls and tools. */
+function requestSlots(body: ChatRequest): Slot[] {
+  const slots: Slot[] = [];
+  for (const m of body.messages) {
+    // A role the caller claims never relaxes a check: only tool results are scanned differently (stricter).
+    const source: TextSource = m.role === "tool" || m.role === "function" ? "tool" : "user";
+    const content = m.content;
+    if (typeof content === "string") slots.push({ text: content, source, put: (t) => (m.content = t) });
+    else if (Array.isArray(content))
+      for (const part of content)
+        if (part.type === "text") slots.push({ text: part.text, source, put: (t) => (part.text = t) });
+    if (typeof m.refusal === "string") {
+      const text = m.refusal;
+      slots.push({ text, source, put: (t) => (m.refusal = t) });
+    }
+    if (typeof m.name === "string") {
+      const text = m.name;
+      slots.push({ text, source, put: (t) => (m.name = t) });
+    }
+    for (const call of m.tool_calls ?? [])
+      slots.push({ text: call.function.arguments, source, put: (t) => (call.function.arguments = t) });
+  }
+  for (const tool of body.tools ?? []) {
+    const f = tool.function;
+    slots.push({ text: f.name, source: "user", put: (t) => (f.name = t) });
+    if (typeof f.description === "string") {
+      const text = f.description;
+      slots.push({ text, source: "user", put: (t) => (f.description = t) });
+    }
+  }
+  return slots;
+}
+
+/** Runs the guard over every slot; throws `ERR_GUARD_BLOCKED` on a block, applies redactions otherwise. */
+function guardSlots(
+  instance: Instance,
+  slots: readonly Slot[],
+  direction: "input" | "output",
+): { verdicts: GuardVerdict[]; redacted: number; flagged: string[] } {
+  const verdicts: GuardVerdict[] = [];
+  let redacted = 0;
+  const flagged = new Set<string>();
+  for (const slot of slots) {
+    if (slot.text === "") continue;
+    const v = instance.guard.scan(slot.text, { direction, source: slot.source });
+    verdicts.push(v);
+    if (v.verdict === "block") {
+      const types = [...new Set(v.findings.map((f) => f.type))];
+      throw Object.assign(
+        new AgentwallError(
+          "ERR_GUARD_BLOCKED",
+          direction === "input"
+            ? `the request was blocked by the content guards (${types.join(", ")})`
+            : `the model's answer was blocked by the content guards (${types.join(", ")})`,
+        ),
+        { findings: types },
+      );
+    }
+    if (v.text !== slot.text) {
+      slot.put(v.text);
+      redacted++;
+    }
+    for (const f of v.findings) flagged.add(f.type);
+  }
+  return { verdicts, redacted, flagged: [...flagged] };
+}
+
+interface Completion {
+  choices?: Array<{
+    message?: {
+      content?: unknown;
+      refusal?: unknown;
+      tool_calls?: Array<{ function?: { name?: unknown; arguments?: unknown } }>;
+    };
+  }>;
+  usage?: { prompt_tokens?: unknown; completion_tokens?: unknown; total_tokens?: unknown };
+}
+
+/** The texts of a completion: content, refusal, tool-call names and arguments of every choice. */
+function answerSlots(answer: Completion): Slot[] {
+  const slots: Slot[] = [];
+  if (!Array.isArray(answer.choices)) throw new AgentwallError("ERR_UPSTREAM_FAILED", "the answer has no choices");
+  for (const choice of answer.choices) {
+    const m = choice.message;
+    if (m === undefined || m === null || typeof m !== "object")
+      throw new AgentwallError("ERR_UPSTREAM_FAILED", "a choice has no message");
+    for (const key of ["content", "refusal"] as const) {
+      const value = m[key];
+      if (typeof value === "string") slots.push({ text: value, source: "agent", put: (t) => (m[key] = t) });
+      else if (value !== undefined && value !== null)
+        throw new AgentwallError("ERR_UPSTREAM_FAILED", `a choice's ${key} is not text`);
+    }
+    for (const call of m.tool_calls ?? []) {
+      const f = call.function;
+      if (f === undefined || typeof f.name !== "string" || typeof f.arguments !== "string")
+        throw new AgentwallError("ERR_UPSTREAM_FAILED", "a tool call is malformed");
+      slots.push({ text: f.name, source: "agent", put: (t) => (f.name = t) });
+      slots.push({ text: f.arguments, source: "agent", put: (t) => (f.arguments = t) });
+    }
+  }
+  return slots;
+}
+
+/**
+ * `POST /v1/chat/completions`: the request path of DESIGN.md in one place. Authentication, the per-IP
+ * and per-key limits and the `llm:chat` permission are the gateway's (declared on the route); here:
+ * the model per role, tool definitions and calls against the tool policies, the input guard on every
+ * text field, the forward through the egress client (the upstream is an operator destination; only
+ * allow-listed headers cross, both ways), the output guard and the tool policies on the answer, and the
+ * audit event — durable before the answer leaves.
+ */
+export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[] {
+  const ajv = new Ajv({ strict: true, allErrors: false, coerceTypes: false, useDefaults: false });
+  const validate: ValidateFunction = ajv.compile(REQUEST_SCHEMA);
+  return [
+    {
+      method: "POST",
+      url: "/v1/chat/completions",
+      access: { permission: "llm:chat" },
+      handler: async (request, reply, principal) => {
+        const started = process.hrtime.bigint();
+        if (principal === undefined) throw new AgentwallError("ERR_UNAUTHENTICATED", "no credential");
+        const body = request.body as ChatRequest;
+        if (!validate(body)) {
+          const e = validate.errors?.[0];
+          throw new AgentwallError(
+            "ERR_BAD_REQUEST",
+            `request${e?.instancePath ?? ""}: ${e?.keyword === "additionalProperties" ? `unexpected field ${String(e.params.additionalProperty)}` : (e?.message ?? "invalid")}`,
+          );
+        }
+        if (body.stream === true)
+          throw new AgentwallError("ERR_BAD_REQUEST", "stream: true is not supported by this version of the proxy");
+        const { upstream, model } = route(deps.upstreams, body.model, principal.roles);
+        const asked = body.max_completion_tokens ?? body.max_tokens;
+        if (asked !== undefined && asked > MAX_TOKENS_CAP)
+          throw new AgentwallError("ERR_BAD_REQUEST", `max_tokens is at most ${MAX_TOKENS_CAP}`);
+        const caller = callerOf(principal);
+        for (const tool of body.tools ?? []) {
+          const d = instance.tools.mayUse(caller, tool.function.name);
+          if (!d.allowed) throw new AgentwallError(d.code, d.reason);
+        }
+        for (const m of body.messages)
+          for (const call of m.tool_calls ?? []) {
+            const d = await instance.tools.checkToolCall(caller, call.function.name, call.function.arguments);
+            if (!d.allowed) throw new AgentwallError(d.code, d.reason);
+          }
+        const input = await audited(instance, principal, request.id, upstream.name, model, "input", () =>
+          guardSlots(instance, requestSlots(body), "input"),
+        );
+        const forwarded = { ...body, model };
+        const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
+        if (upstream.key !== undefined) headers.authorization = `Bearer ${upstream.key}`;
+        const upstreamStarted = process.hrtime.bigint();
+        const res = await deps.egress.fetchOperator(upstream.name, `${upstream.basePath}/chat/completions`, {
+          method: "POST",
+          headers,
+          body: JSON.stringify(forwarded),
+          requestId: request.id,
+          ...(upstream.credential === undefined ? {} : { credential: upstream.credential }),
+        });
+        const upstreamNs = process.hrtime.bigint() - upstreamStarted;
+        if (res.status < 200 || res.status >= 300)
+          throw new AgentwallError("ERR_UPSTREAM_FAILED", `the upstream answered ${res.status}`);
+        let answer: Completion;
+        try {
+          answer = JSON.parse(res.body.toString("utf8")) as Completion;
+        } catch {
+          throw new AgentwallError("ERR_UPSTREAM_FAILED", "the upstream's answer is not JSON");
+        }
+        if (typeof answer !== "object" || answer === null)
+          throw new AgentwallError("ERR_UPSTREAM_FAILED", "the upstream's answer is not an object");
+        const output = await audited(instance, principal, request.id, upstream.name, model, "output", () =>
+          guardSlots(instance, answerSlots(answer), "output"),
+        );
+        for (const choice of answer.choices ?? [])
+          for (const call of choice.message?.tool_calls ?? []) {
+            const d = await instance.tools.checkToolCall(
+              caller,
+              String(call.function?.name),
+              String(call.function?.arguments),
+            );
+            if (!d.allowed) {
+              await auditBlock(instance, principal, request.id, upstream.name, model, "output", [d.code]);
+              throw new AgentwallError(d.code, `the model's answer calls a tool it may not: ${d.reason}`);
+            }
+          }
+        await instance.audit.append({
+          type: "llm_request",
+          actor: principal.subject,
+          action: "llm.chat",
+          resource: `model:${upstream.name}/${model}`,
+          outcome: "success",
+          ip: request.ip,
+          userAgent: request.headers["user-agent"],
+          requestId: request.id,
+          details: {
+            credential: principal.credentialId,
+            input: { texts: input.verdicts.length, redacted: input.redacted, findings: input.flagged },
+            output: { texts: output.verdicts.length, redacted: output.redacted, findings: output.flagged },
+            usage: usageOf(answer),
+          },
+        });
+        const overheadMs = Number(process.hrtime.bigint() - started - upstreamNs) / 1e6;
+        return reply
+          .header("content-type", "application/json; charset=utf-8")
+          .header("x-agentwall-overhead-ms", overheadMs.toFixed(3))
+          .send(JSON.stringify(answer));
+      },
+    },
+  ];
+}
+
+function callerOf(principal: Principal) {
+  return {
+    id: principal.subject,
+    roles: principal.roles,
+    kind: principal.subject.startsWith("agent:") ? ("agent" as const) : ("user" as const),
+  };
+}
+
+/** Token counts as the upstream reported them (keys without "token": the audit redacts those names). */
+function usageOf(answer: Completion): Record<string, number> {
+  const u = answer.usage;
+  const out: Record<string, number> = {};
+  for (const k of ["prompt", "completion", "total"] as const) {
+    const v = u?.[`${k}_tokens`];
+    if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) out[k] = v;
+  }
+  return out;
+}
+
+/** Runs a guard pass; a block is audited (`guard_block`, finding types only) before it is thrown. */
+async function audited<T>(
+  instance: Instance,
+  principal: Principal,
+  requestId: string,
+  upstream: string,
+  model: string,
+  direction: "input" | "output",
+  run: () => T,
+): Promise<T> {
+  try {
+    return run();
+  } catch (error) {
+    const findings = (error as { findings?: string[] }).findings;
+    if (findings !== undefined) await auditBlock(instance, principal, requestId, upstream, model, direction, findings);
+    throw error;
+  }
+}
+
+async function auditBlock(
+  instance: Instance,
+  principal: Principal,
+  requestId: string,
+  upstream: string,
+  model: string,
+  direction: "input" | "output",
+  findings: readonly string[],
+): Promise<void> {
+  await instance.audit.append({
+    type: "guard_block",
+    actor: principal.subject,
+    action: `llm.chat.${direction}`,
+    resource: `model:${upstream}/${model}`,
+    outcome: "blocked",
+    requestId,
+    details: { findings: [...findings], credential: principal.credentialId },
+  });
+}
