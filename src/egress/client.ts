@@ -107,6 +107,14 @@ export interface EgressRequestInit {
   readonly requestId?: string;
 }
 
+/** A response whose body is read as it arrives. */
+export interface EgressStream {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: AsyncIterable<Buffer>;
+  readonly chain: readonly string[];
+}
+
 export interface EgressResponse {
   readonly status: number;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
@@ -279,11 +287,11 @@ export class EgressClient {
     });
   }
 
-  async #audited(
+  async #audited<T extends { status: number; body: { length: number }; chain: readonly string[] }>(
     origin: "request" | "operator",
     input: string,
-    run: () => Promise<EgressResponse>,
-  ): Promise<EgressResponse> {
+    run: () => Promise<T>,
+  ): Promise<T> {
     const audit = this.#options.audit;
     if (audit === undefined) return run();
     let shown: string;
@@ -301,7 +309,11 @@ export class EgressClient {
         action: `egress.${origin}`,
         resource: shown.slice(0, 500),
         outcome: "allowed",
-        details: { status: response.status, bytes: response.body.length, hops: response.chain.length },
+        details: {
+          status: response.status,
+          ...(response.body.length >= 0 ? { bytes: response.body.length } : { streamed: true }),
+          hops: response.chain.length,
+        },
       });
       return response;
     } catch (error) {
@@ -340,6 +352,30 @@ export class EgressClient {
   }
 
   /**
+   * Like {@link fetchOperator}, but the body is handed over as it arrives (an LLM's SSE stream): same
+   * checks, size limit and total deadline, enforced while the caller iterates. Audited when the
+   * headers arrive (or when refused).
+   */
+  async streamOperator(name: string, path: string, init: EgressRequestInit = {}): Promise<EgressStream> {
+    const op = this.#operators.get(name);
+    if (op === undefined) throw new AgentwallError("ERR_EGRESS_HOST_DENIED", `no operator destination ${name}`);
+    const url = new URL(path, op.origin);
+    if (url.origin !== op.origin.origin)
+      throw new AgentwallError("ERR_EGRESS_HOST_DENIED", "the path leaves the destination's origin");
+    const exchange = await this.#audited("operator", url.href, async () => {
+      const x = await this.#exchange(url, init, (u) => {
+        const target = u.origin === op.origin.origin ? op : this.#operatorByOrigin.get(u.origin);
+        if (target !== undefined) return target.agent;
+        const decision = this.#checkParsed(u);
+        return decision.allowed ? this.#requestAgent : decision;
+      });
+      return { x, status: x.res.statusCode, body: { length: -1 }, chain: x.chain };
+    });
+    const { res, chain, deadline, total } = exchange.x;
+    return { status: res.statusCode, headers: res.headers, chain, body: this.#chunks(res, deadline, total) };
+  }
+
+  /**
    * The request loop. `route` decides each hop: the dispatcher to use, or the refusal. One deadline
    * covers the whole exchange: every hop's wait for headers is capped at the time left, and one timer
    * cuts the body off when it runs out (cheaper than an AbortSignal per request, which was measured).
@@ -349,6 +385,16 @@ export class EgressClient {
     init: EgressRequestInit,
     route: (url: URL) => Dispatcher | Extract<EgressDecision, { allowed: false }>,
   ): Promise<EgressResponse> {
+    const { res, chain, deadline, total } = await this.#exchange(input, init, route);
+    return { status: res.statusCode, headers: res.headers, body: await this.#read(res, deadline, total), chain };
+  }
+
+  /** Follows redirects up to the final answer's headers; the caller reads (or streams) its body. */
+  async #exchange(
+    input: URL,
+    init: EgressRequestInit,
+    route: (url: URL) => Dispatcher | Extract<EgressDecision, { allowed: false }>,
+  ): Promise<{ res: Dispatcher.ResponseData; chain: string[]; deadline: number; total: number }> {
     const chain: string[] = [];
     let url = input;
     let headers: Record<string, string> = { ...init.headers };
@@ -418,6 +464,13 @@ export class EgressClient {
         url = next;
         continue;
       }
+      return { res, chain, deadline, total };
+    }
+  }
+
+  /** The whole body, within the size limit and the deadline. */
+  async #read(res: Dispatcher.ResponseData, deadline: number, total: number): Promise<Buffer> {
+    {
       const limit = this.#options.maxResponseBytes ?? 10 * 1024 * 1024;
       const parts: Buffer[] = [];
       let size = 0;
@@ -445,8 +498,38 @@ export class EgressClient {
         clearTimeout(timer);
       }
       if (late) throw new AgentwallError("ERR_EGRESS_FAILED", `no complete answer within ${total} ms`);
-      return { status: res.statusCode, headers: res.headers, body: Buffer.concat(parts), chain };
+      return Buffer.concat(parts);
     }
+  }
+
+  /** The body as it arrives, within the size limit and the deadline (errors carry egress codes). */
+  async *#chunks(res: Dispatcher.ResponseData, deadline: number, total: number): AsyncGenerator<Buffer> {
+    const limit = this.#options.maxResponseBytes ?? 10 * 1024 * 1024;
+    let size = 0;
+    let late = false;
+    const timer = setTimeout(
+      () => {
+        late = true;
+        res.body.destroy();
+      },
+      Math.max(deadline - Date.now(), 1),
+    );
+    try {
+      for await (const chunk of res.body) {
+        size += (chunk as Buffer).length;
+        if (size > limit)
+          throw new AgentwallError("ERR_EGRESS_RESPONSE_TOO_LARGE", `response larger than ${limit} bytes`);
+        yield chunk as Buffer;
+      }
+    } catch (error) {
+      if (late) throw new AgentwallError("ERR_EGRESS_FAILED", `no complete answer within ${total} ms`);
+      throw isAgentwallError(error) ? error : asEgressError(error);
+    } finally {
+      clearTimeout(timer);
+      // Stopping early (the consumer broke off) must not leave the connection half-read.
+      if (!res.body.destroyed && !res.body.readableEnded) res.body.destroy();
+    }
+    if (late) throw new AgentwallError("ERR_EGRESS_FAILED", `no complete answer within ${total} ms`);
   }
 
   async close(): Promise<void> {

@@ -7,6 +7,7 @@ export {
   type EgressOptions,
   type EgressRequestInit,
   type EgressResponse,
+  type EgressStream,
   type OperatorDestination,
   type Resolver,
 } from "./client.js";

@@ -7,6 +7,7 @@ import type { TextSource } from "../guard/injection.js";
 import type { Instance } from "../instance.js";
 import type { Principal } from "./auth.js";
 import type { GatewayRoute } from "./route.js";
+import { relayStream } from "./proxy-stream.js";
 
 /** An OpenAI-compatible upstream, resolved from configuration. */
 export interface ProxyUpstream {
@@ -156,6 +157,11 @@ const REQUEST_SCHEMA = {
     tool_choice: {},
     parallel_tool_calls: { type: "boolean" },
     stream: { type: "boolean" },
+    stream_options: {
+      type: "object",
+      additionalProperties: false,
+      properties: { include_usage: { type: "boolean" } },
+    },
     max_tokens: { type: "integer", minimum: 1 },
     max_completion_tokens: { type: "integer", minimum: 1 },
     temperature: { type: "number", minimum: 0, maximum: 2 },
@@ -371,8 +377,6 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
             `request${e?.instancePath ?? ""}: ${e?.keyword === "additionalProperties" ? `unexpected field ${String(e.params.additionalProperty)}` : (e?.message ?? "invalid")}`,
           );
         }
-        if (body.stream === true)
-          throw new AgentwallError("ERR_BAD_REQUEST", "stream: true is not supported by this version of the proxy");
         const { upstream, model } = route(deps.upstreams, body.model, principal.roles);
         const asked = body.max_completion_tokens ?? body.max_tokens;
         if (asked !== undefined && asked > MAX_TOKENS_CAP)
@@ -390,9 +394,76 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
         const input = await audited(instance, principal, request.id, upstream.name, model, "input", () =>
           guardSlots(instance, requestSlots(body), "input"),
         );
-        const forwarded = { ...body, model };
-        const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
+        const streaming = body.stream === true;
+        const forwarded = streaming ? { ...body, model, stream_options: { include_usage: true } } : { ...body, model };
+        const headers: Record<string, string> = {
+          "content-type": "application/json",
+          accept: streaming ? "text/event-stream" : "application/json",
+        };
         if (upstream.key !== undefined) headers.authorization = `Bearer ${upstream.key}`;
+        if (streaming) {
+          const detail = {
+            credential: principal.credentialId,
+            input: { texts: input.verdicts.length, redacted: input.redacted, findings: input.flagged },
+          };
+          // First durable event: before a byte goes anywhere.
+          await instance.audit.append({
+            type: "llm_request",
+            actor: principal.subject,
+            action: "llm.chat.stream.start",
+            resource: `model:${upstream.name}/${model}`,
+            outcome: "allowed",
+            ip: request.ip,
+            userAgent: request.headers["user-agent"],
+            requestId: request.id,
+            details: detail,
+          });
+          const upstreamStarted = process.hrtime.bigint();
+          const up = await deps.egress.streamOperator(upstream.name, `${upstream.basePath}/chat/completions`, {
+            method: "POST",
+            headers,
+            body: JSON.stringify(forwarded),
+            requestId: request.id,
+            ...(upstream.credential === undefined ? {} : { credential: upstream.credential }),
+          });
+          const upstreamNs = process.hrtime.bigint() - upstreamStarted;
+          const type = String(up.headers["content-type"] ?? "");
+          if (up.status < 200 || up.status >= 300 || !type.startsWith("text/event-stream")) {
+            for await (const _ of up.body) break; // releases the connection
+            throw new AgentwallError("ERR_UPSTREAM_FAILED", `the upstream answered ${up.status} ${type.slice(0, 40)}`);
+          }
+          await relayStream({
+            instance,
+            principal,
+            request,
+            reply,
+            upstream: up,
+            model: body.model,
+            checkToolCall: (name, args) => instance.tools.checkToolCall(caller, name, args),
+            overheadMs: () => Number(process.hrtime.bigint() - started - upstreamNs) / 1e6,
+            // Second durable event: before the final event leaves.
+            closing: async (o) => {
+              await instance.audit.append({
+                type: o.outcome === "success" ? "llm_request" : "guard_block",
+                actor: principal.subject,
+                action: "llm.chat.stream.end",
+                resource: `model:${upstream.name}/${model}`,
+                outcome: o.outcome === "success" ? "success" : o.outcome === "blocked" ? "blocked" : "error",
+                requestId: request.id,
+                details: {
+                  ...detail,
+                  output: {
+                    redacted: o.redacted,
+                    findings: o.findings,
+                    ...(o.code === undefined ? {} : { code: o.code }),
+                  },
+                  usage: o.usage,
+                },
+              });
+            },
+          });
+          return reply;
+        }
         const upstreamStarted = process.hrtime.bigint();
         const res = await deps.egress.fetchOperator(upstream.name, `${upstream.basePath}/chat/completions`, {
           method: "POST",

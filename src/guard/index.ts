@@ -1,4 +1,10 @@
-export { Guard, DEFAULT_GUARD_POLICY, shippedInjectionModel } from "./pipeline.js";
+export {
+  Guard,
+  GuardStream,
+  DEFAULT_GUARD_POLICY,
+  shippedInjectionModel,
+  type GuardStreamRelease,
+} from "./pipeline.js";
 export type { GuardPolicy, GuardVerdict, DirectionPolicy, ScanOptions, ScannerAction, Direction } from "./pipeline.js";
 export { normalize, originalSpan, type NormalizedText, type HiddenPayload } from "./normalize.js";
 export { detectInjection, type InjectionResult, type TextSource } from "./injection.js";

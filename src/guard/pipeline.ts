@@ -7,6 +7,8 @@ import { findPii } from "./pii.js";
 import { findMarkedSecrets, redact, type RedactionStyle } from "./redact.js";
 import { findSecrets } from "./secrets.js";
 import { unpackModel, type LinearModel } from "./train.js";
+import { StreamScanner } from "./stream.js";
+import { SECRET_LOOKBEHIND } from "./secrets.js";
 
 export type ScannerAction = "block" | "redact" | "flag" | "off";
 export type Direction = "input" | "output";
@@ -125,6 +127,44 @@ export class Guard {
     this.#model = options.model ?? shippedInjectionModel();
   }
 
+  /** The span scanners' findings (secrets, PII, marked secrets, unsafe output, canaries); false if one threw. */
+  #spans(
+    text: string,
+    policy: DirectionPolicy,
+    options: ScanOptions,
+    into: (Finding & { action: ScannerAction })[],
+  ): boolean {
+    let ok = true;
+    const run = (action: ScannerAction, scanner: () => Finding[]) => {
+      if (action === "off") return;
+      try {
+        for (const f of scanner()) into.push({ ...f, action });
+      } catch {
+        ok = false;
+      }
+    };
+    run(policy.secrets, () => findSecrets(text));
+    run(policy.pii, () => findPii(text));
+    run(policy.markedSecrets, () => findMarkedSecrets(text, options.markedSecrets ?? []));
+    run(policy.unsafeOutput, () => findUnsafeOutput(text, { allowedHosts: this.policy.allowedHosts }));
+    run(policy.canary, () => findCanaries(text, options.canaries ?? []));
+    return ok;
+  }
+
+  /**
+   * A streaming scan of one text (a model's answer as it arrives): feed chunks, get back what may be
+   * sent now — redacted where the policy redacts — or a block. The span scanners run incrementally
+   * (see {@link StreamScanner}); prompt injection, which needs the whole text, is judged at the end.
+   */
+  stream(options: ScanOptions = {}): GuardStream {
+    const direction = options.direction ?? "output";
+    const source = effectiveSource(options.source, options.trustedSource === true);
+    const policy: DirectionPolicy = { ...this.policy[direction], ...this.policy.bySource[source] };
+    return new GuardStream(this, policy, { ...options, direction, source }, (text, into) =>
+      this.#spans(text, policy, options, into),
+    );
+  }
+
   scan(text: string, options: ScanOptions = {}): GuardVerdict {
     const direction = options.direction ?? "input";
     const source = effectiveSource(options.source, options.trustedSource === true);
@@ -141,14 +181,6 @@ export class Guard {
     const findings: (Finding & { action: ScannerAction })[] = [];
     let injection: InjectionResult = { score: 0, detected: false, signals: [], modelScore: undefined };
     let failed = false;
-    const run = (action: ScannerAction, scanner: () => Finding[]) => {
-      if (action === "off") return;
-      try {
-        for (const f of scanner()) findings.push({ ...f, action });
-      } catch {
-        failed = true;
-      }
-    };
     if (policy.injection !== "off") {
       try {
         injection = detectInjection(normalize(text), {
@@ -171,11 +203,7 @@ export class Guard {
         failed = true;
       }
     }
-    run(policy.secrets, () => findSecrets(text));
-    run(policy.pii, () => findPii(text));
-    run(policy.markedSecrets, () => findMarkedSecrets(text, options.markedSecrets ?? []));
-    run(policy.unsafeOutput, () => findUnsafeOutput(text, { allowedHosts: this.policy.allowedHosts }));
-    run(policy.canary, () => findCanaries(text, options.canaries ?? []));
+    if (!this.#spans(text, policy, options, findings)) failed = true;
     const kept = dedupe(findings) as (Finding & { action: ScannerAction })[];
     const toRedact = kept.filter((f) => f.action === "redact");
     const out = toRedact.length > 0 ? redact(text, toRedact, this.policy.redaction) : text;
@@ -200,5 +228,100 @@ export class Guard {
       injection: { score: injection.score, detected: injection.detected, signals: injection.signals },
       source,
     };
+  }
+}
+
+/** What a streaming scan lets through now. */
+export interface GuardStreamRelease {
+  /** Text to send on (already redacted); empty when everything is still held back. */
+  readonly text: string;
+  /** True once a finding the policy blocks was seen: send nothing more. */
+  readonly blocked: boolean;
+  /** Findings in the released text (offsets into the whole stream), with the action taken. */
+  readonly findings: readonly (Finding & { readonly action: ScannerAction })[];
+}
+
+/** Longest non-PEM match a span scanner makes (long tokens, URLs, placeholders), with margin. */
+const STREAM_HOLD_BACK = 4096;
+
+/**
+ * One streamed text under the guard. It holds back {@link STREAM_HOLD_BACK} characters, and the full
+ * {@link SECRET_LOOKBEHIND} while an unfinished `-----BEGIN` block may be a private key, so no finding
+ * can straddle what was already sent. Call {@link end} when the text is complete.
+ */
+export class GuardStream {
+  readonly #guard: Guard;
+  readonly #policy: DirectionPolicy;
+  readonly #options: ScanOptions & { direction: Direction; source: TextSource };
+  readonly #scanner: StreamScanner;
+  #whole = "";
+  #blocked = false;
+  #failed = false;
+  #releasedUpTo = 0;
+
+  constructor(
+    guard: Guard,
+    policy: DirectionPolicy,
+    options: ScanOptions & { direction: Direction; source: TextSource },
+    spans: (text: string, into: (Finding & { action: ScannerAction })[]) => boolean,
+  ) {
+    this.#guard = guard;
+    this.#policy = policy;
+    this.#options = options;
+    this.#scanner = new StreamScanner(
+      (window) => {
+        const found: (Finding & { action: ScannerAction })[] = [];
+        if (!spans(window, found)) this.#failed = true;
+        return dedupe(found);
+      },
+      (pending) => (pending.includes("-----BEGIN") ? SECRET_LOOKBEHIND : STREAM_HOLD_BACK),
+      256,
+    );
+  }
+
+  get blocked(): boolean {
+    return this.#blocked;
+  }
+
+  push(chunk: string): GuardStreamRelease {
+    if (this.#blocked) return { text: "", blocked: true, findings: [] };
+    this.#whole += chunk;
+    if (this.#whole.length > this.#guard.policy.maxTextChars) return this.#block([]);
+    return this.#apply(this.#scanner.push(chunk));
+  }
+
+  end(): GuardStreamRelease {
+    if (this.#blocked) return { text: "", blocked: true, findings: [] };
+    const last = this.#apply(this.#scanner.end());
+    if (last.blocked) return last;
+    if (this.#policy.injection !== "off") {
+      const verdict = this.#guard.scan(this.#whole, {
+        ...this.#options,
+        trustedSource: true, // the source was settled when the stream was opened
+      });
+      const injection = verdict.findings.find((f) => f.type === "prompt_injection");
+      if (injection !== undefined && this.#policy.injection === "block") return this.#block(last.findings);
+      if (injection !== undefined)
+        return { ...last, findings: [...last.findings, { ...injection, action: this.#policy.injection }] };
+    }
+    return last;
+  }
+
+  #apply(release: { text: string; findings: readonly Finding[] }): GuardStreamRelease {
+    const findings = release.findings as readonly (Finding & { action: ScannerAction })[];
+    if (this.#failed && this.#guard.policy.onScannerError === "block") return this.#block(findings);
+    if (findings.some((f) => f.action === "block")) return this.#block(findings);
+    const base = this.#releasedUpTo;
+    this.#releasedUpTo += release.text.length;
+    const toRedact = findings
+      .filter((f) => f.action === "redact")
+      .map((f) => ({ ...f, start: f.start - base, end: f.end - base }));
+    const text = toRedact.length > 0 ? redact(release.text, toRedact, this.#guard.policy.redaction) : release.text;
+    return { text, blocked: false, findings };
+  }
+
+  #block(findings: readonly (Finding & { action: ScannerAction })[]): GuardStreamRelease {
+    this.#blocked = true;
+    return { text: "", blocked: true, findings };
   }
 }

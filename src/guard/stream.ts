@@ -18,7 +18,7 @@ export interface StreamRelease {
 
 export class StreamScanner {
   readonly #scan: (text: string) => readonly Finding[];
-  readonly #holdBack: number;
+  readonly #holdBack: (pending: string) => number;
   readonly #minRelease: number;
   /** Released text kept as left context (never released again). */
   #context = "";
@@ -33,16 +33,20 @@ export class StreamScanner {
    * @param minRelease Scan only when at least this much new text can be released (fewer rescans of
    *   the held tail when chunks are small, as SSE tokens are).
    */
-  constructor(scan: (text: string) => readonly Finding[], holdBack: number, minRelease = 256) {
+  constructor(
+    scan: (text: string) => readonly Finding[],
+    holdBack: number | ((pending: string) => number),
+    minRelease = 256,
+  ) {
     this.#scan = scan;
-    this.#holdBack = holdBack;
+    this.#holdBack = typeof holdBack === "number" ? () => holdBack : holdBack;
     this.#minRelease = minRelease;
   }
 
   push(chunk: string): StreamRelease {
     if (this.#ended) throw new Error("stream already ended");
     this.#pending += chunk;
-    if (this.#pending.length - this.#holdBack < this.#minRelease) return { text: "", findings: [] };
+    if (this.#pending.length - this.#holdBack(this.#pending) < this.#minRelease) return { text: "", findings: [] };
     return this.#release(false);
   }
 
@@ -58,7 +62,8 @@ export class StreamScanner {
       .filter((f) => f.end > offset)
       .map((f) => ({ ...f, start: f.start - offset, end: f.end - offset }))
       .sort((a, b) => a.start - b.start);
-    let cut = final ? this.#pending.length : Math.max(0, this.#pending.length - this.#holdBack);
+    const holdBack = this.#holdBack(this.#pending);
+    let cut = final ? this.#pending.length : Math.max(0, this.#pending.length - holdBack);
     // Never cut inside a finding: hold back from its start instead.
     for (const f of findings) if (f.start < cut && f.end > cut) cut = Math.max(0, f.start);
     // Nor inside a surrogate pair.
@@ -70,7 +75,7 @@ export class StreamScanner {
       .filter((f) => f.start >= 0 && f.end <= cut)
       .map((f) => ({ ...f, start: f.start + this.#base, end: f.end + this.#base }));
     const text = this.#pending.slice(0, cut);
-    this.#context = (this.#context + text).slice(-this.#holdBack);
+    this.#context = (this.#context + text).slice(-holdBack);
     this.#pending = this.#pending.slice(cut);
     this.#base += cut;
     return { text, findings: released };

@@ -1,0 +1,284 @@
+import { once } from "node:events";
+import type { ServerResponse } from "node:http";
+import { createParser } from "eventsource-parser";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { AgentwallError, isAgentwallError } from "../errors.js";
+import type { EgressStream } from "../egress/client.js";
+import type { GuardStream } from "../guard/pipeline.js";
+import type { Instance } from "../instance.js";
+import type { Principal } from "./auth.js";
+
+const CHUNK_KEYS = new Set([
+  "id",
+  "object",
+  "created",
+  "model",
+  "system_fingerprint",
+  "service_tier",
+  "choices",
+  "usage",
+]);
+const CHOICE_KEYS = new Set(["index", "delta", "finish_reason", "logprobs"]);
+const DELTA_KEYS = new Set(["role", "content", "refusal", "tool_calls", "reasoning", "reasoning_content"]);
+/** Text fields of a delta, each scanned as its own stream. */
+const TEXT_FIELDS = ["content", "refusal", "reasoning", "reasoning_content"] as const;
+type TextField = (typeof TEXT_FIELDS)[number];
+const MAX_CHOICES = 8;
+const MAX_TOOL_CALLS = 128;
+
+interface ToolCallBuffer {
+  id: string;
+  name: string;
+  arguments: string;
+}
+
+interface ChoiceState {
+  readonly streams: Map<TextField, GuardStream>;
+  readonly tools: Map<number, ToolCallBuffer>;
+  finish: string | null;
+  role: string | undefined;
+}
+
+/** What the stream did, for the closing audit event. */
+export interface StreamOutcome {
+  outcome: "success" | "blocked" | "error";
+  code?: string;
+  findings: string[];
+  redacted: number;
+  usage: Record<string, number>;
+}
+
+/** The caller-facing chunk: only the fields we chose, never the upstream's bytes. */
+function chunk(meta: { id: string; created: number; model: string }, choices: unknown[], usage?: unknown): string {
+  const body: Record<string, unknown> = {
+    id: meta.id,
+    object: "chat.completion.chunk",
+    created: meta.created,
+    model: meta.model,
+    choices,
+  };
+  if (usage !== undefined) body.usage = usage;
+  return `data: ${JSON.stringify(body)}\n\n`;
+}
+
+async function write(raw: ServerResponse, text: string): Promise<void> {
+  if (raw.destroyed) throw new AgentwallError("ERR_CHANNEL_CLOSED", "the client went away");
+  if (!raw.write(text)) await once(raw, "drain");
+}
+
+/**
+ * Relays an upstream SSE stream to the caller through the output guard. Nothing reaches the client
+ * unscanned: every text field of every choice goes through its own {@link GuardStream} (held back so
+ * no finding straddles what was sent), tool calls are buffered until complete and then checked against
+ * the tool policies and the guard, unknown fields cut the stream. A block or an error ends the stream
+ * with an error event. `closing` (the durable audit event) runs before the final event is written.
+ */
+export async function relayStream(options: {
+  instance: Instance;
+  principal: Principal;
+  request: FastifyRequest;
+  reply: FastifyReply;
+  upstream: EgressStream;
+  model: string;
+  checkToolCall: (
+    name: string,
+    args: string,
+  ) => Promise<{ allowed: true } | { allowed: false; code: string; reason: string }>;
+  closing: (outcome: StreamOutcome) => Promise<void>;
+  overheadMs: () => number;
+}): Promise<void> {
+  const { instance, reply } = options;
+  const raw = reply.raw;
+  const outcome: StreamOutcome = { outcome: "success", findings: [], redacted: 0, usage: {} };
+  const findings = new Set<string>();
+  const choices = new Map<number, ChoiceState>();
+  const meta = { id: `chatcmpl-${options.request.id}`, created: Math.floor(Date.now() / 1000), model: options.model };
+  let done = false;
+  let usage: Record<string, unknown> | undefined;
+  const events: string[] = [];
+  const parser = createParser({ onEvent: (e) => events.push(e.data) });
+
+  reply.hijack();
+  raw.writeHead(200, {
+    ...(reply.getHeaders() as Record<string, string>),
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-store",
+    "x-accel-buffering": "no",
+    "x-agentwall-overhead-ms": options.overheadMs().toFixed(3),
+  });
+
+  const state = (index: number): ChoiceState => {
+    let s = choices.get(index);
+    if (s === undefined) {
+      if (choices.size >= MAX_CHOICES) throw new AgentwallError("ERR_UPSTREAM_FAILED", "too many choices");
+      s = { streams: new Map(), tools: new Map(), finish: null, role: undefined };
+      choices.set(index, s);
+    }
+    return s;
+  };
+  const guardOf = (s: ChoiceState, field: TextField): GuardStream => {
+    let g = s.streams.get(field);
+    if (g === undefined) {
+      g = instance.guard.stream({ direction: "output", source: "agent" });
+      s.streams.set(field, g);
+    }
+    return g;
+  };
+  const released = (r: { text: string; blocked: boolean; findings: readonly { type: string; action: string }[] }) => {
+    for (const f of r.findings) {
+      findings.add(f.type);
+      if (f.action === "redact") outcome.redacted++;
+    }
+    if (r.blocked)
+      throw Object.assign(
+        new AgentwallError("ERR_GUARD_BLOCKED", "the model's answer was blocked by the content guards"),
+        { blocked: true },
+      );
+    return r.text;
+  };
+
+  const onData = async (data: string): Promise<void> => {
+    if (data === "[DONE]") {
+      done = true;
+      return;
+    }
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = JSON.parse(data) as Record<string, unknown>;
+    } catch {
+      throw new AgentwallError("ERR_UPSTREAM_FAILED", "a stream event is not JSON");
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+      throw new AgentwallError("ERR_UPSTREAM_FAILED", "a stream event is not an object");
+    for (const key of Object.keys(parsed))
+      if (!CHUNK_KEYS.has(key))
+        throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown field ${key.slice(0, 40)} in the stream`);
+    if (parsed.usage !== undefined && parsed.usage !== null) usage = parsed.usage as Record<string, unknown>;
+    const out: unknown[] = [];
+    for (const c of (parsed.choices ?? []) as Array<Record<string, unknown>>) {
+      for (const key of Object.keys(c))
+        if (!CHOICE_KEYS.has(key))
+          throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown choice field ${key.slice(0, 40)}`);
+      if (c.logprobs !== undefined && c.logprobs !== null)
+        throw new AgentwallError("ERR_UPSTREAM_FAILED", "logprobs carry text and are not relayed");
+      const index = c.index;
+      if (typeof index !== "number" || !Number.isSafeInteger(index) || index < 0)
+        throw new AgentwallError("ERR_UPSTREAM_FAILED", "a choice has no index");
+      const s = state(index);
+      const delta = (c.delta ?? {}) as Record<string, unknown>;
+      for (const key of Object.keys(delta))
+        if (!DELTA_KEYS.has(key))
+          throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown delta field ${key.slice(0, 40)}`);
+      const outDelta: Record<string, unknown> = {};
+      if (typeof delta.role === "string" && s.role === undefined) {
+        s.role = delta.role;
+        outDelta.role = delta.role;
+      }
+      for (const field of TEXT_FIELDS) {
+        const value = delta[field];
+        if (value === undefined || value === null) continue;
+        if (typeof value !== "string") throw new AgentwallError("ERR_UPSTREAM_FAILED", `${field} is not text`);
+        const text = released(guardOf(s, field).push(value));
+        if (text !== "") outDelta[field] = text;
+      }
+      for (const call of (delta.tool_calls ?? []) as Array<Record<string, unknown>>) {
+        const i = call.index;
+        if (typeof i !== "number" || !Number.isSafeInteger(i) || i < 0 || i >= MAX_TOOL_CALLS)
+          throw new AgentwallError("ERR_UPSTREAM_FAILED", "a tool call has no index");
+        const buf = s.tools.get(i) ?? { id: "", name: "", arguments: "" };
+        const f = (call.function ?? {}) as Record<string, unknown>;
+        if (typeof call.id === "string") buf.id += call.id;
+        if (typeof f.name === "string") buf.name += f.name;
+        if (typeof f.arguments === "string") buf.arguments += f.arguments;
+        if (buf.arguments.length > 1_000_000) throw new AgentwallError("ERR_UPSTREAM_FAILED", "tool call too large");
+        s.tools.set(i, buf);
+      }
+      if (typeof c.finish_reason === "string") s.finish = c.finish_reason;
+      if (Object.keys(outDelta).length > 0) out.push({ index, delta: outDelta, finish_reason: null });
+    }
+    if (out.length > 0) await write(raw, chunk(meta, out));
+  };
+
+  const finish = async (): Promise<void> => {
+    const out: unknown[] = [];
+    for (const [index, s] of choices) {
+      const delta: Record<string, unknown> = {};
+      for (const [field, g] of s.streams) {
+        const text = released(g.end());
+        if (text !== "") delta[field] = text;
+      }
+      const calls: unknown[] = [];
+      for (const [i, call] of [...s.tools].sort((a, b) => a[0] - b[0])) {
+        const verdictName = instance.guard.scan(call.name, { direction: "output", source: "agent" });
+        const verdictArgs = instance.guard.scan(call.arguments, { direction: "output", source: "agent" });
+        for (const v of [verdictName, verdictArgs]) {
+          for (const f of v.findings) findings.add(f.type);
+          if (v.verdict === "block") released({ text: "", blocked: true, findings: [] });
+        }
+        const d = await options.checkToolCall(verdictName.text, verdictArgs.text);
+        if (!d.allowed)
+          throw new AgentwallError(
+            d.code as "ERR_TOOL_DENIED",
+            `the model's answer calls a tool it may not: ${d.reason}`,
+          );
+        calls.push({
+          index: i,
+          id: call.id,
+          type: "function",
+          function: { name: verdictName.text, arguments: verdictArgs.text },
+        });
+      }
+      if (calls.length > 0) delta.tool_calls = calls;
+      if (Object.keys(delta).length > 0) out.push({ index, delta, finish_reason: null });
+    }
+    if (out.length > 0) await write(raw, chunk(meta, out));
+    const finals = [...choices].map(([index, s]) => ({ index, delta: {}, finish_reason: s.finish ?? "stop" }));
+    const u = usageOf(usage);
+    outcome.usage = u;
+    outcome.findings = [...findings];
+    await options.closing(outcome);
+    // Only the three counts cross, never other fields of the upstream's usage object.
+    const counts =
+      Object.keys(u).length === 0
+        ? undefined
+        : { prompt_tokens: u.prompt, completion_tokens: u.completion, total_tokens: u.total };
+    await write(raw, chunk(meta, finals, counts));
+    await write(raw, "data: [DONE]\n\n");
+  };
+
+  try {
+    const decoder = new TextDecoder();
+    for await (const bytes of options.upstream.body) {
+      parser.feed(decoder.decode(bytes, { stream: true }));
+      while (events.length > 0 && !done) await onData(events.shift() as string);
+      if (done) break;
+      if (raw.destroyed) throw new AgentwallError("ERR_CHANNEL_CLOSED", "the client went away");
+    }
+    if (!done) throw new AgentwallError("ERR_UPSTREAM_FAILED", "the upstream's stream ended without [DONE]");
+    await finish();
+  } catch (error) {
+    const e = isAgentwallError(error) ? error : new AgentwallError("ERR_INTERNAL", "the stream failed");
+    outcome.outcome = e.code === "ERR_GUARD_BLOCKED" || e.code.startsWith("ERR_TOOL_") ? "blocked" : "error";
+    outcome.code = e.code;
+    outcome.findings = [...findings];
+    await options.closing(outcome).catch(() => undefined);
+    if (!raw.destroyed) {
+      const message = e.code === "ERR_INTERNAL" ? "the stream failed" : e.message.slice(0, 300);
+      await write(
+        raw,
+        `data: ${JSON.stringify({ error: { code: e.code, message, requestId: options.request.id } })}\n\n`,
+      ).catch(() => undefined);
+    }
+  } finally {
+    raw.end();
+  }
+}
+
+function usageOf(usage: Record<string, unknown> | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of ["prompt", "completion", "total"] as const) {
+    const v = usage?.[`${k}_tokens`];
+    if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) out[k] = v;
+  }
+  return out;
+}
