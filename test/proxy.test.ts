@@ -115,6 +115,8 @@ describe("POST /v1/chat/completions", () => {
     );
     assert.equal(received.length, 1);
     assert.equal(received[0]?.authorization, `Bearer ${UPSTREAM_KEY}`);
+    // No max_tokens asked: the cap is sent on (and counted against budgets).
+    assert.equal((received[0]?.body as { max_tokens?: number }).max_tokens, 32_768);
     assert.equal(received[0]?.headers.cookie, undefined);
     assert.ok(!JSON.stringify(received[0]?.headers).includes(userKey.slice(0, 20)));
     assert.equal(res.headers["set-cookie"], undefined);
@@ -360,5 +362,35 @@ describe("POST /v1/chat/completions with stream: true", () => {
     const cut = events((await ask()).body);
     assert.equal(cut.error?.code, "ERR_UPSTREAM_FAILED");
     assert.ok(!cut.text.includes("partial"), "held-back text of a broken stream is not released");
+  });
+});
+
+describe("budgets through the proxy", () => {
+  it("reserves the estimate, settles to the upstream's usage, and refuses with 429 once the key's budget is used", async () => {
+    const budgeted = await testInstance(
+      { budgets: [{ name: "daily", per: "key", period: "day", tokens: 100 }] },
+      { AGENTWALL_UPSTREAM_URL: `http://127.0.0.1:${port}/v1`, AGENTWALL_UPSTREAM_KEY: UPSTREAM_KEY },
+    );
+    const server = await buildServer(budgeted, { logger: pino({ level: "silent" }) });
+    try {
+      const key = (await budgeted.apiKeys.create({ owner: "carol", name: "b", roles: ["user"], creator: "test" })).key;
+      const send = () =>
+        server.inject({
+          method: "POST",
+          url: "/v1/chat/completions",
+          headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+          payload: JSON.stringify({ ...hello, max_tokens: 20 }),
+        });
+      received.length = 0;
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i++) statuses.push((await send()).statusCode);
+      // Each answer uses 17 tokens; a request needs room for its estimate (about 12 + 20).
+      assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+      assert.equal(received.length, 5, "refused requests never reached the upstream");
+      const refused = await send();
+      assert.equal(refused.json<{ error: { code: string } }>().error.code, "ERR_BUDGET_EXHAUSTED");
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -97,6 +97,21 @@ export interface AgentwallConfig {
    * `credential` names a vault secret (bound to the upstream's host) sent as the bearer token; `models`
    * lists what may be asked of it (empty: any); `modelsByRole` narrows that per role.
    */
+  /**
+   * Token and spend budgets of the proxy, per API key, subject or role and period. `tokens` counts
+   * prompt + completion tokens; `spendMicroUsd` uses `pricing` (USD per million tokens, per model).
+   */
+  budgets: Array<{
+    name: string;
+    per: "key" | "subject" | "role";
+    role?: string;
+    period: "hour" | "day" | "month";
+    tokens?: number;
+    spendMicroUsd?: number;
+  }>;
+  pricing: Record<string, { inputPerMTok: number; outputPerMTok: number }>;
+  /** Largest `max_tokens` a request may ask for (and what an unset one is counted as). */
+  maxTokensCap: number;
   upstreams: Array<{
     name: string;
     url: string;
@@ -301,6 +316,36 @@ export const CONFIG_SCHEMA = {
       required: ["url"],
       properties: { url: { type: "string", pattern: "^https?://" } },
     },
+    budgets: {
+      type: "array",
+      maxItems: 1000,
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["name", "per", "period"],
+        properties: {
+          name: { type: "string", pattern: "^[a-z0-9][a-z0-9_-]{0,63}$" },
+          per: { enum: ["key", "subject", "role"] },
+          role: { type: "string", minLength: 1, maxLength: 64 },
+          period: { enum: ["hour", "day", "month"] },
+          tokens: positiveInt(1, 1e15),
+          spendMicroUsd: positiveInt(1, 1e15),
+        },
+      },
+    },
+    pricing: {
+      type: "object",
+      additionalProperties: {
+        type: "object",
+        additionalProperties: false,
+        required: ["inputPerMTok", "outputPerMTok"],
+        properties: {
+          inputPerMTok: { type: "number", minimum: 0, maximum: 1e6 },
+          outputPerMTok: { type: "number", minimum: 0, maximum: 1e6 },
+        },
+      },
+    },
+    maxTokensCap: positiveInt(1, 10_000_000),
     upstreams: {
       type: "array",
       maxItems: 100,
@@ -345,6 +390,9 @@ export const CONFIG_DEFAULTS: AgentwallConfig = {
   oidc: { issuers: [] },
   tools: [],
   upstreams: [],
+  budgets: [],
+  pricing: {},
+  maxTokensCap: 32_768,
   rateLimits: { perIp: { limit: 1200, periodMs: 60_000, burst: 200 }, expectedInstances: 1 },
   logLevel: "info",
 };

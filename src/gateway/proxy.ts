@@ -8,6 +8,7 @@ import type { Instance } from "../instance.js";
 import type { Principal } from "./auth.js";
 import type { GatewayRoute } from "./route.js";
 import { relayStream } from "./proxy-stream.js";
+import { estimateTokens } from "../monitor/budget.js";
 
 /** An OpenAI-compatible upstream, resolved from configuration. */
 export interface ProxyUpstream {
@@ -201,9 +202,6 @@ interface ChatRequest {
   [key: string]: unknown;
 }
 
-/** Longest answer asked of an upstream unless the configuration says otherwise. */
-const MAX_TOKENS_CAP = 32_768;
-
 /** Everything the proxy needs beyond the instance. */
 export interface ProxyDeps {
   readonly upstreams: readonly ProxyUpstream[];
@@ -379,8 +377,8 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
         }
         const { upstream, model } = route(deps.upstreams, body.model, principal.roles);
         const asked = body.max_completion_tokens ?? body.max_tokens;
-        if (asked !== undefined && asked > MAX_TOKENS_CAP)
-          throw new AgentwallError("ERR_BAD_REQUEST", `max_tokens is at most ${MAX_TOKENS_CAP}`);
+        if (asked !== undefined && asked > instance.config.maxTokensCap)
+          throw new AgentwallError("ERR_BAD_REQUEST", `max_tokens is at most ${instance.config.maxTokensCap}`);
         const caller = callerOf(principal);
         for (const tool of body.tools ?? []) {
           const d = instance.tools.mayUse(caller, tool.function.name);
@@ -394,32 +392,100 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
         const input = await audited(instance, principal, request.id, upstream.name, model, "input", () =>
           guardSlots(instance, requestSlots(body), "input"),
         );
-        const streaming = body.stream === true;
-        const forwarded = streaming ? { ...body, model, stream_options: { include_usage: true } } : { ...body, model };
-        const headers: Record<string, string> = {
-          "content-type": "application/json",
-          accept: streaming ? "text/event-stream" : "application/json",
+        // Budgets: the estimate is reserved before anything leaves, then corrected to the real usage.
+        const texts = requestSlots(body).map((x) => x.text);
+        const estimate = { prompt: estimateTokens(texts), completion: asked ?? instance.config.maxTokensCap };
+        if (asked === undefined) body.max_tokens = instance.config.maxTokensCap;
+        const reservation = await instance.budgets.reserve(principal, model, estimate);
+        let settled = false;
+        const settle = async (actual: { prompt: number; completion: number }) => {
+          if (settled) return;
+          settled = true;
+          await instance.budgets.settle(reservation, actual);
         };
-        if (upstream.key !== undefined) headers.authorization = `Bearer ${upstream.key}`;
-        if (streaming) {
-          const detail = {
-            credential: principal.credentialId,
-            input: { texts: input.verdicts.length, redacted: input.redacted, findings: input.flagged },
+        try {
+          const streaming = body.stream === true;
+          const forwarded = streaming
+            ? { ...body, model, stream_options: { include_usage: true } }
+            : { ...body, model };
+          const headers: Record<string, string> = {
+            "content-type": "application/json",
+            accept: streaming ? "text/event-stream" : "application/json",
           };
-          // First durable event: before a byte goes anywhere.
-          await instance.audit.append({
-            type: "llm_request",
-            actor: principal.subject,
-            action: "llm.chat.stream.start",
-            resource: `model:${upstream.name}/${model}`,
-            outcome: "allowed",
-            ip: request.ip,
-            userAgent: request.headers["user-agent"],
-            requestId: request.id,
-            details: detail,
-          });
+          if (upstream.key !== undefined) headers.authorization = `Bearer ${upstream.key}`;
+          if (streaming) {
+            const detail = {
+              credential: principal.credentialId,
+              input: { texts: input.verdicts.length, redacted: input.redacted, findings: input.flagged },
+            };
+            // First durable event: before a byte goes anywhere.
+            await instance.audit.append({
+              type: "llm_request",
+              actor: principal.subject,
+              action: "llm.chat.stream.start",
+              resource: `model:${upstream.name}/${model}`,
+              outcome: "allowed",
+              ip: request.ip,
+              userAgent: request.headers["user-agent"],
+              requestId: request.id,
+              details: detail,
+            });
+            const upstreamStarted = process.hrtime.bigint();
+            const up = await deps.egress.streamOperator(upstream.name, `${upstream.basePath}/chat/completions`, {
+              method: "POST",
+              headers,
+              body: JSON.stringify(forwarded),
+              requestId: request.id,
+              ...(upstream.credential === undefined ? {} : { credential: upstream.credential }),
+            });
+            const upstreamNs = process.hrtime.bigint() - upstreamStarted;
+            const type = String(up.headers["content-type"] ?? "");
+            if (up.status < 200 || up.status >= 300 || !type.startsWith("text/event-stream")) {
+              for await (const _ of up.body) break; // releases the connection
+              throw new AgentwallError(
+                "ERR_UPSTREAM_FAILED",
+                `the upstream answered ${up.status} ${type.slice(0, 40)}`,
+              );
+            }
+            await relayStream({
+              instance,
+              principal,
+              request,
+              reply,
+              upstream: up,
+              model: body.model,
+              checkToolCall: (name, args) => instance.tools.checkToolCall(caller, name, args),
+              overheadMs: () => Number(process.hrtime.bigint() - started - upstreamNs) / 1e6,
+              // Second durable event: before the final event leaves.
+              closing: async (o) => {
+                await settle(
+                  Object.keys(o.usage).length > 0
+                    ? { prompt: o.usage.prompt ?? 0, completion: o.usage.completion ?? 0 }
+                    : { prompt: estimate.prompt, completion: o.outcome === "success" ? estimate.completion : 0 },
+                );
+                await instance.audit.append({
+                  type: o.outcome === "success" ? "llm_request" : "guard_block",
+                  actor: principal.subject,
+                  action: "llm.chat.stream.end",
+                  resource: `model:${upstream.name}/${model}`,
+                  outcome: o.outcome === "success" ? "success" : o.outcome === "blocked" ? "blocked" : "error",
+                  requestId: request.id,
+                  details: {
+                    ...detail,
+                    output: {
+                      redacted: o.redacted,
+                      findings: o.findings,
+                      ...(o.code === undefined ? {} : { code: o.code }),
+                    },
+                    usage: o.usage,
+                  },
+                });
+              },
+            });
+            return reply;
+          }
           const upstreamStarted = process.hrtime.bigint();
-          const up = await deps.egress.streamOperator(upstream.name, `${upstream.basePath}/chat/completions`, {
+          const res = await deps.egress.fetchOperator(upstream.name, `${upstream.basePath}/chat/completions`, {
             method: "POST",
             headers,
             body: JSON.stringify(forwarded),
@@ -427,98 +493,63 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
             ...(upstream.credential === undefined ? {} : { credential: upstream.credential }),
           });
           const upstreamNs = process.hrtime.bigint() - upstreamStarted;
-          const type = String(up.headers["content-type"] ?? "");
-          if (up.status < 200 || up.status >= 300 || !type.startsWith("text/event-stream")) {
-            for await (const _ of up.body) break; // releases the connection
-            throw new AgentwallError("ERR_UPSTREAM_FAILED", `the upstream answered ${up.status} ${type.slice(0, 40)}`);
+          if (res.status < 200 || res.status >= 300)
+            throw new AgentwallError("ERR_UPSTREAM_FAILED", `the upstream answered ${res.status}`);
+          let answer: Completion;
+          try {
+            answer = JSON.parse(res.body.toString("utf8")) as Completion;
+          } catch {
+            throw new AgentwallError("ERR_UPSTREAM_FAILED", "the upstream's answer is not JSON");
           }
-          await relayStream({
-            instance,
-            principal,
-            request,
-            reply,
-            upstream: up,
-            model: body.model,
-            checkToolCall: (name, args) => instance.tools.checkToolCall(caller, name, args),
-            overheadMs: () => Number(process.hrtime.bigint() - started - upstreamNs) / 1e6,
-            // Second durable event: before the final event leaves.
-            closing: async (o) => {
-              await instance.audit.append({
-                type: o.outcome === "success" ? "llm_request" : "guard_block",
-                actor: principal.subject,
-                action: "llm.chat.stream.end",
-                resource: `model:${upstream.name}/${model}`,
-                outcome: o.outcome === "success" ? "success" : o.outcome === "blocked" ? "blocked" : "error",
-                requestId: request.id,
-                details: {
-                  ...detail,
-                  output: {
-                    redacted: o.redacted,
-                    findings: o.findings,
-                    ...(o.code === undefined ? {} : { code: o.code }),
-                  },
-                  usage: o.usage,
-                },
-              });
+          if (typeof answer !== "object" || answer === null)
+            throw new AgentwallError("ERR_UPSTREAM_FAILED", "the upstream's answer is not an object");
+          const output = await audited(instance, principal, request.id, upstream.name, model, "output", () =>
+            guardSlots(instance, answerSlots(answer), "output"),
+          );
+          for (const choice of answer.choices ?? [])
+            for (const call of choice.message?.tool_calls ?? []) {
+              const d = await instance.tools.checkToolCall(
+                caller,
+                String(call.function?.name),
+                String(call.function?.arguments),
+              );
+              if (!d.allowed) {
+                await auditBlock(instance, principal, request.id, upstream.name, model, "output", [d.code]);
+                throw new AgentwallError(d.code, `the model's answer calls a tool it may not: ${d.reason}`);
+              }
+            }
+          const used = usageOf(answer);
+          await settle(
+            used.prompt !== undefined && used.completion !== undefined
+              ? { prompt: used.prompt, completion: used.completion }
+              : { prompt: estimate.prompt, completion: estimateTokens(answerSlots(answer).map((x) => x.text)) },
+          );
+          await instance.audit.append({
+            type: "llm_request",
+            actor: principal.subject,
+            action: "llm.chat",
+            resource: `model:${upstream.name}/${model}`,
+            outcome: "success",
+            ip: request.ip,
+            userAgent: request.headers["user-agent"],
+            requestId: request.id,
+            details: {
+              credential: principal.credentialId,
+              input: { texts: input.verdicts.length, redacted: input.redacted, findings: input.flagged },
+              output: { texts: output.verdicts.length, redacted: output.redacted, findings: output.flagged },
+              usage: usageOf(answer),
             },
           });
-          return reply;
+          const overheadMs = Number(process.hrtime.bigint() - started - upstreamNs) / 1e6;
+          return reply
+            .header("content-type", "application/json; charset=utf-8")
+            .header("x-agentwall-overhead-ms", overheadMs.toFixed(3))
+            .send(JSON.stringify(answer));
+        } catch (error) {
+          // Failed before an answer: give the reservation back.
+          await settle({ prompt: 0, completion: 0 }).catch(() => undefined);
+          throw error;
         }
-        const upstreamStarted = process.hrtime.bigint();
-        const res = await deps.egress.fetchOperator(upstream.name, `${upstream.basePath}/chat/completions`, {
-          method: "POST",
-          headers,
-          body: JSON.stringify(forwarded),
-          requestId: request.id,
-          ...(upstream.credential === undefined ? {} : { credential: upstream.credential }),
-        });
-        const upstreamNs = process.hrtime.bigint() - upstreamStarted;
-        if (res.status < 200 || res.status >= 300)
-          throw new AgentwallError("ERR_UPSTREAM_FAILED", `the upstream answered ${res.status}`);
-        let answer: Completion;
-        try {
-          answer = JSON.parse(res.body.toString("utf8")) as Completion;
-        } catch {
-          throw new AgentwallError("ERR_UPSTREAM_FAILED", "the upstream's answer is not JSON");
-        }
-        if (typeof answer !== "object" || answer === null)
-          throw new AgentwallError("ERR_UPSTREAM_FAILED", "the upstream's answer is not an object");
-        const output = await audited(instance, principal, request.id, upstream.name, model, "output", () =>
-          guardSlots(instance, answerSlots(answer), "output"),
-        );
-        for (const choice of answer.choices ?? [])
-          for (const call of choice.message?.tool_calls ?? []) {
-            const d = await instance.tools.checkToolCall(
-              caller,
-              String(call.function?.name),
-              String(call.function?.arguments),
-            );
-            if (!d.allowed) {
-              await auditBlock(instance, principal, request.id, upstream.name, model, "output", [d.code]);
-              throw new AgentwallError(d.code, `the model's answer calls a tool it may not: ${d.reason}`);
-            }
-          }
-        await instance.audit.append({
-          type: "llm_request",
-          actor: principal.subject,
-          action: "llm.chat",
-          resource: `model:${upstream.name}/${model}`,
-          outcome: "success",
-          ip: request.ip,
-          userAgent: request.headers["user-agent"],
-          requestId: request.id,
-          details: {
-            credential: principal.credentialId,
-            input: { texts: input.verdicts.length, redacted: input.redacted, findings: input.flagged },
-            output: { texts: output.verdicts.length, redacted: output.redacted, findings: output.flagged },
-            usage: usageOf(answer),
-          },
-        });
-        const overheadMs = Number(process.hrtime.bigint() - started - upstreamNs) / 1e6;
-        return reply
-          .header("content-type", "application/json; charset=utf-8")
-          .header("x-agentwall-overhead-ms", overheadMs.toFixed(3))
-          .send(JSON.stringify(answer));
       },
     },
   ];

@@ -1,3 +1,4 @@
 export * from "./ratelimit/limiter.js";
 export * from "./ratelimit/redis.js";
 export * from "./ratelimit/sql.js";
+export * from "./budget.js";

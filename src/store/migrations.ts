@@ -273,6 +273,18 @@ const migrations: Record<string, Migration> = {
       await sql`insert into counters (name, value) values ('ca_revocations', 0)`.execute(db);
     },
   },
+  "0010_budgets": {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // One counter per budget, scope and period: conditional increments keep budgets exact across instances.
+      await db.schema
+        .createTable("budget_usage")
+        .addColumn("key", "text", (c) => c.primaryKey())
+        .addColumn("used", "bigint", (c) => c.notNull())
+        .addColumn("expires_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("budget_usage_expires").on("budget_usage").column("expires_at").execute();
+    },
+  },
 };
 
 /** The migrations shipped with this version, in order. */

@@ -186,6 +186,7 @@ export interface Database {
   vault_versions: VaultVersionsTable;
   rate_limits: RateLimitsTable;
   certificates: CertificatesTable;
+  budget_usage: BudgetUsageTable;
 }
 
 export interface RecordsTable {
@@ -229,4 +230,12 @@ export interface CertificatesTable {
   issued_at: number;
   revoked_at: number | null;
   revocation_reason: string | null;
+}
+
+/** Token or spend used against one budget, for one scope and period. */
+export interface BudgetUsageTable {
+  /** `<budget>:<scope>:<period start>`. */
+  key: string;
+  used: number;
+  expires_at: number;
 }
