@@ -21,6 +21,7 @@ import { RedisRateLimiter } from "./monitor/ratelimit/redis.js";
 import { RedisRevocationBus } from "./identity/revocation.js";
 import { upstreamsFromConfig, type ProxyUpstream } from "./gateway/proxy.js";
 import { Budgets } from "./monitor/budget.js";
+import { Metrics } from "./monitor/metrics.js";
 
 /** One running agentwall: its store, key hierarchy, audit log and identity services, wired together. */
 export interface Instance {
@@ -40,6 +41,8 @@ export interface Instance {
   readonly records: RecordStore;
   /** The content guards with the default policy. */
   readonly guard: Guard;
+  /** Prometheus metrics of this instance (`GET /metrics`). */
+  readonly metrics: Metrics;
   /** Token and spend budgets of the proxy (exact across instances: counted in the database). */
   readonly budgets: Budgets;
   /** The proxy's LLM upstreams (the environment's key, if any, held in memory only). */
@@ -169,6 +172,7 @@ export async function openInstance(
       records: new RecordStore({ store, keyring, audit, now: options.now }),
       guard: guardFromConfig(config),
       upstreams: upstreamsFromConfig(config, secrets),
+      metrics: new Metrics(),
       budgets: new Budgets({ store, rules: config.budgets, pricing: config.pricing, now: options.now }),
       masterKeyOrigin: keys.origin,
       masterKeyPath: keys.path,

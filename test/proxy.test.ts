@@ -394,3 +394,36 @@ describe("budgets through the proxy", () => {
     }
   });
 });
+
+describe("GET /metrics", () => {
+  it("serves Prometheus text with bounded labels to metrics:read only", async () => {
+    const viewer = await app.inject({
+      method: "GET",
+      url: "/metrics",
+      headers: { authorization: `Bearer ${viewerKey}` },
+    });
+    assert.equal(viewer.statusCode, 200, "viewers hold metrics:read");
+    assert.match(String(viewer.headers["content-type"]), /^text\/plain/);
+    const text = viewer.body;
+    assert.match(text, /agentwall_llm_requests_total\{upstream="default",outcome="success"\} [1-9]/);
+    assert.match(text, /agentwall_llm_tokens_total\{upstream="default",kind="prompt"\} [1-9]/);
+    assert.match(text, /agentwall_guard_blocks_total\{direction="input"\} [1-9]/);
+    assert.match(
+      text,
+      /agentwall_http_requests_total\{method="POST",route="\/v1\/chat\/completions",status="200"\} [1-9]/,
+    );
+    // An unmatched URL never becomes a label value of its own.
+    await app.inject({ method: "GET", url: `/nope/${"x".repeat(40)}` });
+    const after = (
+      await app.inject({ method: "GET", url: "/metrics", headers: { authorization: `Bearer ${viewerKey}` } })
+    ).body;
+    assert.ok(!after.includes("xxxxxxxx"));
+    assert.match(after, /route="\(unmatched\)"/);
+    assert.equal(
+      (await app.inject({ method: "GET", url: "/metrics", headers: { authorization: `Bearer ${userKey}` } }))
+        .statusCode,
+      200,
+    );
+    assert.equal((await app.inject({ method: "GET", url: "/metrics" })).statusCode, 401);
+  });
+});

@@ -396,7 +396,10 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
         const texts = requestSlots(body).map((x) => x.text);
         const estimate = { prompt: estimateTokens(texts), completion: asked ?? instance.config.maxTokensCap };
         if (asked === undefined) body.max_tokens = instance.config.maxTokensCap;
-        const reservation = await instance.budgets.reserve(principal, model, estimate);
+        const reservation = await instance.budgets.reserve(principal, model, estimate).catch((error: unknown) => {
+          if ((error as { code?: string }).code === "ERR_BUDGET_EXHAUSTED") instance.metrics.budgetRefusal();
+          throw error;
+        });
         let settled = false;
         const settle = async (actual: { prompt: number; completion: number }) => {
           if (settled) return;
@@ -458,6 +461,8 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
               overheadMs: () => Number(process.hrtime.bigint() - started - upstreamNs) / 1e6,
               // Second durable event: before the final event leaves.
               closing: async (o) => {
+                instance.metrics.llm(upstream.name, o.outcome, o.usage);
+                if (o.outcome === "blocked") instance.metrics.guardBlock("output");
                 await settle(
                   Object.keys(o.usage).length > 0
                     ? { prompt: o.usage.prompt ?? 0, completion: o.usage.completion ?? 0 }
@@ -519,6 +524,7 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
               }
             }
           const used = usageOf(answer);
+          instance.metrics.llm(upstream.name, "success", used);
           await settle(
             used.prompt !== undefined && used.completion !== undefined
               ? { prompt: used.prompt, completion: used.completion }
@@ -602,6 +608,7 @@ async function auditBlock(
   direction: "input" | "output",
   findings: readonly string[],
 ): Promise<void> {
+  instance.metrics.guardBlock(direction);
   await instance.audit.append({
     type: "guard_block",
     actor: principal.subject,

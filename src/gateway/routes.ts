@@ -30,6 +30,13 @@ export function coreRoutes(instance: Instance): GatewayRoute[] {
     ...caRoutes(instance),
     {
       method: "GET",
+      url: "/metrics",
+      access: { permission: "metrics:read" },
+      handler: async (_request, reply) =>
+        reply.type(instance.metrics.registry.contentType).send(await instance.metrics.registry.metrics()),
+    },
+    {
+      method: "GET",
       url: "/healthz",
       access: { public: true },
       handler: async () => ({ status: "ok" }),

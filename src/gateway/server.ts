@@ -126,6 +126,7 @@ export async function buildServer(instance: Instance, options: BuildServerOption
   });
 
   app.addHook("onResponse", async (request, reply) => {
+    instance.metrics.request(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
     // Allow-listed fields only: never headers, bodies or query strings (they can carry secrets).
     log?.info(
       {
