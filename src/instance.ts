@@ -22,6 +22,8 @@ import { RedisRevocationBus } from "./identity/revocation.js";
 import { upstreamsFromConfig, type ProxyUpstream } from "./gateway/proxy.js";
 import { Budgets } from "./monitor/budget.js";
 import { Metrics } from "./monitor/metrics.js";
+import { AnomalyDetector } from "./monitor/anomaly.js";
+import { EgressClient } from "./egress/client.js";
 
 /** One running agentwall: its store, key hierarchy, audit log and identity services, wired together. */
 export interface Instance {
@@ -41,6 +43,8 @@ export interface Instance {
   readonly records: RecordStore;
   /** The content guards with the default policy. */
   readonly guard: Guard;
+  /** Anomaly detection: per-subject baselines and the alerts they raise. */
+  readonly anomaly: AnomalyDetector;
   /** Prometheus metrics of this instance (`GET /metrics`). */
   readonly metrics: Metrics;
   /** Token and spend budgets of the proxy (exact across instances: counted in the database). */
@@ -156,6 +160,45 @@ export async function openInstance(
       ...(secrets.sessionSecret === undefined ? {} : { hs256Secret: Buffer.from(secrets.sessionSecret, "utf8") }),
       now: options.now,
     });
+    const vault = new Vault({ store, keyring, audit, now: options.now });
+    const webhook =
+      config.alerts.webhookUrl === undefined
+        ? undefined
+        : (() => {
+            const url = new URL(config.alerts.webhookUrl);
+            return {
+              path: url.pathname + url.search,
+              client: new EgressClient({
+                operatorDestinations: [{ name: "alerts-webhook", origin: url.origin }],
+                audit,
+                actor: "monitor",
+                totalTimeoutMs: 10_000,
+              }),
+            };
+          })();
+    const severities = ["medium", "high", "critical"];
+    const anomaly = new AnomalyDetector({
+      store,
+      audit,
+      now: options.now,
+      onAlert: async (alert) => {
+        const credential = alert.details.credential;
+        const at = config.alerts.suspendAt;
+        if (
+          at !== undefined &&
+          severities.indexOf(alert.severity) >= severities.indexOf(at) &&
+          typeof credential === "string" &&
+          credential.startsWith("key:")
+        )
+          await apiKeys.revoke(credential.slice(4), `monitor:alert:${alert.id}`);
+        if (webhook !== undefined)
+          await webhook.client.fetchOperator("alerts-webhook", webhook.path, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ alert }),
+          });
+      },
+    });
     let closed = false;
     return {
       config,
@@ -168,7 +211,8 @@ export async function openInstance(
       rbac,
       rateLimiter,
       tools,
-      vault: new Vault({ store, keyring, audit, now: options.now }),
+      vault,
+      anomaly,
       records: new RecordStore({ store, keyring, audit, now: options.now }),
       guard: guardFromConfig(config),
       upstreams: upstreamsFromConfig(config, secrets),
@@ -179,6 +223,8 @@ export async function openInstance(
       async close(closeOptions = {}) {
         if (closed) return;
         closed = true;
+        await anomaly.flush().catch(() => undefined);
+        await webhook?.client.close();
         await redisLimiter?.close();
         await revocations?.close();
         try {

@@ -31,6 +31,7 @@ export const PERMISSION_CATALOG: Readonly<Record<string, string>> = Object.freez
   "metrics:read": "read metrics",
   "vault:manage": "set, rotate and delete provider secrets",
   "llm:chat": "call models through the proxy (POST /v1/chat/completions)",
+  "alerts:read": "list anomaly alerts (GET /v1/admin/alerts)",
 });
 
 /** The source guides' permission names, accepted as aliases of catalogue entries. */

@@ -110,6 +110,12 @@ export interface AgentwallConfig {
     spendMicroUsd?: number;
   }>;
   pricing: Record<string, { inputPerMTok: number; outputPerMTok: number }>;
+  /**
+   * What alerts do beyond being stored and audited: `suspendAt` revokes the API key an alert names
+   * when its severity reaches that level; `webhookUrl` receives each alert as JSON (an operator
+   * destination of the egress client).
+   */
+  alerts: { suspendAt?: "high" | "critical"; webhookUrl?: string };
   /** Largest `max_tokens` a request may ask for (and what an unset one is counted as). */
   maxTokensCap: number;
   upstreams: Array<{
@@ -346,6 +352,14 @@ export const CONFIG_SCHEMA = {
       },
     },
     maxTokensCap: positiveInt(1, 10_000_000),
+    alerts: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        suspendAt: { enum: ["high", "critical"] },
+        webhookUrl: { type: "string", pattern: "^https?://", maxLength: 2048 },
+      },
+    },
     upstreams: {
       type: "array",
       maxItems: 100,
@@ -393,6 +407,7 @@ export const CONFIG_DEFAULTS: AgentwallConfig = {
   budgets: [],
   pricing: {},
   maxTokensCap: 32_768,
+  alerts: {},
   rateLimits: { perIp: { limit: 1200, periodMs: 60_000, burst: 200 }, expectedInstances: 1 },
   logLevel: "info",
 };

@@ -462,7 +462,20 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
               // Second durable event: before the final event leaves.
               closing: async (o) => {
                 instance.metrics.llm(upstream.name, o.outcome, o.usage);
-                if (o.outcome === "blocked") instance.metrics.guardBlock("output");
+                if (o.outcome === "blocked") {
+                  instance.metrics.guardBlock("output");
+                  await instance.anomaly
+                    .observeGuardBlock({ subject: principal.subject, credentialId: principal.credentialId })
+                    .catch(() => undefined);
+                }
+                if (o.usage.total !== undefined)
+                  await instance.anomaly
+                    .observeTokens({
+                      subject: principal.subject,
+                      tokens: o.usage.total,
+                      credentialId: principal.credentialId,
+                    })
+                    .catch(() => undefined);
                 await settle(
                   Object.keys(o.usage).length > 0
                     ? { prompt: o.usage.prompt ?? 0, completion: o.usage.completion ?? 0 }
@@ -525,6 +538,10 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
             }
           const used = usageOf(answer);
           instance.metrics.llm(upstream.name, "success", used);
+          if (used.total !== undefined)
+            await instance.anomaly
+              .observeTokens({ subject: principal.subject, tokens: used.total, credentialId: principal.credentialId })
+              .catch(() => undefined);
           await settle(
             used.prompt !== undefined && used.completion !== undefined
               ? { prompt: used.prompt, completion: used.completion }
@@ -609,6 +626,9 @@ async function auditBlock(
   findings: readonly string[],
 ): Promise<void> {
   instance.metrics.guardBlock(direction);
+  await instance.anomaly
+    .observeGuardBlock({ subject: principal.subject, credentialId: principal.credentialId })
+    .catch(() => undefined);
   await instance.audit.append({
     type: "guard_block",
     actor: principal.subject,

@@ -30,6 +30,20 @@ export function coreRoutes(instance: Instance): GatewayRoute[] {
     ...caRoutes(instance),
     {
       method: "GET",
+      url: "/v1/admin/alerts",
+      access: { permission: "alerts:read" },
+      handler: async (request) => {
+        const since = queryString(request, "since");
+        const alerts = await instance.anomaly.list({
+          limit: queryInt(request, "limit"),
+          subject: queryString(request, "subject"),
+          since: since === undefined ? undefined : parseTime(since, Date.now(), "since"),
+        });
+        return { alerts };
+      },
+    },
+    {
+      method: "GET",
       url: "/metrics",
       access: { permission: "metrics:read" },
       handler: async (_request, reply) =>

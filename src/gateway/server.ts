@@ -125,8 +125,22 @@ export async function buildServer(instance: Instance, options: BuildServerOption
     }
   });
 
+  const principals = new WeakMap<FastifyRequest, Principal>();
   app.addHook("onResponse", async (request, reply) => {
     instance.metrics.request(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
+    // Anomaly detection never fails a request: its own errors are dropped here.
+    const who = principals.get(request);
+    if (who !== undefined)
+      await instance.anomaly
+        .observeRequest({
+          subject: who.subject,
+          ip: request.ip,
+          status: reply.statusCode,
+          credentialId: who.credentialId,
+        })
+        .catch(() => undefined);
+    if (reply.statusCode === 401 || reply.statusCode === 403)
+      await instance.anomaly.observeAuthFailure(request.ip).catch(() => undefined);
     // Allow-listed fields only: never headers, bodies or query strings (they can carry secrets).
     log?.info(
       {
@@ -226,6 +240,7 @@ export async function buildServer(instance: Instance, options: BuildServerOption
           return sendError(reply, request, auth.code, "authentication required");
         }
         const principal: Principal = auth.principal;
+        principals.set(request, principal);
         const allowed = permits(principal.grants, permission);
         await instance.audit.append({
           type: "permission_check",

@@ -285,6 +285,28 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex("budget_usage_expires").on("budget_usage").column("expires_at").execute();
     },
   },
+  "0011_anomaly": {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable("anomaly_baselines")
+        .addColumn("subject", "text", (c) => c.primaryKey())
+        .addColumn("state", "text", (c) => c.notNull())
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("alerts")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("subject", "text", (c) => c.notNull())
+        .addColumn("kind", "text", (c) => c.notNull())
+        .addColumn("severity", "text", (c) => c.notNull())
+        .addColumn("message", "text", (c) => c.notNull())
+        .addColumn("details", "text", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("alerts_created").on("alerts").column("created_at").execute();
+      await db.schema.createIndex("alerts_subject").on("alerts").columns(["subject", "created_at"]).execute();
+    },
+  },
 };
 
 /** The migrations shipped with this version, in order. */

@@ -187,6 +187,8 @@ export interface Database {
   rate_limits: RateLimitsTable;
   certificates: CertificatesTable;
   budget_usage: BudgetUsageTable;
+  anomaly_baselines: AnomalyBaselinesTable;
+  alerts: AlertsTable;
 }
 
 export interface RecordsTable {
@@ -238,4 +240,21 @@ export interface BudgetUsageTable {
   key: string;
   used: number;
   expires_at: number;
+}
+
+/** A subject's persisted baselines (Welford states and known addresses, JSON). */
+export interface AnomalyBaselinesTable {
+  subject: string;
+  state: string;
+  updated_at: number;
+}
+
+export interface AlertsTable {
+  id: string;
+  subject: string;
+  kind: string;
+  severity: string;
+  message: string;
+  details: string;
+  created_at: number;
 }
