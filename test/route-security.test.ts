@@ -5,6 +5,8 @@ import { Writable } from "node:stream";
 import { describe, it } from "node:test";
 import { pino } from "pino";
 import { proxyDeps, proxyRoutes } from "../src/gateway/proxy.js";
+import { agentRoutes } from "../src/gateway/agent-routes.js";
+import { EgressClient } from "../src/egress/client.js";
 import { coreRoutes } from "../src/gateway/routes.js";
 import { buildServer } from "../src/gateway/server.js";
 import { freshPostgresDatabase, postgresReachable, testInstance } from "./helpers.js";
@@ -44,7 +46,11 @@ for (const engine of ENGINES)
       .key;
     const nobody = (await instance.apiKeys.create({ owner: "nobody", name: "none", roles: [], creator: "test" })).key;
     await instance.vault.set("openai", SECRET_VALUE, ["api.openai.com"], "test");
-    const routes = [...coreRoutes(instance), ...proxyRoutes(instance, proxyDeps(instance))];
+    const routes = [
+      ...coreRoutes(instance),
+      ...proxyRoutes(instance, proxyDeps(instance)),
+      ...agentRoutes(instance, new EgressClient()),
+    ];
     const responses: string[] = [];
 
     it("covers every route", () => assert.ok(routes.length >= 12, `${routes.length} routes`));

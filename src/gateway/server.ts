@@ -11,6 +11,8 @@ import { applySecurityHeaders } from "./headers.js";
 import { PUBLIC_ROUTES, type GatewayRoute } from "./route.js";
 import { coreRoutes } from "./routes.js";
 import { proxyDeps, proxyRoutes } from "./proxy.js";
+import { agentRoutes } from "./agent-routes.js";
+import { EgressClient } from "../egress/client.js";
 
 /** Options of {@link buildServer}. */
 export interface BuildServerOptions {
@@ -192,7 +194,15 @@ export async function buildServer(instance: Instance, options: BuildServerOption
 
   const proxy = proxyDeps(instance);
   app.addHook("onClose", () => proxy.egress.close());
-  const routes = [...coreRoutes(instance), ...proxyRoutes(instance, proxy), ...(options.routes ?? [])];
+  // The network agent's client: request URLs only (public addresses), audited as the agent.
+  const agentEgress = new EgressClient({ audit: instance.audit, actor: "agent:secure_network" });
+  app.addHook("onClose", () => agentEgress.close());
+  const routes = [
+    ...coreRoutes(instance),
+    ...proxyRoutes(instance, proxy),
+    ...agentRoutes(instance, agentEgress),
+    ...(options.routes ?? []),
+  ];
   for (const route of routes) {
     if (!("permission" in route.access) && !PUBLIC_ROUTES.has(route.url)) {
       throw new AgentwallError(

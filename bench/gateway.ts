@@ -1,0 +1,215 @@
+// The guarded gateway under a fixed load (autocannon, 32 connections, a 1 KB prompt), in one run, against:
+// a fake OpenAI-compatible upstream directly; agentwall with the full pipeline (API key, RBAC, per-IP
+// rate limit, budget, input and output guards, durable audit on SQLite); and Portkey's open-source
+// gateway (@portkey-ai/gateway, --headless, forced onto 127.0.0.1 by a preload) pointed at the same
+// upstream with x-portkey-custom-host. Prints requests/s, p50/p99, agentwall's CPU time per request,
+// the ratios, and the latency each adds at one connection.
+//
+//   npm run build && npx tsx bench/gateway.ts [--seconds 10] [--connections 32]
+//
+// Each server is its own process (the upstream too), so one's CPU never counts against another.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import autocannon from "autocannon";
+
+const { values } = parseArgs({
+  options: { seconds: { type: "string", default: "10" }, connections: { type: "string", default: "32" } },
+});
+const SECONDS = Number(values.seconds);
+const CONNECTIONS = Number(values.connections);
+const ROOT = join(import.meta.dirname, "..");
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor(url: string, init: RequestInit = {}): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    try {
+      const r = await fetch(url, init);
+      await r.arrayBuffer();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+const procs: ChildProcess[] = [];
+function start(args: string[], env: Record<string, string> = {}): ChildProcess {
+  const child = spawn(process.execPath, args, {
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  procs.push(child);
+  return child;
+}
+
+/** utime + stime of a process, in ms (Linux /proc). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1000) / 100;
+}
+
+const dir = mkdtempSync(join(tmpdir(), "agentwall-bench-gateway-"));
+try {
+  // The upstream: a fixed chat completion, answered at once.
+  const upPort = await freePort();
+  const upstreamScript = `
+    const http = require("node:http");
+    const answer = JSON.stringify({ id: "chatcmpl-b", object: "chat.completion", created: 1, model: "gpt-4o-mini",
+      choices: [{ index: 0, message: { role: "assistant", content: "The capital of France is Paris. It has been the capital for centuries and is known for its museums." }, finish_reason: "stop" }],
+      usage: { prompt_tokens: 260, completion_tokens: 24, total_tokens: 284 } });
+    http.createServer((req, res) => { req.resume(); req.on("end", () => { res.writeHead(200, { "content-type": "application/json" }); res.end(answer); }); })
+      .listen(${upPort}, "127.0.0.1");`;
+  start(["-e", upstreamScript]);
+  const upstream = `http://127.0.0.1:${upPort}/v1`;
+  await waitFor(`${upstream}/models`);
+
+  // agentwall: the full pipeline on SQLite.
+  const awPort = await freePort();
+  const home = join(dir, "home");
+  const env = {
+    AGENTWALL_HOME: home,
+    AGENTWALL_PORT: String(awPort),
+    AGENTWALL_MASTER_KEY: randomBytes(32).toString("base64url"),
+    AGENTWALL_UPSTREAM_URL: upstream,
+    AGENTWALL_UPSTREAM_KEY: "sk-bench-upstream-0000000000000000",
+    AGENTWALL_CONFIG: join(dir, "agentwall.json"),
+  };
+  writeFileSync(
+    env.AGENTWALL_CONFIG,
+    JSON.stringify({
+      logLevel: "silent",
+      rateLimits: { perIp: { limit: 1_000_000, periodMs: 1000, burst: 1_000_000 } },
+      budgets: [{ name: "bench", per: "key", period: "day", tokens: 1_000_000_000_000 }],
+    }),
+  );
+  const created = spawnSync(
+    process.execPath,
+    [join(ROOT, "dist/cli/main.js"), "keys", "create", "--subject", "bench", "--role", "user", "--json"],
+    { env: { PATH: process.env.PATH ?? "", ...env }, encoding: "utf8" },
+  );
+  if (created.status !== 0) throw new Error(`keys create failed: ${created.stderr}`);
+  const key = (JSON.parse(created.stdout) as { key: string }).key;
+  const gateway = start([join(ROOT, "dist/cli/main.js"), "serve"], env);
+  await waitFor(`http://127.0.0.1:${awPort}/healthz`);
+
+  // Portkey, forced onto loopback.
+  const pkPort = await freePort();
+  const preload = join(dir, "loopback.cjs");
+  writeFileSync(
+    preload,
+    `const net = require("node:net"); const listen = net.Server.prototype.listen;
+     net.Server.prototype.listen = function (...args) {
+       if (typeof args[0] === "number") { const cb = args.find((a) => typeof a === "function"); return listen.call(this, args[0], "127.0.0.1", cb); }
+       if (args[0] && typeof args[0] === "object") args[0] = { ...args[0], host: "127.0.0.1" };
+       return listen.apply(this, args); };`,
+  );
+  start([
+    "--require",
+    preload,
+    join(ROOT, "node_modules/@portkey-ai/gateway/build/start-server.js"),
+    `--port=${pkPort}`,
+    "--headless",
+  ]);
+  await waitFor(`http://127.0.0.1:${pkPort}/`);
+
+  const prompt = "Please answer briefly. " + "Here is some context about the question at hand. ".repeat(19);
+  const body = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: prompt.slice(0, 1024) }] });
+  const targets = {
+    upstream: { url: `${upstream}/chat/completions`, headers: { "content-type": "application/json" } },
+    agentwall: {
+      url: `http://127.0.0.1:${awPort}/v1/chat/completions`,
+      headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+    },
+    portkey: {
+      url: `http://127.0.0.1:${pkPort}/v1/chat/completions`,
+      headers: {
+        "content-type": "application/json",
+        authorization: "Bearer sk-bench-upstream-0000000000000000",
+        "x-portkey-provider": "openai",
+        "x-portkey-custom-host": upstream,
+      },
+    },
+  } as const;
+
+  // Every target must answer the request correctly before it is timed.
+  for (const [name, t] of Object.entries(targets)) {
+    const r = await fetch(t.url, { method: "POST", headers: t.headers, body });
+    const text = await r.text();
+    if (r.status !== 200 || !text.includes("Paris"))
+      throw new Error(`${name} answered ${r.status}: ${text.slice(0, 200)}`);
+  }
+
+  const load = async (name: keyof typeof targets, connections: number, seconds: number) => {
+    const t = targets[name];
+    const r = await autocannon({
+      url: t.url,
+      method: "POST",
+      headers: t.headers,
+      body,
+      connections,
+      duration: seconds,
+    });
+    return {
+      rps: r.requests.average,
+      p50: r.latency.p50,
+      p99: r.latency.p99,
+      ok: r["2xx"],
+      errors: r.errors + r.non2xx,
+    };
+  };
+  // Warm-up, then the timed runs.
+  for (const name of Object.keys(targets) as Array<keyof typeof targets>) await load(name, CONNECTIONS, 2);
+  const cpuBefore = cpuMs(gateway.pid ?? 0);
+  const results = {
+    upstream: await load("upstream", CONNECTIONS, SECONDS),
+    agentwall: await load("agentwall", CONNECTIONS, SECONDS),
+  };
+  const cpuAfter = cpuMs(gateway.pid ?? 0);
+  const portkey = await load("portkey", CONNECTIONS, SECONDS);
+  const single = {
+    upstream: await load("upstream", 1, Math.max(3, SECONDS / 2)),
+    agentwall: await load("agentwall", 1, Math.max(3, SECONDS / 2)),
+    portkey: await load("portkey", 1, Math.max(3, SECONDS / 2)),
+  };
+
+  console.log(`gateway, ${CONNECTIONS} connections, ${SECONDS} s each, 1 KB prompt, node ${process.version}`);
+  const row = (name: string, r: { rps: number; p50: number; p99: number; ok: number; errors: number }) =>
+    console.log(
+      `${name.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   ${r.ok} ok, ${r.errors} errors`,
+    );
+  row("fake upstream directly", results.upstream);
+  row("agentwall, full pipeline", results.agentwall);
+  row("portkey gateway (no checks)", portkey);
+  console.log(
+    `agentwall CPU per request: ${((cpuAfter - cpuBefore) / Math.max(results.agentwall.ok, 1)).toFixed(3)} ms ` +
+      `(${((cpuAfter - cpuBefore) / 1000).toFixed(1)} s CPU for ${results.agentwall.ok} requests)`,
+  );
+  console.log(
+    `ratios: agentwall / portkey ${(results.agentwall.rps / portkey.rps).toFixed(2)} (aim >= 5), ` +
+      `agentwall / upstream ${(results.agentwall.rps / results.upstream.rps).toFixed(2)}`,
+  );
+  console.log(
+    `added latency at 1 connection (p50 over the upstream's ${single.upstream.p50} ms): ` +
+      `agentwall ${(single.agentwall.p50 - single.upstream.p50).toFixed(2)} ms (aim < 1), portkey ${(single.portkey.p50 - single.upstream.p50).toFixed(2)} ms`,
+  );
+} finally {
+  for (const p of procs) p.kill("SIGTERM");
+  await new Promise((r) => setTimeout(r, 500));
+  rmSync(dir, { recursive: true, force: true });
+}
