@@ -105,7 +105,16 @@ try {
   );
   if (created.status !== 0) throw new Error(`keys create failed: ${created.stderr}`);
   const key = (JSON.parse(created.stdout) as { key: string }).key;
-  const gateway = start([join(ROOT, "dist/cli/main.js"), "serve"], env);
+  // AGENTWALL_BENCH_PROFILE=<dir> writes a CPU profile of the gateway there (on its orderly exit).
+  const profile = process.env.AGENTWALL_BENCH_PROFILE;
+  const gateway = start(
+    [
+      ...(profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`]),
+      join(ROOT, "dist/cli/main.js"),
+      "serve",
+    ],
+    env,
+  );
   await waitFor(`http://127.0.0.1:${awPort}/healthz`);
 
   // Portkey, forced onto loopback.
@@ -128,7 +137,16 @@ try {
   ]);
   await waitFor(`http://127.0.0.1:${pkPort}/`);
 
-  const prompt = "Please answer briefly. " + "Here is some context about the question at hand. ".repeat(19);
+  // About 1 KB of ordinary prose (a repeated sentence would trip the repetition signal, as it should).
+  const prompt =
+    "I am planning a week-long trip to France next spring with my family, and we would like to spend a few days in Paris " +
+    "before heading south. My two children are eight and eleven, and they enjoy museums as long as the visits are not too " +
+    "long. We are interested in art, history and food markets, and we would prefer to travel by train rather than rent a car. " +
+    "Could you suggest how to split the days between Paris and one or two other cities, which neighbourhoods are pleasant " +
+    "for families to stay in, and which museums have good activities for children? We also wonder whether it is worth " +
+    "buying a museum pass, how far in advance we should book train tickets, and what the weather is usually like in April. " +
+    "Finally, please mention a few regional dishes we should try and any customs about tipping in restaurants that " +
+    "visitors often get wrong. What is the capital of France, and how long has it been the capital? Thank you very much.";
   const body = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: prompt.slice(0, 1024) }] });
   const targets = {
     upstream: { url: `${upstream}/chat/completions`, headers: { "content-type": "application/json" } },
@@ -210,6 +228,6 @@ try {
   );
 } finally {
   for (const p of procs) p.kill("SIGTERM");
-  await new Promise((r) => setTimeout(r, 500));
+  await new Promise((r) => setTimeout(r, 3000));
   rmSync(dir, { recursive: true, force: true });
 }
