@@ -26,6 +26,17 @@ export interface Reservation {
 
 type Rule = AgentwallConfig["budgets"][number];
 
+interface Entry {
+  key: string;
+  amount: number;
+  unit: "tokens" | "spend";
+  limit: number;
+  rule: string;
+  expires: number;
+}
+
+type Op = { kind: "reserve"; entries: Entry[] } | { kind: "settle"; deltas: { key: string; delta: number }[] };
+
 function periodOf(period: Rule["period"], now: number): { start: string; end: number } {
   const d = new Date(now);
   if (period === "hour") {
@@ -46,15 +57,18 @@ function periodOf(period: Rule["period"], now: number): { start: string; end: nu
 /**
  * Token and spend budgets per API key, subject or role and period (UTC hour, day or month), held in the
  * database so every instance counts against the same numbers. Before a request is forwarded its
- * estimate (prompt from the text, completion from `max_tokens`) is reserved with one conditional
- * increment per budget in one transaction — all or none, never past the limit, however many instances
- * race; after the answer the reservation is corrected to the upstream's usage.
+ * estimate (prompt from the text, completion from `max_tokens`) is reserved against every applicable
+ * budget inside one write transaction — all or none, never past the limit, however many instances
+ * race; after the answer the reservation is corrected to the upstream's usage. Operations are group
+ * committed (see {@link Budgets.reserve}).
  */
 export class Budgets {
   readonly #store: Store;
   readonly #rules: readonly Rule[];
   readonly #pricing: AgentwallConfig["pricing"];
   readonly #now: () => number;
+  readonly #queue: { op: Op; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #flushing = false;
 
   constructor(options: {
     store: Store;
@@ -97,14 +111,7 @@ export class Budgets {
   /** Reserves an estimate against every applicable budget, or throws `ERR_BUDGET_EXHAUSTED`. */
   async reserve(who: BudgetPrincipal, model: string, estimate: TokenCount): Promise<Reservation> {
     const now = this.#now();
-    const entries: {
-      key: string;
-      amount: number;
-      unit: "tokens" | "spend";
-      limit: number;
-      rule: string;
-      expires: number;
-    }[] = [];
+    const entries: Entry[] = [];
     for (const rule of this.#rules) {
       const period = periodOf(rule.period, now);
       for (const scope of this.#scopes(rule, who)) {
@@ -128,46 +135,100 @@ export class Budgets {
           });
       }
     }
-    if (entries.length > 0) {
-      await writeTransaction(this.#store, async (trx) => {
-        for (const e of entries) {
-          await trx
-            .insertInto("budget_usage")
-            .values({ key: e.key, used: 0, expires_at: e.expires })
-            .onConflict((oc) => oc.column("key").doNothing())
-            .execute();
-          const r = await trx
-            .updateTable("budget_usage")
-            .set({ used: sql<number>`used + ${e.amount}` })
-            .where("key", "=", e.key)
-            .where(sql<boolean>`used + ${e.amount} <= ${e.limit}`)
-            .executeTakeFirst();
-          if (Number(r.numUpdatedRows) === 0)
-            throw new AgentwallError(
-              "ERR_BUDGET_EXHAUSTED",
-              `budget ${e.rule} (${e.unit === "tokens" ? "tokens" : "spend"}) is used up for this period`,
-            );
-        }
-      });
-    }
+    if (entries.length > 0) await this.#enqueue({ kind: "reserve", entries });
     return { entries: entries.map(({ key, amount, unit }) => ({ key, amount, unit })), model, estimate };
   }
 
   /** Corrects a reservation to what was used (nothing, if the request failed before the upstream). */
   async settle(reservation: Reservation, actual: TokenCount): Promise<void> {
-    if (reservation.entries.length === 0) return;
-    await writeTransaction(this.#store, async (trx) => {
-      for (const e of reservation.entries) {
-        const real = e.unit === "tokens" ? actual.prompt + actual.completion : this.spend(reservation.model, actual);
-        const delta = real - e.amount;
-        if (delta === 0) continue;
-        await trx
-          .updateTable("budget_usage")
-          .set({ used: sql<number>`case when used + ${delta} < 0 then 0 else used + ${delta} end` })
-          .where("key", "=", e.key)
-          .execute();
+    const deltas: { key: string; delta: number }[] = [];
+    for (const e of reservation.entries) {
+      const real = e.unit === "tokens" ? actual.prompt + actual.completion : this.spend(reservation.model, actual);
+      if (real !== e.amount) deltas.push({ key: e.key, delta: real - e.amount });
+    }
+    if (deltas.length > 0) await this.#enqueue({ kind: "settle", deltas });
+  }
+
+  /**
+   * Group commit: the operations queued while one transaction runs go together into the next one, in
+   * order — one commit (one fsync on SQLite) for a burst of requests instead of one each. Inside the
+   * transaction a reservation reads its counters (locked `FOR UPDATE` on PostgreSQL; SQLite's write
+   * lock covers the whole transaction), and applies all its increments only if every one fits.
+   */
+  #enqueue(op: Op): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ op, resolve, reject });
+      if (!this.#flushing) {
+        this.#flushing = true;
+        setImmediate(() => void this.#flush());
       }
     });
+  }
+
+  async #flush(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, 1000);
+      const outcome: (AgentwallError | undefined)[] = [];
+      try {
+        await writeTransaction(this.#store, async (trx) => {
+          outcome.length = 0;
+          for (const { op } of batch) {
+            if (op.kind === "settle") {
+              for (const d of op.deltas)
+                await trx
+                  .updateTable("budget_usage")
+                  .set({ used: sql<number>`case when used + ${d.delta} < 0 then 0 else used + ${d.delta} end` })
+                  .where("key", "=", d.key)
+                  .execute();
+              outcome.push(undefined);
+              continue;
+            }
+            for (const e of op.entries)
+              await trx
+                .insertInto("budget_usage")
+                .values({ key: e.key, used: 0, expires_at: e.expires })
+                .onConflict((oc) => oc.column("key").doNothing())
+                .execute();
+            let q = trx
+              .selectFrom("budget_usage")
+              .select(["key", "used"])
+              .where(
+                "key",
+                "in",
+                op.entries.map((e) => e.key),
+              );
+            if (this.#store.dialect === "postgres") q = q.forUpdate();
+            const used = new Map((await q.execute()).map((r) => [r.key, Number(r.used)]));
+            const over = op.entries.find((e) => (used.get(e.key) ?? 0) + e.amount > e.limit);
+            if (over !== undefined) {
+              outcome.push(
+                new AgentwallError(
+                  "ERR_BUDGET_EXHAUSTED",
+                  `budget ${over.rule} (${over.unit === "tokens" ? "tokens" : "spend"}) is used up for this period`,
+                ),
+              );
+              continue;
+            }
+            for (const e of op.entries)
+              await trx
+                .updateTable("budget_usage")
+                .set({ used: sql<number>`used + ${e.amount}` })
+                .where("key", "=", e.key)
+                .execute();
+            outcome.push(undefined);
+          }
+        });
+      } catch (error) {
+        for (const b of batch) b.reject(error);
+        continue;
+      }
+      batch.forEach((b, i) => {
+        const e = outcome[i];
+        if (e === undefined) b.resolve();
+        else b.reject(e);
+      });
+    }
+    this.#flushing = false;
   }
 
   /** Drops counters of periods that are over. */
