@@ -1,11 +1,6 @@
 import { AgentwallError, isAgentwallError } from "../errors.js";
 import { permits } from "../access/permission.js";
-import {
-  decryptEnvelope,
-  encryptWithKey,
-  encryptWithPassword,
-  envelopeToJson,
-} from "../crypto/envelope.js";
+import { decryptEnvelope, encryptWithKey, encryptWithPassword, envelopeToJson } from "../crypto/envelope.js";
 import { generateEd25519KeyPair, generateRsaKeyPair } from "../crypto/asymmetric.js";
 import type { EgressClient } from "../egress/client.js";
 import { InputValidator, fromFieldSchema, type GuideFieldRule } from "../guard/validate.js";
