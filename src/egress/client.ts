@@ -470,36 +470,9 @@ export class EgressClient {
 
   /** The whole body, within the size limit and the deadline. */
   async #read(res: Dispatcher.ResponseData, deadline: number, total: number): Promise<Buffer> {
-    {
-      const limit = this.#options.maxResponseBytes ?? 10 * 1024 * 1024;
-      const parts: Buffer[] = [];
-      let size = 0;
-      let late = false;
-      const timer = setTimeout(
-        () => {
-          late = true;
-          res.body.destroy();
-        },
-        Math.max(deadline - Date.now(), 1),
-      );
-      try {
-        for await (const chunk of res.body) {
-          size += (chunk as Buffer).length;
-          if (size > limit) {
-            res.body.destroy();
-            throw new AgentwallError("ERR_EGRESS_RESPONSE_TOO_LARGE", `response larger than ${limit} bytes`);
-          }
-          parts.push(chunk as Buffer);
-        }
-      } catch (error) {
-        if (late) throw new AgentwallError("ERR_EGRESS_FAILED", `no complete answer within ${total} ms`);
-        throw isAgentwallError(error) ? error : asEgressError(error);
-      } finally {
-        clearTimeout(timer);
-      }
-      if (late) throw new AgentwallError("ERR_EGRESS_FAILED", `no complete answer within ${total} ms`);
-      return Buffer.concat(parts);
-    }
+    const parts: Buffer[] = [];
+    for await (const chunk of this.#chunks(res, deadline, total)) parts.push(chunk);
+    return Buffer.concat(parts);
   }
 
   /** The body as it arrives, within the size limit and the deadline (errors carry egress codes). */

@@ -380,6 +380,18 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
         if (asked !== undefined && asked > instance.config.maxTokensCap)
           throw new AgentwallError("ERR_BAD_REQUEST", `max_tokens is at most ${instance.config.maxTokensCap}`);
         const caller = callerOf(principal);
+        const auditLlm = (action: string, outcome: "allowed" | "success", details: Record<string, unknown>) =>
+          instance.audit.append({
+            type: "llm_request",
+            actor: principal.subject,
+            action,
+            resource: `model:${upstream.name}/${model}`,
+            outcome,
+            ip: request.ip,
+            userAgent: request.headers["user-agent"],
+            requestId: request.id,
+            details,
+          });
         for (const tool of body.tools ?? []) {
           const d = instance.tools.mayUse(caller, tool.function.name);
           if (!d.allowed) throw new AgentwallError(d.code, d.reason);
@@ -422,17 +434,7 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
               input: { texts: input.verdicts.length, redacted: input.redacted, findings: input.flagged },
             };
             // First durable event: before a byte goes anywhere.
-            await instance.audit.append({
-              type: "llm_request",
-              actor: principal.subject,
-              action: "llm.chat.stream.start",
-              resource: `model:${upstream.name}/${model}`,
-              outcome: "allowed",
-              ip: request.ip,
-              userAgent: request.headers["user-agent"],
-              requestId: request.id,
-              details: detail,
-            });
+            await auditLlm("llm.chat.stream.start", "allowed", detail);
             const upstreamStarted = process.hrtime.bigint();
             const up = await deps.egress.streamOperator(upstream.name, `${upstream.basePath}/chat/completions`, {
               method: "POST",
@@ -547,21 +549,11 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
               ? { prompt: used.prompt, completion: used.completion }
               : { prompt: estimate.prompt, completion: estimateTokens(answerSlots(answer).map((x) => x.text)) },
           );
-          await instance.audit.append({
-            type: "llm_request",
-            actor: principal.subject,
-            action: "llm.chat",
-            resource: `model:${upstream.name}/${model}`,
-            outcome: "success",
-            ip: request.ip,
-            userAgent: request.headers["user-agent"],
-            requestId: request.id,
-            details: {
-              credential: principal.credentialId,
-              input: { texts: input.verdicts.length, redacted: input.redacted, findings: input.flagged },
-              output: { texts: output.verdicts.length, redacted: output.redacted, findings: output.flagged },
-              usage: usageOf(answer),
-            },
+          await auditLlm("llm.chat", "success", {
+            credential: principal.credentialId,
+            input: { texts: input.verdicts.length, redacted: input.redacted, findings: input.flagged },
+            output: { texts: output.verdicts.length, redacted: output.redacted, findings: output.flagged },
+            usage: usageOf(answer),
           });
           const overheadMs = Number(process.hrtime.bigint() - started - upstreamNs) / 1e6;
           return reply
