@@ -187,6 +187,7 @@ try {
       rps: r.requests.average,
       p50: r.latency.p50,
       p99: r.latency.p99,
+      mean: r.latency.average,
       ok: r["2xx"],
       errors: r.errors + r.non2xx,
     };
@@ -223,8 +224,9 @@ try {
       `agentwall / upstream ${(results.agentwall.rps / results.upstream.rps).toFixed(2)}`,
   );
   console.log(
-    `added latency at 1 connection (p50 over the upstream's ${single.upstream.p50} ms): ` +
-      `agentwall ${(single.agentwall.p50 - single.upstream.p50).toFixed(2)} ms (aim < 1), portkey ${(single.portkey.p50 - single.upstream.p50).toFixed(2)} ms`,
+    `added latency at 1 connection (autocannon's p50 is in whole ms, so the means are printed too): ` +
+      `p50 agentwall +${single.agentwall.p50 - single.upstream.p50} ms (aim < 1), portkey +${single.portkey.p50 - single.upstream.p50} ms; ` +
+      `mean agentwall +${(single.agentwall.mean - single.upstream.mean).toFixed(2)} ms, portkey +${(single.portkey.mean - single.upstream.mean).toFixed(2)} ms`,
   );
 } finally {
   for (const p of procs) p.kill("SIGTERM");
