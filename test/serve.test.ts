@@ -127,3 +127,44 @@ describe("agentwall serve", () => {
     },
   );
 });
+
+describe("agentwall serve with a separate metrics listener", () => {
+  it("serves /metrics there without a credential, and nothing else", async () => {
+    const home = tempDir();
+    const config = join(home, "agentwall.json");
+    writeFileSync(config, JSON.stringify({ metricsListen: { port: 0 } }));
+    const child = spawn(process.execPath, [MAIN, "serve", "--port", "0"], {
+      env: {
+        PATH: process.env.PATH ?? "",
+        AGENTWALL_HOME: home,
+        AGENTWALL_CONFIG: config,
+        AGENTWALL_LOG_LEVEL: "warn",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    let gateway: string | undefined;
+    let metrics: string | undefined;
+    for await (const line of createInterface({ input: child.stdout })) {
+      gateway ??= /^agentwall listening on (\S+)$/.exec(line)?.[1];
+      metrics ??= /^agentwall metrics on (\S+)$/.exec(line)?.[1];
+      if (gateway !== undefined && metrics !== undefined) break;
+    }
+    assert.match(String(metrics), /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    await fetch(`${gateway}/healthz`);
+    const scraped = await fetch(String(metrics));
+    assert.equal(scraped.status, 200);
+    assert.match(
+      await scraped.text(),
+      /agentwall_http_requests_total\{method="GET",route="\/healthz",status="200"\} 1/,
+    );
+    assert.equal((await fetch(String(metrics).replace("/metrics", "/v1/admin/audit/events"))).status, 404);
+    assert.equal(
+      (await fetch(`${gateway}/metrics`)).status,
+      401,
+      "the gateway's own /metrics still needs a credential",
+    );
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0);
+  });
+});

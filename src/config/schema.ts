@@ -116,6 +116,11 @@ export interface AgentwallConfig {
    * destination of the egress client).
    */
   alerts: { suspendAt?: "high" | "critical"; webhookUrl?: string };
+  /**
+   * A separate listener for `GET /metrics` without authentication (for a scraper on a private
+   * network); absent, metrics are served by the gateway to `metrics:read` only.
+   */
+  metricsListen?: { host?: string; port: number };
   /** Largest `max_tokens` a request may ask for (and what an unset one is counted as). */
   maxTokensCap: number;
   upstreams: Array<{
@@ -352,6 +357,15 @@ export const CONFIG_SCHEMA = {
       },
     },
     maxTokensCap: positiveInt(1, 10_000_000),
+    metricsListen: {
+      type: "object",
+      additionalProperties: false,
+      required: ["port"],
+      properties: {
+        host: { type: "string", minLength: 1, maxLength: 255 },
+        port: { type: "integer", minimum: 0, maximum: 65535 },
+      },
+    },
     alerts: {
       type: "object",
       additionalProperties: false,

@@ -64,6 +64,31 @@ export function registerServe(program: Command, run: (fn: () => Promise<number>)
           prune();
         }
         const address = await app.listen({ host: config.host, port: config.port });
+        // The separate metrics listener: metrics only, no credentials, loopback unless configured.
+        let metricsServer: import("node:http").Server | undefined;
+        if (config.metricsListen !== undefined) {
+          const { createServer } = await import("node:http");
+          const server = createServer((req, res) => {
+            if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {
+              res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
+              return;
+            }
+            instance.metrics.registry.metrics().then(
+              (text) => res.writeHead(200, { "content-type": instance.metrics.registry.contentType }).end(text),
+              () => res.writeHead(500).end(),
+            );
+          });
+          metricsServer = server;
+          const host = config.metricsListen.host ?? "127.0.0.1";
+          await new Promise<void>((resolve, reject) => {
+            server.once("error", reject);
+            server.listen(config.metricsListen?.port, host, () => resolve());
+          });
+          const port = (server.address() as import("node:net").AddressInfo).port;
+          process.stdout.write(
+            `agentwall metrics on http://${host.includes(":") ? `[${host}]` : host}:${port}/metrics\n`,
+          );
+        }
         process.stdout.write(
           `agentwall listening on ${address}\ndata directory: ${config.home}\n${source !== undefined ? `config: ${source}\n` : ""}`,
         );
@@ -81,6 +106,7 @@ export function registerServe(program: Command, run: (fn: () => Promise<number>)
             void (async () => {
               try {
                 await app.close();
+                await new Promise((r) => (metricsServer === undefined ? r(null) : metricsServer.close(r)));
                 await instance.close({ checkpoint: true });
                 resolve(0);
               } catch (error) {
