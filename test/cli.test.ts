@@ -261,6 +261,24 @@ describe("agentwall CLI", () => {
     assert.ok(
       report.checks.some((c: { name: string; status: string }) => c.name === "admin-key-expiry" && c.status === "warn"),
     );
+    const names = (report.checks as Array<{ name: string; status: string }>).map((c) => `${c.name}:${c.status}`);
+    for (const n of ["upstream-tls:pass", "metrics-listener:pass", "guard-fail-open:pass"])
+      assert.ok(names.includes(n), n);
+    // A plain-HTTP upstream off this machine fails; guards failing open and a public metrics listener warn.
+    const risky = cli(["check", "--json"], {
+      ...env,
+      AGENTWALL_UPSTREAM_URL: "http://llm.internal.example:8000/v1",
+      AGENTWALL_CONFIG: writeConfig(home, {
+        guard: { onScannerError: "flag" },
+        metricsListen: { host: "0.0.0.0", port: 9464 },
+      }),
+    });
+    assert.equal(risky.code, 1, risky.stdout);
+    const riskyNames = (JSON.parse(risky.stdout).checks as Array<{ name: string; status: string }>).map(
+      (c) => `${c.name}:${c.status}`,
+    );
+    for (const n of ["upstream-tls:fail", "metrics-listener:warn", "guard-fail-open:warn"])
+      assert.ok(riskyNames.includes(n), n);
     chmodSync(home, 0o755);
     const bad = cli(["check", "--json"], env);
     assert.equal(bad.code, 1);

@@ -69,6 +69,37 @@ export async function runChecks(instance: Instance, options: { verifyAudit: bool
   } else
     add("tls", "pass", config.tls === undefined ? "plain HTTP on loopback only" : "TLS configured (TLS 1.2 minimum)");
 
+  // The proxy's upstreams: prompts and the provider key must not cross a network in clear text.
+  const plainUpstreams = instance.upstreams.filter((u) => {
+    const url = new URL(u.origin);
+    return url.protocol === "http:" && !LOOPBACK.has(url.hostname.replace(/^\[|\]$/g, ""));
+  });
+  if (plainUpstreams.length > 0)
+    add(
+      "upstream-tls",
+      "fail",
+      `upstream ${plainUpstreams.map((u) => u.name).join(", ")} uses plain HTTP off this machine; prompts and the provider key travel in clear`,
+    );
+  else add("upstream-tls", "pass", `${instance.upstreams.length} upstream(s), HTTPS or loopback`);
+
+  const metricsHost = config.metricsListen?.host ?? "127.0.0.1";
+  if (config.metricsListen !== undefined && !LOOPBACK.has(metricsHost))
+    add(
+      "metrics-listener",
+      "warn",
+      `metrics are served without a credential on ${metricsHost}; keep that network private`,
+    );
+  else
+    add(
+      "metrics-listener",
+      "pass",
+      config.metricsListen === undefined ? "metrics need metrics:read" : "metrics listener on loopback",
+    );
+
+  if (config.guard?.onScannerError === "flag")
+    add("guard-fail-open", "warn", "guard.onScannerError is flag: a scanner that fails lets the text through");
+  else add("guard-fail-open", "pass", "a failing scanner blocks the text");
+
   if (config.trustProxy.some((p) => p === "0.0.0.0/0" || p === "::/0" || p === "*")) {
     add("trust-proxy", "fail", "trustProxy believes X-Forwarded-For from every address; list your proxies");
   } else
