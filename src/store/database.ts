@@ -130,6 +130,10 @@ async function openPostgres(url: string): Promise<Store> {
   // An idle client that loses its connection emits 'error' on the pool; without a listener that
   // would crash the process. The next query reports the outage instead.
   pool.on("error", () => undefined);
+  // A client that loses its connection while checked out (inside a transaction, between statements)
+  // emits 'error' on itself; unheard, that would end the process. The failure still reaches whoever
+  // is using the client (its next statement fails), and the pool drops the dead connection.
+  pool.on("connect", (client) => client.on("error", () => undefined));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,
