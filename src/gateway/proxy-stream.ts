@@ -274,7 +274,8 @@ export async function relayStream(options: {
   }
 }
 
-function usageOf(usage: Record<string, unknown> | undefined): Record<string, number> {
+/** Token counts as the upstream reported them (keys without "token": the audit redacts those names). */
+export function usageOf(usage: Readonly<Record<string, unknown>> | undefined): Record<string, number> {
   const out: Record<string, number> = {};
   for (const k of ["prompt", "completion", "total"] as const) {
     const v = usage?.[`${k}_tokens`];

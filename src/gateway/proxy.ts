@@ -7,7 +7,7 @@ import type { TextSource } from "../guard/injection.js";
 import type { Instance } from "../instance.js";
 import type { Principal } from "./auth.js";
 import type { GatewayRoute } from "./route.js";
-import { relayStream } from "./proxy-stream.js";
+import { relayStream, usageOf } from "./proxy-stream.js";
 import { estimateTokens } from "../monitor/budget.js";
 
 /** An OpenAI-compatible upstream, resolved from configuration. */
@@ -401,12 +401,15 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
             const d = await instance.tools.checkToolCall(caller, call.function.name, call.function.arguments);
             if (!d.allowed) throw new AgentwallError(d.code, d.reason);
           }
+        const slots = requestSlots(body);
         const input = await audited(instance, principal, request.id, upstream.name, model, "input", () =>
-          guardSlots(instance, requestSlots(body), "input"),
+          guardSlots(instance, slots, "input"),
         );
         // Budgets: the estimate is reserved before anything leaves, then corrected to the real usage.
-        const texts = requestSlots(body).map((x) => x.text);
-        const estimate = { prompt: estimateTokens(texts), completion: asked ?? instance.config.maxTokensCap };
+        const estimate = {
+          prompt: estimateTokens(slots.map((x) => x.text)),
+          completion: asked ?? instance.config.maxTokensCap,
+        };
         if (asked === undefined) body.max_tokens = instance.config.maxTokensCap;
         const reservation = await instance.budgets.reserve(principal, model, estimate).catch((error: unknown) => {
           if ((error as { code?: string }).code === "ERR_BUDGET_EXHAUSTED") instance.metrics.budgetRefusal();
@@ -428,6 +431,14 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
             accept: streaming ? "text/event-stream" : "application/json",
           };
           if (upstream.key !== undefined) headers.authorization = `Bearer ${upstream.key}`;
+          const path = `${upstream.basePath}/chat/completions`;
+          const call = {
+            method: "POST",
+            headers,
+            body: JSON.stringify(forwarded),
+            requestId: request.id,
+            ...(upstream.credential === undefined ? {} : { credential: upstream.credential }),
+          };
           if (streaming) {
             const detail = {
               credential: principal.credentialId,
@@ -436,13 +447,7 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
             // First durable event: before a byte goes anywhere.
             await auditLlm("llm.chat.stream.start", "allowed", detail);
             const upstreamStarted = process.hrtime.bigint();
-            const up = await deps.egress.streamOperator(upstream.name, `${upstream.basePath}/chat/completions`, {
-              method: "POST",
-              headers,
-              body: JSON.stringify(forwarded),
-              requestId: request.id,
-              ...(upstream.credential === undefined ? {} : { credential: upstream.credential }),
-            });
+            const up = await deps.egress.streamOperator(upstream.name, path, call);
             const upstreamNs = process.hrtime.bigint() - upstreamStarted;
             const type = String(up.headers["content-type"] ?? "");
             if (up.status < 200 || up.status >= 300 || !type.startsWith("text/event-stream")) {
@@ -505,13 +510,7 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
             return reply;
           }
           const upstreamStarted = process.hrtime.bigint();
-          const res = await deps.egress.fetchOperator(upstream.name, `${upstream.basePath}/chat/completions`, {
-            method: "POST",
-            headers,
-            body: JSON.stringify(forwarded),
-            requestId: request.id,
-            ...(upstream.credential === undefined ? {} : { credential: upstream.credential }),
-          });
+          const res = await deps.egress.fetchOperator(upstream.name, path, call);
           const upstreamNs = process.hrtime.bigint() - upstreamStarted;
           if (res.status < 200 || res.status >= 300)
             throw new AgentwallError("ERR_UPSTREAM_FAILED", `the upstream answered ${res.status}`);
@@ -523,8 +522,9 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
           }
           if (typeof answer !== "object" || answer === null)
             throw new AgentwallError("ERR_UPSTREAM_FAILED", "the upstream's answer is not an object");
+          const outSlots = answerSlots(answer);
           const output = await audited(instance, principal, request.id, upstream.name, model, "output", () =>
-            guardSlots(instance, answerSlots(answer), "output"),
+            guardSlots(instance, outSlots, "output"),
           );
           for (const choice of answer.choices ?? [])
             for (const call of choice.message?.tool_calls ?? []) {
@@ -538,7 +538,7 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
                 throw new AgentwallError(d.code, `the model's answer calls a tool it may not: ${d.reason}`);
               }
             }
-          const used = usageOf(answer);
+          const used = usageOf(answer.usage);
           instance.metrics.llm(upstream.name, "success", used);
           if (used.total !== undefined)
             await instance.anomaly
@@ -553,7 +553,7 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
             credential: principal.credentialId,
             input: { texts: input.verdicts.length, redacted: input.redacted, findings: input.flagged },
             output: { texts: output.verdicts.length, redacted: output.redacted, findings: output.flagged },
-            usage: usageOf(answer),
+            usage: used,
           });
           const overheadMs = Number(process.hrtime.bigint() - started - upstreamNs) / 1e6;
           return reply
@@ -576,17 +576,6 @@ function callerOf(principal: Principal) {
     roles: principal.roles,
     kind: principal.subject.startsWith("agent:") ? ("agent" as const) : ("user" as const),
   };
-}
-
-/** Token counts as the upstream reported them (keys without "token": the audit redacts those names). */
-function usageOf(answer: Completion): Record<string, number> {
-  const u = answer.usage;
-  const out: Record<string, number> = {};
-  for (const k of ["prompt", "completion", "total"] as const) {
-    const v = u?.[`${k}_tokens`];
-    if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) out[k] = v;
-  }
-  return out;
 }
 
 /** Runs a guard pass; a block is audited (`guard_block`, finding types only) before it is thrown. */
