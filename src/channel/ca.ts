@@ -96,6 +96,13 @@ export function crlPem(der: Uint8Array): string {
   return `-----BEGIN X509 CRL-----\n${body}-----END X509 CRL-----\n`;
 }
 
+/** An agent certificate's validity in hours: 24 unless given, at most 90 days. */
+function validityHours(hours: number = 24): number {
+  if (!Number.isFinite(hours) || hours <= 0 || hours > 24 * 90)
+    throw new AgentwallError("ERR_INVALID_ARGUMENT", "validityHours must be in (0, 2160] (at most 90 days)");
+  return hours;
+}
+
 function serialNumber(): string {
   const bytes = randomBytes(16);
   // A positive 127-bit serial whose hex has no leading zero byte: one spelling everywhere.
@@ -263,9 +270,7 @@ export class CertificateAuthority implements PeerVerifier {
     options: { publicKeyPem?: string; validityHours?: number; actor?: string } = {},
   ): Promise<IssuedCertificate> {
     checkAgentId(agentId);
-    const hours = options.validityHours ?? 24;
-    if (!Number.isFinite(hours) || hours <= 0 || hours > 24 * 90)
-      throw new AgentwallError("ERR_INVALID_ARGUMENT", "validityHours must be in (0, 2160] (at most 90 days)");
+    const hours = validityHours(options.validityHours);
     let publicKey: KeyObject;
     let privateKeyPem: string | undefined;
     if (options.publicKeyPem === undefined) {
@@ -298,9 +303,7 @@ export class CertificateAuthority implements PeerVerifier {
     const old = await this.#row(serial);
     if (old.kind !== "agent") throw new AgentwallError("ERR_INVALID_ARGUMENT", "only agent certificates are renewed");
     if (old.revoked_at !== null) throw new AgentwallError("ERR_CERT_REVOKED", `certificate ${serial} is revoked`);
-    const hours = options.validityHours ?? 24;
-    if (!Number.isFinite(hours) || hours <= 0 || hours > 24 * 90)
-      throw new AgentwallError("ERR_INVALID_ARGUMENT", "validityHours must be in (0, 2160] (at most 90 days)");
+    const hours = validityHours(options.validityHours);
     const key = createPublicKey({ key: Buffer.from(old.public_key, "base64url"), format: "der", type: "spki" });
     const row = await this.#sign(old.subject, key, hours * HOUR);
     await this.#audit.append({

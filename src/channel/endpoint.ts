@@ -308,6 +308,14 @@ function nonceOf(text: string): string {
   }
 }
 
+/** The replay guard a server (shared by its connections) or a client connection uses. */
+function replayGuardFor(options: ChannelOptions): ReplayGuard {
+  return new ReplayGuard({
+    ...(options.windowMs === undefined ? {} : { windowMs: options.windowMs }),
+    ...(options.nonceCapacity === undefined ? {} : { capacity: options.nonceCapacity }),
+  });
+}
+
 function tlsOptions(identity: ChannelIdentity, verifier: PeerVerifier): tls.SecureContextOptions {
   return {
     key: identity.privateKeyPem,
@@ -339,10 +347,7 @@ export class ChannelServer {
     const ca = new X509Certificate(options.verifier.caCertificatePem);
     agentIdOf(self.cert, ca, Date.now());
     // One replay guard for the whole server: a message replayed on a new connection is still caught.
-    const replay = new ReplayGuard({
-      ...(options.windowMs === undefined ? {} : { windowMs: options.windowMs }),
-      ...(options.nonceCapacity === undefined ? {} : { capacity: options.nonceCapacity }),
-    });
+    const replay = replayGuardFor(options);
     const server = tls.createServer({
       ...tlsOptions(options.identity, options.verifier),
       requestCert: true,
@@ -495,10 +500,7 @@ export async function connectChannel(
     socket.destroy();
     throw error;
   }
-  const replay = new ReplayGuard({
-    ...(options.windowMs === undefined ? {} : { windowMs: options.windowMs }),
-    ...(options.nonceCapacity === undefined ? {} : { capacity: options.nonceCapacity }),
-  });
+  const replay = replayGuardFor(options);
   const connection = new ChannelConnection(socket, self, { id: peer, key: cert.publicKey }, options, replay);
   socket.resume();
   return connection;
