@@ -334,21 +334,8 @@ export class EgressClient {
 
   /** A request to an operator destination by name; the path is joined to its exact origin. */
   async fetchOperator(name: string, path: string, init: EgressRequestInit = {}): Promise<EgressResponse> {
-    const op = this.#operators.get(name);
-    if (op === undefined) throw new AgentwallError("ERR_EGRESS_HOST_DENIED", `no operator destination ${name}`);
-    const url = new URL(path, op.origin);
-    if (url.origin !== op.origin.origin)
-      throw new AgentwallError("ERR_EGRESS_HOST_DENIED", "the path leaves the destination's origin");
-    // A hop on a configured destination's exact origin (this one, or another the operator named) stays
-    // exempt; a redirect anywhere else is treated as a request URL.
-    return this.#audited("operator", url.href, () =>
-      this.#follow(url, init, (u) => {
-        const target = u.origin === op.origin.origin ? op : this.#operatorByOrigin.get(u.origin);
-        if (target !== undefined) return target.agent;
-        const decision = this.#checkParsed(u);
-        return decision.allowed ? this.#requestAgent : decision;
-      }),
-    );
+    const { url, route } = this.#operatorRoute(name, path);
+    return this.#audited("operator", url.href, () => this.#follow(url, init, route));
   }
 
   /**
@@ -357,22 +344,36 @@ export class EgressClient {
    * headers arrive (or when refused).
    */
   async streamOperator(name: string, path: string, init: EgressRequestInit = {}): Promise<EgressStream> {
+    const { url, route } = this.#operatorRoute(name, path);
+    const exchange = await this.#audited("operator", url.href, async () => {
+      const x = await this.#exchange(url, init, route);
+      return { x, status: x.res.statusCode, body: { length: -1 }, chain: x.chain };
+    });
+    const { res, chain, deadline, total } = exchange.x;
+    return { status: res.statusCode, headers: res.headers, chain, body: this.#chunks(res, deadline, total) };
+  }
+
+  /**
+   * The URL of `path` at an operator destination, and how each hop is routed: a hop on a configured
+   * destination's exact origin (this one, or another the operator named) stays exempt; a redirect
+   * anywhere else is treated as a request URL.
+   */
+  #operatorRoute(
+    name: string,
+    path: string,
+  ): { url: URL; route: (u: URL) => Dispatcher | Extract<EgressDecision, { allowed: false }> } {
     const op = this.#operators.get(name);
     if (op === undefined) throw new AgentwallError("ERR_EGRESS_HOST_DENIED", `no operator destination ${name}`);
     const url = new URL(path, op.origin);
     if (url.origin !== op.origin.origin)
       throw new AgentwallError("ERR_EGRESS_HOST_DENIED", "the path leaves the destination's origin");
-    const exchange = await this.#audited("operator", url.href, async () => {
-      const x = await this.#exchange(url, init, (u) => {
-        const target = u.origin === op.origin.origin ? op : this.#operatorByOrigin.get(u.origin);
-        if (target !== undefined) return target.agent;
-        const decision = this.#checkParsed(u);
-        return decision.allowed ? this.#requestAgent : decision;
-      });
-      return { x, status: x.res.statusCode, body: { length: -1 }, chain: x.chain };
-    });
-    const { res, chain, deadline, total } = exchange.x;
-    return { status: res.statusCode, headers: res.headers, chain, body: this.#chunks(res, deadline, total) };
+    const route = (u: URL) => {
+      const target = u.origin === op.origin.origin ? op : this.#operatorByOrigin.get(u.origin);
+      if (target !== undefined) return target.agent;
+      const decision = this.#checkParsed(u);
+      return decision.allowed ? this.#requestAgent : decision;
+    };
+    return { url, route };
   }
 
   /**
