@@ -53,8 +53,68 @@ export interface Instance {
   readonly upstreams: readonly ProxyUpstream[];
   readonly masterKeyOrigin: MasterKeyOrigin;
   readonly masterKeyPath: string | undefined;
+  /**
+   * Takes on a new configuration's reloadable parts (SIGHUP): guard and tool policies, upstreams,
+   * budgets and pricing, `maxTokensCap`, the per-IP limit, `alerts.suspendAt`, `logLevel`. Everything is
+   * built and checked before anything changes, so an invalid configuration leaves the running one whole
+   * (and throws `ERR_CONFIG_INVALID`). A request already at its upstream finishes on the connection it
+   * started with; every check made after the reload uses the new policies. The
+   * other fields need a restart: they are kept as they were and named in the report. Audited.
+   */
+  reload(next: AgentwallConfig): Promise<ReloadReport>;
   /** Commits queued audit events and closes the database; `checkpoint` also signs a last checkpoint. */
   close(options?: { checkpoint?: boolean }): Promise<void>;
+}
+
+/** What {@link Instance.reload} did: top-level fields it changed, and changed fields it could not apply. */
+export interface ReloadReport {
+  readonly applied: readonly string[];
+  readonly restartRequired: readonly string[];
+}
+
+/**
+ * The parts of the configuration a running instance can swap. Paths are top-level fields, or
+ * `field.sub` where only part of a field is read per request.
+ */
+const RELOADABLE = [
+  "guard",
+  "tools",
+  "upstream",
+  "upstreams",
+  "budgets",
+  "pricing",
+  "maxTokensCap",
+  "rateLimits.perIp",
+  "alerts.suspendAt",
+  "logLevel",
+] as const;
+
+/** `next`'s reloadable parts over a copy of `current`; the rest of `current` stays as it is. */
+function reloadable(current: AgentwallConfig, next: AgentwallConfig): AgentwallConfig {
+  const merged = structuredClone(current) as unknown as Record<string, Record<string, unknown> | undefined>;
+  const from = next as unknown as Record<string, Record<string, unknown> | undefined>;
+  for (const path of RELOADABLE) {
+    const [field, sub] = path.split(".") as [string, string | undefined];
+    if (sub === undefined) {
+      if (from[field] === undefined) delete merged[field];
+      else merged[field] = structuredClone(from[field]);
+      continue;
+    }
+    const target = { ...merged[field] };
+    const value = from[field]?.[sub];
+    if (value === undefined) delete target[sub];
+    else target[sub] = structuredClone(value);
+    merged[field] = target;
+  }
+  return merged as unknown as AgentwallConfig;
+}
+
+/** Top-level fields whose value differs between two configurations. */
+function changedFields(a: AgentwallConfig, b: AgentwallConfig): string[] {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  const ra = a as unknown as Record<string, unknown>;
+  const rb = b as unknown as Record<string, unknown>;
+  return [...keys].filter((k) => JSON.stringify(ra[k]) !== JSON.stringify(rb[k])).sort();
 }
 
 /** The guard with the configured policy merged over the defaults. */
@@ -183,7 +243,7 @@ export async function openInstance(
       now: options.now,
       onAlert: async (alert) => {
         const credential = alert.details.credential;
-        const at = config.alerts.suspendAt;
+        const at = live.config.alerts.suspendAt;
         if (
           at !== undefined &&
           severities.indexOf(alert.severity) >= severities.indexOf(at) &&
@@ -199,9 +259,27 @@ export async function openInstance(
           });
       },
     });
+    const budgets = new Budgets({ store, rules: config.budgets, pricing: config.pricing, now: options.now });
+    let live = {
+      config,
+      guard: guardFromConfig(config),
+      tools,
+      upstreams: upstreamsFromConfig(config, secrets) as readonly ProxyUpstream[],
+    };
     let closed = false;
     return {
-      config,
+      get config() {
+        return live.config;
+      },
+      get guard() {
+        return live.guard;
+      },
+      get tools() {
+        return live.tools;
+      },
+      get upstreams() {
+        return live.upstreams;
+      },
       store,
       keyring,
       audit,
@@ -210,16 +288,45 @@ export async function openInstance(
       oidc,
       rbac,
       rateLimiter,
-      tools,
       vault,
       anomaly,
       records: new RecordStore({ store, keyring, audit, now: options.now }),
-      guard: guardFromConfig(config),
-      upstreams: upstreamsFromConfig(config, secrets),
       metrics: new Metrics(),
-      budgets: new Budgets({ store, rules: config.budgets, pricing: config.pricing, now: options.now }),
+      budgets,
       masterKeyOrigin: keys.origin,
       masterKeyPath: keys.path,
+      async reload(next) {
+        const effective = reloadable(live.config, next);
+        const applied = changedFields(live.config, effective);
+        const restartRequired = changedFields(effective, next);
+        const report = async (outcome: "success" | "error", reason?: string) =>
+          audit.append({
+            type: "config_change",
+            actor: "system",
+            action: "config.reload",
+            outcome,
+            details: { applied, restartRequired, ...(reason === undefined ? {} : { reason }) },
+          });
+        let built;
+        try {
+          // Everything new is built (and so checked) before anything is swapped.
+          built = {
+            config: effective,
+            guard: guardFromConfig(effective),
+            tools: new ToolPolicy(effective.tools, { rateLimiter }),
+            upstreams: upstreamsFromConfig(effective, secrets),
+          };
+          budgets.configure(effective.budgets, effective.pricing);
+        } catch (error) {
+          await report("error", error instanceof AgentwallError ? error.code : "ERR_CONFIG_INVALID");
+          throw error instanceof AgentwallError
+            ? error
+            : new AgentwallError("ERR_CONFIG_INVALID", "the new configuration could not be applied");
+        }
+        live = built;
+        await report("success");
+        return { applied, restartRequired };
+      },
       async close(closeOptions = {}) {
         if (closed) return;
         closed = true;

@@ -1,10 +1,11 @@
 // Shared test setup: temporary SQLite stores, fresh PostgreSQL databases, keys. Real engines only.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { after } from "node:test";
 import pg from "pg";
 import { masterKeyFromBytes, type MasterKey } from "../src/crypto/master-key.js";
@@ -256,4 +257,96 @@ export async function testTlsServer(
     certPem: cert.toString("pem"),
     keyPem: `-----BEGIN PRIVATE KEY-----\n${pkcs8.replace(/.{64}/g, "$&\n").replace(/\n?$/, "\n")}-----END PRIVATE KEY-----\n`,
   };
+}
+
+const MAIN = join(import.meta.dirname, "../dist/cli/main.js");
+
+/** A gateway started by {@link startGateway}. */
+export interface RunningGateway {
+  readonly child: ChildProcess;
+  /** `http://127.0.0.1:<port>` as the gateway printed it. */
+  readonly url: string;
+  /** Resolves with the exit code (or the signal's name) when the process ends. */
+  readonly exited: Promise<number | string | null>;
+  /** Everything the process wrote to stderr so far. */
+  stderr(): string;
+  /** Resolves with the next stdout line matching `pattern` (lines already read are not searched). */
+  nextLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Sends `signal` (default SIGTERM) and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<number | string | null>;
+}
+
+/**
+ * `agentwall serve --port 0` from the built CLI, as `npm start` runs it: a real process on a real
+ * socket, with a clean environment (`PATH` and `env`; warn-level logs unless `env` says otherwise).
+ * Resolves once it prints the address it listens on; rejects with its stderr if it exits first.
+ */
+export async function startGateway(env: Record<string, string>): Promise<RunningGateway> {
+  const child = spawn(process.execPath, [MAIN, "serve", "--port", "0"], {
+    env: { PATH: process.env.PATH ?? "", AGENTWALL_LOG_LEVEL: "warn", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | string | null>((resolve) =>
+    child.on("exit", (code, signal) => resolve(code ?? signal)),
+  );
+  const waiting: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  createInterface({ input: child.stdout }).on("line", (line) => {
+    const i = waiting.findIndex((w) => w.pattern.test(line));
+    if (i >= 0) waiting.splice(i, 1)[0]?.resolve(line);
+  });
+  const nextLine = (pattern: RegExp, timeoutMs = 30_000) =>
+    new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms; stderr: ${stderr}`)),
+        timeoutMs,
+      );
+      waiting.push({
+        pattern,
+        resolve: (line) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+      });
+    });
+  const listening = nextLine(/^agentwall listening on \S+$/);
+  const line = await Promise.race([
+    listening,
+    exited.then((code) => {
+      throw new Error(`gateway exited (${String(code)}) before listening: ${stderr}`);
+    }),
+  ]);
+  return {
+    child,
+    url: line.slice("agentwall listening on ".length),
+    exited,
+    stderr: () => stderr,
+    nextLine,
+    async stop(signal = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/**
+ * The built CLI as a child process without blocking this process's event loop (use it when this
+ * process hosts something the command reaches: a fake upstream, a TCP proxy).
+ */
+export function runCliAsync(
+  args: readonly string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [MAIN, ...args], {
+      env: { PATH: process.env.PATH ?? "", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    c.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    c.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    c.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
 }

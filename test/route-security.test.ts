@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { describe, it } from "node:test";
 import { pino } from "pino";
-import { proxyDeps, proxyRoutes } from "../src/gateway/proxy.js";
+import { ProxyClients, proxyRoutes } from "../src/gateway/proxy.js";
 import { agentRoutes } from "../src/gateway/agent-routes.js";
 import { EgressClient } from "../src/egress/client.js";
 import { coreRoutes } from "../src/gateway/routes.js";
@@ -48,7 +48,7 @@ for (const engine of ENGINES)
     await instance.vault.set("openai", SECRET_VALUE, ["api.openai.com"], "test");
     const routes = [
       ...coreRoutes(instance),
-      ...proxyRoutes(instance, proxyDeps(instance)),
+      ...proxyRoutes(instance, new ProxyClients(instance)),
       ...agentRoutes(instance, new EgressClient()),
     ];
     const responses: string[] = [];

@@ -6,6 +6,7 @@ import type { GuardVerdict } from "../guard/pipeline.js";
 import type { TextSource } from "../guard/injection.js";
 import type { Instance } from "../instance.js";
 import type { Principal } from "./auth.js";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import type { GatewayRoute } from "./route.js";
 import { relayStream, usageOf } from "./proxy-stream.js";
 import { estimateTokens } from "../monitor/budget.js";
@@ -202,25 +203,75 @@ interface ChatRequest {
   [key: string]: unknown;
 }
 
-/** Everything the proxy needs beyond the instance. */
+/** The upstreams a request was routed with, and the egress client that reaches them. */
 export interface ProxyDeps {
   readonly upstreams: readonly ProxyUpstream[];
   readonly egress: EgressClient;
 }
 
-export function proxyDeps(instance: Instance): ProxyDeps {
-  const upstreams = instance.upstreams;
-  const egress = new EgressClient({
-    allowHttp: false,
-    operatorDestinations: upstreams.map((u) => ({ name: u.name, origin: u.origin })),
-    vault: instance.vault,
-    audit: instance.audit,
-    actor: "proxy",
-    totalTimeoutMs: 300_000,
-    headersTimeoutMs: 120_000,
-    maxResponseBytes: 16 * 1024 * 1024,
-  });
-  return { upstreams, egress };
+interface Generation extends ProxyDeps {
+  /** Requests holding this generation; a retired one is closed when the last lets go. */
+  users: number;
+  retired: boolean;
+}
+
+/**
+ * The proxy's egress clients, one per generation of the instance's upstreams: a reload that changes
+ * the upstreams makes a new client for the requests that start afterwards, and the old one is closed
+ * once the requests that started with it are done — none is cut.
+ */
+export class ProxyClients {
+  readonly #instance: Instance;
+  #current: Generation;
+  readonly #closing: Promise<void>[] = [];
+
+  constructor(instance: Instance) {
+    this.#instance = instance;
+    this.#current = this.#build();
+  }
+
+  #build(): Generation {
+    const upstreams = this.#instance.upstreams;
+    const egress = new EgressClient({
+      allowHttp: false,
+      operatorDestinations: upstreams.map((u) => ({ name: u.name, origin: u.origin })),
+      vault: this.#instance.vault,
+      audit: this.#instance.audit,
+      actor: "proxy",
+      totalTimeoutMs: 300_000,
+      headersTimeoutMs: 120_000,
+      maxResponseBytes: 16 * 1024 * 1024,
+    });
+    return { upstreams, egress, users: 0, retired: false };
+  }
+
+  #release(g: Generation): void {
+    g.users -= 1;
+    if (g.retired && g.users === 0) this.#closing.push(g.egress.close().catch(() => undefined));
+  }
+
+  /** Runs `fn` with the current upstreams and client; the client stays open until `fn` settles. */
+  async use<T>(fn: (deps: ProxyDeps) => Promise<T>): Promise<T> {
+    if (this.#current.upstreams !== this.#instance.upstreams) {
+      const old = this.#current;
+      old.retired = true;
+      this.#current = this.#build();
+      old.users += 1;
+      this.#release(old);
+    }
+    const g = this.#current;
+    g.users += 1;
+    try {
+      return await fn(g);
+    } finally {
+      this.#release(g);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#current.egress.close();
+    await Promise.all(this.#closing);
+  }
 }
 
 /** Picks the upstream serving `model` for these roles, or refuses. `name/model` names one upstream. */
@@ -356,7 +407,7 @@ function answerSlots(answer: Completion): Slot[] {
  * allow-listed headers cross, both ways), the output guard and the tool policies on the answer, and the
  * audit event — durable before the answer leaves.
  */
-export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[] {
+export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayRoute[] {
   const ajv = new Ajv({ strict: true, allErrors: false, coerceTypes: false, useDefaults: false });
   const validate: ValidateFunction = ajv.compile(REQUEST_SCHEMA);
   return [
@@ -364,210 +415,211 @@ export function proxyRoutes(instance: Instance, deps: ProxyDeps): GatewayRoute[]
       method: "POST",
       url: "/v1/chat/completions",
       access: { permission: "llm:chat" },
-      handler: async (request, reply, principal) => {
-        const started = process.hrtime.bigint();
-        if (principal === undefined) throw new AgentwallError("ERR_UNAUTHENTICATED", "no credential");
-        const body = request.body as ChatRequest;
-        if (!validate(body)) {
-          const e = validate.errors?.[0];
-          throw new AgentwallError(
-            "ERR_BAD_REQUEST",
-            `request${e?.instancePath ?? ""}: ${e?.keyword === "additionalProperties" ? `unexpected field ${String(e.params.additionalProperty)}` : (e?.message ?? "invalid")}`,
-          );
-        }
-        const { upstream, model } = route(deps.upstreams, body.model, principal.roles);
-        const asked = body.max_completion_tokens ?? body.max_tokens;
-        if (asked !== undefined && asked > instance.config.maxTokensCap)
-          throw new AgentwallError("ERR_BAD_REQUEST", `max_tokens is at most ${instance.config.maxTokensCap}`);
-        const caller = callerOf(principal);
-        const auditLlm = (action: string, outcome: "allowed" | "success", details: Record<string, unknown>) =>
-          instance.audit.append({
-            type: "llm_request",
-            actor: principal.subject,
-            action,
-            resource: `model:${upstream.name}/${model}`,
-            outcome,
-            ip: request.ip,
-            userAgent: request.headers["user-agent"],
-            requestId: request.id,
-            details,
-          });
-        for (const tool of body.tools ?? []) {
-          const d = instance.tools.mayUse(caller, tool.function.name);
-          if (!d.allowed) throw new AgentwallError(d.code, d.reason);
-        }
-        for (const m of body.messages)
-          for (const call of m.tool_calls ?? []) {
-            const d = await instance.tools.checkToolCall(caller, call.function.name, call.function.arguments);
-            if (!d.allowed) throw new AgentwallError(d.code, d.reason);
-          }
-        const slots = requestSlots(body);
-        const input = await audited(instance, principal, request.id, upstream.name, model, "input", () =>
-          guardSlots(instance, slots, "input"),
-        );
-        // Budgets: the estimate is reserved before anything leaves, then corrected to the real usage.
-        const estimate = {
-          prompt: estimateTokens(slots.map((x) => x.text)),
-          completion: asked ?? instance.config.maxTokensCap,
-        };
-        if (asked === undefined) body.max_tokens = instance.config.maxTokensCap;
-        const reservation = await instance.budgets.reserve(principal, model, estimate).catch((error: unknown) => {
-          if ((error as { code?: string }).code === "ERR_BUDGET_EXHAUSTED") instance.metrics.budgetRefusal();
-          throw error;
-        });
-        let settled = false;
-        const settle = async (actual: { prompt: number; completion: number }) => {
-          if (settled) return;
-          settled = true;
-          await instance.budgets.settle(reservation, actual);
-        };
-        try {
-          const streaming = body.stream === true;
-          const forwarded = streaming
-            ? { ...body, model, stream_options: { include_usage: true } }
-            : { ...body, model };
-          const headers: Record<string, string> = {
-            "content-type": "application/json",
-            accept: streaming ? "text/event-stream" : "application/json",
-          };
-          if (upstream.key !== undefined) headers.authorization = `Bearer ${upstream.key}`;
-          const path = `${upstream.basePath}/chat/completions`;
-          const call = {
-            method: "POST",
-            headers,
-            body: JSON.stringify(forwarded),
-            requestId: request.id,
-            ...(upstream.credential === undefined ? {} : { credential: upstream.credential }),
-          };
-          if (streaming) {
-            const detail = {
-              credential: principal.credentialId,
-              input: { texts: input.verdicts.length, redacted: input.redacted, findings: input.flagged },
-            };
-            // First durable event: before a byte goes anywhere.
-            await auditLlm("llm.chat.stream.start", "allowed", detail);
-            const upstreamStarted = process.hrtime.bigint();
-            const up = await deps.egress.streamOperator(upstream.name, path, call);
-            const upstreamNs = process.hrtime.bigint() - upstreamStarted;
-            const type = String(up.headers["content-type"] ?? "");
-            if (up.status < 200 || up.status >= 300 || !type.startsWith("text/event-stream")) {
-              for await (const _ of up.body) break; // releases the connection
-              throw new AgentwallError(
-                "ERR_UPSTREAM_FAILED",
-                `the upstream answered ${up.status} ${type.slice(0, 40)}`,
-              );
-            }
-            await relayStream({
-              instance,
-              principal,
-              request,
-              reply,
-              upstream: up,
-              model: body.model,
-              checkToolCall: (name, args) => instance.tools.checkToolCall(caller, name, args),
-              overheadMs: () => Number(process.hrtime.bigint() - started - upstreamNs) / 1e6,
-              // Second durable event: before the final event leaves.
-              closing: async (o) => {
-                instance.metrics.llm(upstream.name, o.outcome, o.usage);
-                if (o.outcome === "blocked") {
-                  instance.metrics.guardBlock("output");
-                  await instance.anomaly
-                    .observeGuardBlock({ subject: principal.subject, credentialId: principal.credentialId })
-                    .catch(() => undefined);
-                }
-                if (o.usage.total !== undefined)
-                  await instance.anomaly
-                    .observeTokens({
-                      subject: principal.subject,
-                      tokens: o.usage.total,
-                      credentialId: principal.credentialId,
-                    })
-                    .catch(() => undefined);
-                await settle(
-                  Object.keys(o.usage).length > 0
-                    ? { prompt: o.usage.prompt ?? 0, completion: o.usage.completion ?? 0 }
-                    : { prompt: estimate.prompt, completion: o.outcome === "success" ? estimate.completion : 0 },
-                );
-                await instance.audit.append({
-                  type: o.outcome === "success" ? "llm_request" : "guard_block",
-                  actor: principal.subject,
-                  action: "llm.chat.stream.end",
-                  resource: `model:${upstream.name}/${model}`,
-                  outcome: o.outcome === "success" ? "success" : o.outcome === "blocked" ? "blocked" : "error",
-                  requestId: request.id,
-                  details: {
-                    ...detail,
-                    output: {
-                      redacted: o.redacted,
-                      findings: o.findings,
-                      ...(o.code === undefined ? {} : { code: o.code }),
-                    },
-                    usage: o.usage,
-                  },
-                });
-              },
-            });
-            return reply;
-          }
-          const upstreamStarted = process.hrtime.bigint();
-          const res = await deps.egress.fetchOperator(upstream.name, path, call);
-          const upstreamNs = process.hrtime.bigint() - upstreamStarted;
-          if (res.status < 200 || res.status >= 300)
-            throw new AgentwallError("ERR_UPSTREAM_FAILED", `the upstream answered ${res.status}`);
-          let answer: Completion;
-          try {
-            answer = JSON.parse(res.body.toString("utf8")) as Completion;
-          } catch {
-            throw new AgentwallError("ERR_UPSTREAM_FAILED", "the upstream's answer is not JSON");
-          }
-          if (typeof answer !== "object" || answer === null)
-            throw new AgentwallError("ERR_UPSTREAM_FAILED", "the upstream's answer is not an object");
-          const outSlots = answerSlots(answer);
-          const output = await audited(instance, principal, request.id, upstream.name, model, "output", () =>
-            guardSlots(instance, outSlots, "output"),
-          );
-          for (const choice of answer.choices ?? [])
-            for (const call of choice.message?.tool_calls ?? []) {
-              const d = await instance.tools.checkToolCall(
-                caller,
-                String(call.function?.name),
-                String(call.function?.arguments),
-              );
-              if (!d.allowed) {
-                await auditBlock(instance, principal, request.id, upstream.name, model, "output", [d.code]);
-                throw new AgentwallError(d.code, `the model's answer calls a tool it may not: ${d.reason}`);
-              }
-            }
-          const used = usageOf(answer.usage);
-          instance.metrics.llm(upstream.name, "success", used);
-          if (used.total !== undefined)
-            await instance.anomaly
-              .observeTokens({ subject: principal.subject, tokens: used.total, credentialId: principal.credentialId })
-              .catch(() => undefined);
-          await settle(
-            used.prompt !== undefined && used.completion !== undefined
-              ? { prompt: used.prompt, completion: used.completion }
-              : { prompt: estimate.prompt, completion: estimateTokens(answerSlots(answer).map((x) => x.text)) },
-          );
-          await auditLlm("llm.chat", "success", {
-            credential: principal.credentialId,
-            input: { texts: input.verdicts.length, redacted: input.redacted, findings: input.flagged },
-            output: { texts: output.verdicts.length, redacted: output.redacted, findings: output.flagged },
-            usage: used,
-          });
-          const overheadMs = Number(process.hrtime.bigint() - started - upstreamNs) / 1e6;
-          return reply
-            .header("content-type", "application/json; charset=utf-8")
-            .header("x-agentwall-overhead-ms", overheadMs.toFixed(3))
-            .send(JSON.stringify(answer));
-        } catch (error) {
-          // Failed before an answer: give the reservation back.
-          await settle({ prompt: 0, completion: 0 }).catch(() => undefined);
-          throw error;
-        }
-      },
+      handler: (request, reply, principal) => clients.use((deps) => chat(request, reply, principal, deps)),
     },
   ];
+  async function chat(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    principal: Principal | undefined,
+    deps: ProxyDeps,
+  ): Promise<FastifyReply> {
+    const started = process.hrtime.bigint();
+    if (principal === undefined) throw new AgentwallError("ERR_UNAUTHENTICATED", "no credential");
+    const body = request.body as ChatRequest;
+    if (!validate(body)) {
+      const e = validate.errors?.[0];
+      throw new AgentwallError(
+        "ERR_BAD_REQUEST",
+        `request${e?.instancePath ?? ""}: ${e?.keyword === "additionalProperties" ? `unexpected field ${String(e.params.additionalProperty)}` : (e?.message ?? "invalid")}`,
+      );
+    }
+    const { upstream, model } = route(deps.upstreams, body.model, principal.roles);
+    const asked = body.max_completion_tokens ?? body.max_tokens;
+    if (asked !== undefined && asked > instance.config.maxTokensCap)
+      throw new AgentwallError("ERR_BAD_REQUEST", `max_tokens is at most ${instance.config.maxTokensCap}`);
+    const caller = callerOf(principal);
+    const auditLlm = (action: string, outcome: "allowed" | "success", details: Record<string, unknown>) =>
+      instance.audit.append({
+        type: "llm_request",
+        actor: principal.subject,
+        action,
+        resource: `model:${upstream.name}/${model}`,
+        outcome,
+        ip: request.ip,
+        userAgent: request.headers["user-agent"],
+        requestId: request.id,
+        details,
+      });
+    for (const tool of body.tools ?? []) {
+      const d = instance.tools.mayUse(caller, tool.function.name);
+      if (!d.allowed) throw new AgentwallError(d.code, d.reason);
+    }
+    for (const m of body.messages)
+      for (const call of m.tool_calls ?? []) {
+        const d = await instance.tools.checkToolCall(caller, call.function.name, call.function.arguments);
+        if (!d.allowed) throw new AgentwallError(d.code, d.reason);
+      }
+    const slots = requestSlots(body);
+    const input = await audited(instance, principal, request.id, upstream.name, model, "input", () =>
+      guardSlots(instance, slots, "input"),
+    );
+    // Budgets: the estimate is reserved before anything leaves, then corrected to the real usage.
+    const estimate = {
+      prompt: estimateTokens(slots.map((x) => x.text)),
+      completion: asked ?? instance.config.maxTokensCap,
+    };
+    if (asked === undefined) body.max_tokens = instance.config.maxTokensCap;
+    const reservation = await instance.budgets.reserve(principal, model, estimate).catch((error: unknown) => {
+      if ((error as { code?: string }).code === "ERR_BUDGET_EXHAUSTED") instance.metrics.budgetRefusal();
+      throw error;
+    });
+    let settled = false;
+    const settle = async (actual: { prompt: number; completion: number }) => {
+      if (settled) return;
+      settled = true;
+      await instance.budgets.settle(reservation, actual);
+    };
+    try {
+      const streaming = body.stream === true;
+      const forwarded = streaming ? { ...body, model, stream_options: { include_usage: true } } : { ...body, model };
+      const headers: Record<string, string> = {
+        "content-type": "application/json",
+        accept: streaming ? "text/event-stream" : "application/json",
+      };
+      if (upstream.key !== undefined) headers.authorization = `Bearer ${upstream.key}`;
+      const path = `${upstream.basePath}/chat/completions`;
+      const call = {
+        method: "POST",
+        headers,
+        body: JSON.stringify(forwarded),
+        requestId: request.id,
+        ...(upstream.credential === undefined ? {} : { credential: upstream.credential }),
+      };
+      if (streaming) {
+        const detail = {
+          credential: principal.credentialId,
+          input: { texts: input.verdicts.length, redacted: input.redacted, findings: input.flagged },
+        };
+        // First durable event: before a byte goes anywhere.
+        await auditLlm("llm.chat.stream.start", "allowed", detail);
+        const upstreamStarted = process.hrtime.bigint();
+        const up = await deps.egress.streamOperator(upstream.name, path, call);
+        const upstreamNs = process.hrtime.bigint() - upstreamStarted;
+        const type = String(up.headers["content-type"] ?? "");
+        if (up.status < 200 || up.status >= 300 || !type.startsWith("text/event-stream")) {
+          for await (const _ of up.body) break; // releases the connection
+          throw new AgentwallError("ERR_UPSTREAM_FAILED", `the upstream answered ${up.status} ${type.slice(0, 40)}`);
+        }
+        await relayStream({
+          instance,
+          principal,
+          request,
+          reply,
+          upstream: up,
+          model: body.model,
+          checkToolCall: (name, args) => instance.tools.checkToolCall(caller, name, args),
+          overheadMs: () => Number(process.hrtime.bigint() - started - upstreamNs) / 1e6,
+          // Second durable event: before the final event leaves.
+          closing: async (o) => {
+            instance.metrics.llm(upstream.name, o.outcome, o.usage);
+            if (o.outcome === "blocked") {
+              instance.metrics.guardBlock("output");
+              await instance.anomaly
+                .observeGuardBlock({ subject: principal.subject, credentialId: principal.credentialId })
+                .catch(() => undefined);
+            }
+            if (o.usage.total !== undefined)
+              await instance.anomaly
+                .observeTokens({
+                  subject: principal.subject,
+                  tokens: o.usage.total,
+                  credentialId: principal.credentialId,
+                })
+                .catch(() => undefined);
+            await settle(
+              Object.keys(o.usage).length > 0
+                ? { prompt: o.usage.prompt ?? 0, completion: o.usage.completion ?? 0 }
+                : { prompt: estimate.prompt, completion: o.outcome === "success" ? estimate.completion : 0 },
+            );
+            await instance.audit.append({
+              type: o.outcome === "success" ? "llm_request" : "guard_block",
+              actor: principal.subject,
+              action: "llm.chat.stream.end",
+              resource: `model:${upstream.name}/${model}`,
+              outcome: o.outcome === "success" ? "success" : o.outcome === "blocked" ? "blocked" : "error",
+              requestId: request.id,
+              details: {
+                ...detail,
+                output: {
+                  redacted: o.redacted,
+                  findings: o.findings,
+                  ...(o.code === undefined ? {} : { code: o.code }),
+                },
+                usage: o.usage,
+              },
+            });
+          },
+        });
+        return reply;
+      }
+      const upstreamStarted = process.hrtime.bigint();
+      const res = await deps.egress.fetchOperator(upstream.name, path, call);
+      const upstreamNs = process.hrtime.bigint() - upstreamStarted;
+      if (res.status < 200 || res.status >= 300)
+        throw new AgentwallError("ERR_UPSTREAM_FAILED", `the upstream answered ${res.status}`);
+      let answer: Completion;
+      try {
+        answer = JSON.parse(res.body.toString("utf8")) as Completion;
+      } catch {
+        throw new AgentwallError("ERR_UPSTREAM_FAILED", "the upstream's answer is not JSON");
+      }
+      if (typeof answer !== "object" || answer === null)
+        throw new AgentwallError("ERR_UPSTREAM_FAILED", "the upstream's answer is not an object");
+      const outSlots = answerSlots(answer);
+      const output = await audited(instance, principal, request.id, upstream.name, model, "output", () =>
+        guardSlots(instance, outSlots, "output"),
+      );
+      for (const choice of answer.choices ?? [])
+        for (const call of choice.message?.tool_calls ?? []) {
+          const d = await instance.tools.checkToolCall(
+            caller,
+            String(call.function?.name),
+            String(call.function?.arguments),
+          );
+          if (!d.allowed) {
+            await auditBlock(instance, principal, request.id, upstream.name, model, "output", [d.code]);
+            throw new AgentwallError(d.code, `the model's answer calls a tool it may not: ${d.reason}`);
+          }
+        }
+      const used = usageOf(answer.usage);
+      instance.metrics.llm(upstream.name, "success", used);
+      if (used.total !== undefined)
+        await instance.anomaly
+          .observeTokens({ subject: principal.subject, tokens: used.total, credentialId: principal.credentialId })
+          .catch(() => undefined);
+      await settle(
+        used.prompt !== undefined && used.completion !== undefined
+          ? { prompt: used.prompt, completion: used.completion }
+          : { prompt: estimate.prompt, completion: estimateTokens(answerSlots(answer).map((x) => x.text)) },
+      );
+      await auditLlm("llm.chat", "success", {
+        credential: principal.credentialId,
+        input: { texts: input.verdicts.length, redacted: input.redacted, findings: input.flagged },
+        output: { texts: output.verdicts.length, redacted: output.redacted, findings: output.flagged },
+        usage: used,
+      });
+      const overheadMs = Number(process.hrtime.bigint() - started - upstreamNs) / 1e6;
+      return reply
+        .header("content-type", "application/json; charset=utf-8")
+        .header("x-agentwall-overhead-ms", overheadMs.toFixed(3))
+        .send(JSON.stringify(answer));
+    } catch (error) {
+      // Failed before an answer: give the reservation back.
+      await settle({ prompt: 0, completion: 0 }).catch(() => undefined);
+      throw error;
+    }
+  }
 }
 
 function callerOf(principal: Principal) {

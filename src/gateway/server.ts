@@ -10,7 +10,7 @@ import { FailureAggregator } from "./failure-aggregator.js";
 import { applySecurityHeaders } from "./headers.js";
 import { PUBLIC_ROUTES, type GatewayRoute } from "./route.js";
 import { coreRoutes } from "./routes.js";
-import { proxyDeps, proxyRoutes } from "./proxy.js";
+import { ProxyClients, proxyRoutes } from "./proxy.js";
 import { agentRoutes } from "./agent-routes.js";
 import { EgressClient } from "../egress/client.js";
 
@@ -116,7 +116,7 @@ export async function buildServer(instance: Instance, options: BuildServerOption
     if (request.url === "/healthz" || request.url === "/readyz") return;
     let decision;
     try {
-      decision = await instance.rateLimiter.take(`ip:${request.ip}`, config.rateLimits.perIp);
+      decision = await instance.rateLimiter.take(`ip:${request.ip}`, instance.config.rateLimits.perIp);
     } catch {
       return sendError(reply, request, "ERR_NOT_READY", "rate limiter unavailable");
     }
@@ -192,8 +192,8 @@ export async function buildServer(instance: Instance, options: BuildServerOption
     for (const s of failures.drain()) await recordSuppressed(s).catch(() => undefined);
   });
 
-  const proxy = proxyDeps(instance);
-  app.addHook("onClose", () => proxy.egress.close());
+  const proxy = new ProxyClients(instance);
+  app.addHook("onClose", () => proxy.close());
   // The network agent's client: request URLs only (public addresses), audited as the agent.
   const agentEgress = new EgressClient({ audit: instance.audit, actor: "agent:secure_network" });
   app.addHook("onClose", () => agentEgress.close());

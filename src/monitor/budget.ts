@@ -64,8 +64,8 @@ function periodOf(period: Rule["period"], now: number): { start: string; end: nu
  */
 export class Budgets {
   readonly #store: Store;
-  readonly #rules: readonly Rule[];
-  readonly #pricing: AgentwallConfig["pricing"];
+  #rules: readonly Rule[] = [];
+  #pricing: AgentwallConfig["pricing"] = {};
   readonly #now: () => number;
   readonly #queue: { op: Op; resolve: () => void; reject: (e: unknown) => void }[] = [];
   #flushing = false;
@@ -77,10 +77,17 @@ export class Budgets {
     now?: () => number;
   }) {
     this.#store = options.store;
-    this.#rules = options.rules;
-    this.#pricing = options.pricing;
     this.#now = options.now ?? Date.now;
-    for (const r of this.#rules) {
+    this.configure(options.rules, options.pricing);
+  }
+
+  /**
+   * Replaces the rules and prices (a configuration reload), or throws `ERR_CONFIG_INVALID` and keeps
+   * the old ones. Counters are kept: a rule keeps its usage across a reload as long as its name does.
+   * Reservations already made settle against the counters they reserved on.
+   */
+  configure(rules: readonly Rule[], pricing: AgentwallConfig["pricing"]): void {
+    for (const r of rules) {
       if (r.tokens === undefined && r.spendMicroUsd === undefined)
         throw new AgentwallError(
           "ERR_CONFIG_INVALID",
@@ -89,6 +96,8 @@ export class Budgets {
       if (r.per === "role" && r.role === undefined)
         throw new AgentwallError("ERR_CONFIG_INVALID", `config field /budgets: ${r.name} is per role but names none`);
     }
+    this.#rules = rules;
+    this.#pricing = pricing;
   }
 
   get enabled(): boolean {

@@ -117,6 +117,46 @@ export function registerServe(program: Command, run: (fn: () => Promise<number>)
           };
           process.once("SIGTERM", () => stop("SIGTERM"));
           process.once("SIGINT", () => stop("SIGINT"));
+          // SIGHUP: the configuration is read again and its reloadable parts applied (one reload at a
+          // time); an invalid file leaves the running configuration as it was.
+          let reloading = Promise.resolve();
+          process.on("SIGHUP", () => {
+            if (stopping) return;
+            reloading = reloading.then(async () => {
+              try {
+                const next = await configFor({ ...program.opts(), ...opts }).catch(async (error: unknown) => {
+                  // Reload failures past this point are audited by the instance; this one is not its own.
+                  await instance.audit
+                    .append({
+                      type: "config_change",
+                      actor: "system",
+                      action: "config.reload",
+                      outcome: "error",
+                      details: { reason: error instanceof AgentwallError ? error.code : "ERR_CONFIG_FILE" },
+                    })
+                    .catch(() => undefined);
+                  throw error;
+                });
+                const report = await instance.reload(next.config);
+                logger.level = instance.config.logLevel;
+                logger.info(report, "configuration reloaded");
+                const restart =
+                  report.restartRequired.length === 0
+                    ? ""
+                    : `; needs a restart, not applied: ${report.restartRequired.join(", ")}`;
+                process.stdout.write(
+                  `agentwall configuration reloaded: ${report.applied.length === 0 ? "nothing changed" : report.applied.join(", ")}${restart}\n`,
+                );
+              } catch (error) {
+                const code = error instanceof AgentwallError ? error.code : "ERR_CONFIG_INVALID";
+                const message = error instanceof AgentwallError ? error.message : "the configuration could not be read";
+                logger.error({ code }, "configuration reload failed");
+                process.stderr.write(
+                  `agentwall configuration reload failed (${code}: ${message}); the running configuration is kept\n`,
+                );
+              }
+            });
+          });
         });
       }),
     );
