@@ -186,15 +186,18 @@ export async function openInstance(
             url: config.redisUrl,
             expectedInstances: config.rateLimits.expectedInstances,
             onAlert: (e) => {
-              audit
-                .append({
-                  type: "security_alert",
-                  actor: "system",
-                  action: `ratelimit.redis.${e.state}`,
-                  outcome: e.state === "degraded" ? "error" : "success",
-                  details: { reason: e.reason, severity: e.state === "degraded" ? "high" : "info" },
-                })
-                .catch(() => undefined);
+              // Degraded: an alert (stored, listed, sent to the webhook, audited). Recovered: audited.
+              const done =
+                e.state === "degraded"
+                  ? anomaly.dependencyDegraded("redis", e.reason)
+                  : audit.append({
+                      type: "security_alert",
+                      actor: "system",
+                      action: "ratelimit.redis.recovered",
+                      outcome: "success",
+                      details: { reason: e.reason, severity: "info" },
+                    });
+              done.catch(() => undefined);
             },
           });
     const rateLimiter: RateLimiter =

@@ -1,18 +1,23 @@
 // Two real gateway processes on one PostgreSQL database and one Redis: shared keys, revocations seen by
 // the other at once, budgets exact across both, and one audit log that verifies.
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { after, describe, it } from "node:test";
 import pg from "pg";
-import { REDIS_URL, freshPostgresDatabase, postgresReachable, redisReachable, tempDir } from "./helpers.js";
+import {
+  REDIS_URL,
+  freshPostgresDatabase,
+  postgresReachable,
+  redisReachable,
+  runCli,
+  startGateway,
+  tempDir,
+} from "./helpers.js";
 
-const MAIN = join(import.meta.dirname, "../dist/cli/main.js");
 const services = (await postgresReachable()) && (await redisReachable());
 const databaseUrl = services ? await freshPostgresDatabase() : "";
 
@@ -42,7 +47,6 @@ writeFileSync(
   }),
 );
 const env = (home: string) => ({
-  PATH: process.env.PATH ?? "",
   AGENTWALL_HOME: join(dir, home),
   AGENTWALL_DATABASE_URL: databaseUrl,
   AGENTWALL_REDIS_URL: REDIS_URL,
@@ -54,21 +58,12 @@ const env = (home: string) => ({
 });
 const masterKey = randomBytes(32).toString("base64url");
 
-async function gateway(home: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [MAIN, "serve", "--port", "0"], {
-    env: env(home),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stderr = "";
-  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-  for await (const line of createInterface({ input: child.stdout as NodeJS.ReadableStream })) {
-    const m = /^agentwall listening on (\S+)$/.exec(line);
-    if (m?.[1] !== undefined) return { child, url: m[1] };
-  }
-  throw new Error(`gateway did not start: ${stderr}`);
-}
+const gateway = (home: string) => startGateway(env(home));
 
-const cli = (args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { env: env("cli"), encoding: "utf8" });
+const cli = (args: string[]) => {
+  const r = runCli(args, { env: env("cli") });
+  return { status: r.code, stdout: r.stdout, stderr: r.stderr };
+};
 
 describe("two gateway processes on PostgreSQL and Redis", { skip: !services }, () => {
   it("share keys, see a revocation at once, keep one budget exact and one audit log", async () => {
@@ -120,11 +115,7 @@ describe("two gateway processes on PostgreSQL and Redis", { skip: !services }, (
       }
       assert.deepEqual([refusedA, refusedB], [401, 401], `still accepted after ${Date.now() - started} ms`);
     } finally {
-      a.child.kill("SIGTERM");
-      b.child.kill("SIGTERM");
-      await Promise.all(
-        [a, b].map((g) => new Promise((r) => (g.child.exitCode !== null ? r(null) : g.child.on("exit", r)))),
-      );
+      await Promise.all([a.stop(), b.stop()]);
     }
     const verify = cli(["audit", "verify"]);
     assert.equal(verify.status, 0, verify.stdout + verify.stderr);

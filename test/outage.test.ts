@@ -1,16 +1,20 @@
-// PostgreSQL cut under a running gateway (through a TCP proxy this test controls; the machine's server
-// keeps running): requests needing state fail closed with 503, /readyz says why, and service resumes
-// when the database is back.
+// Dependencies failing under a running gateway, without touching the machine's shared services.
+// PostgreSQL cut (through a TCP proxy this test controls): requests needing state fail closed with 503,
+// /readyz says why, and service resumes when the database is back. Redis stopped (a private
+// redis-server on its own port): rate limits fall back to this instance's share with an alert,
+// revocations still hold within the 1 s cache bound, and Redis is used again once it is back.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { describe, it } from "node:test";
-import { freshPostgresDatabase, postgresReachable, tempDir } from "./helpers.js";
+import { after, describe, it } from "node:test";
+import { Redis } from "ioredis";
+import { Agent, request } from "undici";
+import { freshPostgresDatabase, postgresReachable, runCliAsync, startGateway, tempDir } from "./helpers.js";
 
-const MAIN = join(import.meta.dirname, "../dist/cli/main.js");
 const pgUp = await postgresReachable();
 const databaseUrl = pgUp ? await freshPostgresDatabase() : "";
 
@@ -57,34 +61,13 @@ describe("PostgreSQL outage under a running gateway", { skip: !pgUp }, () => {
       AGENTWALL_HOME: tempDir(),
       AGENTWALL_DATABASE_URL: viaProxy.toString(),
       AGENTWALL_MASTER_KEY: randomBytes(32).toString("base64url"),
-      AGENTWALL_LOG_LEVEL: "warn",
     };
     // Not spawnSync: the proxy lives in this process's event loop.
-    const created = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-      const c = spawn(process.execPath, [MAIN, "keys", "create", "--subject", "ops", "--role", "admin", "--json"], {
-        env,
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let stdout = "";
-      let stderr = "";
-      c.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-      c.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-      c.on("exit", (status) => resolve({ status, stdout, stderr }));
-    });
-    assert.equal(created.status, 0, created.stdout + created.stderr);
+    const created = await runCliAsync(["keys", "create", "--subject", "ops", "--role", "admin", "--json"], env);
+    assert.equal(created.code, 0, created.stdout + created.stderr);
     const key = (JSON.parse(created.stdout) as { key: string }).key;
-    const child = spawn(process.execPath, [MAIN, "serve", "--port", "0"], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let childErr = "";
-    child.stderr.on("data", (d: Buffer) => (childErr += d.toString()));
-    child.on("exit", (code, signal) => {
-      if (code !== 0) process.stderr.write(`gateway exited ${code} ${signal}: ${childErr.slice(0, 2000)}\n`);
-    });
-    const exited = new Promise((resolve) => child.on("exit", resolve));
-    let url: string | undefined;
-    for await (const line of createInterface({ input: child.stdout })) {
-      url = /^agentwall listening on (\S+)$/.exec(line)?.[1];
-      if (url !== undefined) break;
-    }
+    const gw = await startGateway(env);
+    const url = gw.url;
     const events = () => fetch(`${url}/v1/admin/audit/events?limit=1`, { headers: { authorization: `Bearer ${key}` } });
     try {
       assert.equal((await events()).status, 200);
@@ -104,9 +87,140 @@ describe("PostgreSQL outage under a running gateway", { skip: !pgUp }, () => {
       }
       assert.equal(after, 200, "service resumes when the database is back");
     } finally {
-      child.kill("SIGTERM");
-      await exited;
+      assert.equal(await gw.stop(), 0, gw.stderr());
       await proxy.cut().catch(() => undefined);
     }
   });
+});
+
+const redisServer = spawnSync("redis-server", ["--version"]).status === 0;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A redis-server of this test's own on `port` (no persistence), resolved once it accepts connections. */
+async function privateRedis(port: number): Promise<{ stop(): Promise<void> }> {
+  const child: ChildProcess = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const exited = new Promise((r) => child.on("exit", r));
+  for await (const line of createInterface({ input: child.stdout as NodeJS.ReadableStream })) {
+    if (line.includes("Ready to accept connections")) break;
+  }
+  after(() => child.kill("SIGKILL"));
+  return {
+    async stop() {
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
+describe("Redis outage under a running gateway", () => {
+  it(
+    "falls back to limit/N with an alert, keeps revocations within 1 s, and uses Redis again when it is back",
+    {
+      skip: !redisServer && process.env.CI !== "true" && "redis-server is not installed (required under CI=true)",
+    },
+    async () => {
+      const port = await freePort();
+      let redis = await privateRedis(port);
+      const dir = tempDir();
+      const config = join(dir, "agentwall.json");
+      // 40 a minute per address with a burst of 40: 41 at once through Redis, 21 from one of two
+      // instances' local share while Redis is away.
+      writeFileSync(
+        config,
+        JSON.stringify({ rateLimits: { perIp: { limit: 40, periodMs: 60_000, burst: 40 }, expectedInstances: 2 } }),
+      );
+      const env = {
+        AGENTWALL_HOME: join(dir, "home"),
+        AGENTWALL_CONFIG: config,
+        AGENTWALL_REDIS_URL: `redis://127.0.0.1:${port}`,
+        AGENTWALL_MASTER_KEY: randomBytes(32).toString("base64url"),
+      };
+      const made = await Promise.all(
+        ["admin", "user"].map((role) =>
+          runCliAsync(["keys", "create", "--subject", role, "--role", role, "--json"], env),
+        ),
+      );
+      for (const m of made) assert.equal(m.code, 0, m.stderr);
+      const [adminKey, userKey] = made.map((m) => (JSON.parse(m.stdout) as { key: string }).key);
+      const gw = await startGateway(env);
+      // Each burst comes from its own loopback address, so the limits it spends are its own.
+      const agents: Agent[] = [];
+      const admitted = async (from: string) => {
+        const dispatcher = new Agent({ localAddress: from });
+        agents.push(dispatcher);
+        const statuses = await Promise.all(
+          Array.from({ length: 50 }, async () => {
+            const res = await request(`${gw.url}/v1/admin/alerts`, { dispatcher });
+            await res.body.dump();
+            return res.statusCode;
+          }),
+        );
+        assert.ok(
+          statuses.every((s) => s === 401 || s === 429),
+          statuses.join(","),
+        );
+        return statuses.filter((s) => s === 401).length;
+      };
+      const asUser = () =>
+        fetch(`${gw.url}/v1/guard/input`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${userKey}`, "content-type": "application/json" },
+          body: JSON.stringify({ text: "hello" }),
+        });
+      const probe = new Redis(`redis://127.0.0.1:${port}`, { maxRetriesPerRequest: 1 });
+      try {
+        assert.equal(await admitted("127.0.0.2"), 41, "through Redis: the whole limit");
+        assert.ok((await probe.keys("*ip:127.0.0.2*")).length === 1, "the counter lives in Redis");
+        assert.equal((await asUser()).status, 200);
+        const { id } = JSON.parse(made[1]?.stdout ?? "") as { id: string };
+
+        await redis.stop();
+        assert.equal(await admitted("127.0.0.3"), 21, "Redis away: this instance's share, floor(40/2) + 1");
+        const revoked = await runCliAsync(["keys", "revoke", id], env);
+        assert.equal(revoked.code, 0, revoked.stderr);
+        const since = Date.now();
+        let status = 200;
+        while (status === 200 && Date.now() - since < 3000) status = (await asUser()).status;
+        const took = Date.now() - since;
+        assert.equal(status, 401, "the revoked key is refused without Redis");
+        assert.ok(took <= 1100, `refused ${took} ms after the revocation committed`);
+        const alerts = await fetch(`${gw.url}/v1/admin/alerts`, { headers: { authorization: `Bearer ${adminKey}` } });
+        const list = ((await alerts.json()) as { alerts: { kind: string; subject: string; severity: string }[] })
+          .alerts;
+        assert.ok(
+          list.some((a) => a.kind === "dependency_degraded" && a.subject === "system:redis" && a.severity === "high"),
+          JSON.stringify(list),
+        );
+
+        redis = await privateRedis(port);
+        // ioredis reconnects within its 1 s back-off; until then decisions stay local.
+        let back = false;
+        for (let i = 0; i < 40 && !back; i++) {
+          await fetch(`${gw.url}/healthz`);
+          await fetch(`${gw.url}/v1/admin/alerts`, { headers: { authorization: `Bearer ${adminKey}` } });
+          back = (await probe.keys("*ip:127.0.0.1*").catch(() => [])).length > 0;
+          if (!back) await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.ok(back, "decisions go to Redis again");
+        assert.equal(await admitted("127.0.0.4"), 41, "Redis back: the whole limit again");
+      } finally {
+        probe.disconnect();
+        await Promise.all(agents.map((a) => a.close()));
+        assert.equal(await gw.stop(), 0, gw.stderr());
+      }
+    },
+  );
 });

@@ -1,17 +1,13 @@
 // SIGKILL of a gateway under proxy load loses no audit event of an answered request: the llm_request
 // event is durable before the answer leaves.
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { after, describe, it } from "node:test";
-import { tempDir } from "./helpers.js";
-
-const MAIN = join(import.meta.dirname, "../dist/cli/main.js");
+import { runCli, runCliAsync, startGateway, tempDir } from "./helpers.js";
 
 describe("the proxy under SIGKILL", () => {
   it("every answered request's audit event survives the kill", async () => {
@@ -35,7 +31,6 @@ describe("the proxy under SIGKILL", () => {
       JSON.stringify({ rateLimits: { perIp: { limit: 100_000, periodMs: 60_000, burst: 100_000 } } }),
     );
     const env = {
-      PATH: process.env.PATH ?? "",
       AGENTWALL_HOME: home,
       AGENTWALL_MASTER_KEY: randomBytes(32).toString("base64url"),
       AGENTWALL_CONFIG: config,
@@ -43,24 +38,12 @@ describe("the proxy under SIGKILL", () => {
       AGENTWALL_UPSTREAM_URL: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`,
       AGENTWALL_UPSTREAM_KEY: "sk-upstream-kill-00000000000000000",
     };
-    const created = spawnSync(
-      process.execPath,
-      [MAIN, "keys", "create", "--subject", "load", "--role", "user", "--json"],
-      {
-        env,
-        encoding: "utf8",
-      },
-    );
-    assert.equal(created.status, 0, created.stderr);
+    // Not runCli: this process hosts the upstream the gateway reaches, so it must not block.
+    const created = await runCliAsync(["keys", "create", "--subject", "load", "--role", "user", "--json"], env);
+    assert.equal(created.code, 0, created.stderr);
     const key = (JSON.parse(created.stdout) as { key: string }).key;
-    const child = spawn(process.execPath, [MAIN, "serve", "--port", "0"], { env, stdio: ["ignore", "pipe", "pipe"] });
-    const exited = new Promise<string | null>((resolve) => child.on("exit", (_c, signal) => resolve(signal)));
-    let url: string | undefined;
-    for await (const line of createInterface({ input: child.stdout })) {
-      url = /^agentwall listening on (\S+)$/.exec(line)?.[1];
-      if (url !== undefined) break;
-    }
-    assert.ok(url !== undefined);
+    const gw = await startGateway(env);
+    const url = gw.url;
     const answered: string[] = [];
     let killed = false;
     const worker = async () => {
@@ -79,7 +62,7 @@ describe("the proxy under SIGKILL", () => {
           if (res.status === 200 && body.includes("Paris")) answered.push(res.headers.get("x-request-id") ?? "");
           if (answered.length >= 150 && !killed) {
             killed = true;
-            child.kill("SIGKILL");
+            gw.child.kill("SIGKILL");
           }
         } catch {
           return; // the connection died with the process
@@ -87,17 +70,10 @@ describe("the proxy under SIGKILL", () => {
       }
     };
     await Promise.all(Array.from({ length: 8 }, worker));
-    assert.equal(await exited, "SIGKILL");
+    assert.equal(await gw.exited, "SIGKILL");
     assert.ok(answered.length >= 150);
-    const query = spawnSync(
-      process.execPath,
-      [MAIN, "audit", "query", "--type", "llm_request", "--limit", "1000", "--json"],
-      {
-        env,
-        encoding: "utf8",
-      },
-    );
-    assert.equal(query.status, 0, query.stderr);
+    const query = runCli(["audit", "query", "--type", "llm_request", "--limit", "1000", "--json"], { env });
+    assert.equal(query.code, 0, query.stderr);
     const logged = new Set(
       query.stdout
         .trim()

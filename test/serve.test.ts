@@ -7,30 +7,11 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import Database from "better-sqlite3";
-import { tempDir } from "./helpers.js";
+import { startGateway, tempDir } from "./helpers.js";
 
 const MAIN = join(import.meta.dirname, "../dist/cli/main.js");
 
-async function startServer(env: Record<string, string>) {
-  const child = spawn(process.execPath, [MAIN, "serve", "--port", "0"], {
-    env: { PATH: process.env.PATH ?? "", AGENTWALL_LOG_LEVEL: "warn", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  const lines = createInterface({ input: child.stdout });
-  let url: string | undefined;
-  for await (const line of lines) {
-    const m = /^agentwall listening on (\S+)$/.exec(line);
-    if (m !== null) {
-      url = m[1];
-      break;
-    }
-  }
-  assert.ok(url !== undefined, `server did not start: ${stderr}`);
-  return { child, url, exited, stderr: () => stderr };
-}
+const startServer = startGateway;
 
 describe("agentwall serve", () => {
   it("starts on an empty data directory with nothing but SQLite, serves health, shuts down cleanly on SIGTERM", async () => {

@@ -3,7 +3,8 @@ import type { AuditSink } from "../audit/event.js";
 import type { Store } from "../store/database.js";
 
 export type AlertSeverity = "medium" | "high" | "critical";
-export type AlertKind = "request_rate" | "token_spike" | "new_ip" | "error_rate" | "guard_blocks" | "auth_failures";
+export type AlertKind =
+  "request_rate" | "token_spike" | "new_ip" | "error_rate" | "guard_blocks" | "auth_failures" | "dependency_degraded";
 
 export interface Alert {
   readonly id: string;
@@ -277,6 +278,22 @@ export class AnomalyDetector {
         at: this.#now(),
       });
     }
+  }
+
+  /**
+   * A shared service this instance depends on stopped answering and it runs degraded (Redis: rate
+   * limits from the local share). Stored and sent like every alert; subject `system:<dependency>`.
+   */
+  async dependencyDegraded(dependency: string, reason: string): Promise<void> {
+    await this.#store_alert({
+      id: randomUUID(),
+      subject: `system:${dependency}`,
+      kind: "dependency_degraded",
+      severity: "high",
+      message: `${dependency} is unreachable; this instance runs degraded`,
+      details: { dependency, reason },
+      at: this.#now(),
+    });
   }
 
   async #raise(
