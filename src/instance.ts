@@ -24,6 +24,7 @@ import { Budgets } from "./monitor/budget.js";
 import { Metrics } from "./monitor/metrics.js";
 import { AnomalyDetector } from "./monitor/anomaly.js";
 import { EgressClient } from "./egress/client.js";
+import { AuditShipper, FileShipSink, HttpShipSink, StreamShipSink, type AuditShipSink } from "./audit/ship.js";
 
 /** One running agentwall: its store, key hierarchy, audit log and identity services, wired together. */
 export interface Instance {
@@ -47,6 +48,8 @@ export interface Instance {
   readonly anomaly: AnomalyDetector;
   /** Prometheus metrics of this instance (`GET /metrics`). */
   readonly metrics: Metrics;
+  /** Ships the audit trail to the configured sinks (`audit.ship`); the gateway starts it. */
+  readonly shipper: AuditShipper | undefined;
   /** Token and spend budgets of the proxy (exact across instances: counted in the database). */
   readonly budgets: Budgets;
   /** The proxy's LLM upstreams (the environment's key, if any, held in memory only). */
@@ -131,6 +134,48 @@ export function guardFromConfig(config: AgentwallConfig): Guard {
     bySource,
     ...(g.allowedHosts === undefined ? {} : { allowedHosts: g.allowedHosts }),
     ...(g.onScannerError === undefined ? {} : { onScannerError: g.onScannerError }),
+  });
+}
+
+/**
+ * The shipping sinks of `audit.ship`. The HTTP sink goes through an egress client of its own (its
+ * origin an operator destination) that is not audited, and its credential is released from the vault
+ * once and again only after a 401/403 — auditing each shipment would itself make events to ship.
+ */
+function shipSinks(config: AgentwallConfig, vault: Vault): AuditShipSink[] {
+  return (config.audit.ship ?? []).map((s) => {
+    if (s.kind === "file") return new FileShipSink(s.path);
+    if (s.kind === "stdout") return new StreamShipSink(process.stdout);
+    const url = new URL(s.url);
+    if (url.username !== "" || url.password !== "")
+      throw new AgentwallError("ERR_CONFIG_INVALID", "config field /audit/ship: a sink URL carries credentials");
+    const client = new EgressClient({
+      operatorDestinations: [{ name: "audit-ship", origin: url.origin }],
+      actor: "audit-ship",
+      totalTimeoutMs: 30_000,
+    });
+    let token: string | undefined;
+    return new HttpShipSink(
+      `http:${url.origin}${url.pathname}`,
+      async (body) => {
+        if (s.credential !== undefined && token === undefined) {
+          const r = await vault.releaseFor(s.credential, url.hostname, "audit-ship");
+          if (!r.allowed) throw new AgentwallError(r.code, r.reason);
+          token = r.value;
+        }
+        const res = await client.fetchOperator("audit-ship", url.pathname + url.search, {
+          method: "POST",
+          headers: {
+            "content-type": "application/x-ndjson",
+            ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+          },
+          body,
+        });
+        if (res.status === 401 || res.status === 403) token = undefined;
+        return res.status;
+      },
+      () => client.close(),
+    );
   });
 }
 
@@ -262,6 +307,10 @@ export async function openInstance(
           });
       },
     });
+    const sinks = shipSinks(config, vault);
+    const shipper = sinks.length === 0 ? undefined : new AuditShipper({ audit, store, sinks });
+    const metrics = new Metrics();
+    if (shipper !== undefined) metrics.auditShipLag(() => shipper.lag());
     const budgets = new Budgets({ store, rules: config.budgets, pricing: config.pricing, now: options.now });
     let live = {
       config,
@@ -294,8 +343,9 @@ export async function openInstance(
       vault,
       anomaly,
       records: new RecordStore({ store, keyring, audit, now: options.now }),
-      metrics: new Metrics(),
+      metrics,
       budgets,
+      shipper,
       masterKeyOrigin: keys.origin,
       masterKeyPath: keys.path,
       async reload(next) {
@@ -334,6 +384,7 @@ export async function openInstance(
         if (closed) return;
         closed = true;
         await anomaly.flush().catch(() => undefined);
+        await shipper?.stop();
         await webhook?.client.close();
         await redisLimiter?.close();
         await revocations?.close();

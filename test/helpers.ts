@@ -270,6 +270,8 @@ export interface RunningGateway {
   readonly exited: Promise<number | string | null>;
   /** Everything the process wrote to stderr so far. */
   stderr(): string;
+  /** Everything the process wrote to stdout so far. */
+  stdout(): string;
   /** Resolves with the next stdout line matching `pattern` (lines already read are not searched). */
   nextLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
   /** Sends `signal` (default SIGTERM) and waits for the exit. */
@@ -287,7 +289,9 @@ export async function startGateway(env: Record<string, string>): Promise<Running
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";
+  let stdout = "";
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
   const exited = new Promise<number | string | null>((resolve) =>
     child.on("exit", (code, signal) => resolve(code ?? signal)),
   );
@@ -322,6 +326,7 @@ export async function startGateway(env: Record<string, string>): Promise<Running
     url: line.slice("agentwall listening on ".length),
     exited,
     stderr: () => stderr,
+    stdout: () => stdout,
     nextLine,
     async stop(signal = "SIGTERM") {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);

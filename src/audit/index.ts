@@ -11,3 +11,4 @@ export * from "./checkpoint.js";
 export * from "./merkle.js";
 export { redactText, redactValue, isSecretField, REDACTED } from "./redact.js";
 export { parseTime, parseDurationMs } from "./time.js";
+export * from "./ship.js";

@@ -49,6 +49,14 @@ export interface AgentwallConfig {
     /** Entries older than this many days are pruned; absent keeps everything. */
     retentionDays?: number;
     maxBatch: number;
+    /**
+     * Where every audit event is also shipped, as JSON Lines, at least once and in order (the gateway
+     * ships; a CLI command does not): a file, stdout, or an HTTP endpoint (POST `application/x-ndjson`
+     * through the egress client; `credential` names a vault secret bound to its host, sent as bearer).
+     */
+    ship?: Array<
+      { kind: "file"; path: string } | { kind: "stdout" } | { kind: "http"; url: string; credential?: string }
+    >;
   };
   apiKeys: {
     /**
@@ -213,6 +221,36 @@ export const CONFIG_SCHEMA = {
         checkpointIntervalMs: positiveInt(100, 86_400_000),
         retentionDays: positiveInt(1, 36_500),
         maxBatch: positiveInt(1, 10_000),
+        ship: {
+          type: "array",
+          maxItems: 10,
+          items: {
+            oneOf: [
+              {
+                type: "object",
+                additionalProperties: false,
+                required: ["kind", "path"],
+                properties: { kind: { const: "file" }, path },
+              },
+              {
+                type: "object",
+                additionalProperties: false,
+                required: ["kind"],
+                properties: { kind: { const: "stdout" } },
+              },
+              {
+                type: "object",
+                additionalProperties: false,
+                required: ["kind", "url"],
+                properties: {
+                  kind: { const: "http" },
+                  url: { type: "string", pattern: "^https?://", maxLength: 2048 },
+                  credential: { type: "string", minLength: 1, maxLength: 100 },
+                },
+              },
+            ],
+          },
+        },
       },
     },
     apiKeys: {

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 const METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]);
 
@@ -80,5 +80,18 @@ export class Metrics {
 
   budgetRefusal(): void {
     this.#budgetRefusals.inc();
+  }
+
+  /** Adds `agentwall_audit_ship_lag_events{sink}`, read from `lag` at each scrape. */
+  auditShipLag(lag: () => Promise<Record<string, number>>): void {
+    new Gauge({
+      name: "agentwall_audit_ship_lag_events",
+      help: "Audit events committed but not yet acknowledged by a shipping sink",
+      labelNames: ["sink"],
+      registers: [this.registry],
+      async collect() {
+        for (const [sink, n] of Object.entries(await lag())) this.set({ sink }, n);
+      },
+    });
   }
 }

@@ -18,10 +18,11 @@ export function registerServe(program: Command, run: (fn: () => Promise<number>)
     .action((opts: { host?: string; port?: number }) =>
       run(async () => {
         // Loaded here so other commands do not pay for the HTTP stack at startup.
-        const [{ pino }, { buildServer }, { openInstance }] = await Promise.all([
+        const [{ pino }, { buildServer }, { openInstance }, { shipErrorCode }] = await Promise.all([
           import("pino"),
           import("../../gateway/server.js"),
           import("../../instance.js"),
+          import("../../audit/ship.js"),
         ]);
         const { config, secrets, source } = await configFor({ ...program.opts(), ...opts });
         const logger = pino({ level: config.logLevel, base: { service: "agentwall" } });
@@ -41,6 +42,9 @@ export function registerServe(program: Command, run: (fn: () => Promise<number>)
         const app = await buildServer(instance, { logger });
         instance.audit.startCheckpointing(config.audit.checkpointIntervalMs, (error) =>
           logger.error({ code: error instanceof AgentwallError ? error.code : "unknown" }, "audit checkpoint failed"),
+        );
+        instance.shipper?.start((sink, error) =>
+          logger.error({ sink, code: shipErrorCode(error) }, "audit shipping failed (will retry)"),
         );
         const retentionDays = config.audit.retentionDays;
         let retention: NodeJS.Timeout | undefined;
