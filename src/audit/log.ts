@@ -279,7 +279,13 @@ export class AuditLog implements AuditSink {
       statements.update.run(frontier.size, frontier.serialize(), frontier.root().toString("hex"), this.#now());
       return head.size + 1;
     });
-    return this.#store.db.connection().execute(async () => commit.immediate());
+    return this.#store.db.connection().execute(async () => {
+      // A transaction that relaxed the flush (writeTransaction with durable: false) restores FULL before
+      // it lets the connection go; this makes sure of it, so an audit commit never returns before the
+      // disk has it.
+      if (sqlite.pragma("synchronous", { simple: true }) !== 2) sqlite.pragma("synchronous = FULL");
+      return commit.immediate();
+    });
   }
 
   /** Resolves when every append issued so far has been committed (or failed). */

@@ -8,6 +8,7 @@ import type { Instance } from "../instance.js";
 import type { Principal } from "./auth.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { GatewayRoute } from "./route.js";
+import { permissionAudited } from "./pending-audit.js";
 import { relayStream, usageOf } from "./proxy-stream.js";
 import { estimateTokens } from "../monitor/budget.js";
 
@@ -503,6 +504,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
         };
         // First durable event: before a byte goes anywhere.
         await auditLlm("llm.chat.stream.start", "allowed", detail);
+        await permissionAudited(request);
         const upstreamStarted = process.hrtime.bigint();
         const up = await deps.egress.streamOperator(upstream.name, path, call);
         const upstreamNs = process.hrtime.bigint() - upstreamStarted;

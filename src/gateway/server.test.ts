@@ -445,6 +445,32 @@ describe("gateway skeleton", () => {
     }
   });
 
+  it("no answer leaves before its permission check is in the audit log", async () => {
+    const instance = await testInstance();
+    const app = await buildServer(instance, {
+      routes: [
+        {
+          method: "GET",
+          url: "/v1/test/answer",
+          access: { permission: "audit:read" },
+          handler: async () => ({ answer: "the payload" }),
+        },
+      ],
+    });
+    const admin = await instance.apiKeys.create({ owner: "root", name: "admin", roles: ["admin"], creator: "test" });
+    const headers = { authorization: `Bearer ${admin.key}` };
+    const ok = await app.inject({ method: "GET", url: "/v1/test/answer", headers });
+    assert.equal(ok.statusCode, 200);
+    const logged = await instance.audit.query({ type: "permission_check", limit: 1 });
+    assert.equal(logged.events[0]?.requestId, ok.headers["x-request-id"], "durable when the answer came");
+    // The log refuses events from now on: the handler still runs, its answer must not leave.
+    await instance.audit.close();
+    const refused = await app.inject({ method: "GET", url: "/v1/test/answer", headers });
+    assert.equal(refused.statusCode, 503);
+    assert.equal(refused.json().error.code, "ERR_AUDIT_CLOSED");
+    assert.ok(!refused.body.includes("the payload"));
+  });
+
   it("refuses to start with a route that declares no permission", async () => {
     const instance = await testInstance();
     await assert.rejects(

@@ -6,6 +6,7 @@ import { permits } from "../access/permission.js";
 import { AgentwallError, isAgentwallError, type ErrorCode } from "../errors.js";
 import type { Instance } from "../instance.js";
 import { authenticate, type Principal } from "./auth.js";
+import { pendingChecks, permissionAudited } from "./pending-audit.js";
 import { FailureAggregator } from "./failure-aggregator.js";
 import { applySecurityHeaders } from "./headers.js";
 import { PUBLIC_ROUTES, type GatewayRoute } from "./route.js";
@@ -128,6 +129,10 @@ export async function buildServer(instance: Instance, options: BuildServerOption
   });
 
   const principals = new WeakMap<FastifyRequest, Principal>();
+  app.addHook("onSend", async (request, _reply, payload) => {
+    await permissionAudited(request);
+    return payload;
+  });
   app.addHook("onResponse", async (request, reply) => {
     instance.metrics.request(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
     // Anomaly detection never fails a request: its own errors are dropped here.
@@ -252,7 +257,7 @@ export async function buildServer(instance: Instance, options: BuildServerOption
         const principal: Principal = auth.principal;
         principals.set(request, principal);
         const allowed = permits(principal.grants, permission);
-        await instance.audit.append({
+        const checked = instance.audit.append({
           type: "permission_check",
           actor: principal.credentialId,
           action: `${route.method} ${route.url}`,
@@ -263,7 +268,14 @@ export async function buildServer(instance: Instance, options: BuildServerOption
           requestId: request.id,
           details: { subject: principal.subject, roles: principal.roles },
         });
-        if (!allowed) return sendError(reply, request, "ERR_FORBIDDEN", `permission ${permission} required`);
+        if (!allowed) {
+          await checked;
+          return sendError(reply, request, "ERR_FORBIDDEN", `permission ${permission} required`);
+        }
+        // Allowed: the check's event commits with the request's own events (one disk flush instead of
+        // two); no answer leaves before it is durable (onSend below, permissionAudited for streams).
+        checked.catch(() => undefined);
+        pendingChecks.set(request, checked);
         return route.handler(request, reply, principal);
       },
     });

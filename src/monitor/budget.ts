@@ -179,54 +179,60 @@ export class Budgets {
       const batch = this.#queue.splice(0, 1000);
       const outcome: (AgentwallError | undefined)[] = [];
       try {
-        await writeTransaction(this.#store, async (trx) => {
-          outcome.length = 0;
-          for (const { op } of batch) {
-            if (op.kind === "settle") {
-              for (const d of op.deltas)
+        // Not flushed on their own: atomic and seen by every instance at once, and durable with the
+        // request's audit event, which commits after them through the same write-ahead log.
+        await writeTransaction(
+          this.#store,
+          async (trx) => {
+            outcome.length = 0;
+            for (const { op } of batch) {
+              if (op.kind === "settle") {
+                for (const d of op.deltas)
+                  await trx
+                    .updateTable("budget_usage")
+                    .set({ used: sql<number>`case when used + ${d.delta} < 0 then 0 else used + ${d.delta} end` })
+                    .where("key", "=", d.key)
+                    .execute();
+                outcome.push(undefined);
+                continue;
+              }
+              for (const e of op.entries)
+                await trx
+                  .insertInto("budget_usage")
+                  .values({ key: e.key, used: 0, expires_at: e.expires })
+                  .onConflict((oc) => oc.column("key").doNothing())
+                  .execute();
+              let q = trx
+                .selectFrom("budget_usage")
+                .select(["key", "used"])
+                .where(
+                  "key",
+                  "in",
+                  op.entries.map((e) => e.key),
+                );
+              if (this.#store.dialect === "postgres") q = q.forUpdate();
+              const used = new Map((await q.execute()).map((r) => [r.key, Number(r.used)]));
+              const over = op.entries.find((e) => (used.get(e.key) ?? 0) + e.amount > e.limit);
+              if (over !== undefined) {
+                outcome.push(
+                  new AgentwallError(
+                    "ERR_BUDGET_EXHAUSTED",
+                    `budget ${over.rule} (${over.unit === "tokens" ? "tokens" : "spend"}) is used up for this period`,
+                  ),
+                );
+                continue;
+              }
+              for (const e of op.entries)
                 await trx
                   .updateTable("budget_usage")
-                  .set({ used: sql<number>`case when used + ${d.delta} < 0 then 0 else used + ${d.delta} end` })
-                  .where("key", "=", d.key)
+                  .set({ used: sql<number>`used + ${e.amount}` })
+                  .where("key", "=", e.key)
                   .execute();
               outcome.push(undefined);
-              continue;
             }
-            for (const e of op.entries)
-              await trx
-                .insertInto("budget_usage")
-                .values({ key: e.key, used: 0, expires_at: e.expires })
-                .onConflict((oc) => oc.column("key").doNothing())
-                .execute();
-            let q = trx
-              .selectFrom("budget_usage")
-              .select(["key", "used"])
-              .where(
-                "key",
-                "in",
-                op.entries.map((e) => e.key),
-              );
-            if (this.#store.dialect === "postgres") q = q.forUpdate();
-            const used = new Map((await q.execute()).map((r) => [r.key, Number(r.used)]));
-            const over = op.entries.find((e) => (used.get(e.key) ?? 0) + e.amount > e.limit);
-            if (over !== undefined) {
-              outcome.push(
-                new AgentwallError(
-                  "ERR_BUDGET_EXHAUSTED",
-                  `budget ${over.rule} (${over.unit === "tokens" ? "tokens" : "spend"}) is used up for this period`,
-                ),
-              );
-              continue;
-            }
-            for (const e of op.entries)
-              await trx
-                .updateTable("budget_usage")
-                .set({ used: sql<number>`used + ${e.amount}` })
-                .where("key", "=", e.key)
-                .execute();
-            outcome.push(undefined);
-          }
-        });
+          },
+          { durable: false },
+        );
       } catch (error) {
         for (const b of batch) b.reject(error);
         continue;

@@ -53,6 +53,42 @@ async function suite(location: () => Promise<StoreLocation>) {
     }
   });
 
+  it("a write that is not flushed on its own commits, is seen at once, and leaves later commits flushed", async () => {
+    const store = await openStore(await location());
+    try {
+      const setting = async () =>
+        store.dialect === "postgres"
+          ? (await sql<{ s: string }>`select current_setting('synchronous_commit') as s`.execute(store.db)).rows[0]?.s
+          : store.sqlite?.pragma("synchronous", { simple: true });
+      const relaxed = await writeTransaction(
+        store,
+        async (trx) => {
+          await trx.insertInto("locks").values({ name: "nf", holder: "h", expires_at: 1 }).execute();
+          return store.dialect === "postgres"
+            ? (await sql<{ s: string }>`select current_setting('synchronous_commit') as s`.execute(trx)).rows[0]?.s
+            : undefined;
+        },
+        { durable: false },
+      );
+      if (store.dialect === "postgres") assert.equal(relaxed, "off", "relaxed inside the transaction");
+      assert.equal((await store.db.selectFrom("locks").selectAll().where("name", "=", "nf").execute()).length, 1);
+      assert.equal(await setting(), store.dialect === "postgres" ? "on" : 2, "FULL / on again afterwards");
+      await assert.rejects(
+        writeTransaction(
+          store,
+          async () => {
+            throw new Error("boom");
+          },
+          { durable: false },
+        ),
+        /boom/,
+      );
+      assert.equal(await setting(), store.dialect === "postgres" ? "on" : 2, "restored after a failure too");
+    } finally {
+      await store.close();
+    }
+  });
+
   it("a lease has one holder at a time and expires on its own", async () => {
     const loc = await location();
     const [a, b]: [Store, Store] = [await openStore(loc), await openStore(loc)];
