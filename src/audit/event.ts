@@ -91,7 +91,12 @@ export interface AuditReceipt {
  * modules receive a sink instead of importing the audit log, so they stay free of the database.
  */
 export interface AuditSink {
-  append(event: AuditEventInput): Promise<AuditReceipt>;
+  /**
+   * `defer` (a hint a sink may ignore): the event may wait to be committed with the caller's next
+   * event that is not deferred, so one disk flush covers both; do not await a deferred append before
+   * making that next one.
+   */
+  append(event: AuditEventInput, options?: { defer?: boolean }): Promise<AuditReceipt>;
 }
 
 const TYPES = new Set<string>(AUDIT_EVENT_TYPES);

@@ -72,6 +72,29 @@ describe("AuditLog append", () => {
     assert.deepEqual(await log.verify().then((r) => r.ok), true);
   });
 
+  it("commits a deferred event with the next one, or on its own within 50 ms", async () => {
+    const { log } = await setup();
+    await log.append(event(0));
+    const deferred = log.append(event(1), { defer: true });
+    let settled = false;
+    void deferred.then(() => (settled = true));
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(settled, false, "waits for company");
+    assert.equal((await log.head()).size, 1, "nothing committed yet");
+    const next = await log.append(event(2));
+    assert.equal(settled, true, "committed in the same batch as the next event, before it resolved");
+    assert.deepEqual([(await deferred).seq, next.seq], [2, 3]);
+    const started = Date.now();
+    const alone = await log.append(event(3), { defer: true });
+    assert.equal(alone.seq, 4);
+    assert.ok(Date.now() - started < 1000, "a lone deferred event is not left behind");
+    const flushed = log.append(event(4), { defer: true });
+    await log.flush();
+    assert.equal((await log.head()).size, 5, "flush commits deferred events");
+    await flushed;
+  });
+
   it("redacts secrets and encrypts details at rest", async () => {
     const { log, store } = await setup();
     await log.append(

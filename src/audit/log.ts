@@ -165,6 +165,7 @@ export class AuditLog implements AuditSink {
   #pageStatement: SqliteStatement | undefined;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
+  #deferTimer: NodeJS.Timeout | undefined;
 
   constructor(options: AuditLogOptions) {
     const maxBatch = options.maxBatch ?? 512;
@@ -179,8 +180,12 @@ export class AuditLog implements AuditSink {
     this.#checkpointLease = new Lease(options.store, "audit-checkpoint", { now: this.#now });
   }
 
-  /** Appends an event; resolves with its sequence number once it is durable. */
-  append(input: AuditEventInput): Promise<AuditReceipt> {
+  /**
+   * Appends an event; resolves with its sequence number once it is durable. `defer`: the event waits
+   * for the next append that is not deferred (or {@link commitDeferred}, or at most 50 ms) and commits
+   * with it — one disk flush for a request's events instead of one each.
+   */
+  append(input: AuditEventInput, options: { defer?: boolean } = {}): Promise<AuditReceipt> {
     if (this.#closed) return Promise.reject(new AgentwallError("ERR_AUDIT_CLOSED", "the audit log is closed"));
     let event: PreparedEvent;
     try {
@@ -192,8 +197,16 @@ export class AuditLog implements AuditSink {
     }
     return new Promise<AuditReceipt>((resolve, reject) => {
       this.#queue.push({ event, resolve, reject });
-      this.#flushing ??= this.#drain();
+      if (options.defer !== true) this.commitDeferred();
+      else if (this.#flushing === undefined) this.#deferTimer ??= setTimeout(() => this.commitDeferred(), 50);
     });
+  }
+
+  /** Starts committing whatever is queued, deferred events included. */
+  commitDeferred(): void {
+    if (this.#deferTimer !== undefined) clearTimeout(this.#deferTimer);
+    this.#deferTimer = undefined;
+    if (this.#queue.length > 0) this.#flushing ??= this.#drain();
   }
 
   async #drain(): Promise<void> {
@@ -290,6 +303,7 @@ export class AuditLog implements AuditSink {
 
   /** Resolves when every append issued so far has been committed (or failed). */
   async flush(): Promise<void> {
+    this.commitDeferred();
     while (this.#flushing !== undefined) await this.#flushing;
   }
 

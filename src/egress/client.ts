@@ -57,6 +57,12 @@ export interface EgressOptions {
   readonly audit?: AuditSink;
   /** Who is audited as making the requests (default `egress`). */
   readonly actor?: string;
+  /**
+   * Operator calls' audit events are queued (deferred) instead of awaited: for a caller that appends
+   * its own durable event about the same call right after (the proxy's `llm_request`), which commits
+   * them together — one disk flush per request instead of two. Refusals are always awaited.
+   */
+  readonly deferOperatorAudit?: boolean;
 }
 
 export type EgressCode =
@@ -303,18 +309,23 @@ export class EgressClient {
     const actor = this.#options.actor ?? "egress";
     try {
       const response = await run();
-      await audit.append({
-        type: "egress",
-        actor,
-        action: `egress.${origin}`,
-        resource: shown.slice(0, 500),
-        outcome: "allowed",
-        details: {
-          status: response.status,
-          ...(response.body.length >= 0 ? { bytes: response.body.length } : { streamed: true }),
-          hops: response.chain.length,
+      const event = audit.append(
+        {
+          type: "egress",
+          actor,
+          action: `egress.${origin}`,
+          resource: shown.slice(0, 500),
+          outcome: "allowed",
+          details: {
+            status: response.status,
+            ...(response.body.length >= 0 ? { bytes: response.body.length } : { streamed: true }),
+            hops: response.chain.length,
+          },
         },
-      });
+        { defer: origin === "operator" && this.#options.deferOperatorAudit === true },
+      );
+      if (origin === "operator" && this.#options.deferOperatorAudit === true) event.catch(() => undefined);
+      else await event;
       return response;
     } catch (error) {
       await audit.append({

@@ -239,6 +239,8 @@ export class ProxyClients {
       vault: this.#instance.vault,
       audit: this.#instance.audit,
       actor: "proxy",
+      // Committed with the request's llm_request event, which the answer waits for.
+      deferOperatorAudit: true,
       totalTimeoutMs: 300_000,
       headersTimeoutMs: 120_000,
       maxResponseBytes: 16 * 1024 * 1024,
@@ -504,7 +506,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
         };
         // First durable event: before a byte goes anywhere.
         await auditLlm("llm.chat.stream.start", "allowed", detail);
-        await permissionAudited(request);
+        await permissionAudited(request); // committed with the event above
         const upstreamStarted = process.hrtime.bigint();
         const up = await deps.egress.streamOperator(upstream.name, path, call);
         const upstreamNs = process.hrtime.bigint() - upstreamStarted;

@@ -130,6 +130,7 @@ export async function buildServer(instance: Instance, options: BuildServerOption
 
   const principals = new WeakMap<FastifyRequest, Principal>();
   app.addHook("onSend", async (request, _reply, payload) => {
+    instance.audit.commitDeferred();
     await permissionAudited(request);
     return payload;
   });
@@ -257,17 +258,21 @@ export async function buildServer(instance: Instance, options: BuildServerOption
         const principal: Principal = auth.principal;
         principals.set(request, principal);
         const allowed = permits(principal.grants, permission);
-        const checked = instance.audit.append({
-          type: "permission_check",
-          actor: principal.credentialId,
-          action: `${route.method} ${route.url}`,
-          resource: permission,
-          outcome: allowed ? "allowed" : "denied",
-          ip: request.ip,
-          userAgent: request.headers["user-agent"] ?? "",
-          requestId: request.id,
-          details: { subject: principal.subject, roles: principal.roles },
-        });
+        const checked = instance.audit.append(
+          {
+            type: "permission_check",
+            actor: principal.credentialId,
+            action: `${route.method} ${route.url}`,
+            resource: permission,
+            outcome: allowed ? "allowed" : "denied",
+            ip: request.ip,
+            userAgent: request.headers["user-agent"] ?? "",
+            requestId: request.id,
+            details: { subject: principal.subject, roles: principal.roles },
+          },
+          // Allowed: committed with the request's own next event (one disk flush for both).
+          { defer: allowed },
+        );
         if (!allowed) {
           await checked;
           return sendError(reply, request, "ERR_FORBIDDEN", `permission ${permission} required`);
