@@ -262,12 +262,22 @@ describe("agentwall CLI", () => {
       report.checks.some((c: { name: string; status: string }) => c.name === "admin-key-expiry" && c.status === "warn"),
     );
     const names = (report.checks as Array<{ name: string; status: string }>).map((c) => `${c.name}:${c.status}`);
-    for (const n of ["upstream-tls:pass", "metrics-listener:pass", "guard-fail-open:pass"])
+    for (const n of [
+      "upstream-tls:pass",
+      "metrics-listener:pass",
+      "guard-fail-open:pass",
+      "route-permissions:pass",
+      "key-expiry:warn",
+      "key-age:pass",
+      "master-key-age:pass",
+      "session-secret:pass",
+    ])
       assert.ok(names.includes(n), n);
     // A plain-HTTP upstream off this machine fails; guards failing open and a public metrics listener warn.
     const risky = cli(["check", "--json"], {
       ...env,
       AGENTWALL_UPSTREAM_URL: "http://llm.internal.example:8000/v1",
+      AGENTWALL_SESSION_SECRET: "ab".repeat(20),
       AGENTWALL_CONFIG: writeConfig(home, {
         guard: { onScannerError: "flag" },
         metricsListen: { host: "0.0.0.0", port: 9464 },
@@ -277,8 +287,18 @@ describe("agentwall CLI", () => {
     const riskyNames = (JSON.parse(risky.stdout).checks as Array<{ name: string; status: string }>).map(
       (c) => `${c.name}:${c.status}`,
     );
-    for (const n of ["upstream-tls:fail", "metrics-listener:warn", "guard-fail-open:warn"])
+    for (const n of ["upstream-tls:fail", "metrics-listener:warn", "guard-fail-open:warn", "session-secret:fail"])
       assert.ok(riskyNames.includes(n), n);
+    // Keys older than their rotation periods (the clock moved back in the database).
+    const db = new Database(join(home, "agentwall.db"));
+    db.prepare("update master_keys set created_at = ?").run(Date.now() - 400 * 86_400_000);
+    db.prepare("update api_keys set created_at = ?").run(Date.now() - 91 * 86_400_000);
+    db.close();
+    const aged = cli(["check", "--json"], env);
+    const agedNames = (JSON.parse(aged.stdout).checks as Array<{ name: string; status: string }>).map(
+      (c) => `${c.name}:${c.status}`,
+    );
+    for (const n of ["master-key-age:warn", "key-age:warn"]) assert.ok(agedNames.includes(n), n);
     chmodSync(home, 0o755);
     const bad = cli(["check", "--json"], env);
     assert.equal(bad.code, 1);

@@ -103,6 +103,7 @@ export function loadConfig(
     limits: { ...CONFIG_DEFAULTS.limits, ...file.limits },
     audit: { ...CONFIG_DEFAULTS.audit, ...file.audit },
     apiKeys: { ...CONFIG_DEFAULTS.apiKeys, ...file.apiKeys },
+    rotation: { ...CONFIG_DEFAULTS.rotation, ...file.rotation },
     sessions: { ...CONFIG_DEFAULTS.sessions, ...file.sessions },
     oidc: { issuers: [...(file.oidc?.issuers ?? [])] },
     tools: [...(file.tools ?? [])],

@@ -131,6 +131,8 @@ export interface AgentwallConfig {
   metricsListen?: { host?: string; port: number };
   /** Largest `max_tokens` a request may ask for (and what an unset one is counted as). */
   maxTokensCap: number;
+  /** Rotation periods `agentwall check` holds keys to (days): the master key, and API keys. */
+  rotation: { masterKeyDays: number; apiKeyDays: number };
   upstreams: Array<{
     name: string;
     url: string;
@@ -395,6 +397,11 @@ export const CONFIG_SCHEMA = {
       },
     },
     maxTokensCap: positiveInt(1, 10_000_000),
+    rotation: {
+      type: "object",
+      additionalProperties: false,
+      properties: { masterKeyDays: positiveInt(1, 36_500), apiKeyDays: positiveInt(1, 36_500) },
+    },
     metricsListen: {
       type: "object",
       additionalProperties: false,
@@ -459,6 +466,7 @@ export const CONFIG_DEFAULTS: AgentwallConfig = {
   budgets: [],
   pricing: {},
   maxTokensCap: 32_768,
+  rotation: { masterKeyDays: 365, apiKeyDays: 90 },
   alerts: {},
   rateLimits: { perIp: { limit: 1200, periodMs: 60_000, burst: 200 }, expectedInstances: 1 },
   logLevel: "info",

@@ -1,7 +1,14 @@
 import { statSync } from "node:fs";
 import type { Command } from "commander";
 import type { Instance } from "../../instance.js";
-import { withInstance, type GlobalOptions } from "../context.js";
+import type { AgentwallSecrets } from "../../config/schema.js";
+import { PERMISSION_CATALOG } from "../../access/catalog.js";
+import { EgressClient } from "../../egress/client.js";
+import { agentRoutes } from "../../gateway/agent-routes.js";
+import { ProxyClients, proxyRoutes } from "../../gateway/proxy.js";
+import { PUBLIC_ROUTES, type GatewayRoute } from "../../gateway/route.js";
+import { coreRoutes } from "../../gateway/routes.js";
+import { configFor, withInstance, type GlobalOptions } from "../context.js";
 import { EXIT } from "../io.js";
 
 /** One line of the deployment checklist. */
@@ -11,7 +18,7 @@ export interface CheckItem {
   readonly message: string;
 }
 
-const KEY_MAX_AGE_MS = 90 * 86_400_000;
+const DAY_MS = 86_400_000;
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 
 function modeOf(path: string): number | undefined {
@@ -23,7 +30,10 @@ function modeOf(path: string): number | undefined {
 }
 
 /** Runs the security checklist of a deployment. */
-export async function runChecks(instance: Instance, options: { verifyAudit: boolean }): Promise<CheckItem[]> {
+export async function runChecks(
+  instance: Instance,
+  options: { verifyAudit: boolean; secrets?: AgentwallSecrets },
+): Promise<CheckItem[]> {
   const { config } = instance;
   const items: CheckItem[] = [];
   const add = (name: string, status: CheckItem["status"], message: string) => items.push({ name, status, message });
@@ -115,20 +125,82 @@ export async function runChecks(instance: Instance, options: { verifyAudit: bool
   const keys = (await instance.apiKeys.list()).filter(
     (k) => k.revokedAt === null && (k.expiresAt === null || k.expiresAt > now),
   );
-  const old = keys.filter((k) => now - k.createdAt > KEY_MAX_AGE_MS);
+  const keyDays = config.rotation.apiKeyDays;
+  const old = keys.filter((k) => now - k.createdAt > keyDays * DAY_MS);
   if (old.length > 0)
     add(
       "key-age",
       "warn",
-      `${old.length} active API keys are older than 90 days (${old
+      `${old.length} active API keys are older than the ${keyDays}-day rotation period (${old
         .slice(0, 5)
         .map((k) => k.id)
         .join(", ")}); rotate them`,
     );
-  else add("key-age", "pass", "no active API key is older than 90 days");
-  const eternalAdmins = keys.filter((k) => k.roles.includes("admin") && k.expiresAt === null);
+  else add("key-age", "pass", `no active API key is older than the ${keyDays}-day rotation period`);
+  const eternal = keys.filter((k) => k.expiresAt === null);
+  const eternalAdmins = eternal.filter((k) => k.roles.includes("admin"));
   if (eternalAdmins.length > 0) add("admin-key-expiry", "warn", `${eternalAdmins.length} admin keys never expire`);
   else add("admin-key-expiry", "pass", "every admin key expires");
+  if (eternal.length > 0)
+    add("key-expiry", "warn", `${eternal.length} of ${keys.length} active API keys never expire; give them --expires`);
+  else add("key-expiry", "pass", "every active API key expires");
+
+  const master = await instance.store.db
+    .selectFrom("master_keys")
+    .select(["id", "created_at"])
+    .where("retired_at", "is", null)
+    .orderBy("ordinal", "desc")
+    .executeTakeFirst();
+  const masterDays = config.rotation.masterKeyDays;
+  if (master !== undefined && now - Number(master.created_at) > masterDays * DAY_MS)
+    add(
+      "master-key-age",
+      "warn",
+      `master key ${master.id} is ${Math.floor((now - Number(master.created_at)) / DAY_MS)} days old (rotation period ${masterDays} days); run agentwall kek rotate`,
+    );
+  else add("master-key-age", "pass", `the master key is within its ${masterDays}-day rotation period`);
+
+  const sessionSecret = options.secrets?.sessionSecret;
+  if (sessionSecret === undefined) add("session-secret", "pass", "sessions are signed with Ed25519 only");
+  // Shorter than 32 bytes is refused when the configuration loads; here, a long one made of few symbols.
+  else if (new Set(sessionSecret).size < 12)
+    add(
+      "session-secret",
+      "fail",
+      `AGENTWALL_SESSION_SECRET uses only ${new Set(sessionSecret).size} distinct characters: HS256 sessions signed with it can be guessed; use 32 random bytes`,
+    );
+  else add("session-secret", "pass", "AGENTWALL_SESSION_SECRET is long and varied");
+
+  // The routes the gateway serves, as it builds them: each must declare a known permission or be one
+  // of the few public ones (the gateway refuses to start otherwise; this says so before a start).
+  const proxy = new ProxyClients(instance);
+  const agentEgress = new EgressClient({});
+  try {
+    const routes: GatewayRoute[] = [
+      ...coreRoutes(instance),
+      ...proxyRoutes(instance, proxy),
+      ...agentRoutes(instance, agentEgress),
+    ];
+    const bad = routes.filter((r) =>
+      "permission" in r.access ? PERMISSION_CATALOG[r.access.permission] === undefined : !PUBLIC_ROUTES.has(r.url),
+    );
+    const open = routes.filter((r) => !("permission" in r.access));
+    if (bad.length > 0)
+      add(
+        "route-permissions",
+        "fail",
+        `routes without a known permission: ${bad.map((r) => `${r.method} ${r.url}`).join(", ")}`,
+      );
+    else
+      add(
+        "route-permissions",
+        "pass",
+        `${routes.length - open.length} routes require a permission; ${open.length} public: ${open.map((r) => r.url).join(", ")}`,
+      );
+  } finally {
+    await proxy.close();
+    await agentEgress.close();
+  }
 
   if (config.audit.witnessFile === undefined && !config.audit.witnessStdout) {
     add(
@@ -154,7 +226,8 @@ export function registerCheck(program: Command, run: (fn: () => Promise<number>)
     .action((opts: GlobalOptions & { verifyAudit: boolean }) =>
       run(() =>
         withInstance({ ...program.opts(), ...opts }, async (instance) => {
-          const items = await runChecks(instance, { verifyAudit: opts.verifyAudit });
+          const { secrets } = await configFor(program.opts());
+          const items = await runChecks(instance, { verifyAudit: opts.verifyAudit, secrets });
           const ok = items.every((i) => i.status !== "fail");
           if (opts.json === true) process.stdout.write(JSON.stringify({ ok, checks: items }) + "\n");
           else
