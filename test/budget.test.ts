@@ -38,6 +38,24 @@ function suite(open: () => Promise<Store>): void {
     }
   });
 
+  it("prune drops the counters of periods that are over, and only those", async () => {
+    const store = await open();
+    try {
+      let now = Date.UTC(2026, 0, 10, 12);
+      const rules = [{ name: "hourly", per: "key" as const, period: "hour" as const, tokens: 100 }];
+      const budgets = new Budgets({ store, rules, pricing: {}, now: () => now });
+      await budgets.reserve(who, "m", { prompt: 10, completion: 10 });
+      assert.equal(await budgets.prune(), 0, "the hour is not over");
+      now += 3_600_000;
+      await budgets.reserve(who, "m", { prompt: 10, completion: 10 });
+      assert.equal(await budgets.prune(), 1, "last hour's counter goes");
+      const left = await store.db.selectFrom("budget_usage").select("key").where("key", "like", "hourly:%").execute();
+      assert.equal(left.length, 1);
+    } finally {
+      if (store !== sqlite) await store.close();
+    }
+  });
+
   it("counts spend by model price and applies role budgets only to that role", async () => {
     const store = await open();
     try {

@@ -298,7 +298,7 @@ export class Budgets {
 
   /** Drops counters of periods that are over. */
   async prune(): Promise<number> {
-    const r = await this.#store.db.deleteFrom("budget_usage").where("expires_at", "<", this.#now()).executeTakeFirst();
+    const r = await this.#store.db.deleteFrom("budget_usage").where("expires_at", "<=", this.#now()).executeTakeFirst();
     return Number(r.numDeletedRows);
   }
 }

@@ -67,6 +67,15 @@ export function registerServe(program: Command, run: (fn: () => Promise<number>)
           retention.unref();
           prune();
         }
+        // Budget counters of periods that are over are dropped hourly (any instance may; it is idempotent).
+        const budgetPrune = setInterval(() => {
+          instance.budgets
+            .prune()
+            .catch((error: unknown) =>
+              logger.error({ code: error instanceof AgentwallError ? error.code : "unknown" }, "budget prune failed"),
+            );
+        }, 3_600_000);
+        budgetPrune.unref();
         const address = await app.listen({ host: config.host, port: config.port });
         // The separate metrics listener: metrics only, no credentials, loopback unless configured.
         let metricsServer: import("node:http").Server | undefined;
@@ -107,6 +116,7 @@ export function registerServe(program: Command, run: (fn: () => Promise<number>)
             stopping = true;
             logger.info({ signal }, "shutting down");
             if (retention !== undefined) clearInterval(retention);
+            clearInterval(budgetPrune);
             void (async () => {
               try {
                 await app.close();
