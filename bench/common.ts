@@ -1,5 +1,6 @@
 // Helpers shared by the benchmark scripts.
 import { randomBytes } from "node:crypto";
+import { createServer } from "node:net";
 import { userInfo } from "node:os";
 import pg from "pg";
 
@@ -40,4 +41,29 @@ export async function perSecond(n: number, op: (i: number) => unknown): Promise<
   const start = process.hrtime.bigint();
   for (let i = 0; i < n; i++) await op(i);
   return n / (Number(process.hrtime.bigint() - start) / 1e9);
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once `url` answers (any status); throws after 30 s. */
+export async function waitFor(url: string, init: RequestInit = {}): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    try {
+      const r = await fetch(url, init);
+      await r.arrayBuffer();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`${url} did not come up`);
 }

@@ -9,11 +9,11 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
+import { freePort, waitFor } from "./common.js";
 
 const { values } = parseArgs({
   options: {
@@ -31,28 +31,6 @@ if (![MINUTES, RATE, SAMPLE_S, CONNECTIONS].every((n) => Number.isFinite(n) && n
   throw new Error("--minutes, --rate (≤ 5000), --sample and --connections must be positive numbers");
 const ROOT = join(import.meta.dirname, "..");
 const MAIN = join(ROOT, "dist/cli/main.js");
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(url: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    try {
-      await (await fetch(url)).arrayBuffer();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`${url} did not come up`);
-}
 
 const procs: ChildProcess[] = [];
 const dir = mkdtempSync(join(tmpdir(), "agentwall-soak-"));
