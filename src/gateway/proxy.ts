@@ -10,6 +10,17 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { GatewayRoute } from "./route.js";
 import { permissionAudited } from "./pending-audit.js";
 import { relayStream, usageOf } from "./proxy-stream.js";
+import {
+  RESPONSES_SCHEMA,
+  responsesAnswerCalls,
+  responsesAnswerSlots,
+  responsesHistoryCalls,
+  responsesRequestSlots,
+  responsesUsage,
+  type NamedCall,
+  type ResponsesRequest,
+  type Slot,
+} from "./proxy-responses.js";
 import { estimateTokens } from "../monitor/budget.js";
 
 /** An OpenAI-compatible upstream, resolved from configuration. */
@@ -292,13 +303,6 @@ function route(upstreams: readonly ProxyUpstream[], model: string, roles: readon
   return { upstream, model: wanted };
 }
 
-/** One scanned text: where it sits in the request or answer, and how to put the guarded text back. */
-interface Slot {
-  readonly text: string;
-  readonly source: TextSource;
-  readonly put: (text: string) => void;
-}
-
 /** Every text-bearing field of the request: message contents and parts, names, tool calls and tools. */
 function requestSlots(body: ChatRequest): Slot[] {
   const slots: Slot[] = [];
@@ -403,7 +407,27 @@ function answerSlots(answer: Completion): Slot[] {
 }
 
 /**
- * `POST /v1/chat/completions`: the request path of DESIGN.md in one place. Authentication, the per-IP
+ * What differs between the two OpenAI APIs the proxy serves: the request's shape and where its texts,
+ * token cap, tools and past tool calls are; the answer's texts, tool calls and usage. The request path
+ * is the same for both.
+ */
+interface ProxyApi {
+  readonly name: "chat" | "responses";
+  /** Path under the upstream's base URL. */
+  readonly path: string;
+  readonly validate: ValidateFunction;
+  asked(body: Record<string, unknown>): number | undefined;
+  cap(body: Record<string, unknown>, tokens: number): void;
+  toolNames(body: Record<string, unknown>): string[];
+  historyCalls(body: Record<string, unknown>): NamedCall[];
+  slots(body: Record<string, unknown>): Slot[];
+  answerSlots(answer: Record<string, unknown>): Slot[];
+  answerCalls(answer: Record<string, unknown>): NamedCall[];
+  usage(answer: Record<string, unknown>): Record<string, number>;
+}
+
+/**
+ * `POST /v1/chat/completions` and `POST /v1/responses`: the request path of DESIGN.md in one place. Authentication, the per-IP
  * and per-key limits and the `llm:chat` permission are the gateway's (declared on the route); here:
  * the model per role, tool definitions and calls against the tool policies, the input guard on every
  * text field, the forward through the egress client (the upstream is an operator destination; only
@@ -412,16 +436,55 @@ function answerSlots(answer: Completion): Slot[] {
  */
 export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayRoute[] {
   const ajv = new Ajv({ strict: true, allErrors: false, coerceTypes: false, useDefaults: false });
-  const validate: ValidateFunction = ajv.compile(REQUEST_SCHEMA);
+  const chatApi: ProxyApi = {
+    name: "chat",
+    path: "/chat/completions",
+    validate: ajv.compile(REQUEST_SCHEMA),
+    asked: (b) => (b as ChatRequest).max_completion_tokens ?? (b as ChatRequest).max_tokens,
+    cap: (b, n) => ((b as ChatRequest).max_tokens = n),
+    toolNames: (b) => ((b as ChatRequest).tools ?? []).map((t) => t.function.name),
+    historyCalls: (b) => (b as ChatRequest).messages.flatMap((m) => (m.tool_calls ?? []).map((c) => c.function)),
+    slots: (b) => requestSlots(b as ChatRequest),
+    answerSlots: (a) => answerSlots(a),
+    answerCalls: (a) =>
+      ((a as Completion).choices ?? []).flatMap((c) =>
+        (c.message?.tool_calls ?? []).map((t) => ({
+          name: String(t.function?.name),
+          arguments: String(t.function?.arguments),
+        })),
+      ),
+    usage: (a) => usageOf((a as Completion).usage),
+  };
+  const responsesApi: ProxyApi = {
+    name: "responses",
+    path: "/responses",
+    validate: ajv.compile(RESPONSES_SCHEMA),
+    asked: (b) => (b as ResponsesRequest).max_output_tokens,
+    cap: (b, n) => ((b as ResponsesRequest).max_output_tokens = n),
+    toolNames: (b) => ((b as ResponsesRequest).tools ?? []).map((t) => t.name),
+    historyCalls: (b) => responsesHistoryCalls(b as ResponsesRequest),
+    slots: (b) => responsesRequestSlots(b as ResponsesRequest),
+    answerSlots: (a) => responsesAnswerSlots(a),
+    answerCalls: (a) => responsesAnswerCalls(a),
+    usage: (a) => responsesUsage(a),
+  };
   return [
     {
       method: "POST",
       url: "/v1/chat/completions",
       access: { permission: "llm:chat" },
-      handler: (request, reply, principal) => clients.use((deps) => chat(request, reply, principal, deps)),
+      handler: (request, reply, principal) => clients.use((deps) => proxied(chatApi, request, reply, principal, deps)),
+    },
+    {
+      method: "POST",
+      url: "/v1/responses",
+      access: { permission: "llm:chat" },
+      handler: (request, reply, principal) =>
+        clients.use((deps) => proxied(responsesApi, request, reply, principal, deps)),
     },
   ];
-  async function chat(
+  async function proxied(
+    api: ProxyApi,
     request: FastifyRequest,
     reply: FastifyReply,
     principal: Principal | undefined,
@@ -429,7 +492,8 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
   ): Promise<FastifyReply> {
     const started = process.hrtime.bigint();
     if (principal === undefined) throw new AgentwallError("ERR_UNAUTHENTICATED", "no credential");
-    const body = request.body as ChatRequest;
+    const body = request.body as Record<string, unknown> & { model: string; stream?: unknown };
+    const validate = api.validate;
     if (!validate(body)) {
       const e = validate.errors?.[0];
       throw new AgentwallError(
@@ -438,7 +502,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
       );
     }
     const { upstream, model } = route(deps.upstreams, body.model, principal.roles);
-    const asked = body.max_completion_tokens ?? body.max_tokens;
+    const asked = api.asked(body);
     if (asked !== undefined && asked > instance.config.maxTokensCap)
       throw new AgentwallError("ERR_BAD_REQUEST", `max_tokens is at most ${instance.config.maxTokensCap}`);
     const caller = callerOf(principal);
@@ -454,17 +518,16 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
         requestId: request.id,
         details,
       });
-    for (const tool of body.tools ?? []) {
-      const d = instance.tools.mayUse(caller, tool.function.name);
+    for (const name of api.toolNames(body)) {
+      const d = instance.tools.mayUse(caller, name);
       if (!d.allowed) throw new AgentwallError(d.code, d.reason);
     }
-    for (const m of body.messages)
-      for (const call of m.tool_calls ?? []) {
-        const d = await instance.tools.checkToolCall(caller, call.function.name, call.function.arguments);
-        if (!d.allowed) throw new AgentwallError(d.code, d.reason);
-      }
-    const slots = requestSlots(body);
-    const input = await audited(instance, principal, request.id, upstream.name, model, "input", () =>
+    for (const call of api.historyCalls(body)) {
+      const d = await instance.tools.checkToolCall(caller, call.name, call.arguments);
+      if (!d.allowed) throw new AgentwallError(d.code, d.reason);
+    }
+    const slots = api.slots(body);
+    const input = await audited(instance, principal, request.id, upstream.name, model, api.name, "input", () =>
       guardSlots(instance, slots, "input"),
     );
     // Budgets: the estimate is reserved before anything leaves, then corrected to the real usage.
@@ -472,7 +535,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
       prompt: estimateTokens(slots.map((x) => x.text)),
       completion: asked ?? instance.config.maxTokensCap,
     };
-    if (asked === undefined) body.max_tokens = instance.config.maxTokensCap;
+    if (asked === undefined) api.cap(body, instance.config.maxTokensCap);
     const reservation = await instance.budgets.reserve(principal, model, estimate).catch((error: unknown) => {
       if ((error as { code?: string }).code === "ERR_BUDGET_EXHAUSTED") instance.metrics.budgetRefusal();
       throw error;
@@ -484,14 +547,15 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
       await instance.budgets.settle(reservation, actual);
     };
     try {
-      const streaming = body.stream === true;
+      // Streaming is relayed for chat completions only (the Responses schema admits stream: false).
+      const streaming = api.name === "chat" && body.stream === true;
       const forwarded = streaming ? { ...body, model, stream_options: { include_usage: true } } : { ...body, model };
       const headers: Record<string, string> = {
         "content-type": "application/json",
         accept: streaming ? "text/event-stream" : "application/json",
       };
       if (upstream.key !== undefined) headers.authorization = `Bearer ${upstream.key}`;
-      const path = `${upstream.basePath}/chat/completions`;
+      const path = `${upstream.basePath}${api.path}`;
       const call = {
         method: "POST",
         headers,
@@ -572,31 +636,28 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
       const upstreamNs = process.hrtime.bigint() - upstreamStarted;
       if (res.status < 200 || res.status >= 300)
         throw new AgentwallError("ERR_UPSTREAM_FAILED", `the upstream answered ${res.status}`);
-      let answer: Completion;
+      let answer: Record<string, unknown>;
       try {
-        answer = JSON.parse(res.body.toString("utf8")) as Completion;
+        answer = JSON.parse(res.body.toString("utf8")) as Record<string, unknown>;
       } catch {
         throw new AgentwallError("ERR_UPSTREAM_FAILED", "the upstream's answer is not JSON");
       }
       if (typeof answer !== "object" || answer === null)
         throw new AgentwallError("ERR_UPSTREAM_FAILED", "the upstream's answer is not an object");
-      const outSlots = answerSlots(answer);
-      const output = await audited(instance, principal, request.id, upstream.name, model, "output", () =>
+      const outSlots = api.answerSlots(answer);
+      // The texts as the model wrote them (the guard may redact the answer in place): what was used.
+      const written = outSlots.map((x) => x.text);
+      const output = await audited(instance, principal, request.id, upstream.name, model, api.name, "output", () =>
         guardSlots(instance, outSlots, "output"),
       );
-      for (const choice of answer.choices ?? [])
-        for (const call of choice.message?.tool_calls ?? []) {
-          const d = await instance.tools.checkToolCall(
-            caller,
-            String(call.function?.name),
-            String(call.function?.arguments),
-          );
-          if (!d.allowed) {
-            await auditBlock(instance, principal, request.id, upstream.name, model, "output", [d.code]);
-            throw new AgentwallError(d.code, `the model's answer calls a tool it may not: ${d.reason}`);
-          }
+      for (const call of api.answerCalls(answer)) {
+        const d = await instance.tools.checkToolCall(caller, call.name, call.arguments);
+        if (!d.allowed) {
+          await auditBlock(instance, principal, request.id, upstream.name, model, api.name, "output", [d.code]);
+          throw new AgentwallError(d.code, `the model's answer calls a tool it may not: ${d.reason}`);
         }
-      const used = usageOf(answer.usage);
+      }
+      const used = api.usage(answer);
       instance.metrics.llm(upstream.name, "success", used);
       if (used.total !== undefined)
         await instance.anomaly
@@ -605,9 +666,9 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
       await settle(
         used.prompt !== undefined && used.completion !== undefined
           ? { prompt: used.prompt, completion: used.completion }
-          : { prompt: estimate.prompt, completion: estimateTokens(answerSlots(answer).map((x) => x.text)) },
+          : { prompt: estimate.prompt, completion: estimateTokens(written) },
       );
-      await auditLlm("llm.chat", "success", {
+      await auditLlm(`llm.${api.name}`, "success", {
         credential: principal.credentialId,
         input: { texts: input.verdicts.length, redacted: input.redacted, findings: input.flagged },
         output: { texts: output.verdicts.length, redacted: output.redacted, findings: output.flagged },
@@ -641,6 +702,7 @@ async function audited<T>(
   requestId: string,
   upstream: string,
   model: string,
+  api: ProxyApi["name"],
   direction: "input" | "output",
   run: () => T,
 ): Promise<T> {
@@ -648,7 +710,8 @@ async function audited<T>(
     return run();
   } catch (error) {
     const findings = (error as { findings?: string[] }).findings;
-    if (findings !== undefined) await auditBlock(instance, principal, requestId, upstream, model, direction, findings);
+    if (findings !== undefined)
+      await auditBlock(instance, principal, requestId, upstream, model, api, direction, findings);
     throw error;
   }
 }
@@ -659,6 +722,7 @@ async function auditBlock(
   requestId: string,
   upstream: string,
   model: string,
+  api: ProxyApi["name"],
   direction: "input" | "output",
   findings: readonly string[],
 ): Promise<void> {
@@ -669,7 +733,7 @@ async function auditBlock(
   await instance.audit.append({
     type: "guard_block",
     actor: principal.subject,
-    action: `llm.chat.${direction}`,
+    action: `llm.${api}.${direction}`,
     resource: `model:${upstream}/${model}`,
     outcome: "blocked",
     requestId,

@@ -1,0 +1,268 @@
+import { AgentwallError } from "../errors.js";
+import type { TextSource } from "../guard/injection.js";
+
+/** One scanned text: where it sits in the request or answer, and how to put the guarded text back. */
+export interface Slot {
+  readonly text: string;
+  readonly source: TextSource;
+  readonly put: (text: string) => void;
+}
+
+/** A function call named in a request's history or in a model's answer. */
+export interface NamedCall {
+  readonly name: string;
+  readonly arguments: string;
+}
+
+const TEXT = { type: "string", maxLength: 1_000_000 } as const;
+const ID = { type: "string", maxLength: 200 } as const;
+const PART = {
+  anyOf: [
+    {
+      type: "object",
+      required: ["type", "text"],
+      additionalProperties: false,
+      properties: { type: { const: "input_text" }, text: TEXT },
+    },
+    {
+      type: "object",
+      required: ["type", "text"],
+      additionalProperties: false,
+      properties: {
+        type: { const: "output_text" },
+        text: TEXT,
+        annotations: { type: "array", maxItems: 0 },
+      },
+    },
+  ],
+} as const;
+
+/**
+ * What `POST /v1/responses` accepts (OpenAI's Responses API, the parts whose every text can be
+ * scanned): `input` as text or items — messages with text parts, function calls and their outputs —
+ * `instructions`, function tools, and the sampling fields. Anything else (files, images, built-in
+ * tools, `previous_response_id`, whose context agentwall never saw) is refused by name.
+ */
+export const RESPONSES_SCHEMA = {
+  type: "object",
+  required: ["model", "input"],
+  additionalProperties: false,
+  properties: {
+    model: { type: "string", minLength: 1, maxLength: 200 },
+    input: {
+      anyOf: [
+        TEXT,
+        {
+          type: "array",
+          minItems: 1,
+          maxItems: 2000,
+          items: {
+            anyOf: [
+              {
+                type: "object",
+                required: ["role", "content"],
+                additionalProperties: false,
+                properties: {
+                  type: { const: "message" },
+                  id: ID,
+                  status: { enum: ["in_progress", "completed", "incomplete"] },
+                  role: { enum: ["user", "assistant", "system", "developer"] },
+                  content: { anyOf: [TEXT, { type: "array", maxItems: 200, items: PART }] },
+                },
+              },
+              {
+                type: "object",
+                required: ["type", "call_id", "name", "arguments"],
+                additionalProperties: false,
+                properties: {
+                  type: { const: "function_call" },
+                  id: ID,
+                  status: { enum: ["in_progress", "completed", "incomplete"] },
+                  call_id: ID,
+                  name: { type: "string", minLength: 1, maxLength: 128 },
+                  arguments: TEXT,
+                },
+              },
+              {
+                type: "object",
+                required: ["type", "call_id", "output"],
+                additionalProperties: false,
+                properties: { type: { const: "function_call_output" }, id: ID, call_id: ID, output: TEXT },
+              },
+            ],
+          },
+        },
+      ],
+    },
+    instructions: TEXT,
+    tools: {
+      type: "array",
+      maxItems: 128,
+      items: {
+        type: "object",
+        required: ["type", "name"],
+        additionalProperties: false,
+        properties: {
+          type: { const: "function" },
+          name: { type: "string", minLength: 1, maxLength: 128 },
+          description: { type: "string", maxLength: 100_000 },
+          parameters: { type: "object" },
+          strict: { type: "boolean" },
+        },
+      },
+    },
+    tool_choice: {
+      anyOf: [
+        { enum: ["auto", "none", "required"] },
+        {
+          type: "object",
+          required: ["type", "name"],
+          additionalProperties: false,
+          properties: { type: { const: "function" }, name: { type: "string", maxLength: 128 } },
+        },
+      ],
+    },
+    parallel_tool_calls: { type: "boolean" },
+    max_output_tokens: { type: "integer", minimum: 1 },
+    temperature: { type: "number", minimum: 0, maximum: 2 },
+    top_p: { type: "number", minimum: 0, maximum: 1 },
+    stream: { const: false },
+    store: { type: "boolean" },
+    user: { type: "string", maxLength: 200 },
+    metadata: { type: "object", maxProperties: 16, additionalProperties: { type: "string", maxLength: 512 } },
+  },
+} as const;
+
+type Part = { type: "input_text" | "output_text"; text: string };
+type InputItem =
+  | { type?: "message"; role: string; content: string | Part[] }
+  | { type: "function_call"; call_id: string; name: string; arguments: string }
+  | { type: "function_call_output"; call_id: string; output: string };
+
+/** A `/v1/responses` request as the schema admits it. */
+export interface ResponsesRequest {
+  model: string;
+  input: string | InputItem[];
+  instructions?: string;
+  tools?: Array<{ type: "function"; name: string; description?: string }>;
+  max_output_tokens?: number;
+  [key: string]: unknown;
+}
+
+/** Every text of a Responses request; a role the caller claims never relaxes a check. */
+export function responsesRequestSlots(body: ResponsesRequest): Slot[] {
+  const slots: Slot[] = [];
+  if (typeof body.instructions === "string") {
+    const text = body.instructions;
+    slots.push({ text, source: "user", put: (t) => (body.instructions = t) });
+  }
+  if (typeof body.input === "string") {
+    const text = body.input;
+    slots.push({ text, source: "user", put: (t) => (body.input = t) });
+  } else
+    for (const item of body.input) {
+      if (item.type === "function_call") {
+        slots.push({ text: item.name, source: "user", put: (t) => (item.name = t) });
+        slots.push({ text: item.arguments, source: "user", put: (t) => (item.arguments = t) });
+      } else if (item.type === "function_call_output") {
+        // A tool's result: scanned as tool text (stricter).
+        slots.push({ text: item.output, source: "tool", put: (t) => (item.output = t) });
+      } else if (typeof item.content === "string") {
+        const text = item.content;
+        slots.push({ text, source: "user", put: (t) => (item.content = t) });
+      } else
+        for (const part of item.content) slots.push({ text: part.text, source: "user", put: (t) => (part.text = t) });
+    }
+  for (const tool of body.tools ?? []) {
+    slots.push({ text: tool.name, source: "user", put: (t) => (tool.name = t) });
+    if (typeof tool.description === "string") {
+      const text = tool.description;
+      slots.push({ text, source: "user", put: (t) => (tool.description = t) });
+    }
+  }
+  return slots;
+}
+
+/** Function calls in a Responses request's history. */
+export function responsesHistoryCalls(body: ResponsesRequest): NamedCall[] {
+  if (typeof body.input === "string") return [];
+  return body.input.flatMap((i) => (i.type === "function_call" ? [{ name: i.name, arguments: i.arguments }] : []));
+}
+
+/** A Responses answer: `output` items and `usage`, the rest passed through as it came. */
+export interface ResponsesAnswer {
+  output?: unknown;
+  output_text?: unknown;
+  usage?: { input_tokens?: unknown; output_tokens?: unknown; total_tokens?: unknown };
+  [key: string]: unknown;
+}
+
+const fail = (why: string) => new AgentwallError("ERR_UPSTREAM_FAILED", `the answer's ${why}`);
+
+/**
+ * Every text of a Responses answer: message text and refusals, function-call names and arguments,
+ * reasoning summaries, and `output_text` if the upstream adds it. An output item of any other type
+ * (a built-in tool's call, which this route never asks for) cannot be scanned and fails closed.
+ */
+export function responsesAnswerSlots(answer: ResponsesAnswer): Slot[] {
+  const slots: Slot[] = [];
+  if (!Array.isArray(answer.output)) throw fail("output is missing");
+  for (const raw of answer.output as unknown[]) {
+    if (typeof raw !== "object" || raw === null) throw fail("output item is not an object");
+    const item = raw as Record<string, unknown>;
+    const textOf = (holder: Record<string, unknown>, key: string) => {
+      const value = holder[key];
+      if (typeof value !== "string") throw fail(`${String(item.type)} ${key} is not text`);
+      slots.push({ text: value, source: "agent", put: (t) => (holder[key] = t) });
+    };
+    const parts = (key: string): Record<string, unknown>[] => {
+      const list = item[key] ?? [];
+      if (!Array.isArray(list) || list.some((p) => typeof p !== "object" || p === null))
+        throw fail(`${String(item.type)} ${key} is malformed`);
+      return list as Record<string, unknown>[];
+    };
+    if (item.type === "message") {
+      for (const part of parts("content")) {
+        if (part.type === "output_text") textOf(part, "text");
+        else if (part.type === "refusal") textOf(part, "refusal");
+        else throw fail(`message part ${String(part.type)} cannot be scanned`);
+      }
+    } else if (item.type === "function_call") {
+      textOf(item, "name");
+      textOf(item, "arguments");
+    } else if (item.type === "reasoning") {
+      for (const part of parts("summary")) textOf(part, "text");
+      if (item.encrypted_content !== undefined && item.encrypted_content !== null)
+        throw fail("reasoning carries encrypted content, which cannot be scanned");
+    } else throw fail(`output item ${String(item.type)} cannot be scanned`);
+  }
+  if (answer.output_text !== undefined) outputTextSlot(answer, slots);
+  return slots;
+}
+
+function outputTextSlot(answer: ResponsesAnswer, slots: Slot[]): void {
+  if (typeof answer.output_text !== "string") throw fail("output_text is not text");
+  slots.push({ text: answer.output_text, source: "agent", put: (t) => (answer.output_text = t) });
+}
+
+/** Function calls in a Responses answer (after {@link responsesAnswerSlots} checked their shape). */
+export function responsesAnswerCalls(answer: ResponsesAnswer): NamedCall[] {
+  return (answer.output as Record<string, unknown>[]).flatMap((i) =>
+    i.type === "function_call" ? [{ name: String(i.name), arguments: String(i.arguments) }] : [],
+  );
+}
+
+/** The token counts of a Responses answer, as `{prompt, completion, total}`. */
+export function responsesUsage(answer: ResponsesAnswer): Record<string, number> {
+  const out: Record<string, number> = {};
+  const pairs = [
+    ["prompt", "input_tokens"],
+    ["completion", "output_tokens"],
+    ["total", "total_tokens"],
+  ] as const;
+  for (const [k, field] of pairs) {
+    const v = answer.usage?.[field];
+    if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) out[k] = v;
+  }
+  return out;
+}
