@@ -214,6 +214,14 @@ describe("agentwall CLI", () => {
       const r = cli(["audit", "verify", "--witness", witness], env);
       assert.equal(r.code, 1);
       assert.match(r.stdout, new RegExp(`first bad sequence number ${first + 1} `));
+      // `check` verifies against the configured witness file by itself.
+      const checked = cli(["check", "--json"], env);
+      assert.equal(checked.code, 1, checked.stdout);
+      assert.ok(
+        JSON.parse(checked.stdout).checks.some(
+          (c: { name: string; status: string }) => c.name === "audit-integrity" && c.status === "fail",
+        ),
+      );
     });
 
     it("forged checkpoint -> 1", async () => {

@@ -1,4 +1,5 @@
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
+import { readWitnessFile } from "../../audit/checkpoint.js";
 import type { Command } from "commander";
 import type { Instance } from "../../instance.js";
 import type { AgentwallSecrets } from "../../config/schema.js";
@@ -210,8 +211,16 @@ export async function runChecks(
     );
   } else add("audit-witness", "pass", "audit checkpoints go to a witness");
   if (options.verifyAudit) {
-    const result = await instance.audit.verify();
-    if (result.ok) add("audit-integrity", "pass", `audit log intact (${result.size} entries)`);
+    // Against the witness file too, when there is one: a tail deleted with its checkpoints shows there.
+    const witnessFile = config.audit.witnessFile;
+    const witness = witnessFile !== undefined && existsSync(witnessFile) ? readWitnessFile(witnessFile) : undefined;
+    const result = await instance.audit.verify({ witness });
+    if (result.ok)
+      add(
+        "audit-integrity",
+        "pass",
+        `audit log intact (${result.size} entries${witness === undefined ? "" : `, ${witness.length} witnessed checkpoints`})`,
+      );
     else add("audit-integrity", "fail", `audit log altered at sequence ${result.firstBadSeq} (${result.problem})`);
   }
   return items;
