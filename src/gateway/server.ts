@@ -129,10 +129,18 @@ export async function buildServer(instance: Instance, options: BuildServerOption
   });
 
   const principals = new WeakMap<FastifyRequest, Principal>();
-  app.addHook("onSend", async (request, _reply, payload) => {
+  app.addHook("onSend", async (request, reply, payload) => {
     instance.audit.commitDeferred();
-    await permissionAudited(request);
-    return payload;
+    try {
+      await permissionAudited(request);
+      return payload;
+    } catch (error) {
+      // The answer is replaced here (not thrown: an error raised while sending would leave Fastify's
+      // bare 500): whatever the handler produced does not leave without its audit event.
+      const code: ErrorCode = isAgentwallError(error) ? error.code : "ERR_DATABASE_UNAVAILABLE";
+      reply.code(STATUS[code] ?? 503).header("content-type", "application/json; charset=utf-8");
+      return JSON.stringify({ error: { code, message: "the request could not be audited", requestId: request.id } });
+    }
   });
   app.addHook("onResponse", async (request, reply) => {
     instance.metrics.request(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
