@@ -1,5 +1,10 @@
+import { createRequire } from "node:module";
 import createDOMPurify, { type Config, type DOMPurify } from "dompurify";
-import { JSDOM } from "jsdom";
+
+// jsdom is loaded on the first HTML clean, not with this module: it is about half a second of module
+// loading, paid otherwise by every CLI command and gateway start that never cleans HTML. It is a
+// CommonJS package, so `require` loads it synchronously where it is needed.
+const require = createRequire(import.meta.url);
 
 /**
  * Input sanitization. HTML is cleaned by DOMPurify on jsdom — its supported server setup (happy-dom and
@@ -7,7 +12,10 @@ import { JSDOM } from "jsdom";
  */
 let purifier: DOMPurify | undefined;
 function purify(): DOMPurify {
-  purifier ??= createDOMPurify(new JSDOM("").window);
+  if (purifier === undefined) {
+    const { JSDOM } = require("jsdom") as typeof import("jsdom");
+    purifier = createDOMPurify(new JSDOM("").window);
+  }
   return purifier;
 }
 
