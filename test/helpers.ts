@@ -191,6 +191,34 @@ export async function auditedStore(options: { store?: Store; master?: MasterKey 
   return { store, keyring, audit: new AuditLog({ store, keyring }) };
 }
 
+/**
+ * The gateway in-process (Fastify `inject`) in front of a local OpenAI-compatible upstream: tool
+ * policies `search` (users, argument `q` required) and `wire_money` (finance only), and one key for
+ * a user (`alice`) and one for a viewer (`bob`). Call at module top level (it registers `after` hooks).
+ */
+export async function proxyTestGateway(upstreamPort: number, upstreamKey: string) {
+  const { buildServer } = await import("../src/gateway/server.js");
+  const { pino } = await import("pino");
+  const instance = await testInstance(
+    {
+      tools: [
+        {
+          name: "search",
+          allow: { roles: ["user"] },
+          argsSchema: { type: "object", properties: { q: { type: "string" } }, required: ["q"] },
+        },
+        { name: "wire_money", allow: { roles: ["finance"] } },
+      ],
+    },
+    { AGENTWALL_UPSTREAM_URL: `http://127.0.0.1:${upstreamPort}/v1`, AGENTWALL_UPSTREAM_KEY: upstreamKey },
+  );
+  const app = await buildServer(instance, { logger: pino({ level: "silent" }) });
+  after(() => app.close());
+  const create = async (owner: string, role: string) =>
+    (await instance.apiKeys.create({ owner, name: role, roles: [role], creator: "test" })).key;
+  return { instance, app, userKey: await create("alice", "user"), viewerKey: await create("bob", "viewer") };
+}
+
 /** The built CLI (npm test builds first), run as users run it: a real process, a clean environment. */
 export function runCli(
   args: readonly string[],

@@ -4,9 +4,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
-import pino from "pino";
-import { buildServer } from "../src/gateway/server.js";
-import { testInstance } from "./helpers.js";
+import { proxyTestGateway } from "./helpers.js";
 
 const received: { path: string; body: Record<string, unknown> }[] = [];
 const answers: unknown[] = [];
@@ -38,26 +36,7 @@ await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
 after(() => new Promise<void>((r) => upstream.close(() => r())));
 const port = (upstream.address() as AddressInfo).port;
 
-const instance = await testInstance(
-  {
-    tools: [
-      {
-        name: "search",
-        allow: { roles: ["user"] },
-        argsSchema: { type: "object", properties: { q: { type: "string" } }, required: ["q"] },
-      },
-      { name: "wire_money", allow: { roles: ["finance"] } },
-    ],
-  },
-  {
-    AGENTWALL_UPSTREAM_URL: `http://127.0.0.1:${port}/v1`,
-    AGENTWALL_UPSTREAM_KEY: "sk-upstream-resp-0123456789abcdef",
-  },
-);
-const app = await buildServer(instance, { logger: pino({ level: "silent" }) });
-after(() => app.close());
-const userKey = (await instance.apiKeys.create({ owner: "alice", name: "u", roles: ["user"], creator: "test" })).key;
-const viewerKey = (await instance.apiKeys.create({ owner: "bob", name: "v", roles: ["viewer"], creator: "test" })).key;
+const { instance, app, userKey, viewerKey } = await proxyTestGateway(port, "sk-upstream-resp-0123456789abcdef");
 const respond = (body: unknown, key = userKey) =>
   app.inject({
     method: "POST",

@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
 import pino from "pino";
 import { buildServer } from "../src/gateway/server.js";
-import { testInstance } from "./helpers.js";
+import { proxyTestGateway, testInstance } from "./helpers.js";
 
 interface Received {
   readonly authorization: string | undefined;
@@ -76,23 +76,7 @@ after(() => new Promise<void>((r) => upstream.close(() => r())));
 const port = (upstream.address() as AddressInfo).port;
 
 const UPSTREAM_KEY = "sk-upstream-test-0123456789abcdef";
-const instance = await testInstance(
-  {
-    tools: [
-      {
-        name: "search",
-        allow: { roles: ["user"] },
-        argsSchema: { type: "object", properties: { q: { type: "string" } }, required: ["q"] },
-      },
-      { name: "wire_money", allow: { roles: ["finance"] } },
-    ],
-  },
-  { AGENTWALL_UPSTREAM_URL: `http://127.0.0.1:${port}/v1`, AGENTWALL_UPSTREAM_KEY: UPSTREAM_KEY },
-);
-const app = await buildServer(instance, { logger: pino({ level: "silent" }) });
-after(() => app.close());
-const userKey = (await instance.apiKeys.create({ owner: "alice", name: "u", roles: ["user"], creator: "test" })).key;
-const viewerKey = (await instance.apiKeys.create({ owner: "bob", name: "v", roles: ["viewer"], creator: "test" })).key;
+const { instance, app, userKey, viewerKey } = await proxyTestGateway(port, UPSTREAM_KEY);
 
 const chat = (body: unknown, key = userKey) =>
   app.inject({
