@@ -7,7 +7,7 @@ import type { Store } from "../store/database.js";
 import { toUnavailable } from "../store/database.js";
 import { Lease } from "../store/lease.js";
 import type { AuditEventsTable } from "../store/schema.js";
-import { writeTransaction } from "../store/transaction.js";
+import { sqliteImmediate, writeTransaction } from "../store/transaction.js";
 import {
   checkpointMessage,
   pruneMessage,
@@ -292,13 +292,8 @@ export class AuditLog implements AuditSink {
       statements.update.run(frontier.size, frontier.serialize(), frontier.root().toString("hex"), this.#now());
       return head.size + 1;
     });
-    return this.#store.db.connection().execute(async () => {
-      // A transaction that relaxed the flush (writeTransaction with durable: false) restores FULL before
-      // it lets the connection go; this makes sure of it, so an audit commit never returns before the
-      // disk has it.
-      if (sqlite.pragma("synchronous", { simple: true }) !== 2) sqlite.pragma("synchronous = FULL");
-      return commit.immediate();
-    });
+    // Durable: sqliteImmediate makes sure the flush setting is FULL first.
+    return sqliteImmediate(this.#store, () => commit.immediate());
   }
 
   /** Resolves when every append issued so far has been committed (or failed). */

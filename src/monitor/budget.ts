@@ -2,7 +2,7 @@ import { sql } from "kysely";
 import { AgentwallError } from "../errors.js";
 import type { AgentwallConfig } from "../config/schema.js";
 import type { Store } from "../store/database.js";
-import { writeTransaction } from "../store/transaction.js";
+import { sqliteImmediate, writeTransaction } from "../store/transaction.js";
 import type { Statement as SqliteStatement } from "better-sqlite3";
 
 function exhausted(over: { rule: string; unit: "tokens" | "spend" }): AgentwallError {
@@ -236,14 +236,7 @@ export class Budgets {
           return undefined;
         }),
       );
-      return this.#store.db.connection().execute(async () => {
-        sqlite.pragma("synchronous = NORMAL");
-        try {
-          return run.immediate();
-        } finally {
-          sqlite.pragma("synchronous = FULL");
-        }
-      });
+      return sqliteImmediate(this.#store, () => run.immediate(), { durable: false });
     }
     return writeTransaction(
       this.#store,

@@ -1,4 +1,5 @@
 import { sql, type Kysely } from "kysely";
+import { AgentwallError } from "../errors.js";
 import type { Store } from "./database.js";
 import type { Database } from "./schema.js";
 
@@ -45,5 +46,28 @@ export async function writeTransaction<T>(
     } finally {
       if (!durable) await sql`pragma synchronous = FULL`.execute(conn);
     }
+  });
+}
+
+/**
+ * Runs a better-sqlite3 transaction function (`db.transaction(fn).immediate`) inside Kysely's
+ * connection lock, so it never interleaves with a Kysely transaction. `durable: false` relaxes the
+ * flush for this transaction only, as {@link writeTransaction} does; a durable one first makes sure
+ * the connection is back at `synchronous=FULL`, so it never returns before the disk has it.
+ */
+export function sqliteImmediate<T>(store: Store, run: () => T, options: WriteOptions = {}): Promise<T> {
+  const sqlite = store.sqlite;
+  if (sqlite === undefined) throw new AgentwallError("ERR_INVALID_ARGUMENT", "sqliteImmediate needs a SQLite store");
+  return store.db.connection().execute(async () => {
+    if (options.durable === false) {
+      sqlite.pragma("synchronous = NORMAL");
+      try {
+        return run();
+      } finally {
+        sqlite.pragma("synchronous = FULL");
+      }
+    }
+    if (sqlite.pragma("synchronous", { simple: true }) !== 2) sqlite.pragma("synchronous = FULL");
+    return run();
   });
 }
