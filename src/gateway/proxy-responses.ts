@@ -206,43 +206,40 @@ const fail = (why: string) => new AgentwallError("ERR_UPSTREAM_FAILED", `the ans
  */
 export function responsesAnswerSlots(answer: ResponsesAnswer): Slot[] {
   const slots: Slot[] = [];
+  /** The text at `holder[key]` as a slot; `what` names it in the error when it is not text. */
+  const textOf = (holder: Record<string, unknown>, key: string, what: string) => {
+    const value = holder[key];
+    if (typeof value !== "string") throw fail(`${what} is not text`);
+    slots.push({ text: value, source: "agent", put: (t) => (holder[key] = t) });
+  };
   if (!Array.isArray(answer.output)) throw fail("output is missing");
   for (const raw of answer.output as unknown[]) {
     if (typeof raw !== "object" || raw === null) throw fail("output item is not an object");
     const item = raw as Record<string, unknown>;
-    const textOf = (holder: Record<string, unknown>, key: string) => {
-      const value = holder[key];
-      if (typeof value !== "string") throw fail(`${String(item.type)} ${key} is not text`);
-      slots.push({ text: value, source: "agent", put: (t) => (holder[key] = t) });
-    };
+    const type = String(item.type);
     const parts = (key: string): Record<string, unknown>[] => {
       const list = item[key] ?? [];
       if (!Array.isArray(list) || list.some((p) => typeof p !== "object" || p === null))
-        throw fail(`${String(item.type)} ${key} is malformed`);
+        throw fail(`${type} ${key} is malformed`);
       return list as Record<string, unknown>[];
     };
     if (item.type === "message") {
       for (const part of parts("content")) {
-        if (part.type === "output_text") textOf(part, "text");
-        else if (part.type === "refusal") textOf(part, "refusal");
+        if (part.type === "output_text") textOf(part, "text", `${type} text`);
+        else if (part.type === "refusal") textOf(part, "refusal", `${type} refusal`);
         else throw fail(`message part ${String(part.type)} cannot be scanned`);
       }
     } else if (item.type === "function_call") {
-      textOf(item, "name");
-      textOf(item, "arguments");
+      textOf(item, "name", `${type} name`);
+      textOf(item, "arguments", `${type} arguments`);
     } else if (item.type === "reasoning") {
-      for (const part of parts("summary")) textOf(part, "text");
+      for (const part of parts("summary")) textOf(part, "text", `${type} text`);
       if (item.encrypted_content !== undefined && item.encrypted_content !== null)
         throw fail("reasoning carries encrypted content, which cannot be scanned");
-    } else throw fail(`output item ${String(item.type)} cannot be scanned`);
+    } else throw fail(`output item ${type} cannot be scanned`);
   }
-  if (answer.output_text !== undefined) outputTextSlot(answer, slots);
+  if (answer.output_text !== undefined) textOf(answer, "output_text", "output_text");
   return slots;
-}
-
-function outputTextSlot(answer: ResponsesAnswer, slots: Slot[]): void {
-  if (typeof answer.output_text !== "string") throw fail("output_text is not text");
-  slots.push({ text: answer.output_text, source: "agent", put: (t) => (answer.output_text = t) });
 }
 
 /** Function calls in a Responses answer (after {@link responsesAnswerSlots} checked their shape). */
