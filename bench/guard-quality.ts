@@ -16,7 +16,7 @@ import { detectInjection } from "../src/guard/injection.js";
 import { normalize } from "../src/guard/normalize.js";
 import { findPii } from "../src/guard/pii.js";
 import { findSecrets } from "../src/guard/secrets.js";
-import { trainLogistic } from "../src/guard/train.js";
+import { TRAINING, trainLogistic } from "../src/guard/train.js";
 
 const { values } = parseArgs({
   options: {
@@ -79,8 +79,10 @@ const ours: boolean[] = new Array<boolean>(rows.length).fill(false);
 const started = Date.now();
 for (const source of sources) {
   const model = trainLogistic(
-    rows.filter((r) => r.source !== source).map((r) => ({ text: normalize(r.text, 0).text, label: r.label })),
-    { epochs: 4 },
+    rows
+      .filter((r) => r.source !== source)
+      .map((r) => ({ text: normalize(r.text, 0).text, label: r.label, group: r.source })),
+    TRAINING,
   );
   rows.forEach((r, i) => {
     if (r.source === source) ours[i] = detectInjection(normalize(r.text), { model, threshold: 0.5 }).detected;

@@ -5,12 +5,12 @@
 // Data: the labelled prompts of ../shared/corpora/prompt-injection/dev.jsonl (garak, PromptShield,
 // CyberSecEval, JailbreakBench, Giskard, PIGuard NotInject/WildGuard, Open-Prompt-Injection, Dolly;
 // per-row licences MIT, Apache-2.0, CC-BY-SA-3.0, ODC-By-1.0 — see the `license` field and
-// docs/guards.md). Fixed seed, fixed epochs: the same data gives the same weights, byte for byte.
+// docs/guards.md). Every source weighs the same in its class (groupBalance 1). Fixed seed, fixed epochs: the same data gives the same weights, byte for byte.
 import { readFileSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
 import { normalize } from "../src/guard/normalize.js";
-import { packModel, trainLogistic, type TrainingRow } from "../src/guard/train.js";
+import { packModel, trainLogistic, TRAINING, type TrainingRow } from "../src/guard/train.js";
 
 const { values } = parseArgs({
   options: {
@@ -22,10 +22,10 @@ const text = readFileSync(values.data, "utf8");
 const rows: TrainingRow[] = text
   .trim()
   .split("\n")
-  .map((line) => JSON.parse(line) as { text: string; label: 0 | 1 })
-  .map((r) => ({ text: normalize(r.text, 0).text, label: r.label }));
+  .map((line) => JSON.parse(line) as { text: string; label: 0 | 1; source: string })
+  .map((r) => ({ text: normalize(r.text, 0).text, label: r.label, group: r.source }));
 const started = Date.now();
-const model = trainLogistic(rows, { epochs: 4 });
+const model = trainLogistic(rows, TRAINING);
 const packed = packModel(model);
 const dataHash = createHash("sha256").update(text).digest("hex").slice(0, 16);
 writeFileSync(

@@ -186,7 +186,7 @@ describe("prompt injection", () => {
     }
   });
 
-  it("English regression sample: TPR >= 0.85 and FPR <= 0.03 (measured 0.913 and 0.000)", () => {
+  it("English regression sample: TPR >= 0.85 and FPR <= 0.03 (measured 0.893 and 0.000)", () => {
     const rows = readFileSync(fixture("en-sample.jsonl"), "utf8")
       .trim()
       .split("\n")

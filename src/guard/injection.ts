@@ -175,6 +175,26 @@ const SIGNALS: readonly Signal[] = [
     `\\bregardless of (?:the |any |all )?(?:previous|prior|earlier|above|your) (?:tasks?|instructions?|rules|prompts?)\\b`,
   ),
   s(
+    "instruction_override",
+    0.75,
+    `\\b(?:previous|prior|above|earlier|preceding|original|old|former|all|your|system)\\s+${RULES_WORD}\\s+(?:should|must|are to|can|will|shall|have to)\\s+(?:now\\s+)?be\\s+(?:abandoned|ignored|forgotten|disregarded|overridden|discarded|dropped|bypassed|suspended|lifted|removed)\\b`,
+  ),
+  s(
+    "persona",
+    0.55,
+    `\\b(?:not|no longer|never|isn't|aren't)\\s+bound\\s+by\\s+(?:any\\s+)?(?:rules|morals|ethics|restrictions|guidelines|policies|limitations|openai)\\b`,
+  ),
+  s(
+    "persona",
+    0.6,
+    `\\b(?:break|bypass|ignore|circumvent|violate|disregard)\\s+(?:the\\s+|your\\s+|all\\s+|openai's\\s+|its\\s+)?(?:content|usage|safety)\\s+(?:polic(?:y|ies)|guidelines|filters?)\\b`,
+  ),
+  s(
+    "secret_request",
+    0.5,
+    `\\b(?:tell|give|share|confirm|provide|reveal|send|what(?:'s| is))\\b${GAP}\\b(?:the|your|our)\\s+(?:system\\s+|admin\\s+|secret\\s+)?(?:password|passcode|pin code|api key|credentials)\\b(?!\\s+(?:requirements?|polic(?:y|ies)|manager|strength|reset|field|rules|hash|length|format))`,
+  ),
+  s(
     "secret_request",
     0.55,
     `\\b(?:what(?:'s| is)|tell me|give me|print|reveal|share|show me)\\s+(?:your|the)\\s+(?:secret|hidden|private|internal)\\s+(?:key|password|token|code|instructions?|prompt)\\b`,

@@ -6,7 +6,7 @@
  * the original, so findings point at what the caller sent.
  */
 export interface HiddenPayload {
-  readonly encoding: "base64" | "hex" | "url" | "html";
+  readonly encoding: "base64" | "hex" | "url" | "html" | "spaced";
   /** Span of the encoded text in the original. */
   readonly start: number;
   readonly end: number;
@@ -231,6 +231,11 @@ const BASE64_RUN = /(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9
 const HEX_RUN = /(?<![0-9A-Fa-fx])(?:0x)?(?:[0-9A-Fa-f]{2}[ :]?){12,}(?![0-9A-Fa-f])/g;
 const URL_RUN = /(?:%[0-9A-Fa-f]{2}[^\s%]{0,3}){4,}/g;
 const HTML_RUN = /(?:&(?:#\d{1,7}|#x[0-9A-Fa-f]{1,6}|[a-zA-Z]{2,8});[^\s&]{0,3}){4,}/g;
+// Single characters spaced out by one separator, the same throughout ("i-g-n-o-r-e", "\\I\\ \\h\\a\\v\\e"),
+// and by spaces, with wider gaps between words ("i g n o r e   a l l").
+const SEPARATED_RUN = /(?<![^\s\\/|.*_-])[^\\/|.*_\n-]([\\/|.*_-])(?:[^\\/|.*_\n-]\1){6,}[^\\/|.*_\s-]?/gu;
+const SPACED_RUN = /(?<!\S)(?:\S {1,3}){7,}\S(?!\S)/gu;
+const LETTERS_4 = /(?:\p{L}[^\p{L}]*){4}/u;
 
 /** Whether decoded bytes read as text (mostly printable UTF-8 with some letters). */
 function readable(bytes: Buffer): string | undefined {
@@ -253,7 +258,8 @@ function findHidden(original: string, depth: number): HiddenPayload[] {
   let budget = MAX_DECODED_BYTES;
   const push = (encoding: HiddenPayload["encoding"], start: number, end: number, decoded: string | undefined) => {
     if (decoded === undefined || out.length >= MAX_PAYLOADS || budget <= 0) return;
-    const text = decoded.slice(0, budget);
+    // Scanned as normalized text: a payload of look-alike letters ("ℙⓌ𝑵") reads as what it spells.
+    const text = normalize(decoded.slice(0, budget), 0).text;
     budget -= text.length;
     out.push({ encoding, start, end, decoded: text });
     // One more level: base64 inside base64, entities inside URL-encoding…
@@ -287,6 +293,14 @@ function findHidden(original: string, depth: number): HiddenPayload[] {
       return ENTITIES[e.toLowerCase()] ?? all;
     });
     push("html", m.index, m.index + m[0].length, decoded);
+  }
+  for (const m of original.matchAll(SEPARATED_RUN)) {
+    const joined = m[0].split(m[1] as string).join("");
+    if (LETTERS_4.test(joined)) push("spaced", m.index, m.index + m[0].length, joined);
+  }
+  for (const m of original.matchAll(SPACED_RUN)) {
+    const joined = m[0].replace(/ {2,}/g, "\0").replaceAll(" ", "").replaceAll("\0", " ");
+    if (LETTERS_4.test(joined)) push("spaced", m.index, m.index + m[0].length, joined);
   }
   return out;
 }
