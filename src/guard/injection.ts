@@ -246,7 +246,13 @@ const SIGNALS: readonly Signal[] = [
   s(
     "prompt_leak",
     0.8,
-    `\\b(?:reveal|show|print|repeat|output|display|leak|tell me|give me|share|dump|recite|what (?:is|are|was|were))\\b${GAP}\\b(?:your|the|initial|original|hidden|secret|system)\\s+(?:system\\s+)?(?:prompt|instructions|message|configuration|rules)\\b`,
+    `\\b(?:reveal|show|print|repeat|output|display|leak|tell me|give me|share|dump|recite)\\b${GAP}\\b(?:your|the|initial|original|hidden|secret|system)\\s+(?:system\\s+)?(?:prompt|instructions|message|configuration|rules)\\b`,
+  ),
+  // A question about "the rules" is ordinary; about *your* rules or the system prompt it is a leak.
+  s(
+    "prompt_leak",
+    0.8,
+    `\\bwhat (?:is|are|was|were)\\b${GAP}\\b(?:your|initial|original|hidden|secret|system)\\s+(?:system\\s+)?(?:prompt|instructions|message|configuration|rules)\\b`,
   ),
   s(
     "prompt_leak",
