@@ -47,6 +47,22 @@ describe("normalization", () => {
       }),
     );
   });
+
+  it("keeps one offset per UTF-16 unit of the normalized text, astral characters included (property)", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 100 }), (s) => {
+        const n = normalize(s, 0);
+        assert.equal(n.offsets.length, n.text.length + 1);
+        for (let i = 1; i < n.offsets.length; i++) assert.ok((n.offsets[i] as number) >= (n.offsets[i - 1] as number));
+      }),
+      { numRuns: 500 },
+    );
+    const text = "😀😀 mail me: alice@example.com";
+    const n = normalize(text);
+    const at = n.text.indexOf("alice");
+    const span = originalSpan(n, at, at + "alice@example.com".length);
+    assert.equal(text.slice(span.start, span.end), "alice@example.com");
+  });
 });
 
 describe("normalization fast path", () => {

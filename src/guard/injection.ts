@@ -370,7 +370,13 @@ const SIGNALS: readonly Signal[] = [
 
 const ALL_HINTS = [...new Set(SIGNALS.flatMap((x) => x.hints))];
 /** Hints by the first two letters of their first word (as one number); scripts without spaces apart. */
-const HINTS_BY_HEAD = new Map<number, string[]>();
+/** A hint as looked up: its text, and whether it must stand as a whole word (marked with a trailing NUL). */
+interface HeadHint {
+  readonly hint: string;
+  readonly text: string;
+  readonly whole: boolean;
+}
+const HINTS_BY_HEAD = new Map<number, HeadHint[]>();
 const UNSPACED_HINTS: string[] = [];
 for (const hint of ALL_HINTS) {
   if (/^[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\p{Script=Thai}]/u.test(hint)) {
@@ -378,7 +384,9 @@ for (const hint of ALL_HINTS) {
     continue;
   }
   const head = hint.charCodeAt(0) * 65536 + hint.charCodeAt(1);
-  HINTS_BY_HEAD.set(head, [...(HINTS_BY_HEAD.get(head) ?? []), hint]);
+  const whole = hint.endsWith("\0");
+  const entry = { hint, text: whole ? hint.slice(0, -1) : hint, whole };
+  HINTS_BY_HEAD.set(head, [...(HINTS_BY_HEAD.get(head) ?? []), entry]);
 }
 
 /** Letters for word starts: ASCII letters, the apostrophe, and anything beyond ASCII. */
@@ -400,11 +408,8 @@ function presentHints(lower: string): Set<string> {
     if (!start) continue;
     const candidates = HINTS_BY_HEAD.get(code * 65536 + lower.charCodeAt(i + 1));
     if (candidates === undefined) continue;
-    for (const hint of candidates) {
-      if (hint.endsWith("\0")) {
-        const word = hint.slice(0, -1);
-        if (!letter(lower.charCodeAt(i + word.length) || 32) && lower.startsWith(word, i)) present.add(hint);
-      } else if (lower.startsWith(hint, i)) present.add(hint);
+    for (const { hint, text, whole } of candidates) {
+      if (lower.startsWith(text, i) && !(whole && letter(lower.charCodeAt(i + text.length) || 32))) present.add(hint);
     }
   }
   for (const hint of UNSPACED_HINTS) if (lower.includes(hint)) present.add(hint);
@@ -471,10 +476,51 @@ export function detectInjection(n: NormalizedText, options: InjectionOptions = {
 /** The same word or short phrase over and over (a common way to push instructions out of context). */
 function repetitive(text: string): boolean {
   if (text.length < 400) return false;
-  const words = text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
+  return ASCII_TEXT.test(text)
+    ? repetitiveAscii(text)
+    : repetitiveWords(text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []);
+}
+
+// eslint-disable-next-line no-control-regex
+const ASCII_TEXT = /^[\x00-\x7f]*$/;
+
+/** One word makes over 30 % of at least 80 words, with under 10 % of them distinct. */
+function repetitiveWords(words: readonly string[]): boolean {
   if (words.length < 80) return false;
   const counts = new Map<string, number>();
   for (const w of words) counts.set(w, (counts.get(w) ?? 0) + 1);
   const top = Math.max(...counts.values());
   return top / words.length > 0.3 && counts.size / words.length < 0.1;
+}
+
+/**
+ * {@link repetitiveWords} for ASCII text by character codes: words (runs of letters and digits, case
+ * folded) hashed in place, and a stop as soon as the distinct words already number 10 % of the most
+ * words the text can still hold — ordinary prose stops within its first few hundred characters.
+ */
+function repetitiveAscii(text: string): boolean {
+  const counts = new Map<number, number>();
+  const n = text.length;
+  let words = 0;
+  let top = 0;
+  let i = 0;
+  while (i < n) {
+    let c = text.charCodeAt(i);
+    if (!((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57))) {
+      i++;
+      continue;
+    }
+    let h = 0x811c9dc5;
+    while (i < n && ((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57))) {
+      h = Math.imul(h ^ (c >= 65 && c <= 90 ? c + 32 : c), 0x01000193);
+      c = text.charCodeAt(++i);
+    }
+    words++;
+    const seen = (counts.get(h) ?? 0) + 1;
+    counts.set(h, seen);
+    if (seen > top) top = seen;
+    // Every later word needs at least two characters (a letter and a separator).
+    if (seen === 1 && counts.size >= 0.1 * (words + Math.ceil((n - i) / 2))) return false;
+  }
+  return words >= 80 && top / words > 0.3 && counts.size / words < 0.1;
 }

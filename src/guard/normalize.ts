@@ -133,9 +133,11 @@ export function normalize(original: string, depth = 2): NormalizedText {
     const offsets = new Int32Array(original.length + 1);
     let n = 0;
     let lastSpace = false;
+    let same = true; // no whitespace to collapse or replace: the text is the original
     for (let i = 0; i < original.length; i++) {
       const code = original.charCodeAt(i);
       const space = code === 32 || (code >= 9 && code <= 13);
+      if (space && (lastSpace || code !== 32)) same = false;
       if (space && lastSpace) continue;
       lastSpace = space;
       offsets[n++] = i;
@@ -143,7 +145,7 @@ export function normalize(original: string, depth = 2): NormalizedText {
     offsets[n] = original.length;
     return {
       original,
-      text: original.replace(/[ \t\n\v\f\r]+/g, " "),
+      text: same ? original : original.replace(/[ \t\n\v\f\r]+/g, " "),
       offsets: offsets.subarray(0, n + 1),
       invisible: [],
       bidi: [],
@@ -151,26 +153,37 @@ export function normalize(original: string, depth = 2): NormalizedText {
       hidden: depth > 0 ? findHidden(original, depth) : [],
     };
   }
-  const chars: string[] = [];
+  // General path: ASCII stretches are copied as slices; other code points go through NFKC one by one.
   const offsets: number[] = [];
   const invisible: number[] = [];
   const bidi: number[] = [];
+  const lookalikes: number[] = []; // indexes in `text` of Cyrillic/Greek look-alike letters
+  let text = "";
+  let copyFrom = -1; // start in `original` of the ASCII stretch not yet copied
   let lastSpace = false;
-  let nonAscii = false;
-  for (let i = 0; i < original.length;) {
+  const length = original.length;
+  for (let i = 0; i < length;) {
     const unit = original.charCodeAt(i);
     if (unit < 0x80) {
       // ASCII: NFKC leaves it alone; only whitespace runs change.
       const space = unit === 32 || (unit >= 9 && unit <= 13);
-      if (!(space && lastSpace)) {
-        chars.push(space ? " " : (original[i] as string));
+      if (space && (lastSpace || unit !== 32)) {
+        if (copyFrom >= 0) text += original.slice(copyFrom, i);
+        copyFrom = -1;
+        if (!lastSpace) {
+          text += " ";
+          offsets.push(i);
+        }
+      } else {
+        if (copyFrom < 0) copyFrom = i;
         offsets.push(i);
       }
       lastSpace = space;
       i++;
       continue;
     }
-    nonAscii = true;
+    if (copyFrom >= 0) text += original.slice(copyFrom, i);
+    copyFrom = -1;
     const cp = original.codePointAt(i) as number;
     const width = cp > 0xffff ? 2 : 1;
     if (isInvisible(cp)) invisible.push(i);
@@ -181,53 +194,115 @@ export function normalize(original: string, depth = 2): NormalizedText {
         const space = /\s/.test(ch);
         if (space && lastSpace) continue;
         lastSpace = space;
-        chars.push(space ? " " : ch);
+        if (CONFUSABLE.has(ch)) lookalikes.push(text.length);
+        text += space ? " " : ch;
         offsets.push(i);
+        if (ch.length === 2) offsets.push(piece === ch && width === 2 ? i + 1 : i);
       }
     }
     i += width;
   }
-  // Fold look-alike letters only inside words that also hold Latin letters (mixed-script spoofing);
-  // Russian or Greek text stays as it is. Pure ASCII has nothing to fold.
-  let confusables = 0;
-  let wordStart = 0;
-  for (let i = 0; nonAscii && i <= chars.length; i++) {
-    const ch = chars[i];
-    if (ch !== undefined && (ch.charCodeAt(0) < 0x80 ? /[A-Za-z]/.test(ch) : /[\p{L}\p{M}]/u.test(ch))) continue;
-    if (i - wordStart > 1) {
-      let latin = false;
-      let lookalike = false;
-      for (let j = wordStart; j < i; j++) {
-        const c = chars[j] as string;
-        if (LATIN.test(c)) latin = true;
-        else if (CONFUSABLE.has(c)) lookalike = true;
-      }
-      if (latin && lookalike) {
-        for (let j = wordStart; j < i; j++) {
-          const folded = CONFUSABLE.get(chars[j] as string);
-          if (folded !== undefined) {
-            chars[j] = folded;
-            confusables++;
-          }
-        }
-      }
-    }
-    wordStart = i + 1;
-  }
-  offsets.push(original.length);
-  const text = chars.join("");
+  if (copyFrom >= 0) text += original.slice(copyFrom);
+  offsets.push(length);
+  const folded = lookalikes.length === 0 ? { text, count: 0 } : foldLookalikes(text, lookalikes);
   return {
     original,
-    text,
+    text: folded.text,
     offsets: Int32Array.from(offsets),
     invisible,
     bidi,
-    confusables,
+    confusables: folded.count,
     hidden: depth > 0 ? findHidden(original, depth) : [],
   };
 }
 
-const BASE64_RUN = /(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])/g;
+const WORD_LETTER = /[\p{L}\p{M}]/u;
+/** A letter of a word for folding: ASCII letters, or any letter or mark beyond ASCII. */
+function wordLetter(ch: string): boolean {
+  return ch.charCodeAt(0) < 0x80 ? LATIN.test(ch) : WORD_LETTER.test(ch);
+}
+
+/**
+ * Folds look-alike letters only inside words that also hold Latin letters (mixed-script spoofing);
+ * Russian or Greek text stays as it is. `at` lists the look-alikes' indexes (ascending); only their
+ * words are looked at.
+ */
+function foldLookalikes(text: string, at: readonly number[]): { text: string; count: number } {
+  const chars = [...text];
+  // `at` holds UTF-16 indexes; `chars` is per code point, so map one to the other.
+  const unitToChar = new Int32Array(text.length + 1);
+  for (let c = 0, u = 0; c < chars.length; c++) {
+    unitToChar[u] = c;
+    u += (chars[c] as string).length;
+  }
+  let count = 0;
+  let doneUntil = -1;
+  for (const unit of at) {
+    const position = unitToChar[unit] as number;
+    if (position <= doneUntil) continue;
+    let start = position;
+    while (start > 0 && wordLetter(chars[start - 1] as string)) start--;
+    let end = position + 1;
+    while (end < chars.length && wordLetter(chars[end] as string)) end++;
+    doneUntil = end - 1;
+    if (end - start < 2 || !chars.slice(start, end).some((c) => LATIN.test(c))) continue;
+    for (let j = start; j < end; j++) {
+      const folded = CONFUSABLE.get(chars[j] as string);
+      if (folded !== undefined) {
+        chars[j] = folded;
+        count++;
+      }
+    }
+  }
+  return { text: count === 0 ? text : chars.join(""), count };
+}
+
+const BASE64_AT = /(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])/y;
+const isBase64 = (c: number) =>
+  (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 95 || c === 45;
+const isHex = (c: number) => (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
+
+/**
+ * The matches of `/(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])/g`: such a match
+ * can only start where a run of base64 characters starts, so runs are found by character codes and the
+ * regex is tried (sticky) at the start of each run of 16 or more — not at every position of the text.
+ */
+function* base64Runs(s: string): Generator<RegExpExecArray> {
+  const n = s.length;
+  let i = 0;
+  while (i < n) {
+    if (!isBase64(s.charCodeAt(i))) {
+      i++;
+      continue;
+    }
+    let end = i + 1;
+    while (end < n && isBase64(s.charCodeAt(end))) end++;
+    if (end - i >= 16) {
+      BASE64_AT.lastIndex = i;
+      const m = BASE64_AT.exec(s);
+      if (m !== null) yield m;
+    }
+    i = end;
+  }
+}
+
+/** Whether `s` holds `count` hex digits in a row, single spaces or colons allowed between (HEX_RUN needs 24). */
+function hexDigits(s: string, count: number): boolean {
+  let run = 0;
+  let separator = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (isHex(c)) {
+      if (++run >= count) return true;
+      separator = false;
+    } else if ((c === 32 || c === 58) && !separator && run > 0) separator = true;
+    else {
+      run = 0;
+      separator = false;
+    }
+  }
+  return false;
+}
 const HEX_RUN = /(?<![0-9A-Fa-fx])(?:0x)?(?:[0-9A-Fa-f]{2}[ :]?){12,}(?![0-9A-Fa-f])/g;
 const URL_RUN = /(?:%[0-9A-Fa-f]{2}[^\s%]{0,3}){4,}/g;
 const HTML_RUN = /(?:&(?:#\d{1,7}|#x[0-9A-Fa-f]{1,6}|[a-zA-Z]{2,8});[^\s&]{0,3}){4,}/g;
@@ -265,7 +340,7 @@ function findHidden(original: string, depth: number): HiddenPayload[] {
     // One more level: base64 inside base64, entities inside URL-encoding…
     if (depth > 1) for (const inner of findHidden(text, depth - 1)) out.push({ ...inner, start, end });
   };
-  for (const m of original.matchAll(BASE64_RUN)) {
+  for (const m of base64Runs(original)) {
     // Base64 of text mixes cases or has digits; a run of one letter is not worth decoding.
     if (!/[0-9+/]/.test(m[0]) && !(/[A-Z]/.test(m[0]) && /[a-z]/.test(m[0]))) continue;
     push(
@@ -275,7 +350,7 @@ function findHidden(original: string, depth: number): HiddenPayload[] {
       readable(Buffer.from(m[0], m[0].includes("-") || m[0].includes("_") ? "base64url" : "base64")),
     );
   }
-  for (const m of original.matchAll(HEX_RUN)) {
+  for (const m of hexDigits(original, 24) ? original.matchAll(HEX_RUN) : []) {
     const hex = m[0].replace(/^0x|[ :]/g, "");
     if (hex.length % 2 === 0) push("hex", m.index, m.index + m[0].length, readable(Buffer.from(hex, "hex")));
   }

@@ -154,6 +154,8 @@ const IPV4 = /(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])/g;
 const IPV6 =
   /(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![0-9A-Fa-f:])/g;
 
+const COLONS = /:[0-9A-Fa-f]{0,4}:/;
+
 /** Candidates: digit groups with separators or a leading +, validated by libphonenumber-js. */
 const PHONE = /(?<![\w+.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,5}){1,4}(?![\w-]|\.\d)/g;
 const PHONE_CONTEXT =
@@ -197,11 +199,12 @@ export function findPii(text: string, options: { phoneRegion?: CountryCode } = {
   for (const m of text.matchAll(IBAN)) {
     if (ibanValid(m[0])) add("iban", m.index, m.index + m[0].length, 0.95);
   }
-  for (const m of text.matchAll(EMAIL)) add("email", m.index, m.index + m[0].length, 0.95);
+  // The address regexes try every position; most texts hold no "@" and no two colons close together.
+  if (text.includes("@")) for (const m of text.matchAll(EMAIL)) add("email", m.index, m.index + m[0].length, 0.95);
   for (const m of text.matchAll(IPV4)) {
     if (isIP(m[0]) === 4) add("ip_address", m.index, m.index + m[0].length, 0.9);
   }
-  for (const m of text.matchAll(IPV6)) {
+  for (const m of COLONS.test(text) ? text.matchAll(IPV6) : []) {
     if (m[0].length >= 3 && isIP(m[0]) === 6 && m[0] !== "::") add("ip_address", m.index, m.index + m[0].length, 0.9);
   }
   const taken = (s: number, e: number) => out.some((f) => s < f.end && e > f.start);

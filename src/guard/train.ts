@@ -1,4 +1,4 @@
-import { FEATURE_BITS, hashedFeatures } from "./features.js";
+import { FEATURE_BITS, hashedFeatures, weightedFeatureSum } from "./features.js";
 
 /** One labelled text for training. */
 export interface TrainingRow {
@@ -103,12 +103,7 @@ export function trainLogistic(
 
 /** The model's probability that `text` is an attack. */
 export function scoreLinear(model: LinearModel, text: string): number {
-  const f = hashedFeatures(text, model.bits);
-  if (f.length === 0) return 1 / (1 + Math.exp(-model.bias));
-  const value = 1 / Math.sqrt(f.length);
-  let z = model.bias;
-  for (const k of f) z += (model.weights[k] as number) * value;
-  return 1 / (1 + Math.exp(-z));
+  return 1 / (1 + Math.exp(-(model.bias + weightedFeatureSum(text, model.weights, model.bits))));
 }
 
 /** Packs a model as int8 weights with one scale (base64), the shipped form. */
