@@ -369,24 +369,31 @@ const SIGNALS: readonly Signal[] = [
 ];
 
 const ALL_HINTS = [...new Set(SIGNALS.flatMap((x) => x.hints))];
-/** Hints by the first two letters of their first word (as one number); scripts without spaces apart. */
-/** A hint as looked up: its text, and whether it must stand as a whole word (marked with a trailing NUL). */
+const HINT_ID = new Map(ALL_HINTS.map((hint, id) => [hint, id]));
+/** Per signal, the ids of its hints (one of which must be present for the signal to run). */
+const SIGNAL_HINTS: readonly Int32Array[] = SIGNALS.map((x) =>
+  Int32Array.from(x.hints, (h) => HINT_ID.get(h) as number),
+);
+/** A hint as looked up: its id, its text, and whether it must stand as a whole word (trailing NUL). */
 interface HeadHint {
-  readonly hint: string;
+  readonly id: number;
   readonly text: string;
   readonly whole: boolean;
 }
-const HINTS_BY_HEAD = new Map<number, HeadHint[]>();
-const UNSPACED_HINTS: string[] = [];
-for (const hint of ALL_HINTS) {
+/** Hints by their first two characters: a table for two ASCII characters, a map beyond. */
+const ASCII_HEADS: (HeadHint[] | undefined)[] = new Array<HeadHint[] | undefined>(128 * 128).fill(undefined);
+const OTHER_HEADS = new Map<number, HeadHint[]>();
+const UNSPACED_HINTS: { id: number; text: string }[] = [];
+for (const [id, hint] of ALL_HINTS.entries()) {
   if (/^[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\p{Script=Thai}]/u.test(hint)) {
-    UNSPACED_HINTS.push(hint);
+    UNSPACED_HINTS.push({ id, text: hint });
     continue;
   }
-  const head = hint.charCodeAt(0) * 65536 + hint.charCodeAt(1);
   const whole = hint.endsWith("\0");
-  const entry = { hint, text: whole ? hint.slice(0, -1) : hint, whole };
-  HINTS_BY_HEAD.set(head, [...(HINTS_BY_HEAD.get(head) ?? []), entry]);
+  const entry = { id, text: whole ? hint.slice(0, -1) : hint, whole };
+  const [a, b] = [hint.charCodeAt(0), hint.charCodeAt(1)];
+  if (a < 128 && b < 128) (ASCII_HEADS[a * 128 + b] ??= []).push(entry);
+  else OTHER_HEADS.set(a * 65536 + b, [...(OTHER_HEADS.get(a * 65536 + b) ?? []), entry]);
 }
 
 /** Letters for word starts: ASCII letters, the apostrophe, and anything beyond ASCII. */
@@ -395,26 +402,29 @@ function letter(code: number): boolean {
 }
 
 /**
- * Which hints occur in `text`: every word start is looked up by its first two characters, one map
- * lookup per word instead of one pass per rule (a regex over word starts cost more than the rules).
+ * Marks in `present` (by hint id) which hints occur in `text`: every word start is looked up by its
+ * first two characters, one table lookup per word instead of one pass per rule (a regex over word
+ * starts cost more than the rules).
  */
-function presentHints(lower: string): Set<string> {
-  const present = new Set<string>();
+function presentHints(lower: string, present: Uint8Array): void {
+  present.fill(0);
   let previous = 32;
   for (let i = 0; i < lower.length - 1; i++) {
     const code = lower.charCodeAt(i);
     const start = letter(code) && !letter(previous);
     previous = code;
     if (!start) continue;
-    const candidates = HINTS_BY_HEAD.get(code * 65536 + lower.charCodeAt(i + 1));
+    const next = lower.charCodeAt(i + 1);
+    const candidates = code < 128 && next < 128 ? ASCII_HEADS[code * 128 + next] : OTHER_HEADS.get(code * 65536 + next);
     if (candidates === undefined) continue;
-    for (const { hint, text, whole } of candidates) {
-      if (lower.startsWith(text, i) && !(whole && letter(lower.charCodeAt(i + text.length) || 32))) present.add(hint);
+    for (const { id, text, whole } of candidates) {
+      if (lower.startsWith(text, i) && !(whole && letter(lower.charCodeAt(i + text.length) || 32))) present[id] = 1;
     }
   }
-  for (const hint of UNSPACED_HINTS) if (lower.includes(hint)) present.add(hint);
-  return present;
+  for (const { id, text } of UNSPACED_HINTS) if (lower.includes(text)) present[id] = 1;
 }
+
+const PRESENT = new Uint8Array(ALL_HINTS.length);
 
 /** Options of {@link detectInjection}. */
 export interface InjectionOptions {
@@ -447,10 +457,16 @@ export function detectInjection(n: NormalizedText, options: InjectionOptions = {
   const texts = [n.text, ...n.hidden.map((h) => h.decoded)];
   for (const [index, text] of texts.entries()) {
     const lower = text.toLowerCase();
-    const present = presentHints(lower);
-    for (const signal of SIGNALS) {
+    presentHints(lower, PRESENT);
+    for (let k = 0; k < SIGNALS.length; k++) {
+      const signal = SIGNALS[k] as Signal;
       if (signal.sources !== undefined && !signal.sources.includes(source)) continue;
-      if (signal.hints.length > 0 && !signal.hints.some((h) => present.has(h))) continue;
+      const ids = SIGNAL_HINTS[k] as Int32Array;
+      if (ids.length > 0) {
+        let any = false;
+        for (let j = 0; j < ids.length && !any; j++) any = PRESENT[ids[j] as number] === 1;
+        if (!any) continue;
+      }
       if (signal.substrings.length > 0 && !signal.substrings.some((h) => lower.includes(h))) continue;
       if (signal.re.test(lower)) fire(index === 0 ? signal.name : `encoded_${signal.name}`, signal.weight);
     }
@@ -473,47 +489,33 @@ export function detectInjection(n: NormalizedText, options: InjectionOptions = {
   return { score, detected: score >= (options.threshold ?? 0.5), signals: [...signals], modelScore };
 }
 
-/** The same word or short phrase over and over (a common way to push instructions out of context). */
+/**
+ * The same word or short phrase over and over (a common way to push instructions out of context): one
+ * word makes over 30 % of at least 80 words, under 10 % of them distinct. Words (letters and digits,
+ * case folded) are hashed in place, and the walk stops as soon as the distinct words already number
+ * 10 % of the most words the text can still hold — ordinary prose stops within a few hundred characters.
+ */
 function repetitive(text: string): boolean {
   if (text.length < 400) return false;
-  return ASCII_TEXT.test(text)
-    ? repetitiveAscii(text)
-    : repetitiveWords(text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []);
-}
-
-// eslint-disable-next-line no-control-regex
-const ASCII_TEXT = /^[\x00-\x7f]*$/;
-
-/** One word makes over 30 % of at least 80 words, with under 10 % of them distinct. */
-function repetitiveWords(words: readonly string[]): boolean {
-  if (words.length < 80) return false;
-  const counts = new Map<string, number>();
-  for (const w of words) counts.set(w, (counts.get(w) ?? 0) + 1);
-  const top = Math.max(...counts.values());
-  return top / words.length > 0.3 && counts.size / words.length < 0.1;
-}
-
-/**
- * {@link repetitiveWords} for ASCII text by character codes: words (runs of letters and digits, case
- * folded) hashed in place, and a stop as soon as the distinct words already number 10 % of the most
- * words the text can still hold — ordinary prose stops within its first few hundred characters.
- */
-function repetitiveAscii(text: string): boolean {
   const counts = new Map<number, number>();
   const n = text.length;
   let words = 0;
   let top = 0;
   let i = 0;
   while (i < n) {
-    let c = text.charCodeAt(i);
-    if (!((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57))) {
+    if (wordChar(text, i) === 0) {
       i++;
       continue;
     }
     let h = 0x811c9dc5;
-    while (i < n && ((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57))) {
-      h = Math.imul(h ^ (c >= 65 && c <= 90 ? c + 32 : c), 0x01000193);
-      c = text.charCodeAt(++i);
+    for (let width = wordChar(text, i); width > 0; width = wordChar(text, i)) {
+      const c = text.charCodeAt(i);
+      if (width === 1 && c < 128) h = Math.imul(h ^ (c >= 65 && c <= 90 ? c + 32 : c), 0x01000193);
+      else {
+        const folded = text.slice(i, i + width).toLowerCase();
+        for (let k = 0; k < folded.length; k++) h = Math.imul(h ^ folded.charCodeAt(k), 0x01000193);
+      }
+      i += width;
     }
     words++;
     const seen = (counts.get(h) ?? 0) + 1;
@@ -523,4 +525,15 @@ function repetitiveAscii(text: string): boolean {
     if (seen === 1 && counts.size >= 0.1 * (words + Math.ceil((n - i) / 2))) return false;
   }
   return words >= 80 && top / words > 0.3 && counts.size / words < 0.1;
+}
+
+const WORD_CHAR = /[\p{L}\p{N}]/u;
+/** The width (1 or 2 units) of the letter or digit at `i`, 0 when there is none. */
+function wordChar(text: string, i: number): number {
+  const c = text.charCodeAt(i);
+  if (c < 128) return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) ? 1 : 0;
+  if (Number.isNaN(c)) return 0;
+  const cp = text.codePointAt(i) as number;
+  const width = cp > 0xffff ? 2 : 1;
+  return WORD_CHAR.test(text.slice(i, i + width)) ? width : 0;
 }
