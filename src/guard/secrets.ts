@@ -277,7 +277,9 @@ const RULE_HINTS: readonly Int32Array[] = PREFIXED.map((r) =>
   Int32Array.from(r.hints, (h) => HINT_ID.get(h) as number),
 );
 /** Hints of two or more characters by their first two (ASCII) characters; single characters apart. */
-const HEADS: ({ id: number; text: string }[] | undefined)[] = new Array(128 * 128).fill(undefined);
+const HEADS: ({ id: number; text: string }[] | undefined)[] = new Array<{ id: number; text: string }[] | undefined>(
+  128 * 128,
+).fill(undefined);
 const SINGLE: { id: number; text: string }[] = [];
 for (const [id, text] of ALL_HINTS.entries()) {
   const [a, b] = [text.charCodeAt(0), text.charCodeAt(1)];
