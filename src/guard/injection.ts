@@ -396,6 +396,22 @@ for (const [id, hint] of ALL_HINTS.entries()) {
   else OTHER_HEADS.set(a * 65536 + b, [...(OTHER_HEADS.get(a * 65536 + b) ?? []), entry]);
 }
 
+/** The symbol rules' substrings, found at any position by their first two characters (ASCII). */
+const ALL_SUBSTRINGS = [...new Set(SIGNALS.flatMap((x) => x.substrings))];
+const SUBSTRING_ID = new Map(ALL_SUBSTRINGS.map((sub, id) => [sub, id]));
+const SIGNAL_SUBSTRINGS: readonly Int32Array[] = SIGNALS.map((x) =>
+  Int32Array.from(x.substrings, (h) => SUBSTRING_ID.get(h) as number),
+);
+const SUBSTRING_HEADS: ({ id: number; text: string }[] | undefined)[] = new Array<
+  { id: number; text: string }[] | undefined
+>(128 * 128).fill(undefined);
+const OTHER_SUBSTRINGS: { id: number; text: string }[] = [];
+for (const [id, text] of ALL_SUBSTRINGS.entries()) {
+  const [a, b] = [text.charCodeAt(0), text.charCodeAt(1)];
+  if (text.length >= 2 && a < 128 && b < 128) (SUBSTRING_HEADS[a * 128 + b] ??= []).push({ id, text });
+  else OTHER_SUBSTRINGS.push({ id, text });
+}
+
 /** Letters for word starts: ASCII letters, the apostrophe, and anything beyond ASCII. */
 function letter(code: number): boolean {
   return (code >= 97 && code <= 122) || (code >= 65 && code <= 90) || code === 39 || code > 127;
@@ -406,15 +422,20 @@ function letter(code: number): boolean {
  * first two characters, one table lookup per word instead of one pass per rule (a regex over word
  * starts cost more than the rules).
  */
-function presentHints(lower: string, present: Uint8Array): void {
+function presentHints(lower: string, present: Uint8Array, substrings: Uint8Array): void {
   present.fill(0);
+  substrings.fill(0);
   let previous = 32;
   for (let i = 0; i < lower.length - 1; i++) {
     const code = lower.charCodeAt(i);
+    const next = lower.charCodeAt(i + 1);
+    if (code < 128 && next < 128) {
+      const subs = SUBSTRING_HEADS[code * 128 + next];
+      if (subs !== undefined) for (const { id, text } of subs) if (lower.startsWith(text, i)) substrings[id] = 1;
+    }
     const start = letter(code) && !letter(previous);
     previous = code;
     if (!start) continue;
-    const next = lower.charCodeAt(i + 1);
     const candidates = code < 128 && next < 128 ? ASCII_HEADS[code * 128 + next] : OTHER_HEADS.get(code * 65536 + next);
     if (candidates === undefined) continue;
     for (const { id, text, whole } of candidates) {
@@ -422,9 +443,11 @@ function presentHints(lower: string, present: Uint8Array): void {
     }
   }
   for (const { id, text } of UNSPACED_HINTS) if (lower.includes(text)) present[id] = 1;
+  for (const { id, text } of OTHER_SUBSTRINGS) if (lower.includes(text)) substrings[id] = 1;
 }
 
 const PRESENT = new Uint8Array(ALL_HINTS.length);
+const PRESENT_SUBSTRINGS = new Uint8Array(ALL_SUBSTRINGS.length);
 
 /** Options of {@link detectInjection}. */
 export interface InjectionOptions {
@@ -457,7 +480,7 @@ export function detectInjection(n: NormalizedText, options: InjectionOptions = {
   const texts = [n.text, ...n.hidden.map((h) => h.decoded)];
   for (const [index, text] of texts.entries()) {
     const lower = text.toLowerCase();
-    presentHints(lower, PRESENT);
+    presentHints(lower, PRESENT, PRESENT_SUBSTRINGS);
     for (let k = 0; k < SIGNALS.length; k++) {
       const signal = SIGNALS[k] as Signal;
       if (signal.sources !== undefined && !signal.sources.includes(source)) continue;
@@ -467,7 +490,12 @@ export function detectInjection(n: NormalizedText, options: InjectionOptions = {
         for (let j = 0; j < ids.length && !any; j++) any = PRESENT[ids[j] as number] === 1;
         if (!any) continue;
       }
-      if (signal.substrings.length > 0 && !signal.substrings.some((h) => lower.includes(h))) continue;
+      const subs = SIGNAL_SUBSTRINGS[k] as Int32Array;
+      if (subs.length > 0) {
+        let any = false;
+        for (let j = 0; j < subs.length && !any; j++) any = PRESENT_SUBSTRINGS[subs[j] as number] === 1;
+        if (!any) continue;
+      }
       if (signal.re.test(lower)) fire(index === 0 ? signal.name : `encoded_${signal.name}`, signal.weight);
     }
   }

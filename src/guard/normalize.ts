@@ -133,19 +133,29 @@ export function normalize(original: string, depth = 2): NormalizedText {
     const offsets = new Int32Array(original.length + 1);
     let n = 0;
     let lastSpace = false;
-    let same = true; // no whitespace to collapse or replace: the text is the original
+    let text = "";
+    let copyFrom = 0; // start of the stretch not yet copied to `text`
     for (let i = 0; i < original.length; i++) {
       const code = original.charCodeAt(i);
       const space = code === 32 || (code >= 9 && code <= 13);
-      if (space && (lastSpace || code !== 32)) same = false;
-      if (space && lastSpace) continue;
+      if (space && (lastSpace || code !== 32)) {
+        // A whitespace run's later characters are dropped; a tab or newline becomes a space.
+        text += original.slice(copyFrom, i);
+        copyFrom = i + 1;
+        if (!lastSpace) {
+          text += " ";
+          offsets[n++] = i;
+        }
+        lastSpace = true;
+        continue;
+      }
       lastSpace = space;
       offsets[n++] = i;
     }
     offsets[n] = original.length;
     return {
       original,
-      text: same ? original : original.replace(/[ \t\n\v\f\r]+/g, " "),
+      text: copyFrom === 0 ? original : text + original.slice(copyFrom),
       offsets: offsets.subarray(0, n + 1),
       invisible: [],
       bidi: [],
@@ -354,14 +364,14 @@ function findHidden(original: string, depth: number): HiddenPayload[] {
     const hex = m[0].replace(/^0x|[ :]/g, "");
     if (hex.length % 2 === 0) push("hex", m.index, m.index + m[0].length, readable(Buffer.from(hex, "hex")));
   }
-  for (const m of original.matchAll(URL_RUN)) {
+  for (const m of original.includes("%") ? original.matchAll(URL_RUN) : []) {
     try {
       push("url", m.index, m.index + m[0].length, decodeURIComponent(m[0]));
     } catch {
       // not valid percent-encoding
     }
   }
-  for (const m of original.matchAll(HTML_RUN)) {
+  for (const m of original.includes("&") ? original.matchAll(HTML_RUN) : []) {
     const decoded = m[0].replace(/&(#\d{1,7}|#x[0-9A-Fa-f]{1,6}|[a-zA-Z]{2,8});/g, (all, e: string) => {
       const cp = e.startsWith("#x") ? parseInt(e.slice(2), 16) : e.startsWith("#") ? Number(e.slice(1)) : undefined;
       if (cp !== undefined) return cp <= 0x10ffff ? String.fromCodePoint(cp) : all;
