@@ -227,44 +227,51 @@ export function normalize(original: string, depth = 2): NormalizedText {
 }
 
 const WORD_LETTER = /[\p{L}\p{M}]/u;
-/** A letter of a word for folding: ASCII letters, or any letter or mark beyond ASCII. */
-function wordLetter(ch: string): boolean {
-  return ch.charCodeAt(0) < 0x80 ? LATIN.test(ch) : WORD_LETTER.test(ch);
+/** The width (1 or 2 units) of the word letter ending just before `i` — ASCII letters, or any letter or mark beyond — or 0. */
+function letterBefore(text: string, i: number): number {
+  const unit = text.charCodeAt(i - 1);
+  if (unit < 0x80) return (unit >= 97 && unit <= 122) || (unit >= 65 && unit <= 90) ? 1 : 0;
+  const width = unit >= 0xdc00 && unit <= 0xdfff && i >= 2 ? 2 : 1;
+  return WORD_LETTER.test(text.slice(i - width, i)) ? width : 0;
+}
+/** The width of the word letter starting at `i`, or 0. */
+function letterAt(text: string, i: number): number {
+  const unit = text.charCodeAt(i);
+  if (unit < 0x80) return (unit >= 97 && unit <= 122) || (unit >= 65 && unit <= 90) ? 1 : 0;
+  if (Number.isNaN(unit)) return 0;
+  const width = unit >= 0xd800 && unit <= 0xdbff ? 2 : 1;
+  return WORD_LETTER.test(text.slice(i, i + width)) ? width : 0;
 }
 
 /**
  * Folds look-alike letters only inside words that also hold Latin letters (mixed-script spoofing);
  * Russian or Greek text stays as it is. `at` lists the look-alikes' indexes (ascending); only their
- * words are looked at.
+ * words are looked at, in place (every look-alike and its fold are one UTF-16 unit).
  */
 function foldLookalikes(text: string, at: readonly number[]): { text: string; count: number } {
-  const chars = [...text];
-  // `at` holds UTF-16 indexes; `chars` is per code point, so map one to the other.
-  const unitToChar = new Int32Array(text.length + 1);
-  for (let c = 0, u = 0; c < chars.length; c++) {
-    unitToChar[u] = c;
-    u += (chars[c] as string).length;
-  }
+  let out = "";
+  let copied = 0;
   let count = 0;
   let doneUntil = -1;
-  for (const unit of at) {
-    const position = unitToChar[unit] as number;
-    if (position <= doneUntil) continue;
+  for (const position of at) {
+    if (position < doneUntil) continue;
     let start = position;
-    while (start > 0 && wordLetter(chars[start - 1] as string)) start--;
+    for (let w = letterBefore(text, start); start > 0 && w > 0; w = letterBefore(text, start)) start -= w;
     let end = position + 1;
-    while (end < chars.length && wordLetter(chars[end] as string)) end++;
-    doneUntil = end - 1;
-    if (end - start < 2 || !chars.slice(start, end).some((c) => LATIN.test(c))) continue;
-    for (let j = start; j < end; j++) {
-      const folded = CONFUSABLE.get(chars[j] as string);
-      if (folded !== undefined) {
-        chars[j] = folded;
-        count++;
-      }
+    for (let w = letterAt(text, end); w > 0; w = letterAt(text, end)) end += w;
+    doneUntil = end;
+    const word = text.slice(start, end);
+    if ([...word].length < 2 || !LATIN.test(word)) continue;
+    let folded = "";
+    for (const ch of word) {
+      const latin = CONFUSABLE.get(ch);
+      if (latin !== undefined) count++;
+      folded += latin ?? ch;
     }
+    out += text.slice(copied, start) + folded;
+    copied = end;
   }
-  return { text: count === 0 ? text : chars.join(""), count };
+  return { text: count === 0 ? text : out + text.slice(copied), count };
 }
 
 const BASE64_AT = /(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])/y;
