@@ -163,13 +163,23 @@ export function normalize(original: string, depth = 2): NormalizedText {
       hidden: depth > 0 ? findHidden(original, depth) : [],
     };
   }
-  // General path: ASCII stretches are copied as slices; other code points go through NFKC one by one.
-  const offsets: number[] = [];
+  // General path: stretches that normalization leaves alone (ASCII, and other code points NFKC keeps
+  // that are not spaces, look-alikes, invisible or bidi) are copied as slices; the rest one by one.
+  let offsets = new Int32Array(original.length + 16);
+  let n = 0;
+  const offset = (at: number) => {
+    if (n === offsets.length) {
+      const grown = new Int32Array(offsets.length * 2);
+      grown.set(offsets);
+      offsets = grown;
+    }
+    offsets[n++] = at;
+  };
   const invisible: number[] = [];
   const bidi: number[] = [];
   const lookalikes: number[] = []; // indexes in `text` of Cyrillic/Greek look-alike letters
   let text = "";
-  let copyFrom = -1; // start in `original` of the ASCII stretch not yet copied
+  let copyFrom = -1; // start in `original` of the stretch not yet copied
   let lastSpace = false;
   const length = original.length;
   for (let i = 0; i < length;) {
@@ -182,48 +192,81 @@ export function normalize(original: string, depth = 2): NormalizedText {
         copyFrom = -1;
         if (!lastSpace) {
           text += " ";
-          offsets.push(i);
+          offset(i);
         }
       } else {
         if (copyFrom < 0) copyFrom = i;
-        offsets.push(i);
+        offset(i);
       }
       lastSpace = space;
       i++;
       continue;
     }
-    if (copyFrom >= 0) text += original.slice(copyFrom, i);
-    copyFrom = -1;
     const cp = original.codePointAt(i) as number;
     const width = cp > 0xffff ? 2 : 1;
+    if (unchanged(cp)) {
+      if (copyFrom < 0) copyFrom = i;
+      offset(i);
+      if (width === 2) offset(i + 1);
+      lastSpace = false;
+      i += width;
+      continue;
+    }
+    if (copyFrom >= 0) text += original.slice(copyFrom, i);
+    copyFrom = -1;
     if (isInvisible(cp)) invisible.push(i);
     else if (isBidi(cp)) bidi.push(i);
     else {
-      const piece = String.fromCodePoint(cp).normalize("NFKC");
+      const piece = nfkc(cp);
       for (const ch of piece) {
         const space = /\s/.test(ch);
         if (space && lastSpace) continue;
         lastSpace = space;
         if (CONFUSABLE.has(ch)) lookalikes.push(text.length);
         text += space ? " " : ch;
-        offsets.push(i);
-        if (ch.length === 2) offsets.push(piece === ch && width === 2 ? i + 1 : i);
+        offset(i);
+        if (ch.length === 2) offset(piece === ch && width === 2 ? i + 1 : i);
       }
     }
     i += width;
   }
   if (copyFrom >= 0) text += original.slice(copyFrom);
-  offsets.push(length);
+  offset(length);
   const folded = lookalikes.length === 0 ? { text, count: 0 } : foldLookalikes(text, lookalikes);
   return {
     original,
     text: folded.text,
-    offsets: Int32Array.from(offsets),
+    offsets: offsets.subarray(0, n),
     invisible,
     bidi,
     confusables: folded.count,
     hidden: depth > 0 ? findHidden(original, depth) : [],
   };
+}
+
+/** NFKC of one code point, remembered: texts repeat their non-ASCII letters, and ICU calls cost. */
+const NFKC_CACHE = new Map<number, string>();
+function nfkc(cp: number): string {
+  let piece = NFKC_CACHE.get(cp);
+  if (piece === undefined) {
+    piece = String.fromCodePoint(cp).normalize("NFKC");
+    if (NFKC_CACHE.size >= 16_384) NFKC_CACHE.clear(); // bounded: at most 16,384 short strings
+    NFKC_CACHE.set(cp, piece);
+  }
+  return piece;
+}
+
+/** Whether normalization leaves the code point as it is: NFKC keeps it, and it is no space, look-alike, invisible or bidi control. */
+const UNCHANGED_CACHE = new Map<number, boolean>();
+function unchanged(cp: number): boolean {
+  let keep = UNCHANGED_CACHE.get(cp);
+  if (keep === undefined) {
+    const ch = String.fromCodePoint(cp);
+    keep = !isInvisible(cp) && !isBidi(cp) && nfkc(cp) === ch && !/\s/.test(ch) && !CONFUSABLE.has(ch);
+    if (UNCHANGED_CACHE.size >= 16_384) UNCHANGED_CACHE.clear();
+    UNCHANGED_CACHE.set(cp, keep);
+  }
+  return keep;
 }
 
 const WORD_LETTER = /[\p{L}\p{M}]/u;

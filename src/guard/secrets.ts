@@ -238,7 +238,8 @@ const PREFIXED: readonly Rule[] = [
   ),
   r(
     "url-credentials",
-    `[a-z][a-z0-9+.-]{1,20}://[^\\s:/@'"]{1,100}:([^\\s:/@'"]{3,200})@[A-Za-z0-9.-]{1,253}`,
+    // The scheme as a lookbehind after the "://": the regex is tried at colons, not at every letter.
+    `://(?<=[a-z][a-z0-9+.-]{1,20}://)[^\\s:/@'"]{1,100}:([^\\s:/@'"]{3,200})@[A-Za-z0-9.-]{1,253}`,
     0.85,
     1,
     random(2),
