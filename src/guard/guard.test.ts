@@ -101,6 +101,8 @@ describe("secrets", () => {
     ["agentwall-api-key", "key: " + generateApiKey().key],
     ["secret-assignment", 'db_password = "Tr0ub4dor&3xK9!qLm"'],
     ["url-credentials", "postgres://admin:S3cr3tP4ssw0rd@db.internal:5432/app"],
+    ["url-credentials", "see https://deploy:Zq8vN2rT5wX7@registry.example.net/v2"],
+    ["kubernetes-secret", "apiVersion: v1\nkind: Secret\ndata:\n  password: UzNjcjN0UDRzc3cwcmQ=\n"],
   ];
   for (const [type, text] of cases) {
     it(`finds ${type} with its offsets`, () => {
@@ -120,6 +122,10 @@ describe("secrets", () => {
       'primaryKey = "userAccountIdentifier"',
       "curl -u user:password https://example.com",
       "The key to success is patience.",
+      // Kubernetes data blocks outside a Secret, or holding only a tiny value ("bar").
+      "kind: ConfigMap\ndata:\n  settings: UzNjcjN0UDRzc3cwcmQ=\n",
+      "kind: Secret\ndata:\n  extra: YmFyCg==\n",
+      "kind: Secret\n---\nkind: ConfigMap\ndata:\n  settings: UzNjcjN0UDRzc3cwcmQ=\n",
     ]) {
       assert.deepEqual(types(findSecrets(text)), [], text);
     }

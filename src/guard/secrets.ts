@@ -191,7 +191,13 @@ const PREFIXED: readonly Rule[] = [
   r("readme-token", `${B}rdme_[a-z0-9]{70}${E}`, 0.97),
   r("scalingo-token", `${B}tk-us-[A-Za-z0-9_-]{48}${E}`, 0.97),
   r("settlemint-token", `${B}sm_(?:pat|aat|sat)_[A-Za-z0-9]{16}${E}`, 0.95),
-  r("sourcegraph-token", `${B}(?:sgp_(?:[a-fA-F0-9]{16}|local)_[a-fA-F0-9]{40}|sgp_[a-fA-F0-9]{40})${E}`, 0.95),
+  r(
+    "sourcegraph-token",
+    `${B}(?:sgp_(?:[a-fA-F0-9]{16}|local)_[a-fA-F0-9]{40}|sgp_[a-fA-F0-9]{40})${E}`,
+    0.95,
+    0,
+    random(3),
+  ),
   r("sourcegraph-token", `${B}sgp_[A-Za-z0-9]{16}_[A-Za-z0-9]{40}${E}`, 0.9),
   r("typeform-token", `${B}tfp_[A-Za-z0-9_.=-]{59}${E}`, 0.97),
   r("harness-token", `${B}(?:pat|sat)\\.[A-Za-z0-9_-]{22}\\.[A-Za-z0-9]{24}\\.[A-Za-z0-9]{20}${E}`, 0.95),
@@ -270,6 +276,24 @@ const PREFIXED: readonly Rule[] = [
     1,
   ),
 ];
+
+/**
+ * A Kubernetes `data:` block counts only inside a YAML document of `kind: Secret` (any case, as
+ * kubectl's own tests write it), and only when one of its values is at least 12 base64 characters (9
+ * bytes): a ConfigMap, a SopsSecret template or `extra: YmFyCg==` ("bar") is not a leaked secret.
+ */
+function kubernetesSecret(text: string, start: number, end: number): boolean {
+  const from = text.lastIndexOf("\n---", start);
+  const to = text.indexOf("\n---", end);
+  const document = text.slice(from < 0 ? 0 : from, to < 0 ? text.length : to);
+  return (
+    /^\s*kind:\s*["']?secret["']?\s*$/im.test(document) && /:\s*["']?[A-Za-z0-9+/]{12,}/.test(text.slice(start, end))
+  );
+}
+/** Checks on where a rule's match stands in the whole text, by rule type; false drops the match. */
+const CONTEXT: Readonly<Record<string, (text: string, start: number, end: number) => boolean>> = {
+  "kubernetes-secret": kubernetesSecret,
+};
 
 const ALL_HINTS = [...new Set(PREFIXED.flatMap((r) => r.hints))];
 const HINT_ID = new Map(ALL_HINTS.map((h, id) => [h, id]));
@@ -386,6 +410,8 @@ export function findSecrets(text: string): Finding[] {
       const secret = m[g];
       if (span === undefined || secret === undefined) continue;
       if (!notPlaceholder(secret) || (rule.check !== undefined && !rule.check(secret))) continue;
+      const context = CONTEXT[rule.type];
+      if (context !== undefined && !context(text, span[0], span[1])) continue;
       out.push({ type: rule.type, start: span[0], end: span[1], confidence: rule.confidence, kind: "secret" });
     }
   }
