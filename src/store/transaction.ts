@@ -1,4 +1,5 @@
 import { sql, type Kysely } from "kysely";
+import type SQLite from "better-sqlite3";
 import { AgentwallError } from "../errors.js";
 import type { Store } from "./database.js";
 import type { Database } from "./schema.js";
@@ -58,16 +59,38 @@ export async function writeTransaction<T>(
 export function sqliteImmediate<T>(store: Store, run: () => T, options: WriteOptions = {}): Promise<T> {
   const sqlite = store.sqlite;
   if (sqlite === undefined) throw new AgentwallError("ERR_INVALID_ARGUMENT", "sqliteImmediate needs a SQLite store");
+  const pragma = synchronousPragmas(sqlite);
   return store.db.connection().execute(async () => {
     if (options.durable === false) {
-      sqlite.pragma("synchronous = NORMAL");
+      pragma.normal.run();
       try {
         return run();
       } finally {
-        sqlite.pragma("synchronous = FULL");
+        pragma.full.run();
       }
     }
-    if (sqlite.pragma("synchronous", { simple: true }) !== 2) sqlite.pragma("synchronous = FULL");
+    if (pragma.read.get() !== 2) pragma.full.run();
     return run();
   });
+}
+
+/**
+ * The `synchronous` pragmas as statements prepared once per connection: `db.pragma()` prepares its
+ * statement on every call, and a request ran three of them (2 % of the gateway's busy time).
+ */
+const SYNCHRONOUS = new WeakMap<
+  SQLite.Database,
+  { normal: SQLite.Statement; full: SQLite.Statement; read: SQLite.Statement<[], number> }
+>();
+function synchronousPragmas(sqlite: SQLite.Database) {
+  let pragmas = SYNCHRONOUS.get(sqlite);
+  if (pragmas === undefined) {
+    pragmas = {
+      normal: sqlite.prepare("pragma synchronous = NORMAL"),
+      full: sqlite.prepare("pragma synchronous = FULL"),
+      read: sqlite.prepare<[], number>("pragma synchronous").pluck(),
+    };
+    SYNCHRONOUS.set(sqlite, pragmas);
+  }
+  return pragmas;
 }
