@@ -12,15 +12,21 @@ export interface OutputCheckOptions {
   readonly canaries?: readonly string[];
 }
 
+// Whitespace runs are bounded ({0,100}) so every match has a longest length, which the streaming
+// hold-back relies on (see streamHoldBack in pipeline.ts).
 const ACTIVE_HTML: readonly [string, RegExp][] = [
-  ["html_script", /<\s*script\b[^>]{0,500}>/gi],
-  ["html_frame", /<\s*(?:iframe|frame|object|embed|applet|base|meta\s+http-equiv)\b[^>]{0,500}>/gi],
-  ["html_event_handler", /<[a-z][^>]{0,500}?\s(?:on[a-z]{3,30})\s*=\s*[^>\s]/gi],
-  ["dangerous_url", /(?:href|src|action|formaction|xlink:href)\s*=\s*["']?\s*(?:javascript|vbscript|data):/gi],
-  ["dangerous_url", /\]\(\s*(?:javascript|vbscript|data):[^)]{0,500}\)/gi],
+  ["html_script", /<\s{0,100}script\b[^>]{0,500}>/gi],
+  ["html_frame", /<\s{0,100}(?:iframe|frame|object|embed|applet|base|meta\s+http-equiv)\b[^>]{0,500}>/gi],
+  ["html_event_handler", /<[a-z][^>]{0,500}?\s(?:on[a-z]{3,30})\s{0,100}=\s{0,100}[^>\s]/gi],
+  [
+    "dangerous_url",
+    /(?:href|src|action|formaction|xlink:href)\s{0,100}=\s{0,100}["']?\s{0,100}(?:javascript|vbscript|data):/gi,
+  ],
+  ["dangerous_url", /\]\(\s{0,100}(?:javascript|vbscript|data):[^)]{0,500}\)/gi],
 ];
-const MD_LINK = /(!?)\[[^\]\n]{0,200}\]\(\s*<?(https?:\/\/[^)\s>]{1,2000})>?(?:\s+"[^"\n]{0,200}")?\s*\)/gi;
-const HTML_IMG = /<\s*img\b[^>]{0,500}?\bsrc\s*=\s*["']?(https?:\/\/[^"'\s>]{1,2000})/gi;
+const MD_LINK =
+  /(!?)\[[^\]\n]{0,200}\]\(\s{0,100}<?(https?:\/\/[^)\s>]{1,2000})>?(?:\s{1,100}"[^"\n]{0,200}")?\s{0,100}\)/gi;
+const HTML_IMG = /<\s{0,100}img\b[^>]{0,500}?\bsrc\s{0,100}=\s{0,100}["']?(https?:\/\/[^"'\s>]{1,2000})/gi;
 
 function hostAllowed(host: string, allowed: readonly string[]): boolean {
   const h = host.toLowerCase();

@@ -241,13 +241,62 @@ export interface GuardStreamRelease {
   readonly findings: readonly (Finding & { readonly action: ScannerAction })[];
 }
 
-/** Longest non-PEM match a span scanner makes (long tokens, URLs, placeholders), with margin. */
-const STREAM_HOLD_BACK = 4096;
+/**
+ * How much of a streamed text's unreleased end to hold back so that no finding can straddle what is
+ * sent — as little as the text allows, so answers stream instead of arriving at the end. A finding
+ * that may straddle the cut either lies in the last whitespace-free run (every token-shaped secret: keys,
+ * JWTs, URLs with credentials, an assignment's value) or is one of the few that can hold whitespace, each
+ * bounded and starting at a known mark: an HTML tag or XML element (`<`, at most {@link MARKUP_SPAN}
+ * characters with an image URL), a markdown link or image (`[` or `](`), a `curl … -u user:password`
+ * line, an `href = javascript:` attribute, a PII value with separators (a card, an IBAN, a phone number:
+ * under {@link MIN_HOLD_BACK}), a value the caller marked secret (its length), a PEM private key or a
+ * Kubernetes `data:` block (the full {@link SECRET_LOOKBEHIND}). So the hold-back is the largest of:
+ * the minimum, the last run, and the distance back to the earliest such mark still within its span.
+ * What a finding's match needs before the finding itself (an assignment's name and operator, at most
+ * 105 characters; `Authorization:` before a token) stays visible: the scanner keeps as much released text
+ * as left context as it holds back, at least {@link MIN_HOLD_BACK}.
+ */
+export function streamHoldBack(pending: string, longestMarked = 0): number {
+  if (pending.includes("-----BEGIN") || KUBERNETES_DATA.test(pending)) return SECRET_LOOKBEHIND;
+  const n = pending.length;
+  let hold = Math.max(MIN_HOLD_BACK, longestMarked + 1);
+  let run = n;
+  while (run > 0 && !WHITESPACE.test(pending.charAt(run - 1))) run--;
+  hold = Math.max(hold, n - run + 1);
+  // The output scanners ignore case; a markdown image's finding starts at the "!" before its "[".
+  const tailStart = Math.max(0, n - MARKUP_SPAN);
+  const tail = pending.slice(tailStart).toLowerCase();
+  for (const [mark, span] of MARKS) {
+    const at = tail.indexOf(mark, Math.max(0, tail.length - span));
+    if (at >= 0) hold = Math.max(hold, n - (tailStart + at) + 1);
+  }
+  return Math.min(hold, n);
+}
 
 /**
- * One streamed text under the guard. It holds back {@link STREAM_HOLD_BACK} characters, and the full
- * {@link SECRET_LOOKBEHIND} while an unfinished `-----BEGIN` block may be a private key, so no finding
- * can straddle what was already sent. Call {@link end} when the text is complete.
+ * PII with separators is under 70 characters (an IBAN in groups of four), and what a finding needs
+ * before it under 110 (an assignment's name of up to 60 and its operator); margin on top.
+ */
+const MIN_HOLD_BACK = 128;
+/** An HTML tag (500) with an image URL (2,000), a markdown link (200 + 2,000 + a 200 title), each
+ * with up to three whitespace runs of 100 (output.ts bounds them), and margin. */
+const MARKUP_SPAN = 3000;
+/** Marks where a finding that may hold whitespace starts, and how far such a finding reaches. */
+const MARKS: readonly (readonly [string, number])[] = [
+  ["<", MARKUP_SPAN],
+  ["[", MARKUP_SPAN],
+  ["](", 800],
+  ["curl", 600],
+  ["href", 400],
+  ["src", 400],
+  ["action", 400],
+];
+const WHITESPACE = /\s/;
+const KUBERNETES_DATA = /(?:^|\n)\s*data:\s*(?:\n|$)/;
+
+/**
+ * One streamed text under the guard. It holds back what {@link streamHoldBack} says, so no finding can
+ * straddle what was already sent. Call {@link end} when the text is complete.
  */
 export class GuardStream {
   readonly #guard: Guard;
@@ -268,13 +317,14 @@ export class GuardStream {
     this.#guard = guard;
     this.#policy = policy;
     this.#options = options;
+    const longestMarked = Math.max(0, ...(options.markedSecrets ?? []).map((m) => m.length));
     this.#scanner = new StreamScanner(
       (window) => {
         const found: (Finding & { action: ScannerAction })[] = [];
         if (!spans(window, found)) this.#failed = true;
         return dedupe(found);
       },
-      (pending) => (pending.includes("-----BEGIN") ? SECRET_LOOKBEHIND : STREAM_HOLD_BACK),
+      (pending) => streamHoldBack(pending, longestMarked),
       256,
     );
   }

