@@ -310,7 +310,10 @@ export async function openInstance(
     const sinks = shipSinks(config, vault);
     const shipper = sinks.length === 0 ? undefined : new AuditShipper({ audit, store, sinks });
     const metrics = new Metrics();
-    if (shipper !== undefined) metrics.auditShipLag(() => shipper.lag());
+    if (shipper !== undefined) {
+      metrics.auditShipLag(() => shipper.lag());
+      audit.limitPruning(() => shipper.shippedThrough());
+    }
     const budgets = new Budgets({ store, rules: config.budgets, pricing: config.pricing, now: options.now });
     let live = {
       config,

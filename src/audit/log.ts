@@ -163,6 +163,7 @@ export class AuditLog implements AuditSink {
   #flushing: Promise<void> | undefined;
   #statements: { head: SqliteStatement; insert: SqliteStatement; update: SqliteStatement } | undefined;
   #pageStatement: SqliteStatement | undefined;
+  #pruneLimit: (() => Promise<number>) | undefined;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
   #deferTimer: NodeJS.Timeout | undefined;
@@ -760,7 +761,15 @@ export class AuditLog implements AuditSink {
   }
 
   /**
-   * Deletes entries older than `before` (ms). The pruned prefix is first verified, then replaced by a
+   * Sets the highest sequence number {@link prune} may remove (called before each prune): the audit
+   * shippers' lowest acknowledged cursor, so retention never deletes an event a sink has not taken.
+   */
+  limitPruning(limit: () => Promise<number>): void {
+    this.#pruneLimit = limit;
+  }
+
+  /**
+   * Deletes entries older than `before` (ms), but none after the {@link limitPruning} bound. The pruned prefix is first verified, then replaced by a
    * signed record of the tree's right edge, so what remains still verifies. Returns the number removed.
    */
   async prune(before: number): Promise<{ pruned: number; through: number }> {
@@ -786,7 +795,9 @@ export class AuditLog implements AuditSink {
       .limit(1)
       .executeTakeFirst();
     const head = await this.head();
-    const through = firstKept === undefined ? head.size : firstKept.seq - 1;
+    let through = firstKept === undefined ? head.size : firstKept.seq - 1;
+    // Never past what every audit shipping sink has acknowledged: a pruned event could not be shipped.
+    if (this.#pruneLimit !== undefined) through = Math.min(through, await this.#pruneLimit());
     if (through <= start) return { pruned: 0, through: start };
     const frontier = prior === undefined ? new MerkleFrontier() : MerkleFrontier.parse(prior.through, prior.frontier);
     for await (const leaf of this.#storedLeaves(start, through)) frontier.append(leaf);

@@ -6,7 +6,7 @@ import { auditedStore, sqliteStore, tempDir } from "../../test/helpers.js";
 import { AuditShipper, FileShipSink, type AuditShipSink } from "./ship.js";
 
 // One database per test: a shipper holds the shipping lease of its database.
-const stores = [await sqliteStore(), await sqliteStore(), await sqliteStore()];
+const stores = [await sqliteStore(), await sqliteStore(), await sqliteStore(), await sqliteStore()];
 let store = stores[0] as Awaited<ReturnType<typeof sqliteStore>>;
 let { audit } = await auditedStore({ store });
 async function useStore(i: number): Promise<void> {
@@ -130,6 +130,32 @@ describe("AuditShipper", () => {
     await appendMany(2);
     await two.ship();
     assert.ok(b.lines.length > 0, "the lease is free once the first stops");
+  });
+
+  it("retention never prunes what a sink has not acknowledged", async () => {
+    await useStore(3);
+    await appendMany(10);
+    const fast = new MemorySink("memory-fast");
+    const slow = new MemorySink("memory-slow");
+    const shipper = new AuditShipper({ audit, store, sinks: [fast, slow] });
+    audit.limitPruning(() => shipper.shippedThrough());
+    slow.failing = true;
+    await shipper.ship();
+    assert.ok(fast.lines.length > 0 && slow.lines.length === 0);
+    // Everything is older than "now + 1 s", but the slow sink has taken nothing: nothing goes.
+    assert.deepEqual(await audit.prune(Date.now() + 1000), { pruned: 0, through: 0 });
+    slow.failing = false;
+    await shipper.stop();
+    // After a restart (the failed sink's back-off is not kept) the slow sink catches up.
+    const restarted = new AuditShipper({ audit, store, sinks: [fast, slow] });
+    await restarted.ship();
+    const { size } = await audit.head();
+    assert.deepEqual(await restarted.lag(), { "memory-fast": 0, "memory-slow": 0 });
+    const pruned = await audit.prune(Date.now() + 1000);
+    assert.equal(pruned.through, size);
+    assert.equal(seqsOf(slow.lines.join("")).length, size, "every pruned event reached the slow sink first");
+    assert.equal((await audit.verify()).ok, true);
+    await restarted.stop();
   });
 
   it("refuses two sinks of the same name and bad batch sizes", () => {

@@ -213,6 +213,13 @@ export class AuditShipper {
       .execute();
   }
 
+  /** The lowest sequence number every sink has acknowledged (0 before any): what retention may prune. */
+  async shippedThrough(): Promise<number> {
+    let lowest = Number.MAX_SAFE_INTEGER;
+    for (const s of this.#sinks) lowest = Math.min(lowest, await this.#readCursor(s.sink.name));
+    return lowest;
+  }
+
   /** Events committed but not yet acknowledged, per sink (from the database: true for every instance). */
   async lag(): Promise<Record<string, number>> {
     const { size } = await this.#audit.head();
