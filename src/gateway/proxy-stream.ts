@@ -4,7 +4,7 @@ import { createParser } from "eventsource-parser";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { AgentwallError, isAgentwallError } from "../errors.js";
 import type { EgressStream } from "../egress/client.js";
-import type { GuardStream } from "../guard/pipeline.js";
+import type { GuardStream, GuardStreamRelease } from "../guard/pipeline.js";
 import type { Instance } from "../instance.js";
 import type { Principal } from "./auth.js";
 
@@ -66,12 +66,44 @@ async function write(raw: ServerResponse, text: string): Promise<void> {
   if (!raw.write(text)) await once(raw, "drain");
 }
 
+/** What a protocol (chat chunks, Responses events) gets from the relay. */
+export interface RelayContext {
+  /** A new output guard stream, for one text field. */
+  guard(): GuardStream;
+  /** The text a guard step released; records its findings; throws `ERR_GUARD_BLOCKED` on a block. */
+  released(r: GuardStreamRelease): string;
+  /** A complete tool call, guarded (name and arguments) and checked against the tool policies. */
+  toolCall(name: string, args: string): Promise<{ name: string; arguments: string }>;
+  /** The caller-facing id of this answer and its creation time (seconds). */
+  readonly id: string;
+  readonly created: number;
+  readonly model: string;
+}
+
+/** One streaming wire format: how upstream events become caller events. */
+export interface SseProtocol {
+  /** One upstream event: what to send now (possibly ""). Throws to end the stream with an error. */
+  event(data: string, name: string | undefined): Promise<string>;
+  /** True once the upstream said the answer is complete; the relay stops reading. */
+  complete(): boolean;
+  /** Why the stream failed when the upstream ended before `complete()`. */
+  readonly incomplete: string;
+  /** Everything still held back (the guard streams' ends, checked tool calls), before the closing audit. */
+  flush(): Promise<string>;
+  /** Token counts as `{prompt, completion, total}`. */
+  usage(): Record<string, number>;
+  /** The final event(s), written after the closing audit event is durable. */
+  final(usage: Record<string, number>): string;
+  /** The error event that ends a failed stream. */
+  error(code: string, message: string, requestId: string): string;
+}
+
 /**
  * Relays an upstream SSE stream to the caller through the output guard. Nothing reaches the client
- * unscanned: every text field of every choice goes through its own {@link GuardStream} (held back so
- * no finding straddles what was sent), tool calls are buffered until complete and then checked against
- * the tool policies and the guard, unknown fields cut the stream. A block or an error ends the stream
- * with an error event. `closing` (the durable audit event) runs before the final event is written.
+ * unscanned: the protocol sends every text through its own {@link GuardStream} (held back so no finding
+ * straddles what was sent), buffers tool calls until complete and has them checked against the tool
+ * policies and the guard, and ends the stream on anything it does not know. A block or an error ends the
+ * stream with an error event. `closing` (the durable audit event) runs before the final event is written.
  */
 export async function relayStream(options: {
   instance: Instance;
@@ -80,6 +112,7 @@ export async function relayStream(options: {
   reply: FastifyReply;
   upstream: EgressStream;
   model: string;
+  protocol: (context: RelayContext) => SseProtocol;
   checkToolCall: (
     name: string,
     args: string,
@@ -91,12 +124,42 @@ export async function relayStream(options: {
   const raw = reply.raw;
   const outcome: StreamOutcome = { outcome: "success", findings: [], redacted: 0, usage: {} };
   const findings = new Set<string>();
-  const choices = new Map<number, ChoiceState>();
-  const meta = { id: `chatcmpl-${options.request.id}`, created: Math.floor(Date.now() / 1000), model: options.model };
-  let done = false;
-  let usage: Record<string, unknown> | undefined;
-  const events: string[] = [];
-  const parser = createParser({ onEvent: (e) => events.push(e.data) });
+  const released = (r: GuardStreamRelease): string => {
+    for (const f of r.findings) {
+      findings.add(f.type);
+      if (f.action === "redact") outcome.redacted++;
+    }
+    if (r.blocked)
+      throw Object.assign(
+        new AgentwallError("ERR_GUARD_BLOCKED", "the model's answer was blocked by the content guards"),
+        { blocked: true },
+      );
+    return r.text;
+  };
+  const protocol = options.protocol({
+    guard: () => instance.guard.stream({ direction: "output", source: "agent" }),
+    released,
+    toolCall: async (name, args) => {
+      const verdictName = instance.guard.scan(name, { direction: "output", source: "agent" });
+      const verdictArgs = instance.guard.scan(args, { direction: "output", source: "agent" });
+      for (const v of [verdictName, verdictArgs]) {
+        for (const f of v.findings) findings.add(f.type);
+        if (v.verdict === "block") released({ text: "", blocked: true, findings: [] });
+      }
+      const d = await options.checkToolCall(verdictName.text, verdictArgs.text);
+      if (!d.allowed)
+        throw new AgentwallError(
+          d.code as "ERR_TOOL_DENIED",
+          `the model's answer calls a tool it may not: ${d.reason}`,
+        );
+      return { name: verdictName.text, arguments: verdictArgs.text };
+    },
+    id: options.request.id,
+    created: Math.floor(Date.now() / 1000),
+    model: options.model,
+  });
+  const events: { data: string; name: string | undefined }[] = [];
+  const parser = createParser({ onEvent: (e) => events.push({ data: e.data, name: e.event }) });
 
   reply.hijack();
   raw.writeHead(200, {
@@ -107,6 +170,51 @@ export async function relayStream(options: {
     "x-agentwall-overhead-ms": options.overheadMs().toFixed(3),
   });
 
+  try {
+    const decoder = new TextDecoder();
+    for await (const bytes of options.upstream.body) {
+      parser.feed(decoder.decode(bytes, { stream: true }));
+      while (events.length > 0 && !protocol.complete()) {
+        const e = events.shift() as { data: string; name: string | undefined };
+        const out = await protocol.event(e.data, e.name);
+        if (out !== "") await write(raw, out);
+      }
+      if (protocol.complete()) break;
+      if (raw.destroyed) throw new AgentwallError("ERR_CHANNEL_CLOSED", "the client went away");
+    }
+    if (!protocol.complete()) throw new AgentwallError("ERR_UPSTREAM_FAILED", protocol.incomplete);
+    const held = await protocol.flush();
+    if (held !== "") await write(raw, held);
+    outcome.usage = protocol.usage();
+    outcome.findings = [...findings];
+    await options.closing(outcome);
+    await write(raw, protocol.final(outcome.usage));
+  } catch (error) {
+    const e = isAgentwallError(error) ? error : new AgentwallError("ERR_INTERNAL", "the stream failed");
+    outcome.outcome = e.code === "ERR_GUARD_BLOCKED" || e.code.startsWith("ERR_TOOL_") ? "blocked" : "error";
+    outcome.code = e.code;
+    outcome.findings = [...findings];
+    await options.closing(outcome).catch(() => undefined);
+    if (!raw.destroyed) {
+      const message = e.code === "ERR_INTERNAL" ? "the stream failed" : e.message.slice(0, 300);
+      await write(raw, protocol.error(e.code, message, options.request.id)).catch(() => undefined);
+    }
+  } finally {
+    raw.end();
+  }
+}
+
+/**
+ * Chat completion chunks (`data: {…}` … `data: [DONE]`): every text field of every choice (`content`,
+ * `refusal`, `reasoning`, `reasoning_content`) through its own guard stream, tool calls buffered by index
+ * and sent whole once checked, unknown fields and logprobs refused, usage as the three counts only.
+ */
+export function chatProtocol(context: RelayContext): SseProtocol {
+  const { released } = context;
+  const meta = { id: `chatcmpl-${context.id}`, created: context.created, model: context.model };
+  const choices = new Map<number, ChoiceState>();
+  let done = false;
+  let usage: Record<string, unknown> | undefined;
   const state = (index: number): ChoiceState => {
     let s = choices.get(index);
     if (s === undefined) {
@@ -119,159 +227,111 @@ export async function relayStream(options: {
   const guardOf = (s: ChoiceState, field: TextField): GuardStream => {
     let g = s.streams.get(field);
     if (g === undefined) {
-      g = instance.guard.stream({ direction: "output", source: "agent" });
+      g = context.guard();
       s.streams.set(field, g);
     }
     return g;
   };
-  const released = (r: { text: string; blocked: boolean; findings: readonly { type: string; action: string }[] }) => {
-    for (const f of r.findings) {
-      findings.add(f.type);
-      if (f.action === "redact") outcome.redacted++;
-    }
-    if (r.blocked)
-      throw Object.assign(
-        new AgentwallError("ERR_GUARD_BLOCKED", "the model's answer was blocked by the content guards"),
-        { blocked: true },
-      );
-    return r.text;
-  };
-
-  const onData = async (data: string): Promise<void> => {
-    if (data === "[DONE]") {
-      done = true;
-      return;
-    }
-    let parsed: Record<string, unknown>;
-    try {
-      parsed = JSON.parse(data) as Record<string, unknown>;
-    } catch {
-      throw new AgentwallError("ERR_UPSTREAM_FAILED", "a stream event is not JSON");
-    }
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
-      throw new AgentwallError("ERR_UPSTREAM_FAILED", "a stream event is not an object");
-    for (const key of Object.keys(parsed))
-      if (!CHUNK_KEYS.has(key))
-        throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown field ${key.slice(0, 40)} in the stream`);
-    if (parsed.usage !== undefined && parsed.usage !== null) usage = parsed.usage as Record<string, unknown>;
-    const out: unknown[] = [];
-    for (const c of (parsed.choices ?? []) as Array<Record<string, unknown>>) {
-      for (const key of Object.keys(c))
-        if (!CHOICE_KEYS.has(key))
-          throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown choice field ${key.slice(0, 40)}`);
-      if (c.logprobs !== undefined && c.logprobs !== null)
-        throw new AgentwallError("ERR_UPSTREAM_FAILED", "logprobs carry text and are not relayed");
-      const index = c.index;
-      if (typeof index !== "number" || !Number.isSafeInteger(index) || index < 0)
-        throw new AgentwallError("ERR_UPSTREAM_FAILED", "a choice has no index");
-      const s = state(index);
-      const delta = (c.delta ?? {}) as Record<string, unknown>;
-      for (const key of Object.keys(delta))
-        if (!DELTA_KEYS.has(key))
-          throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown delta field ${key.slice(0, 40)}`);
-      const outDelta: Record<string, unknown> = {};
-      if (typeof delta.role === "string" && s.role === undefined) {
-        s.role = delta.role;
-        outDelta.role = delta.role;
+  return {
+    incomplete: "the upstream's stream ended without [DONE]",
+    complete: () => done,
+    async event(data) {
+      if (data === "[DONE]") {
+        done = true;
+        return "";
       }
-      for (const field of TEXT_FIELDS) {
-        const value = delta[field];
-        if (value === undefined || value === null) continue;
-        if (typeof value !== "string") throw new AgentwallError("ERR_UPSTREAM_FAILED", `${field} is not text`);
-        const text = released(guardOf(s, field).push(value));
-        if (text !== "") outDelta[field] = text;
-      }
-      for (const call of (delta.tool_calls ?? []) as Array<Record<string, unknown>>) {
-        const i = call.index;
-        if (typeof i !== "number" || !Number.isSafeInteger(i) || i < 0 || i >= MAX_TOOL_CALLS)
-          throw new AgentwallError("ERR_UPSTREAM_FAILED", "a tool call has no index");
-        const buf = s.tools.get(i) ?? { id: "", name: "", arguments: "" };
-        const f = (call.function ?? {}) as Record<string, unknown>;
-        if (typeof call.id === "string") buf.id += call.id;
-        if (typeof f.name === "string") buf.name += f.name;
-        if (typeof f.arguments === "string") buf.arguments += f.arguments;
-        if (buf.arguments.length > 1_000_000) throw new AgentwallError("ERR_UPSTREAM_FAILED", "tool call too large");
-        s.tools.set(i, buf);
-      }
-      if (typeof c.finish_reason === "string") s.finish = c.finish_reason;
-      if (Object.keys(outDelta).length > 0) out.push({ index, delta: outDelta, finish_reason: null });
-    }
-    if (out.length > 0) await write(raw, chunk(meta, out));
-  };
-
-  const finish = async (): Promise<void> => {
-    const out: unknown[] = [];
-    for (const [index, s] of choices) {
-      const delta: Record<string, unknown> = {};
-      for (const [field, g] of s.streams) {
-        const text = released(g.end());
-        if (text !== "") delta[field] = text;
-      }
-      const calls: unknown[] = [];
-      for (const [i, call] of [...s.tools].sort((a, b) => a[0] - b[0])) {
-        const verdictName = instance.guard.scan(call.name, { direction: "output", source: "agent" });
-        const verdictArgs = instance.guard.scan(call.arguments, { direction: "output", source: "agent" });
-        for (const v of [verdictName, verdictArgs]) {
-          for (const f of v.findings) findings.add(f.type);
-          if (v.verdict === "block") released({ text: "", blocked: true, findings: [] });
+      const parsed = jsonObject(data);
+      for (const key of Object.keys(parsed))
+        if (!CHUNK_KEYS.has(key))
+          throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown field ${key.slice(0, 40)} in the stream`);
+      if (parsed.usage !== undefined && parsed.usage !== null) usage = parsed.usage as Record<string, unknown>;
+      const out: unknown[] = [];
+      for (const c of (parsed.choices ?? []) as Array<Record<string, unknown>>) {
+        for (const key of Object.keys(c))
+          if (!CHOICE_KEYS.has(key))
+            throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown choice field ${key.slice(0, 40)}`);
+        if (c.logprobs !== undefined && c.logprobs !== null)
+          throw new AgentwallError("ERR_UPSTREAM_FAILED", "logprobs carry text and are not relayed");
+        const index = c.index;
+        if (typeof index !== "number" || !Number.isSafeInteger(index) || index < 0)
+          throw new AgentwallError("ERR_UPSTREAM_FAILED", "a choice has no index");
+        const s = state(index);
+        const delta = (c.delta ?? {}) as Record<string, unknown>;
+        for (const key of Object.keys(delta))
+          if (!DELTA_KEYS.has(key))
+            throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown delta field ${key.slice(0, 40)}`);
+        const outDelta: Record<string, unknown> = {};
+        if (typeof delta.role === "string" && s.role === undefined) {
+          s.role = delta.role;
+          outDelta.role = delta.role;
         }
-        const d = await options.checkToolCall(verdictName.text, verdictArgs.text);
-        if (!d.allowed)
-          throw new AgentwallError(
-            d.code as "ERR_TOOL_DENIED",
-            `the model's answer calls a tool it may not: ${d.reason}`,
-          );
-        calls.push({
-          index: i,
-          id: call.id,
-          type: "function",
-          function: { name: verdictName.text, arguments: verdictArgs.text },
-        });
+        for (const field of TEXT_FIELDS) {
+          const value = delta[field];
+          if (value === undefined || value === null) continue;
+          if (typeof value !== "string") throw new AgentwallError("ERR_UPSTREAM_FAILED", `${field} is not text`);
+          const text = released(guardOf(s, field).push(value));
+          if (text !== "") outDelta[field] = text;
+        }
+        for (const call of (delta.tool_calls ?? []) as Array<Record<string, unknown>>) {
+          const i = call.index;
+          if (typeof i !== "number" || !Number.isSafeInteger(i) || i < 0 || i >= MAX_TOOL_CALLS)
+            throw new AgentwallError("ERR_UPSTREAM_FAILED", "a tool call has no index");
+          const buf = s.tools.get(i) ?? { id: "", name: "", arguments: "" };
+          const f = (call.function ?? {}) as Record<string, unknown>;
+          if (typeof call.id === "string") buf.id += call.id;
+          if (typeof f.name === "string") buf.name += f.name;
+          if (typeof f.arguments === "string") buf.arguments += f.arguments;
+          if (buf.arguments.length > 1_000_000) throw new AgentwallError("ERR_UPSTREAM_FAILED", "tool call too large");
+          s.tools.set(i, buf);
+        }
+        if (typeof c.finish_reason === "string") s.finish = c.finish_reason;
+        if (Object.keys(outDelta).length > 0) out.push({ index, delta: outDelta, finish_reason: null });
       }
-      if (calls.length > 0) delta.tool_calls = calls;
-      if (Object.keys(delta).length > 0) out.push({ index, delta, finish_reason: null });
-    }
-    if (out.length > 0) await write(raw, chunk(meta, out));
-    const finals = [...choices].map(([index, s]) => ({ index, delta: {}, finish_reason: s.finish ?? "stop" }));
-    const u = usageOf(usage);
-    outcome.usage = u;
-    outcome.findings = [...findings];
-    await options.closing(outcome);
-    // Only the three counts cross, never other fields of the upstream's usage object.
-    const counts =
-      Object.keys(u).length === 0
-        ? undefined
-        : { prompt_tokens: u.prompt, completion_tokens: u.completion, total_tokens: u.total };
-    await write(raw, chunk(meta, finals, counts));
-    await write(raw, "data: [DONE]\n\n");
+      return out.length > 0 ? chunk(meta, out) : "";
+    },
+    async flush() {
+      const out: unknown[] = [];
+      for (const [index, s] of choices) {
+        const delta: Record<string, unknown> = {};
+        for (const [field, g] of s.streams) {
+          const text = released(g.end());
+          if (text !== "") delta[field] = text;
+        }
+        const calls: unknown[] = [];
+        for (const [i, call] of [...s.tools].sort((a, b) => a[0] - b[0])) {
+          const checked = await context.toolCall(call.name, call.arguments);
+          calls.push({ index: i, id: call.id, type: "function", function: checked });
+        }
+        if (calls.length > 0) delta.tool_calls = calls;
+        if (Object.keys(delta).length > 0) out.push({ index, delta, finish_reason: null });
+      }
+      return out.length > 0 ? chunk(meta, out) : "";
+    },
+    usage: () => usageOf(usage),
+    final(u) {
+      const finals = [...choices].map(([index, s]) => ({ index, delta: {}, finish_reason: s.finish ?? "stop" }));
+      // Only the three counts cross, never other fields of the upstream's usage object.
+      const counts =
+        Object.keys(u).length === 0
+          ? undefined
+          : { prompt_tokens: u.prompt, completion_tokens: u.completion, total_tokens: u.total };
+      return chunk(meta, finals, counts) + "data: [DONE]\n\n";
+    },
+    error: (code, message, requestId) => `data: ${JSON.stringify({ error: { code, message, requestId } })}\n\n`,
   };
+}
 
+/** An upstream event's data as a JSON object, or `ERR_UPSTREAM_FAILED`. */
+export function jsonObject(data: string): Record<string, unknown> {
+  let parsed: unknown;
   try {
-    const decoder = new TextDecoder();
-    for await (const bytes of options.upstream.body) {
-      parser.feed(decoder.decode(bytes, { stream: true }));
-      while (events.length > 0 && !done) await onData(events.shift() as string);
-      if (done) break;
-      if (raw.destroyed) throw new AgentwallError("ERR_CHANNEL_CLOSED", "the client went away");
-    }
-    if (!done) throw new AgentwallError("ERR_UPSTREAM_FAILED", "the upstream's stream ended without [DONE]");
-    await finish();
-  } catch (error) {
-    const e = isAgentwallError(error) ? error : new AgentwallError("ERR_INTERNAL", "the stream failed");
-    outcome.outcome = e.code === "ERR_GUARD_BLOCKED" || e.code.startsWith("ERR_TOOL_") ? "blocked" : "error";
-    outcome.code = e.code;
-    outcome.findings = [...findings];
-    await options.closing(outcome).catch(() => undefined);
-    if (!raw.destroyed) {
-      const message = e.code === "ERR_INTERNAL" ? "the stream failed" : e.message.slice(0, 300);
-      await write(
-        raw,
-        `data: ${JSON.stringify({ error: { code: e.code, message, requestId: options.request.id } })}\n\n`,
-      ).catch(() => undefined);
-    }
-  } finally {
-    raw.end();
+    parsed = JSON.parse(data);
+  } catch {
+    throw new AgentwallError("ERR_UPSTREAM_FAILED", "a stream event is not JSON");
   }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw new AgentwallError("ERR_UPSTREAM_FAILED", "a stream event is not an object");
+  return parsed as Record<string, unknown>;
 }
 
 /** Token counts as the upstream reported them (keys without "token": the audit redacts those names). */

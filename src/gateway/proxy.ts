@@ -9,7 +9,7 @@ import type { Principal } from "./auth.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { GatewayRoute } from "./route.js";
 import { permissionAudited } from "./pending-audit.js";
-import { relayStream, usageOf } from "./proxy-stream.js";
+import { chatProtocol, relayStream, usageOf } from "./proxy-stream.js";
 import {
   RESPONSES_SCHEMA,
   responsesAnswerCalls,
@@ -586,6 +586,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
           reply,
           upstream: up,
           model: body.model,
+          protocol: chatProtocol,
           checkToolCall: (name, args) => instance.tools.checkToolCall(caller, name, args),
           overheadMs: () => Number(process.hrtime.bigint() - started - upstreamNs) / 1e6,
           // Second durable event: before the final event leaves.
