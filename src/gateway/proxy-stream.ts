@@ -69,11 +69,11 @@ async function write(raw: ServerResponse, text: string): Promise<void> {
 /** What a protocol (chat chunks, Responses events) gets from the relay. */
 export interface RelayContext {
   /** A new output guard stream, for one text field. */
-  guard(): GuardStream;
+  readonly guard: () => GuardStream;
   /** The text a guard step released; records its findings; throws `ERR_GUARD_BLOCKED` on a block. */
-  released(r: GuardStreamRelease): string;
+  readonly released: (r: GuardStreamRelease) => string;
   /** A complete tool call, guarded (name and arguments) and checked against the tool policies. */
-  toolCall(name: string, args: string): Promise<{ name: string; arguments: string }>;
+  readonly toolCall: (name: string, args: string) => Promise<{ name: string; arguments: string }>;
   /** The caller-facing id of this answer and its creation time (seconds). */
   readonly id: string;
   readonly created: number;
