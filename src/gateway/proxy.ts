@@ -9,6 +9,7 @@ import type { Principal } from "./auth.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { GatewayRoute } from "./route.js";
 import { permissionAudited } from "./pending-audit.js";
+import { responsesProtocol } from "./proxy-responses-stream.js";
 import { chatProtocol, relayStream, usageOf } from "./proxy-stream.js";
 import {
   RESPONSES_SCHEMA,
@@ -547,9 +548,12 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
       await instance.budgets.settle(reservation, actual);
     };
     try {
-      // Streaming is relayed for chat completions only (the Responses schema admits stream: false).
-      const streaming = api.name === "chat" && body.stream === true;
-      const forwarded = streaming ? { ...body, model, stream_options: { include_usage: true } } : { ...body, model };
+      const streaming = body.stream === true;
+      // Chat completions report usage in a stream only when asked; Responses always do.
+      const forwarded =
+        streaming && api.name === "chat"
+          ? { ...body, model, stream_options: { include_usage: true } }
+          : { ...body, model };
       const headers: Record<string, string> = {
         "content-type": "application/json",
         accept: streaming ? "text/event-stream" : "application/json",
@@ -569,7 +573,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
           input: { texts: input.verdicts.length, redacted: input.redacted, findings: input.flagged },
         };
         // First durable event: before a byte goes anywhere.
-        await auditLlm("llm.chat.stream.start", "allowed", detail);
+        await auditLlm(`llm.${api.name}.stream.start`, "allowed", detail);
         await permissionAudited(request); // committed with the event above
         const upstreamStarted = process.hrtime.bigint();
         const up = await deps.egress.streamOperator(upstream.name, path, call);
@@ -586,7 +590,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
           reply,
           upstream: up,
           model: body.model,
-          protocol: chatProtocol,
+          protocol: api.name === "chat" ? chatProtocol : responsesProtocol,
           checkToolCall: (name, args) => instance.tools.checkToolCall(caller, name, args),
           overheadMs: () => Number(process.hrtime.bigint() - started - upstreamNs) / 1e6,
           // Second durable event: before the final event leaves.
@@ -614,7 +618,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
             await instance.audit.append({
               type: o.outcome === "success" ? "llm_request" : "guard_block",
               actor: principal.subject,
-              action: "llm.chat.stream.end",
+              action: `llm.${api.name}.stream.end`,
               resource: `model:${upstream.name}/${model}`,
               outcome: o.outcome === "success" ? "success" : o.outcome === "blocked" ? "blocked" : "error",
               requestId: request.id,

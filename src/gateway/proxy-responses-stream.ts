@@ -1,0 +1,262 @@
+import { AgentwallError } from "../errors.js";
+import type { GuardStream } from "../guard/pipeline.js";
+import { responsesUsage } from "./proxy-responses.js";
+import { jsonObject, type RelayContext, type SseProtocol } from "./proxy-stream.js";
+
+const MAX_ITEMS = 64;
+const MAX_PARTS = 16;
+const CALL_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+interface PartState {
+  readonly type: "output_text" | "refusal";
+  readonly guard: GuardStream;
+  /** What was released so far (guarded, redacted where the policy redacts). */
+  text: string;
+  ended: boolean;
+}
+
+interface ItemState {
+  readonly kind: "message" | "function_call";
+  readonly id: string;
+  readonly parts: Map<number, PartState>;
+  call: { callId: string; name: string; arguments: string } | undefined;
+  /** The caller-facing item once complete. */
+  done: Record<string, unknown> | undefined;
+}
+
+const upstreamFailed = (why: string) => new AgentwallError("ERR_UPSTREAM_FAILED", `the upstream's stream ${why}`);
+
+function index(value: unknown, max: number, what: string): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0 || value >= max)
+    throw upstreamFailed(`has a bad ${what}`);
+  return value;
+}
+
+function text(value: unknown, what: string): string {
+  if (typeof value !== "string") throw upstreamFailed(`${what} is not text`);
+  return value;
+}
+
+/**
+ * OpenAI Responses streaming events, re-made rather than relayed: the caller gets `response.created`,
+ * message items with their content parts and `output_text`/`refusal` deltas as each part's guard stream
+ * releases them (redacted where the policy redacts), function calls only once complete and checked
+ * (added, arguments done and item done in one go), and `response.completed` with the guarded output and
+ * the three token counts — after the closing audit event is durable. Ids are agentwall's (`msg_<n>`,
+ * `fc_<n>`; a call's `call_id` is passed on when it is a plain identifier), annotations are dropped, and
+ * any event or output item it does not know (reasoning, built-in tools, audio) ends the stream with an
+ * error event, as do `response.failed`, `response.incomplete` and `error` from the upstream.
+ */
+export function responsesProtocol(context: RelayContext): SseProtocol {
+  const { released } = context;
+  const items = new Map<number, ItemState>();
+  let sequence = 0;
+  let completed = false;
+  let usage: Record<string, unknown> | undefined;
+  const responseId = `resp_${context.id}`;
+  const emit = (type: string, payload: Record<string, unknown>) =>
+    `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: sequence++, ...payload })}\n\n`;
+  const response = (status: string, extra: Record<string, unknown> = {}) => ({
+    id: responseId,
+    object: "response",
+    created_at: context.created,
+    model: context.model,
+    status,
+    output: [],
+    ...extra,
+  });
+  const item = (data: Record<string, unknown>): [number, ItemState] => {
+    const at = index(data.output_index, MAX_ITEMS, "output_index");
+    const state = items.get(at);
+    if (state === undefined) throw upstreamFailed("refers to an output item it did not add");
+    return [at, state];
+  };
+  const part = (data: Record<string, unknown>, type: PartState["type"]): [number, ItemState, number, PartState] => {
+    const [at, state] = item(data);
+    const c = index(data.content_index, MAX_PARTS, "content_index");
+    const p = state.parts.get(c);
+    if (p === undefined || p.type !== type) throw upstreamFailed(`refers to a ${type} part it did not add`);
+    return [at, state, c, p];
+  };
+  const partOut = (p: PartState) =>
+    p.type === "output_text"
+      ? { type: "output_text", text: p.text, annotations: [] }
+      : { type: "refusal", refusal: p.text };
+  const deltaEvent = (p: PartState) =>
+    p.type === "output_text" ? "response.output_text.delta" : "response.refusal.delta";
+  /** Ends a part's guard stream: the held-back rest as a delta, then the part's done event. */
+  const endPart = (at: number, state: ItemState, c: number, p: PartState): string => {
+    if (p.ended) return "";
+    p.ended = true;
+    const rest = released(p.guard.end());
+    p.text += rest;
+    const where = { item_id: state.id, output_index: at, content_index: c };
+    let out = rest === "" ? "" : emit(deltaEvent(p), { ...where, delta: rest });
+    out +=
+      p.type === "output_text"
+        ? emit("response.output_text.done", { ...where, text: p.text })
+        : emit("response.refusal.done", { ...where, refusal: p.text });
+    return out;
+  };
+  const endMessage = (at: number, state: ItemState): string => {
+    if (state.done !== undefined) return "";
+    let out = "";
+    const parts = [...state.parts].sort((a, b) => a[0] - b[0]);
+    for (const [c, p] of parts) {
+      out += endPart(at, state, c, p);
+      out += emit("response.content_part.done", {
+        item_id: state.id,
+        output_index: at,
+        content_index: c,
+        part: partOut(p),
+      });
+    }
+    state.done = {
+      id: state.id,
+      type: "message",
+      role: "assistant",
+      status: "completed",
+      content: parts.map(([, p]) => partOut(p)),
+    };
+    return out + emit("response.output_item.done", { output_index: at, item: state.done });
+  };
+  const endCall = async (at: number, state: ItemState): Promise<string> => {
+    if (state.done !== undefined) return "";
+    const call = state.call as NonNullable<ItemState["call"]>;
+    const checked = await context.toolCall(call.name, call.arguments);
+    const base = { id: state.id, type: "function_call", call_id: call.callId, name: checked.name };
+    state.done = { ...base, arguments: checked.arguments, status: "completed" };
+    return (
+      emit("response.output_item.added", {
+        output_index: at,
+        item: { ...base, arguments: "", status: "in_progress" },
+      }) +
+      emit("response.function_call_arguments.done", {
+        item_id: state.id,
+        output_index: at,
+        arguments: checked.arguments,
+      }) +
+      emit("response.output_item.done", { output_index: at, item: state.done })
+    );
+  };
+
+  return {
+    incomplete: "the upstream's stream ended before response.completed",
+    complete: () => completed,
+    async event(raw) {
+      const data = jsonObject(raw);
+      const type = String(data.type);
+      switch (type) {
+        case "response.created":
+        case "response.in_progress":
+          return emit(type, { response: response("in_progress") });
+        case "response.output_item.added": {
+          const at = index(data.output_index, MAX_ITEMS, "output_index");
+          if (items.has(at)) throw upstreamFailed("adds an output item twice");
+          const added = (data.item ?? {}) as Record<string, unknown>;
+          if (added.type === "message") {
+            const state: ItemState = {
+              kind: "message",
+              id: `msg_${at}`,
+              parts: new Map(),
+              call: undefined,
+              done: undefined,
+            };
+            items.set(at, state);
+            return emit(type, {
+              output_index: at,
+              item: { id: state.id, type: "message", role: "assistant", status: "in_progress", content: [] },
+            });
+          }
+          if (added.type === "function_call") {
+            const callId = text(added.call_id, "a call_id");
+            if (!CALL_ID.test(callId)) throw upstreamFailed("has a call_id that is not an identifier");
+            const name = typeof added.name === "string" ? added.name : "";
+            const args = typeof added.arguments === "string" ? added.arguments : "";
+            const call = { callId, name, arguments: args };
+            items.set(at, { kind: "function_call", id: `fc_${at}`, parts: new Map(), call, done: undefined });
+            return ""; // sent whole once complete and checked
+          }
+          throw upstreamFailed(`has an output item of type ${String(added.type).slice(0, 40)}, which is not relayed`);
+        }
+        case "response.content_part.added": {
+          const [at, state] = item(data);
+          const c = index(data.content_index, MAX_PARTS, "content_index");
+          const p = (data.part ?? {}) as Record<string, unknown>;
+          if (state.kind !== "message" || state.parts.has(c)) throw upstreamFailed("adds a content part it may not");
+          if (p.type !== "output_text" && p.type !== "refusal")
+            throw upstreamFailed(`has a content part of type ${String(p.type).slice(0, 40)}, which is not relayed`);
+          const added: PartState = { type: p.type, guard: context.guard(), text: "", ended: false };
+          state.parts.set(c, added);
+          const empty =
+            p.type === "output_text"
+              ? { type: "output_text", text: "", annotations: [] }
+              : { type: "refusal", refusal: "" };
+          return emit(type, { item_id: state.id, output_index: at, content_index: c, part: empty });
+        }
+        case "response.output_text.delta":
+        case "response.refusal.delta": {
+          const [at, state, c, p] = part(data, type === "response.output_text.delta" ? "output_text" : "refusal");
+          if (p.ended) throw upstreamFailed("sends text after a part's end");
+          const out = released(p.guard.push(text(data.delta, "a delta")));
+          if (out === "") return "";
+          p.text += out;
+          return emit(type, { item_id: state.id, output_index: at, content_index: c, delta: out });
+        }
+        case "response.output_text.done":
+        case "response.refusal.done": {
+          const [at, state, c, p] = part(data, type === "response.output_text.done" ? "output_text" : "refusal");
+          return endPart(at, state, c, p);
+        }
+        case "response.content_part.done":
+          return ""; // sent with the item's end, after every part's guard stream has ended
+        case "response.function_call_arguments.delta":
+        case "response.function_call_arguments.done": {
+          const [, state] = item(data);
+          if (state.call === undefined) throw upstreamFailed("sends arguments for an item that is not a call");
+          if (type.endsWith(".delta")) state.call.arguments += text(data.delta, "a delta");
+          else state.call.arguments = text(data.arguments, "arguments");
+          if (state.call.arguments.length > 1_000_000) throw upstreamFailed("has a tool call that is too large");
+          return "";
+        }
+        case "response.output_item.done": {
+          const [at, state] = item(data);
+          if (state.kind === "message") return endMessage(at, state);
+          const done = (data.item ?? {}) as Record<string, unknown>;
+          const call = state.call as NonNullable<ItemState["call"]>;
+          if (typeof done.name === "string") call.name = done.name;
+          if (typeof done.arguments === "string") call.arguments = done.arguments;
+          return endCall(at, state);
+        }
+        case "response.completed": {
+          const r = (data.response ?? {}) as Record<string, unknown>;
+          usage = (r.usage ?? undefined) as Record<string, unknown> | undefined;
+          completed = true;
+          return "";
+        }
+        case "response.failed":
+        case "response.incomplete":
+        case "error":
+          throw upstreamFailed(`reports ${type}`);
+        default:
+          throw upstreamFailed(`has an event ${type.slice(0, 60)}, which is not relayed`);
+      }
+    },
+    async flush() {
+      let out = "";
+      for (const [at, state] of [...items].sort((a, b) => a[0] - b[0]))
+        out += state.kind === "message" ? endMessage(at, state) : await endCall(at, state);
+      return out;
+    },
+    usage: () => responsesUsage({ usage }),
+    final(u) {
+      const output = [...items].sort((a, b) => a[0] - b[0]).map(([, s]) => s.done);
+      const counts =
+        Object.keys(u).length === 0
+          ? {}
+          : { usage: { input_tokens: u.prompt, output_tokens: u.completion, total_tokens: u.total } };
+      return emit("response.completed", { response: response("completed", { output, ...counts }) });
+    },
+    error: (code, message, requestId) => emit("error", { code, message, requestId }),
+  };
+}
