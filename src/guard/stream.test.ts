@@ -25,6 +25,36 @@ const PIECES = [
   "é中🙂 ",
 ];
 
+/**
+ * Feeds `text` to `stream` in chunks of `sizes` (cycled) and checks it against the whole-text scan:
+ * nothing released ever holds part of a finding beyond the release, and in the end the same text and the
+ * same findings.
+ */
+function streamsLikeWhole(
+  text: string,
+  sizes: readonly number[],
+  scanWhole: (t: string) => Finding[],
+  stream: StreamScanner,
+): void {
+  const whole = scanWhole(text);
+  let released = "";
+  const found: Finding[] = [];
+  let at = 0;
+  for (let i = 0; at < text.length; i++) {
+    const size = sizes[i % sizes.length] as number;
+    const r = stream.push(text.slice(at, at + size));
+    at += size;
+    released += r.text;
+    found.push(...r.findings);
+    for (const f of whole) assert.ok(!(f.start < released.length && f.end > released.length), `${key(f)} cut`);
+  }
+  const last = stream.end();
+  released += last.text;
+  found.push(...last.findings);
+  assert.equal(released, text);
+  assert.deepEqual(found.map(key).sort(), whole.map(key).sort());
+}
+
 describe("streaming scan", () => {
   it("releases the same text and the same findings as a whole-text scan, for any chunking (property)", () => {
     fc.assert(
@@ -32,27 +62,8 @@ describe("streaming scan", () => {
         fc.array(fc.constantFrom(...PIECES), { minLength: 1, maxLength: 30 }),
         fc.array(fc.integer({ min: 1, max: 97 }), { minLength: 1, maxLength: 50 }),
         fc.integer({ min: 0, max: 64 }),
-        (pieces, sizes, minRelease) => {
-          const text = pieces.join("");
-          const stream = new StreamScanner(scan, 400, minRelease);
-          let released = "";
-          const found: Finding[] = [];
-          let at = 0;
-          for (let i = 0; at < text.length; i++) {
-            const size = sizes[i % sizes.length] as number;
-            const r = stream.push(text.slice(at, at + size));
-            at += size;
-            released += r.text;
-            found.push(...r.findings);
-            // Nothing released may hold part of a finding the whole scan sees beyond the release.
-            for (const f of scan(text)) assert.ok(!(f.start < released.length && f.end > released.length));
-          }
-          const last = stream.end();
-          released += last.text;
-          found.push(...last.findings);
-          assert.equal(released, text);
-          assert.deepEqual(found.map(key).sort(), scan(text).map(key).sort());
-        },
+        (pieces, sizes, minRelease) =>
+          streamsLikeWhole(pieces.join(""), sizes, scan, new StreamScanner(scan, 400, minRelease)),
       ),
       { numRuns: 150 },
     );
@@ -125,27 +136,13 @@ describe("streaming with the guard's adaptive hold-back", () => {
       fc.property(
         fc.array(fc.constantFrom(...CONSTRUCTS), { minLength: 1, maxLength: 40 }),
         fc.array(fc.integer({ min: 1, max: 61 }), { minLength: 1, maxLength: 50 }),
-        (pieces, sizes) => {
-          const text = pieces.join("");
-          const whole = all(text);
-          const stream = new StreamScanner(all, (pending) => streamHoldBack(pending, longest), 16);
-          let released = "";
-          const found: Finding[] = [];
-          let at = 0;
-          for (let i = 0; at < text.length; i++) {
-            const size = sizes[i % sizes.length] as number;
-            const r = stream.push(text.slice(at, at + size));
-            at += size;
-            released += r.text;
-            found.push(...r.findings);
-            for (const f of whole) assert.ok(!(f.start < released.length && f.end > released.length), `${key(f)} cut`);
-          }
-          const last = stream.end();
-          released += last.text;
-          found.push(...last.findings);
-          assert.equal(released, text);
-          assert.deepEqual(found.map(key).sort(), whole.map(key).sort());
-        },
+        (pieces, sizes) =>
+          streamsLikeWhole(
+            pieces.join(""),
+            sizes,
+            all,
+            new StreamScanner(all, (pending) => streamHoldBack(pending, longest), 16),
+          ),
       ),
       { numRuns: 300 },
     );
