@@ -117,7 +117,13 @@ export async function buildServer(instance: Instance, options: BuildServerOption
     if (request.url === "/healthz" || request.url === "/readyz") return;
     let decision;
     try {
-      decision = await instance.rateLimiter.take(`ip:${request.ip}`, instance.config.rateLimits.perIp);
+      // The limit's parameters are part of the key: after a reload changes them, every address starts
+      // a fresh bucket instead of carrying the old limit's debt (up to period × (burst + 1) / limit).
+      const perIp = instance.config.rateLimits.perIp;
+      decision = await instance.rateLimiter.take(
+        `ip:${perIp.limit}/${perIp.periodMs}/${perIp.burst}:${request.ip}`,
+        perIp,
+      );
     } catch {
       return sendError(reply, request, "ERR_NOT_READY", "rate limiter unavailable");
     }
