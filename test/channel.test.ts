@@ -488,4 +488,20 @@ describe("channel building blocks", () => {
     assert.throws(() => guard.admit("a", "n5", now - 1200), { code: "ERR_CHANNEL_STALE" });
     assert.throws(() => guard.admit("a", "n5", now + 1200), { code: "ERR_CHANNEL_STALE" });
   });
+
+  it("the replay guard gives each sender its own share: one peer flooding signed messages does not lock out the others", () => {
+    let now = 1_000_000;
+    const guard = new ReplayGuard({ windowMs: 1000, capacity: 100, perSender: 25, now: () => now });
+    for (let i = 0; i < 25; i++) guard.admit("flooder", `n${i}`, now);
+    assert.throws(() => guard.admit("flooder", "n25", now), {
+      code: "ERR_CHANNEL_REPLAY_CACHE_FULL",
+      message: /this sender/,
+    });
+    for (let i = 0; i < 25; i++) guard.admit(`peer${i}`, "n0", now); // the others still get in
+    assert.equal(guard.size, 50);
+    now += 1500; // the flood's window has passed: its share is free again
+    guard.admit("flooder", "n26", now);
+    assert.equal(guard.size, 1);
+    assert.throws(() => new ReplayGuard({ perSender: 0 }), { code: "ERR_INVALID_ARGUMENT" });
+  });
 });

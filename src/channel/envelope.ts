@@ -97,14 +97,32 @@ export class ReplayGuard {
   readonly #capacity: number;
   readonly #startedAt: number;
   readonly #now: () => number;
-  /** `sender nonce` → time after which the entry can go (its message would be stale anyway). */
-  readonly #seen = new Map<string, number>();
+  readonly #perSender: number;
+  /** `sender nonce` → [time after which the entry can go (its message would be stale anyway), sender]. */
+  readonly #seen = new Map<string, readonly [number, string]>();
+  /** Live entries per sender: one peer cannot fill the cache and lock the others out. */
+  readonly #bySender = new Map<string, number>();
 
-  constructor(options: { windowMs?: number; capacity?: number; now?: () => number } = {}) {
+  /**
+   * @param options.perSender Live nonces one sender may hold (default: a quarter of `capacity`, at
+   *   least `min(capacity, 1000)`): a peer that floods signed messages fills its own share, not the
+   *   cache every other peer needs.
+   */
+  constructor(options: { windowMs?: number; capacity?: number; perSender?: number; now?: () => number } = {}) {
     this.#windowMs = options.windowMs ?? 30_000;
     this.#capacity = options.capacity ?? 100_000;
-    if (!(this.#windowMs > 0) || !Number.isSafeInteger(this.#capacity) || this.#capacity < 1)
-      throw new AgentwallError("ERR_INVALID_ARGUMENT", "windowMs must be positive and capacity a positive integer");
+    this.#perSender = options.perSender ?? Math.max(Math.ceil(this.#capacity / 4), Math.min(this.#capacity, 1000));
+    if (
+      !(this.#windowMs > 0) ||
+      !Number.isSafeInteger(this.#capacity) ||
+      this.#capacity < 1 ||
+      !Number.isSafeInteger(this.#perSender) ||
+      this.#perSender < 1
+    )
+      throw new AgentwallError(
+        "ERR_INVALID_ARGUMENT",
+        "windowMs must be positive, capacity and perSender positive integers",
+      );
     this.#now = options.now ?? Date.now;
     this.#startedAt = this.#now();
   }
@@ -122,16 +140,27 @@ export class ReplayGuard {
       throw new AgentwallError("ERR_CHANNEL_STALE", `the message's timestamp is more than ${this.#windowMs} ms off`);
     const key = `${sender} ${nonce}`;
     if (this.#seen.has(key)) throw new AgentwallError("ERR_CHANNEL_REPLAY", "the message was already received");
-    if (this.#seen.size >= this.#capacity) {
-      this.#prune(now);
-      if (this.#seen.size >= this.#capacity)
-        throw new AgentwallError("ERR_CHANNEL_REPLAY_CACHE_FULL", "too many messages inside the replay window");
-    }
-    this.#seen.set(key, ts + this.#windowMs);
+    if (this.#seen.size >= this.#capacity || (this.#bySender.get(sender) ?? 0) >= this.#perSender) this.#prune(now);
+    if (this.#seen.size >= this.#capacity)
+      throw new AgentwallError("ERR_CHANNEL_REPLAY_CACHE_FULL", "too many messages inside the replay window");
+    const held = this.#bySender.get(sender) ?? 0;
+    if (held >= this.#perSender)
+      throw new AgentwallError(
+        "ERR_CHANNEL_REPLAY_CACHE_FULL",
+        "this sender has too many messages inside the replay window",
+      );
+    this.#seen.set(key, [ts + this.#windowMs, sender]);
+    this.#bySender.set(sender, held + 1);
   }
 
   #prune(now: number): void {
-    for (const [key, until] of this.#seen) if (until < now) this.#seen.delete(key);
+    for (const [key, [until, sender]] of this.#seen) {
+      if (until >= now) continue;
+      this.#seen.delete(key);
+      const left = (this.#bySender.get(sender) ?? 1) - 1;
+      if (left === 0) this.#bySender.delete(sender);
+      else this.#bySender.set(sender, left);
+    }
   }
 }
 
