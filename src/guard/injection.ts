@@ -248,6 +248,22 @@ const SIGNALS: readonly Signal[] = [
     0.8,
     `\\b(?:reveal|show|print|repeat|output|display|leak|tell me|give me|share|dump|recite)\\b${GAP}\\b(?:your|the|initial|original|hidden|secret|system)\\s+(?:system\\s+)?(?:prompt|instructions|message|configuration|rules)\\b`,
   ),
+  // The assistant's own prompt named as the object, whatever the verb (encode, translate, summarise…).
+  s(
+    "prompt_leak",
+    0.6,
+    `\\byour\\s+(?:system|initial|original|starting|first|hidden|secret|developer|pre-?prompt)\\s+(?:prompt|instructions|message|directives)\\b`,
+  ),
+  s(
+    "prompt_leak",
+    0.6,
+    `\\b(?:output|print|repeat|show|copy|reproduce|write out)\\s+(?:the\\s+)?(?:(?:above|previous|preceding)\\s+(?:text|words|message|content)|(?:text|words|content)\\s+(?:above|before this))\\b`,
+  ),
+  s(
+    "prompt_leak",
+    0.6,
+    `\\b(?:complete|continue|finish|start your (?:answer|response|reply) with)\\b${GAP}['"“]?(?:i was (?:instructed|told) to|my (?:instructions|system prompt|rules) (?:are|is|say)|the system prompt (?:is|says))`,
+  ),
   // A question about "the rules" is ordinary; about *your* rules or the system prompt it is a leak.
   s(
     "prompt_leak",
