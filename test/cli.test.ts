@@ -307,6 +307,19 @@ describe("agentwall CLI", () => {
       (c) => `${c.name}:${c.status}`,
     );
     for (const n of ["master-key-age:warn", "key-age:warn"]) assert.ok(agedNames.includes(n), n);
+    // An audit sink that has taken nothing for over ten minutes (events made an hour ago, never shipped).
+    const shipping = { ...env, AGENTWALL_CONFIG: writeConfig(home, { audit: { ship: [{ kind: "stdout" }] } }) };
+    const fresh = cli(["check", "--json", "--no-verify-audit"], shipping);
+    assert.ok(fresh.stdout.includes('"audit-shipping","status":"pass"'), fresh.stdout);
+    const rewound = new Database(join(home, "agentwall.db"));
+    rewound.prepare("update audit_events set ts = ?").run(Date.now() - 3_600_000);
+    rewound.close();
+    const stuck = cli(["check", "--json", "--no-verify-audit"], shipping);
+    const stuckItem = (
+      JSON.parse(stuck.stdout).checks as Array<{ name: string; status: string; message: string }>
+    ).find((c) => c.name === "audit-shipping");
+    assert.equal(stuckItem?.status, "warn", stuck.stdout);
+    assert.match(stuckItem?.message ?? "", /stdout has not taken \d+ events/);
     chmodSync(home, 0o755);
     const bad = cli(["check", "--json"], env);
     assert.equal(bad.code, 1);

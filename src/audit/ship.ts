@@ -220,6 +220,22 @@ export class AuditShipper {
     return lowest;
   }
 
+  /**
+   * Per sink: events committed but not acknowledged, and the time of the oldest of them (undefined when
+   * none wait). The shipper runs every second, so a wait of minutes means the sink is stuck — and,
+   * since retention keeps what a sink has not taken, that the log is growing.
+   */
+  async status(): Promise<{ sink: string; lag: number; oldestWaiting: number | undefined }[]> {
+    const { size } = await this.#audit.head();
+    const out = [];
+    for (const s of this.#sinks) {
+      const cursor = await this.#readCursor(s.sink.name);
+      const next = size > cursor ? await this.#audit.query({ cursor, ascending: true, limit: 1 }) : undefined;
+      out.push({ sink: s.sink.name, lag: Math.max(0, size - cursor), oldestWaiting: next?.events[0]?.ts });
+    }
+    return out;
+  }
+
   /** Events committed but not yet acknowledged, per sink (from the database: true for every instance). */
   async lag(): Promise<Record<string, number>> {
     const { size } = await this.#audit.head();

@@ -12,6 +12,9 @@ import { coreRoutes } from "../../gateway/routes.js";
 import { configFor, withInstance, type GlobalOptions } from "../context.js";
 import { EXIT } from "../io.js";
 
+/** An audit event waiting this long for a sink means the sink is stuck (the shipper runs every second). */
+const SHIP_STUCK_MS = 10 * 60_000;
+
 /** One line of the deployment checklist. */
 export interface CheckItem {
   readonly name: string;
@@ -210,6 +213,24 @@ export async function runChecks(
       "audit checkpoints are kept only in the database; configure audit.witnessFile to detect a rewritten tail",
     );
   } else add("audit-witness", "pass", "audit checkpoints go to a witness");
+  if (instance.shipper !== undefined) {
+    const now = Date.now();
+    const stuck = (await instance.shipper.status()).filter(
+      (x) => x.oldestWaiting !== undefined && now - x.oldestWaiting > SHIP_STUCK_MS,
+    );
+    if (stuck.length > 0)
+      add(
+        "audit-shipping",
+        "warn",
+        stuck
+          .map(
+            (x) =>
+              `${x.sink} has not taken ${x.lag} events, the oldest from ${new Date(x.oldestWaiting ?? 0).toISOString()}`,
+          )
+          .join("; ") + " — retention keeps them, so the log grows until the sink catches up",
+      );
+    else add("audit-shipping", "pass", "every audit sink is within ten minutes of the log");
+  }
   if (options.verifyAudit) {
     // Against the witness file too, when there is one: a tail deleted with its checkpoints shows there.
     const witnessFile = config.audit.witnessFile;
