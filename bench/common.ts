@@ -1,7 +1,10 @@
 // Helpers shared by the benchmark scripts.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { userInfo } from "node:os";
+import { tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
 import pg from "pg";
 
 /** The PostgreSQL server benchmarks create their throwaway databases on. */
@@ -66,4 +69,111 @@ export async function waitFor(url: string, init: RequestInit = {}): Promise<void
     }
   }
   throw new Error(`${url} did not come up`);
+}
+
+/** What {@link benchGateway} started: the fake upstream and a gateway on SQLite, each its own process. */
+export interface BenchGateway {
+  /** The fake upstream's base URL (`…/v1`). */
+  readonly upstream: string;
+  /** The gateway's base URL. */
+  readonly base: string;
+  /** The gateway process (for its pid, CPU time, signals). */
+  readonly gateway: ChildProcess;
+  /** The keys created before the start, by subject. */
+  readonly keys: Readonly<Record<string, string>>;
+  /** The environment the gateway and the CLI ran with. */
+  readonly env: Readonly<Record<string, string>>;
+  /** Every process this started (the gateway last). */
+  readonly procs: readonly ChildProcess[];
+  /** Stops every process (SIGTERM, then SIGKILL after `graceMs`) and removes the directory. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Starts what the gateway benchmarks measure: a fake OpenAI-compatible upstream that answers every
+ * chat completion at once with `answer` (prompt and completion token counts as given), and
+ * `agentwall serve` from `dist/` on a fresh SQLite home with `config`, after creating one API key per
+ * `[subject, role]`. `nodeOptions` go before the gateway's script (a CPU profile, say).
+ */
+export async function benchGateway(options: {
+  name: string;
+  answer: string;
+  usage: { prompt: number; completion: number };
+  config: Record<string, unknown>;
+  keys: readonly (readonly [subject: string, role: string])[];
+  nodeOptions?: readonly string[];
+}): Promise<BenchGateway> {
+  const main = join(import.meta.dirname, "..", "dist/cli/main.js");
+  const dir = mkdtempSync(join(tmpdir(), `agentwall-${options.name}-`));
+  const procs: ChildProcess[] = [];
+  const start = (args: string[], env: Record<string, string> = {}) => {
+    const child = spawn(process.execPath, args, {
+      env: { PATH: process.env.PATH ?? "", ...env },
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    procs.push(child);
+    return child;
+  };
+  const stop = async (graceMs = 3000) => {
+    for (const p of procs) if (p.exitCode === null) p.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, graceMs));
+    for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const upPort = await freePort();
+    const answer = JSON.stringify({
+      id: "chatcmpl-b",
+      object: "chat.completion",
+      created: 1,
+      model: "gpt-4o-mini",
+      choices: [{ index: 0, message: { role: "assistant", content: options.answer }, finish_reason: "stop" }],
+      usage: {
+        prompt_tokens: options.usage.prompt,
+        completion_tokens: options.usage.completion,
+        total_tokens: options.usage.prompt + options.usage.completion,
+      },
+    });
+    start([
+      "-e",
+      `const answer = ${JSON.stringify(answer)};
+       require("node:http").createServer((req, res) => { req.resume(); req.on("end", () => {
+         res.writeHead(200, { "content-type": "application/json" }); res.end(answer); }); })
+         .listen(${upPort}, "127.0.0.1");`,
+    ]);
+    const upstream = `http://127.0.0.1:${upPort}/v1`;
+    await waitFor(`${upstream}/models`);
+
+    const port = await freePort();
+    const env = {
+      PATH: process.env.PATH ?? "",
+      AGENTWALL_HOME: join(dir, "home"),
+      AGENTWALL_PORT: String(port),
+      AGENTWALL_MASTER_KEY: randomBytes(32).toString("base64url"),
+      AGENTWALL_UPSTREAM_URL: upstream,
+      AGENTWALL_UPSTREAM_KEY: "sk-bench-upstream-0000000000000000",
+      AGENTWALL_CONFIG: join(dir, "agentwall.json"),
+    };
+    writeFileSync(env.AGENTWALL_CONFIG, JSON.stringify(options.config));
+    const keys: Record<string, string> = {};
+    for (const [subject, role] of options.keys) {
+      const made = spawnSync(
+        process.execPath,
+        [main, "keys", "create", "--subject", subject, "--role", role, "--json"],
+        {
+          env,
+          encoding: "utf8",
+        },
+      );
+      if (made.status !== 0) throw new Error(`keys create failed: ${made.stderr}`);
+      keys[subject] = (JSON.parse(made.stdout) as { key: string }).key;
+    }
+    const gateway = start([...(options.nodeOptions ?? []), main, "serve"], env);
+    const base = `http://127.0.0.1:${port}`;
+    await waitFor(`${base}/healthz`);
+    return { upstream, base, gateway, keys, env, procs, stop };
+  } catch (error) {
+    await stop(0);
+    throw error;
+  }
 }

@@ -8,14 +8,13 @@
 //   npm run build && npx tsx bench/gateway.ts [--seconds 10] [--connections 32]
 //
 // Each server is its own process (the upstream too), so one's CPU never counts against another.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
-import { freePort, waitFor } from "./common.js";
+import { benchGateway, freePort, waitFor } from "./common.js";
 
 const { values } = parseArgs({
   options: { seconds: { type: "string", default: "10" }, connections: { type: "string", default: "32" } },
@@ -42,57 +41,25 @@ function cpuMs(pid: number): number {
 }
 
 const dir = mkdtempSync(join(tmpdir(), "agentwall-bench-gateway-"));
+// AGENTWALL_BENCH_PROFILE=<dir> writes a CPU profile of the gateway there (on its orderly exit).
+const profile = process.env.AGENTWALL_BENCH_PROFILE;
+// The upstream answers a fixed chat completion at once; agentwall runs the full pipeline on SQLite.
+const aw = await benchGateway({
+  name: "bench-gateway",
+  answer: "The capital of France is Paris. It has been the capital for centuries and is known for its museums.",
+  usage: { prompt: 260, completion: 24 },
+  config: {
+    logLevel: "silent",
+    rateLimits: { perIp: { limit: 1_000_000, periodMs: 1000, burst: 1_000_000 } },
+    budgets: [{ name: "bench", per: "key", period: "day", tokens: 1_000_000_000_000 }],
+  },
+  keys: [["bench", "user"]],
+  nodeOptions: profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`],
+});
 try {
-  // The upstream: a fixed chat completion, answered at once.
-  const upPort = await freePort();
-  const upstreamScript = `
-    const http = require("node:http");
-    const answer = JSON.stringify({ id: "chatcmpl-b", object: "chat.completion", created: 1, model: "gpt-4o-mini",
-      choices: [{ index: 0, message: { role: "assistant", content: "The capital of France is Paris. It has been the capital for centuries and is known for its museums." }, finish_reason: "stop" }],
-      usage: { prompt_tokens: 260, completion_tokens: 24, total_tokens: 284 } });
-    http.createServer((req, res) => { req.resume(); req.on("end", () => { res.writeHead(200, { "content-type": "application/json" }); res.end(answer); }); })
-      .listen(${upPort}, "127.0.0.1");`;
-  start(["-e", upstreamScript]);
-  const upstream = `http://127.0.0.1:${upPort}/v1`;
-  await waitFor(`${upstream}/models`);
-
-  // agentwall: the full pipeline on SQLite.
-  const awPort = await freePort();
-  const home = join(dir, "home");
-  const env = {
-    AGENTWALL_HOME: home,
-    AGENTWALL_PORT: String(awPort),
-    AGENTWALL_MASTER_KEY: randomBytes(32).toString("base64url"),
-    AGENTWALL_UPSTREAM_URL: upstream,
-    AGENTWALL_UPSTREAM_KEY: "sk-bench-upstream-0000000000000000",
-    AGENTWALL_CONFIG: join(dir, "agentwall.json"),
-  };
-  writeFileSync(
-    env.AGENTWALL_CONFIG,
-    JSON.stringify({
-      logLevel: "silent",
-      rateLimits: { perIp: { limit: 1_000_000, periodMs: 1000, burst: 1_000_000 } },
-      budgets: [{ name: "bench", per: "key", period: "day", tokens: 1_000_000_000_000 }],
-    }),
-  );
-  const created = spawnSync(
-    process.execPath,
-    [join(ROOT, "dist/cli/main.js"), "keys", "create", "--subject", "bench", "--role", "user", "--json"],
-    { env: { PATH: process.env.PATH ?? "", ...env }, encoding: "utf8" },
-  );
-  if (created.status !== 0) throw new Error(`keys create failed: ${created.stderr}`);
-  const key = (JSON.parse(created.stdout) as { key: string }).key;
-  // AGENTWALL_BENCH_PROFILE=<dir> writes a CPU profile of the gateway there (on its orderly exit).
-  const profile = process.env.AGENTWALL_BENCH_PROFILE;
-  const gateway = start(
-    [
-      ...(profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`]),
-      join(ROOT, "dist/cli/main.js"),
-      "serve",
-    ],
-    env,
-  );
-  await waitFor(`http://127.0.0.1:${awPort}/healthz`);
+  const { upstream, gateway } = aw;
+  const key = aw.keys.bench as string;
+  const awPort = Number(new URL(aw.base).port);
 
   // Portkey, forced onto loopback.
   const pkPort = await freePort();
@@ -207,6 +174,6 @@ try {
   );
 } finally {
   for (const p of procs) p.kill("SIGTERM");
-  await new Promise((r) => setTimeout(r, 3000));
+  await aw.stop();
   rmSync(dir, { recursive: true, force: true });
 }

@@ -6,14 +6,13 @@
 // verifies. A script, not a test:
 //
 //   npm run build && bash bench/soak.sh [--minutes 10] [--rate 200] [--sample 30]
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
-import { freePort, waitFor } from "./common.js";
+import { benchGateway } from "./common.js";
 
 const { values } = parseArgs({
   options: {
@@ -32,63 +31,27 @@ if (![MINUTES, RATE, SAMPLE_S, CONNECTIONS].every((n) => Number.isFinite(n) && n
 const ROOT = join(import.meta.dirname, "..");
 const MAIN = join(ROOT, "dist/cli/main.js");
 
-const procs: ChildProcess[] = [];
 const dir = mkdtempSync(join(tmpdir(), "agentwall-soak-"));
+const shipped = join(dir, "shipped.jsonl");
+const aw = await benchGateway({
+  name: "soak",
+  answer: "The capital of France is Paris.",
+  usage: { prompt: 260, completion: 8 },
+  config: {
+    logLevel: "warn",
+    rateLimits: { perIp: { limit: 1_000_000, periodMs: 1000, burst: 1_000_000 } },
+    budgets: [{ name: "soak", per: "key", period: "day", tokens: 1_000_000_000_000 }],
+    audit: { ship: [{ kind: "file", path: shipped }] },
+  },
+  keys: [
+    ["soak", "user"],
+    ["ops", "admin"],
+  ],
+});
 try {
-  const upPort = await freePort();
-  procs.push(
-    spawn(
-      process.execPath,
-      [
-        "-e",
-        `const answer = JSON.stringify({ id: "c", object: "chat.completion", created: 1, model: "m",
-          choices: [{ index: 0, message: { role: "assistant", content: "The capital of France is Paris." }, finish_reason: "stop" }],
-          usage: { prompt_tokens: 260, completion_tokens: 8, total_tokens: 268 } });
-        require("node:http").createServer((req, res) => { req.resume(); req.on("end", () => {
-          res.writeHead(200, { "content-type": "application/json" }); res.end(answer); }); })
-          .listen(${upPort}, "127.0.0.1");`,
-      ],
-      { stdio: ["ignore", "ignore", "inherit"] },
-    ),
-  );
-  const upstream = `http://127.0.0.1:${upPort}/v1`;
-  await waitFor(`${upstream}/models`);
-
-  const port = await freePort();
-  const shipped = join(dir, "shipped.jsonl");
-  const env = {
-    PATH: process.env.PATH ?? "",
-    AGENTWALL_HOME: join(dir, "home"),
-    AGENTWALL_PORT: String(port),
-    AGENTWALL_MASTER_KEY: randomBytes(32).toString("base64url"),
-    AGENTWALL_UPSTREAM_URL: upstream,
-    AGENTWALL_UPSTREAM_KEY: "sk-soak-upstream-0000000000000000",
-    AGENTWALL_CONFIG: join(dir, "agentwall.json"),
-  };
-  writeFileSync(
-    env.AGENTWALL_CONFIG,
-    JSON.stringify({
-      logLevel: "warn",
-      rateLimits: { perIp: { limit: 1_000_000, periodMs: 1000, burst: 1_000_000 } },
-      budgets: [{ name: "soak", per: "key", period: "day", tokens: 1_000_000_000_000 }],
-      audit: { ship: [{ kind: "file", path: shipped }] },
-    }),
-  );
-  const cli = (args: string[]) => {
-    const r = spawnSync(process.execPath, [MAIN, ...args], { env, encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`agentwall ${args.join(" ")} failed: ${r.stderr}`);
-    return r.stdout;
-  };
-  const key = (JSON.parse(cli(["keys", "create", "--subject", "soak", "--role", "user", "--json"])) as { key: string })
-    .key;
-  const admin = (
-    JSON.parse(cli(["keys", "create", "--subject", "ops", "--role", "admin", "--json"])) as { key: string }
-  ).key;
-  const gateway = spawn(process.execPath, [MAIN, "serve"], { env, stdio: ["ignore", "ignore", "inherit"] });
-  procs.push(gateway);
-  const base = `http://127.0.0.1:${port}`;
-  await waitFor(`${base}/healthz`);
-
+  const { env, gateway, base } = aw;
+  const key = aw.keys.soak as string;
+  const admin = aw.keys.ops as string;
   const metric = (text: string, name: string): number => {
     const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "m").exec(text);
     return m?.[1] === undefined ? Number.NaN : Number(m[1]);
@@ -191,6 +154,6 @@ try {
   );
   if (result.non2xx + result.errors + result.timeouts > 0 || verify.status !== 0) process.exitCode = 1;
 } finally {
-  for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
+  await aw.stop(0);
   rmSync(dir, { recursive: true, force: true });
 }
