@@ -146,6 +146,12 @@ describe("PII", () => {
     assert.ok(value("phone").includes("+1 415-555-2671"));
     assert.deepEqual(value("ip_address"), ["192.168.10.20", "2001:db8::1"]);
     assert.deepEqual(types(findPii("Meet me on 2024-05-06 at 10:30 in room 1204.")), []);
+    // An extension belongs to the number's finding; the number itself is what is validated.
+    for (const phone of ["+1-903-140-4508x769", "(415) 555-2671 ext. 12"]) {
+      const hit = findPii(`Desk: ${phone}\n`).find((f) => f.type === "phone");
+      assert.equal(hit === undefined ? undefined : `Desk: ${phone}\n`.slice(hit.start, hit.end), phone);
+    }
+    assert.deepEqual(types(findPii("Desk: 000-000-0000x12")), [], "an invalid number stays invalid with an extension");
   });
 });
 

@@ -157,7 +157,10 @@ const IPV6 =
 const COLONS = /:[0-9A-Fa-f]{0,4}:/;
 
 /** Candidates: digit groups with separators or a leading +, validated by libphonenumber-js. */
-const PHONE = /(?<![\w+.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,5}){1,4}(?![\w-]|\.\d)/g;
+const PHONE =
+  /(?<![\w+.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,5}){1,4}(?:(?:x| ?ext\.? ?)\d{1,6})?(?![\w-]|\.\d)/g;
+/** An extension after the number ("x4587", " ext. 12"): part of the finding, not of the number checked. */
+const EXTENSION = /(?:x| ?ext\.? ?)\d{1,6}$/;
 const PHONE_CONTEXT =
   /(?:phone|tel|call|mobile|cell|fax|number|whatsapp|sms|contact|reach|dial|ring|tél|telefon|teléfono|телефон)[^\n]{0,30}$/i;
 /** Regions tried for numbers written without a country code. */
@@ -210,12 +213,12 @@ export function findPii(text: string, options: { phoneRegion?: CountryCode } = {
   const taken = (s: number, e: number) => out.some((f) => s < f.end && e > f.start);
   const regions = options.phoneRegion === undefined ? PHONE_REGIONS : [options.phoneRegion, ...PHONE_REGIONS];
   for (const m of text.matchAll(PHONE)) {
-    const candidate = m[0];
+    const candidate = m[0].replace(EXTENSION, "");
     const digits = candidate.replace(/\D/g, "");
     if (digits.length < 7 || digits.length > 15 || taken(m.index, m.index + candidate.length)) continue;
     // Dates and times are not phone numbers.
     if (/^\d{4}[-./]\d{1,2}[-./]\d{1,2}|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$/.test(candidate)) continue;
-    if (text[m.index + candidate.length] === ":") continue;
+    if (text[m.index + m[0].length] === ":") continue;
     // Two space-separated groups are as often a house number and a postcode: only with a phone word near.
     const groups = candidate.split(/[ .()-]+/).filter((g) => g !== "").length;
     const context = PHONE_CONTEXT.test(text.slice(Math.max(0, m.index - 40), m.index));
@@ -238,7 +241,7 @@ export function findPii(text: string, options: { phoneRegion?: CountryCode } = {
         }
       }
     }
-    if (confidence > 0) add("phone", m.index, m.index + candidate.length, confidence);
+    if (confidence > 0) add("phone", m.index, m.index + m[0].length, confidence);
   }
   return out;
 }
