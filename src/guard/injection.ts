@@ -1,5 +1,6 @@
 import type { LinearModel } from "./train.js";
 import { scoreLinear } from "./train.js";
+import { anyPresent, LiteralTable } from "./literals.js";
 import type { NormalizedText } from "./normalize.js";
 
 /** Where a text comes from. Instructions in tool results and documents are more suspicious. */
@@ -412,21 +413,8 @@ for (const [id, hint] of ALL_HINTS.entries()) {
   else OTHER_HEADS.set(a * 65536 + b, [...(OTHER_HEADS.get(a * 65536 + b) ?? []), entry]);
 }
 
-/** The symbol rules' substrings, found at any position by their first two characters (ASCII). */
-const ALL_SUBSTRINGS = [...new Set(SIGNALS.flatMap((x) => x.substrings))];
-const SUBSTRING_ID = new Map(ALL_SUBSTRINGS.map((sub, id) => [sub, id]));
-const SIGNAL_SUBSTRINGS: readonly Int32Array[] = SIGNALS.map((x) =>
-  Int32Array.from(x.substrings, (h) => SUBSTRING_ID.get(h) as number),
-);
-const SUBSTRING_HEADS: ({ id: number; text: string }[] | undefined)[] = new Array<
-  { id: number; text: string }[] | undefined
->(128 * 128).fill(undefined);
-const OTHER_SUBSTRINGS: { id: number; text: string }[] = [];
-for (const [id, text] of ALL_SUBSTRINGS.entries()) {
-  const [a, b] = [text.charCodeAt(0), text.charCodeAt(1)];
-  if (text.length >= 2 && a < 128 && b < 128) (SUBSTRING_HEADS[a * 128 + b] ??= []).push({ id, text });
-  else OTHER_SUBSTRINGS.push({ id, text });
-}
+/** The symbol rules' substrings, marked at any position in the same walk as the word hints. */
+const SUBSTRINGS = new LiteralTable(SIGNALS.map((x) => x.substrings));
 
 /** Letters for word starts: ASCII letters, the apostrophe, and anything beyond ASCII. */
 function letter(code: number): boolean {
@@ -436,19 +424,17 @@ function letter(code: number): boolean {
 /**
  * Marks in `present` (by hint id) which hints occur in `text`: every word start is looked up by its
  * first two characters, one table lookup per word instead of one pass per rule (a regex over word
- * starts cost more than the rules).
+ * starts cost more than the rules). The symbol rules' substrings are marked in {@link SUBSTRINGS} in the
+ * same walk, at every position.
  */
-function presentHints(lower: string, present: Uint8Array, substrings: Uint8Array): void {
+function presentHints(lower: string, present: Uint8Array): void {
   present.fill(0);
-  substrings.fill(0);
+  SUBSTRINGS.clear();
   let previous = 32;
   for (let i = 0; i < lower.length - 1; i++) {
     const code = lower.charCodeAt(i);
     const next = lower.charCodeAt(i + 1);
-    if (code < 128 && next < 128) {
-      const subs = SUBSTRING_HEADS[code * 128 + next];
-      if (subs !== undefined) for (const { id, text } of subs) if (lower.startsWith(text, i)) substrings[id] = 1;
-    }
+    SUBSTRINGS.markAt(lower, i, code, next);
     const start = letter(code) && !letter(previous);
     previous = code;
     if (!start) continue;
@@ -459,11 +445,10 @@ function presentHints(lower: string, present: Uint8Array, substrings: Uint8Array
     }
   }
   for (const { id, text } of UNSPACED_HINTS) if (lower.includes(text)) present[id] = 1;
-  for (const { id, text } of OTHER_SUBSTRINGS) if (lower.includes(text)) substrings[id] = 1;
+  SUBSTRINGS.markOthers(lower);
 }
 
 const PRESENT = new Uint8Array(ALL_HINTS.length);
-const PRESENT_SUBSTRINGS = new Uint8Array(ALL_SUBSTRINGS.length);
 
 /** Options of {@link detectInjection}. */
 export interface InjectionOptions {
@@ -496,22 +481,11 @@ export function detectInjection(n: NormalizedText, options: InjectionOptions = {
   const texts = [n.text, ...n.hidden.map((h) => h.decoded)];
   for (const [index, text] of texts.entries()) {
     const lower = text.toLowerCase();
-    presentHints(lower, PRESENT, PRESENT_SUBSTRINGS);
+    presentHints(lower, PRESENT);
     for (let k = 0; k < SIGNALS.length; k++) {
       const signal = SIGNALS[k] as Signal;
       if (signal.sources !== undefined && !signal.sources.includes(source)) continue;
-      const ids = SIGNAL_HINTS[k] as Int32Array;
-      if (ids.length > 0) {
-        let any = false;
-        for (let j = 0; j < ids.length && !any; j++) any = PRESENT[ids[j] as number] === 1;
-        if (!any) continue;
-      }
-      const subs = SIGNAL_SUBSTRINGS[k] as Int32Array;
-      if (subs.length > 0) {
-        let any = false;
-        for (let j = 0; j < subs.length && !any; j++) any = PRESENT_SUBSTRINGS[subs[j] as number] === 1;
-        if (!any) continue;
-      }
+      if (!anyPresent(SIGNAL_HINTS[k] as Int32Array, PRESENT) || !SUBSTRINGS.allows(k)) continue;
       if (signal.re.test(lower)) fire(index === 0 ? signal.name : `encoded_${signal.name}`, signal.weight);
     }
   }

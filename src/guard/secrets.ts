@@ -1,4 +1,5 @@
 import { entropy, type Finding } from "./finding.js";
+import { LiteralTable } from "./literals.js";
 
 /**
  * Secret detection: provider key formats recognised by their fixed prefixes and shapes, private keys,
@@ -295,44 +296,8 @@ const CONTEXT: Readonly<Record<string, (text: string, start: number, end: number
   "kubernetes-secret": kubernetesSecret,
 };
 
-const ALL_HINTS = [...new Set(PREFIXED.flatMap((r) => r.hints))];
-const HINT_ID = new Map(ALL_HINTS.map((h, id) => [h, id]));
-/** Per rule, the ids of its hints. */
-const RULE_HINTS: readonly Int32Array[] = PREFIXED.map((r) =>
-  Int32Array.from(r.hints, (h) => HINT_ID.get(h) as number),
-);
-/** Hints of two or more characters by their first two (ASCII) characters; single characters apart. */
-const HEADS: ({ id: number; text: string }[] | undefined)[] = new Array<{ id: number; text: string }[] | undefined>(
-  128 * 128,
-).fill(undefined);
-const SINGLE: { id: number; text: string }[] = [];
-for (const [id, text] of ALL_HINTS.entries()) {
-  const [a, b] = [text.charCodeAt(0), text.charCodeAt(1)];
-  if (text.length === 1) SINGLE.push({ id, text });
-  else if (a < 128 && b < 128) (HEADS[a * 128 + b] ??= []).push({ id, text });
-  else throw new Error(`secret rule hint ${text} is not ASCII`);
-}
-const PRESENT = new Uint8Array(ALL_HINTS.length);
-
-/**
- * Marks in {@link PRESENT} which hints occur anywhere in `text`: one table lookup per position by its
- * two characters, then a comparison with the few hints starting so. (One regex alternation of all the
- * hints cost three times more: it tries the whole alternation at every position.)
- */
-function markHints(text: string): void {
-  PRESENT.fill(0);
-  const n = text.length - 1;
-  let b = text.charCodeAt(0);
-  for (let i = 0; i < n; i++) {
-    const a = b;
-    b = text.charCodeAt(i + 1);
-    if (a >= 128 || b >= 128) continue;
-    const candidates = HEADS[a * 128 + b];
-    if (candidates === undefined) continue;
-    for (const { id, text: hint } of candidates) if (hint.length === 2 || text.startsWith(hint, i)) PRESENT[id] = 1;
-  }
-  for (const { id, text: hint } of SINGLE) if (text.includes(hint)) PRESENT[id] = 1;
-}
+/** The rules' literals: a rule runs only when one of its literals occurs. */
+const HINTS = new LiteralTable(PREFIXED.map((r) => r.hints));
 
 /** Words that make an assignment's name secret-bearing when they end it. */
 const SECRET_WORDS =
@@ -394,15 +359,10 @@ function assignmentValueOk(name: string, value: string): boolean {
 export function findSecrets(text: string): Finding[] {
   const out: Finding[] = [];
   // One pass finds which rules' literals occur; only those rules (and the few without a literal) run.
-  markHints(text);
+  HINTS.mark(text);
   for (let k = 0; k < PREFIXED.length; k++) {
     const rule = PREFIXED[k] as Rule;
-    const ids = RULE_HINTS[k] as Int32Array;
-    if (ids.length > 0) {
-      let any = false;
-      for (let j = 0; j < ids.length && !any; j++) any = PRESENT[ids[j] as number] === 1;
-      if (!any) continue;
-    }
+    if (!HINTS.allows(k)) continue;
     rule.re.lastIndex = 0;
     for (const m of text.matchAll(rule.re)) {
       const g = rule.group ?? 0;
