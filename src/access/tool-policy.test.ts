@@ -95,6 +95,16 @@ describe("tool policies", () => {
     );
   });
 
+  it("applies a per-tool limit raised by a reload at once (the limit is part of the bucket's key)", async () => {
+    const rateLimiter = new MemoryRateLimiter(); // shared across the reload, as the instance's is
+    const rule = (callsPerMinute: number) => [{ name: "search", allow: { roles: ["user"] }, callsPerMinute }];
+    const before = new ToolPolicy(rule(1), { rateLimiter });
+    assert.equal((await before.checkToolCall(alice, "search", "{}")).allowed, true);
+    assert.equal((await before.checkToolCall(alice, "search", "{}")).allowed, false);
+    const after = new ToolPolicy(rule(100), { rateLimiter });
+    assert.equal((await after.checkToolCall(alice, "search", "{}")).allowed, true);
+  });
+
   it("refuses bad configuration up front", () => {
     assert.throws(() => new ToolPolicy([{ name: "a b", allow: {} }]), { code: "ERR_CONFIG_INVALID" });
     assert.throws(

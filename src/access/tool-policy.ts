@@ -1,7 +1,7 @@
 import { Ajv, type ValidateFunction } from "ajv";
 import { AgentwallError } from "../errors.js";
 import { parseStrictJson } from "../guard/json-strict.js";
-import type { RateLimiter } from "../monitor/ratelimit/limiter.js";
+import { bucketKey, type RateLimiter } from "../monitor/ratelimit/limiter.js";
 
 /** One tool: who may call it, what its arguments must look like, how often. */
 export interface ToolRule {
@@ -167,11 +167,8 @@ export class ToolPolicy {
     }
     if (rule.callsPerMinute !== undefined && this.#limiter !== undefined) {
       const subject = onBehalfOf === undefined ? caller.id : `${caller.id}>${onBehalfOf.id}`;
-      const d = await this.#limiter.take(`tool:${tool}:${subject}`, {
-        limit: rule.callsPerMinute,
-        periodMs: 60_000,
-        burst: rule.callsPerMinute - 1,
-      });
+      const limit = { limit: rule.callsPerMinute, periodMs: 60_000, burst: rule.callsPerMinute - 1 };
+      const d = await this.#limiter.take(bucketKey(`tool:${tool}`, limit, subject), limit);
       if (!d.allowed)
         return {
           allowed: false,

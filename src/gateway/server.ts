@@ -14,6 +14,7 @@ import { coreRoutes } from "./routes.js";
 import { ProxyClients, proxyRoutes } from "./proxy.js";
 import { agentRoutes } from "./agent-routes.js";
 import { EgressClient } from "../egress/client.js";
+import { bucketKey } from "../monitor/ratelimit/limiter.js";
 
 /** Options of {@link buildServer}. */
 export interface BuildServerOptions {
@@ -117,13 +118,8 @@ export async function buildServer(instance: Instance, options: BuildServerOption
     if (request.url === "/healthz" || request.url === "/readyz") return;
     let decision;
     try {
-      // The limit's parameters are part of the key: after a reload changes them, every address starts
-      // a fresh bucket instead of carrying the old limit's debt (up to period × (burst + 1) / limit).
       const perIp = instance.config.rateLimits.perIp;
-      decision = await instance.rateLimiter.take(
-        `ip:${perIp.limit}/${perIp.periodMs}/${perIp.burst}:${request.ip}`,
-        perIp,
-      );
+      decision = await instance.rateLimiter.take(bucketKey("ip", perIp, request.ip), perIp);
     } catch {
       return sendError(reply, request, "ERR_NOT_READY", "rate limiter unavailable");
     }

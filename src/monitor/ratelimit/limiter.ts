@@ -43,6 +43,15 @@ function checkLimit(limit: RateLimit, cost: number): void {
 }
 
 /**
+ * The key of one bucket: what is limited (`kind`, `id`) and the limit's parameters. With the parameters
+ * in the key, a limit changed by a configuration reload starts fresh buckets instead of carrying the
+ * old limit's debt (up to period × (burst + 1) / limit of it).
+ */
+export function bucketKey(kind: string, limit: RateLimit, id: string): string {
+  return `${kind}:${limit.limit}/${limit.periodMs}/${limit.burst}:${id}`;
+}
+
+/**
  * GCRA (the generic cell rate algorithm, as in redis-cell): one timestamp per key, the "theoretical
  * arrival time". A pure function so every backend (memory, SQL, Redis script) shares the arithmetic.
  * `cost` 0 peeks without taking.
