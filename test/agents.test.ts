@@ -88,6 +88,27 @@ describe("security agents", () => {
     assert.equal(o.body.filtered_text, "");
   });
 
+  it("input_validation: a caller's catastrophic pattern cannot stall the gateway; lookaround is refused", async () => {
+    // On JavaScript's backtracking engine this request would hold the event loop for years.
+    const evil = await run("input_validation", "validate", {
+      schema: { name: { type: "string", pattern: "^(a|a)*$" } },
+      data: { name: `${"a".repeat(5_000)}!` },
+    });
+    assert.equal(evil.status, 200);
+    assert.equal(evil.body.valid, false);
+    assert.deepEqual(
+      (evil.body.validation_results as Array<{ field: string; rule: string }>).map((e) => [e.field, e.rule]),
+      [["/name", "pattern"]],
+    );
+    const lookahead = await run("input_validation", "validate", {
+      schema: { pw: { type: "string", pattern: "^(?=.*\\d).{8,}$" } },
+      data: { pw: "x" },
+    });
+    assert.equal(lookahead.status, 400);
+    assert.equal((lookahead.body.error as { code: string }).code, "ERR_INVALID_ARGUMENT");
+    assert.match((lookahead.body.error as { message: string }).message, /pattern .*\(\?=/);
+  });
+
   it("needs agents:<name>:<operation>; unknown agents and operations are refused", async () => {
     const denied = await run("secure_data", "encrypt", { data: "x", password: "long enough pw" }, user);
     assert.equal(denied.status, 403);

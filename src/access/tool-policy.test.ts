@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { AgentwallError } from "../errors.js";
 import { MemoryRateLimiter } from "../monitor/ratelimit/limiter.js";
 import { ToolPolicy, type ToolCaller } from "./tool-policy.js";
 
@@ -118,5 +119,33 @@ describe("tool policies", () => {
     assert.throws(() => new ToolPolicy([{ name: "a", allow: {}, argsSchema: { type: "nonsense" } }]), {
       code: "ERR_CONFIG_INVALID",
     });
+  });
+
+  it("argument patterns run on the linear-time engine: no backtracking blow-up, lookaround refused by name", async () => {
+    const tools = new ToolPolicy([
+      {
+        name: "lookup",
+        allow: { roles: ["user"] },
+        argsSchema: { type: "object", properties: { q: { type: "string", pattern: "^(a|a)*$" } }, required: ["q"] },
+      },
+    ]);
+    const decision = await tools.checkToolCall(
+      { id: "alice", roles: ["user"], kind: "user" },
+      "lookup",
+      JSON.stringify({ q: `${"a".repeat(10_000)}!` }),
+    );
+    assert.equal(decision.allowed, false);
+    assert.throws(
+      () =>
+        new ToolPolicy([
+          {
+            name: "b",
+            allow: {},
+            argsSchema: { type: "object", properties: { q: { type: "string", pattern: "(?<=x)y" } } },
+          },
+        ]),
+      (e: unknown) =>
+        e instanceof AgentwallError && e.code === "ERR_CONFIG_INVALID" && e.message.includes("argument schema of b"),
+    );
   });
 });

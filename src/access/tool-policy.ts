@@ -1,6 +1,7 @@
 import { Ajv, type ValidateFunction } from "ajv";
 import { AgentwallError } from "../errors.js";
 import { parseStrictJson } from "../guard/json-strict.js";
+import { LINEAR_REGEXP_ENGINE } from "../guard/regexp.js";
 import { bucketKey, type RateLimiter } from "../monitor/ratelimit/limiter.js";
 
 /** One tool: who may call it, what its arguments must look like, how often. */
@@ -71,6 +72,7 @@ export class ToolPolicy {
       useDefaults: false,
       removeAdditional: false,
       allErrors: false,
+      code: { regExp: LINEAR_REGEXP_ENGINE },
     });
     const map = new Map<string, { rule: ToolRule; validate: ValidateFunction }>();
     for (const rule of rules) {
@@ -96,7 +98,7 @@ export class ToolPolicy {
       } catch (error) {
         throw new AgentwallError(
           "ERR_CONFIG_INVALID",
-          `config field /tools: the argument schema of ${rule.name} is invalid`,
+          `config field /tools: the argument schema of ${rule.name} is invalid: ${error instanceof Error ? error.message : "?"}`,
           { cause: error },
         );
       }

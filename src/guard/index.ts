@@ -14,6 +14,7 @@ export { findCanaries, findUnsafeOutput, makeCanary, type OutputCheckOptions } f
 export { redact, findMarkedSecrets, type RedactionStyle } from "./redact.js";
 export { entropy, type Finding } from "./finding.js";
 export { parseStrictJson } from "./json-strict.js";
+export { linearRegExp } from "./regexp.js";
 export { StreamScanner, type StreamRelease } from "./stream.js";
 export { Anonymizer } from "./anonymize.js";
 export {

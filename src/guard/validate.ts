@@ -2,6 +2,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
 import { isValidPhoneNumber } from "libphonenumber-js";
 import { AgentwallError } from "../errors.js";
+import { LINEAR_REGEXP_ENGINE } from "./regexp.js";
 
 // ajv-formats is CommonJS; its default export arrives wrapped under ESM.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (
@@ -21,7 +22,15 @@ export type ValidationResult =
 
 function ajv(): Ajv {
   // Strict: unknown keywords and formats are errors; no coercion, no defaults written into the data.
-  const a = new Ajv({ strict: true, allErrors: true, coerceTypes: false, useDefaults: false, removeAdditional: false });
+  // `pattern` and `patternProperties` run on a linear-time engine: schemas may come from callers.
+  const a = new Ajv({
+    strict: true,
+    allErrors: true,
+    coerceTypes: false,
+    useDefaults: false,
+    removeAdditional: false,
+    code: { regExp: LINEAR_REGEXP_ENGINE },
+  });
   addFormats(a, ["email", "uri", "url", "uuid", "date", "date-time", "ipv4", "ipv6", "hostname"]);
   a.addFormat("phone", { type: "string", validate: (s: string) => s.length <= 32 && isValidPhoneNumber(s) });
   a.addFormat("alphanumeric", /^[\p{L}\p{N}]+$/u);
@@ -51,8 +60,8 @@ function toFieldErrors(errors: readonly ErrorObject[] | null | undefined): Field
 
 /**
  * A compiled JSON Schema validator (Ajv, strict mode; formats email, phone, url, uuid, alphanumeric,
- * safe_filename and more). The schema itself is checked when compiled: an unknown keyword or format
- * throws `ERR_INVALID_ARGUMENT`.
+ * safe_filename and more). The schema itself is checked when compiled: an unknown keyword or format, or
+ * a pattern the linear-time engine cannot run (lookaround, backreferences), throws `ERR_INVALID_ARGUMENT`.
  */
 export class InputValidator {
   readonly #validate: ValidateFunction;
