@@ -298,7 +298,7 @@ export async function openInstance(
           typeof credential === "string" &&
           credential.startsWith("key:")
         )
-          await apiKeys.revoke(credential.slice(4), `monitor:alert:${alert.id}`);
+          await apiKeys.suspend(credential.slice(4), `monitor:alert:${alert.id}`, `${alert.severity} ${alert.kind}`);
         if (webhook !== undefined)
           await webhook.client.fetchOperator("alerts-webhook", webhook.path, {
             method: "POST",

@@ -78,6 +78,12 @@ describe("agentwall CLI", () => {
     assert.equal(sessions.stdout, "");
     assert.equal(JSON.parse(cli(["keys", "verify", "-", "--json"], env, made.key).stdout).result, "REVOKED");
     assert.equal(cli(["keys", "revoke"], env).code, 2, "an id or --subject is required");
+    assert.equal(cli(["keys", "suspend", next.id], env).stdout, `suspended ${next.id}\n`);
+    assert.equal(JSON.parse(cli(["keys", "verify", "-", "--json"], env, next.key).stdout).result, "SUSPENDED");
+    assert.match(cli(["keys", "list", "--subject", "bob"], env).stdout, /\tsuspended \(cli\)\n/);
+    assert.equal(cli(["keys", "resume", next.id], env).code, 0);
+    assert.equal(cli(["keys", "resume", next.id], env).code, 1, "not suspended any more");
+    assert.equal(JSON.parse(cli(["keys", "verify", "-", "--json"], env, next.key).stdout).result, "VALID");
     const bySubject = cli(["keys", "revoke", "--subject", "bob"], env);
     assert.equal(bySubject.stdout, "revoked 1 key(s) of bob\n", "the rotated replacement was bob's last key");
     assert.equal(JSON.parse(cli(["keys", "verify", "-", "--json"], env, next.key).stdout).result, "REVOKED");

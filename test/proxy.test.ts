@@ -453,13 +453,28 @@ describe("anomaly alerts through the gateway", () => {
       assert.ok(alerts.some((a) => a.kind === "guard_blocks" && a.severity === "high" && a.subject === "mallory"));
       assert.equal(hooks.length >= 1, true, "the webhook received the alert");
       assert.equal((hooks[0] as { alert: { kind: string } }).alert.kind, "guard_blocks");
-      // The key named by the alert is suspended (revoked): within the revocation cache bound.
+      // The key named by the alert is suspended: within the revocation cache bound.
       let status = 0;
       for (let i = 0; i < 30 && status !== 401; i++) {
         status = (await attack()).statusCode;
         if (status !== 401) await new Promise((r) => setTimeout(r, 100));
       }
       assert.equal(status, 401);
+      const keyId = (await watched.apiKeys.list("mallory"))[0]!.id;
+      assert.equal((await watched.apiKeys.verify(key)).result, "SUSPENDED");
+      const suspension = (await watched.audit.query({ type: "key_suspended" })).events[0];
+      assert.match(suspension?.actor ?? "", /^monitor:alert:/);
+      // Unlike a revocation, an operator can lift it once the alert is looked at.
+      const resume = (who: string) =>
+        server.inject({
+          method: "POST",
+          url: `/v1/admin/keys/${keyId}/resume`,
+          headers: { authorization: `Bearer ${who}` },
+        });
+      assert.equal((await resume(key)).statusCode, 401);
+      assert.equal((await resume(admin)).statusCode, 204);
+      assert.equal((await resume(admin)).statusCode, 404);
+      assert.equal((await watched.apiKeys.verify(key)).result, "VALID");
       const nobody = await watched.apiKeys.create({ owner: "x", name: "x", roles: [], creator: "test" });
       assert.equal(
         (

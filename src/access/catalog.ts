@@ -17,6 +17,7 @@ export const PERMISSION_CATALOG: Readonly<Record<string, string>> = Object.freez
   "admin:access": "administrative routes (guides: admin_access)",
   "keys:create": "create API keys (guides: create_api_keys)",
   "keys:revoke": "revoke API keys",
+  "keys:suspend": "suspend API keys and lift a suspension (POST /v1/admin/keys/:id/suspend, /resume)",
   "keys:read": "list API keys (never their secrets)",
   "data:read": "read stored data (guides: read_data)",
   "data:write": "write stored data (guides: write_data)",

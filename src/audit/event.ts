@@ -14,6 +14,8 @@ export const AUDIT_EVENT_TYPES = [
   "key_created",
   "key_revoked",
   "key_rotated",
+  "key_suspended",
+  "key_resumed",
   "session_created",
   "session_revoked",
   "security_alert",

@@ -119,7 +119,7 @@ export interface AgentwallConfig {
   }>;
   pricing: Record<string, { inputPerMTok: number; outputPerMTok: number }>;
   /**
-   * What alerts do beyond being stored and audited: `suspendAt` revokes the API key an alert names
+   * What alerts do beyond being stored and audited: `suspendAt` suspends the API key an alert names
    * when its severity reaches that level; `webhookUrl` receives each alert as JSON (an operator
    * destination of the egress client).
    */

@@ -188,6 +188,24 @@ export function coreRoutes(instance: Instance): GatewayRoute[] {
         return reply.code(204).send();
       },
     },
+    ...(["suspend", "resume"] as const).map((action): GatewayRoute => ({
+      method: "POST",
+      url: `/v1/admin/keys/:id/${action}`,
+      access: { permission: "keys:suspend" },
+      handler: async (request, reply, principal) => {
+        const { id } = request.params as { id: string };
+        if (!/^[0-9a-z]{12}$/.test(id)) throw new AgentwallError("ERR_BAD_REQUEST", "invalid key id");
+        const actor = principal?.credentialId ?? "unknown";
+        const changed =
+          action === "suspend" ? await instance.apiKeys.suspend(id, actor) : await instance.apiKeys.resume(id, actor);
+        if (!changed)
+          throw new AgentwallError(
+            "ERR_NOT_FOUND",
+            action === "suspend" ? "no live, unsuspended key with this id" : "no suspended, unrevoked key with this id",
+          );
+        return reply.code(204).send();
+      },
+    })),
     {
       method: "GET",
       url: "/v1/admin/roles",

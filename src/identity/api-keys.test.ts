@@ -97,6 +97,44 @@ describe("API keys", () => {
     assert.equal((await audit.query({ type: "key_rotated" })).events.length, 1);
   });
 
+  it("suspension refuses a key and what it made until resumed; revocation stays final", async () => {
+    const { keys, store, keyring, audit } = await setup();
+    const sessions = new Sessions({ store, keyring, audit });
+    // A second instance on the same database that trusts its cache for a second.
+    const cached = new ApiKeys({ store, keyring, audit, cacheMs: 1000 });
+    const key = await keys.create({ owner: "ops", name: "k", creator: "bootstrap" });
+    const child = await keys.create({ owner: "ops", name: "child", creator: `key:${key.id}` });
+    const session = await sessions.issue({ subject: "ops", roles: [], creator: `key:${child.id}` });
+    assert.equal(await result(cached, key.key), "VALID");
+    assert.equal(await keys.suspend(key.id, "monitor:alert:a1", "high guard_blocks"), true);
+    assert.equal(await keys.suspend(key.id, "admin"), false, "already suspended");
+    assert.equal(await result(keys, key.key), "SUSPENDED");
+    assert.equal(await result(keys, child.key), "SUSPENDED");
+    assert.equal((await sessions.verify(session.token)).valid, false);
+    // The other instance's cached answer is dropped through the shared revocation counter.
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(await result(cached, key.key), "SUSPENDED");
+    const listed = (await keys.list("ops")).find((k) => k.id === key.id);
+    assert.equal(listed?.suspendedBy, "monitor:alert:a1");
+    assert.equal(typeof listed?.suspendedAt, "number");
+    assert.equal(await keys.resume(key.id, "admin"), true);
+    assert.equal(await keys.resume(key.id, "admin"), false, "not suspended any more");
+    assert.deepEqual(
+      [await result(keys, key.key), await result(cached, key.key), await result(keys, child.key)],
+      ["VALID", "VALID", "VALID"],
+    );
+    assert.equal((await sessions.verify(session.token)).valid, true);
+    await keys.suspend(key.id, "admin");
+    await keys.revoke(key.id, "admin");
+    assert.equal(await keys.resume(key.id, "admin"), false, "a revoked key is not brought back");
+    assert.equal(await result(keys, key.key), "REVOKED");
+    assert.equal(await keys.suspend(child.id, "admin"), true);
+    assert.equal(await result(keys, child.key), "REVOKED", "a revoked parent outranks a suspension");
+    const events = (await audit.query({})).events.map((e) => `${e.type}:${e.outcome}`);
+    for (const e of ["key_suspended:success", "key_suspended:failure", "key_resumed:success", "key_resumed:failure"])
+      assert.ok(events.includes(e), e);
+  });
+
   it("the creator chain: revoking a key ends the keys and sessions created from it, at any depth", async () => {
     const { keys, store, keyring, audit } = await setup();
     const sessions = new Sessions({ store, keyring, audit });

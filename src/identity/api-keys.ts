@@ -16,6 +16,7 @@ export type ApiKeyResult =
   | "NOT_FOUND"
   | "EXPIRED"
   | "REVOKED"
+  | "SUSPENDED"
   | "DISABLED"
   | "RATE_LIMITED"
   | "USAGE_EXCEEDED"
@@ -35,6 +36,9 @@ export interface ApiKeyRecord {
   readonly lastUsedAt: number | null;
   readonly remainingUses: number | null;
   readonly revokedAt: number | null;
+  /** Set while the key is suspended: refused until {@link ApiKeys.resume}. */
+  readonly suspendedAt: number | null;
+  readonly suspendedBy: string | null;
 }
 
 export type ApiKeyVerification =
@@ -173,11 +177,17 @@ export class ApiKeys {
   async #changeKeys(
     column: "id" | "owner",
     value: string,
-    change: { revoked_at: number } | { expires_at: number },
+    change:
+      { revoked_at: number } | { expires_at: number } | { suspended_at: number | null; suspended_by: string | null },
   ): Promise<number> {
     const count = await writeTransaction(this.#store, async (trx) => {
       let q = trx.updateTable("api_keys").set(change).where(column, "=", value);
       if ("revoked_at" in change) q = q.where("revoked_at", "is", null);
+      // Only a live key is suspended, only a suspended one resumed; a revoked key stays revoked.
+      if ("suspended_at" in change)
+        q = q
+          .where("revoked_at", "is", null)
+          .where("suspended_at", change.suspended_at === null ? "is not" : "is", null);
       const result = await q.executeTakeFirst();
       await bumpCounter(trx, "revocations");
       return Number(result.numUpdatedRows);
@@ -226,6 +236,8 @@ export class ApiKeys {
         last_used_at: null,
         remaining_uses: remainingUses,
         revoked_at: null,
+        suspended_at: null,
+        suspended_by: null,
         meta,
         rate_limit: rateLimit === null ? null : JSON.stringify(rateLimit),
       })
@@ -258,7 +270,10 @@ export class ApiKeys {
       if (row === undefined || parseApiKey(text) === undefined) return { result: "NOT_FOUND" };
       if (row.revoked_at !== null) return { result: "REVOKED", keyId: row.id };
       if (row.expires_at !== null && row.expires_at <= now) return { result: "EXPIRED", keyId: row.id };
-      if (!(await this.chainActive(row.creator))) return { result: "REVOKED", keyId: row.id };
+      // A revoked link up the chain is final, so it outranks this key's own suspension.
+      const chain = await creatorChainStatus(this.#store, row.creator);
+      if (chain === "revoked") return { result: "REVOKED", keyId: row.id };
+      if (chain === "suspended" || row.suspended_at !== null) return { result: "SUSPENDED", keyId: row.id };
       entry = cacheEntry(row);
       if (this.#cacheMs > 0 && row.remaining_uses === null) this.#remember(hash, entry, generation);
     }
@@ -360,6 +375,37 @@ export class ApiKeys {
   }
 
   /**
+   * Suspends a key: it is refused (`SUSPENDED`) at every instance within the revocation cache bound, as
+   * are the keys and sessions it made, until {@link resume}. For a key an alert named, when no one has
+   * yet looked: unlike revocation it can be undone. Returns false when there is no live, unsuspended key.
+   */
+  async suspend(id: string, actor: string, reason?: string): Promise<boolean> {
+    const suspended = (await this.#changeKeys("id", id, { suspended_at: this.#now(), suspended_by: actor })) > 0;
+    await this.#audit.append({
+      type: "key_suspended",
+      actor,
+      action: "api_key.suspend",
+      resource: `key:${id}`,
+      outcome: suspended ? "success" : "failure",
+      ...(reason === undefined ? {} : { details: { reason } }),
+    });
+    return suspended;
+  }
+
+  /** Lifts a suspension; returns false when the key is not suspended (or is revoked: that is final). */
+  async resume(id: string, actor: string): Promise<boolean> {
+    const resumed = (await this.#changeKeys("id", id, { suspended_at: null, suspended_by: null })) > 0;
+    await this.#audit.append({
+      type: "key_resumed",
+      actor,
+      action: "api_key.resume",
+      resource: `key:${id}`,
+      outcome: resumed ? "success" : "failure",
+    });
+    return resumed;
+  }
+
+  /**
    * Revokes every key of a subject (and so, through the creator chain, every key those keys made).
    * Returns how many keys were revoked.
    */
@@ -386,21 +432,29 @@ export class ApiKeys {
 
 /**
  * Whether the chain of credentials that created something is intact: `key:<id>` creators are followed up
- * to 16 levels; a revoked or missing key anywhere (or a chain deeper than that) means no.
+ * to 16 levels; a revoked or missing key anywhere (or a chain deeper than that) means no, and so does a
+ * suspended one, for as long as it is suspended.
  */
 export async function creatorChainActive(store: Store, creator: string): Promise<boolean> {
+  return (await creatorChainStatus(store, creator)) === "active";
+}
+
+/** {@link creatorChainActive}, telling a suspended link (temporary) from a revoked or missing one. */
+export async function creatorChainStatus(store: Store, creator: string): Promise<"active" | "revoked" | "suspended"> {
   let current = creator;
+  let suspended = false;
   for (let depth = 0; depth < 16; depth++) {
-    if (!current.startsWith("key:")) return true;
+    if (!current.startsWith("key:")) return suspended ? "suspended" : "active";
     const parent = await store.db
       .selectFrom("api_keys")
-      .select(["revoked_at", "creator"])
+      .select(["revoked_at", "suspended_at", "creator"])
       .where("id", "=", current.slice(4))
       .executeTakeFirst();
-    if (parent === undefined || parent.revoked_at !== null) return false;
+    if (parent === undefined || parent.revoked_at !== null) return "revoked";
+    if (parent.suspended_at !== null) suspended = true;
     current = parent.creator;
   }
-  return false;
+  return "revoked";
 }
 
 /** A verified row with what every later verification of it needs already parsed. */
@@ -448,5 +502,7 @@ function toRecord(row: Omit<ApiKeysTable, "hash" | "meta" | "rate_limit">): ApiK
     lastUsedAt: row.last_used_at,
     remainingUses: row.remaining_uses,
     revokedAt: row.revoked_at,
+    suspendedAt: row.suspended_at,
+    suspendedBy: row.suspended_by,
   });
 }

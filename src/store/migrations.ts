@@ -307,6 +307,12 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex("alerts_subject").on("alerts").columns(["subject", "created_at"]).execute();
     },
   },
+  "0012_key_suspension": {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable("api_keys").addColumn("suspended_at", "bigint").execute();
+      await db.schema.alterTable("api_keys").addColumn("suspended_by", "text").execute();
+    },
+  },
 };
 
 /** The migrations shipped with this version, in order. */

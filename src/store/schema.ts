@@ -103,6 +103,10 @@ export interface ApiKeysTable {
   meta: string;
   /** JSON `{limit, periodMs, burst}` of the key's own rate limit, or null. */
   rate_limit: string | null;
+  /** When the key was suspended (refused until resumed), or null. Revocation is final; this is not. */
+  suspended_at: number | null;
+  /** Who or what suspended it (`monitor:alert:<id>`, `cli`, a credential id). */
+  suspended_by: string | null;
 }
 
 export interface SessionsTable {

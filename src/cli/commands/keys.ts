@@ -18,7 +18,7 @@ function futureTime(text: string): number {
 }
 
 export function registerKeys(program: Command, run: (fn: () => Promise<number>) => Promise<void>): void {
-  const keys = program.command("keys").description("create, verify, list and revoke API keys");
+  const keys = program.command("keys").description("create, verify, list, rotate, suspend, resume and revoke API keys");
 
   keys
     .command("create")
@@ -93,7 +93,11 @@ export function registerKeys(program: Command, run: (fn: () => Promise<number>) 
                   k.owner,
                   k.name,
                   k.roles.join(","),
-                  k.revokedAt === null ? "active" : "revoked",
+                  k.revokedAt !== null
+                    ? "revoked"
+                    : k.suspendedAt !== null
+                      ? `suspended (${k.suspendedBy ?? "?"})`
+                      : "active",
                 ].join("\t") + "\n",
               );
           }
@@ -121,6 +125,32 @@ export function registerKeys(program: Command, run: (fn: () => Promise<number>) 
         });
       }),
     );
+
+  for (const action of ["suspend", "resume"] as const)
+    keys
+      .command(action)
+      .description(
+        action === "suspend"
+          ? "suspend a key: it and what it made are refused until resumed (revocation is final, this is not)"
+          : "lift a key's suspension (a revoked key stays revoked)",
+      )
+      .argument("<id>", "key id")
+      .action((id: string, opts: GlobalOptions) =>
+        run(() =>
+          withInstance({ ...program.opts(), ...opts }, async (instance) => {
+            const ok =
+              action === "suspend"
+                ? await instance.apiKeys.suspend(id, "cli")
+                : await instance.apiKeys.resume(id, "cli");
+            process.stdout.write(
+              ok
+                ? `${action === "suspend" ? "suspended" : "resumed"} ${id}\n`
+                : `no ${action === "suspend" ? "live, unsuspended" : "suspended, unrevoked"} key ${id}\n`,
+            );
+            return ok ? EXIT.OK : EXIT.DENIED;
+          }),
+        ),
+      );
 
   keys
     .command("revoke")
