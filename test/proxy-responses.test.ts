@@ -51,6 +51,35 @@ function messageStream(text: string, size = 5): Record<string, unknown>[] {
   );
   return events;
 }
+/** A reasoning item whose summary streams in `size`-character deltas, then `messageStream(answer)`'s events. */
+function reasoningStream(summary: string, answer: string, encrypted?: string): Record<string, unknown>[] {
+  const where = { item_id: "rs_up", output_index: 0, summary_index: 0 };
+  const item = {
+    id: "rs_up",
+    type: "reasoning",
+    summary: [],
+    ...(encrypted === undefined ? {} : { encrypted_content: encrypted }),
+  };
+  const message = messageStream(answer).map((e) => ("output_index" in e ? { ...e, output_index: 1 } : e));
+  const events: Record<string, unknown>[] = [
+    ...message.slice(0, 2),
+    { type: "response.output_item.added", output_index: 0, item },
+    { type: "response.reasoning_summary_part.added", ...where, part: { type: "summary_text", text: "" } },
+  ];
+  for (let i = 0; i < summary.length; i += 5)
+    events.push({ type: "response.reasoning_summary_text.delta", ...where, delta: summary.slice(i, i + 5) });
+  events.push(
+    { type: "response.reasoning_summary_text.done", ...where, text: summary },
+    { type: "response.reasoning_summary_part.done", ...where, part: { type: "summary_text", text: summary } },
+    {
+      type: "response.output_item.done",
+      output_index: 0,
+      item: { ...item, summary: [{ type: "summary_text", text: summary }] },
+    },
+    ...message.slice(2),
+  );
+  return events;
+}
 const upstream = createServer((req, res) => {
   let raw = "";
   req.on("data", (d: Buffer) => (raw += d.toString()));
@@ -253,6 +282,36 @@ describe("POST /v1/responses with stream: true", () => {
     assert.equal(e.at(-1)?.type, "response.completed", res.body);
     assert.ok(!res.body.includes(leaked.slice(4, 20)), res.body);
     assert.match(deltas(e), /^Here you go: .+ — use it wisely\.$/);
+  });
+
+  it("streams a reasoning summary through its own guard stream; encrypted reasoning cuts the stream", async () => {
+    const leaked = "ghp_" + "Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0Fe9Dc8";
+    streams.push(reasoningStream(`The user wants the token ${leaked}, so I look it up.`, "Paris."));
+    const res = await ask("think first");
+    const e = sse(res.body);
+    assert.equal(e.at(-1)?.type, "response.completed", res.body);
+    assert.ok(!res.body.includes(leaked.slice(4, 20)), "the secret is redacted in deltas, done events and the result");
+    const summary = e
+      .filter((x) => x.type === "response.reasoning_summary_text.delta")
+      .map((x) => String(x.data.delta))
+      .join("");
+    assert.match(summary, /^The user wants the token .+, so I look it up\.$/);
+    assert.ok(e.some((x) => x.type === "response.reasoning_summary_part.done"));
+    const output = (e.at(-1)?.data.response as { output: Record<string, unknown>[] }).output;
+    assert.deepEqual(
+      output.map((o) => [o.id, o.type]),
+      [
+        ["rs_0", "reasoning"],
+        ["msg_1", "message"],
+      ],
+    );
+    assert.equal((output[0]?.summary as { text: string }[])[0]?.text, summary);
+    assert.equal(deltas(e), "Paris.");
+
+    streams.push(reasoningStream("fine", "Paris.", "opaque-blob"));
+    const encrypted = sse((await ask("think first")).body);
+    assert.equal(encrypted.at(-1)?.data.code, "ERR_UPSTREAM_FAILED");
+    assert.ok(!encrypted.some((x) => x.type === "response.completed"));
   });
 
   it("sends a function call only once complete and allowed; a denied one, an unknown event or a missing end cut the stream", async () => {

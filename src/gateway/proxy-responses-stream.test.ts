@@ -36,19 +36,41 @@ const TYPES = [
   "response.output_item.done",
   "response.completed",
   "response.failed",
+  "response.reasoning_summary_part.added",
   "response.reasoning_summary_text.delta",
+  "response.reasoning_summary_text.done",
+  "response.reasoning_summary_part.done",
   "nonsense",
 ];
 const anyValue = fc.oneof(
-  fc.constantFrom(0, 1, 2, -1, 64, 1.5, null, "x", "message", "function_call", "output_text", "refusal", "call_1"),
+  fc.constantFrom(
+    0,
+    1,
+    2,
+    -1,
+    64,
+    1.5,
+    null,
+    "x",
+    "message",
+    "function_call",
+    "output_text",
+    "refusal",
+    "call_1",
+    "summary_text",
+  ),
   fc.string({ maxLength: 8 }),
-  fc.record({ type: fc.constantFrom("message", "function_call", "output_text", "refusal", "reasoning") }),
+  fc.record({
+    type: fc.constantFrom("message", "function_call", "output_text", "refusal", "reasoning", "summary_text"),
+  }),
+  fc.record({ type: fc.constant("reasoning"), encrypted_content: fc.constantFrom(null, "opaque") }),
 );
 const event = fc.record(
   {
     type: fc.constantFrom(...TYPES),
     output_index: fc.constantFrom(0, 1, 99, -1, "0"),
     content_index: fc.constantFrom(0, 1, 99),
+    summary_index: fc.constantFrom(0, 1, 99),
     delta: fc.oneof(fc.string({ maxLength: 12 }), anyValue),
     item: anyValue,
     part: anyValue,

@@ -7,8 +7,27 @@ const MAX_ITEMS = 64;
 const MAX_PARTS = 16;
 const CALL_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
+type PartType = "output_text" | "refusal" | "summary_text";
+
+/** Per part type: the index field that names it, its delta and done events, and its text field. */
+const PART: Record<PartType, { index: string; delta: string; done: string; field: string }> = {
+  output_text: {
+    index: "content_index",
+    delta: "response.output_text.delta",
+    done: "response.output_text.done",
+    field: "text",
+  },
+  refusal: { index: "content_index", delta: "response.refusal.delta", done: "response.refusal.done", field: "refusal" },
+  summary_text: {
+    index: "summary_index",
+    delta: "response.reasoning_summary_text.delta",
+    done: "response.reasoning_summary_text.done",
+    field: "text",
+  },
+};
+
 interface PartState {
-  readonly type: "output_text" | "refusal";
+  readonly type: PartType;
   readonly guard: GuardStream;
   /** What was released so far (guarded, redacted where the policy redacts). */
   text: string;
@@ -16,13 +35,20 @@ interface PartState {
 }
 
 interface ItemState {
-  readonly kind: "message" | "function_call";
+  readonly kind: "message" | "function_call" | "reasoning";
   readonly id: string;
   readonly parts: Map<number, PartState>;
   call: { callId: string; name: string; arguments: string } | undefined;
   /** The caller-facing item once complete. */
   done: Record<string, unknown> | undefined;
 }
+
+const DELTA_TYPES: Record<string, PartType> = Object.fromEntries(
+  Object.entries(PART).map(([type, events]) => [events.delta, type as PartType]),
+);
+const DONE_TYPES: Record<string, PartType> = Object.fromEntries(
+  Object.entries(PART).map(([type, events]) => [events.done, type as PartType]),
+);
 
 const upstreamFailed = (why: string) => new AgentwallError("ERR_UPSTREAM_FAILED", `the upstream's stream ${why}`);
 
@@ -43,9 +69,11 @@ function text(value: unknown, what: string): string {
  * releases them (redacted where the policy redacts), function calls only once complete and checked
  * (added, arguments done and item done in one go), and `response.completed` with the guarded output and
  * the three token counts — after the closing audit event is durable. Ids are agentwall's (`msg_<n>`,
- * `fc_<n>`; a call's `call_id` is passed on when it is a plain identifier), annotations are dropped, and
- * any event or output item it does not know (reasoning, built-in tools, audio) ends the stream with an
- * error event, as do `response.failed`, `response.incomplete` and `error` from the upstream.
+ * `fc_<n>`, `rs_<n>`; a call's `call_id` is passed on when it is a plain identifier), annotations are
+ * dropped. Reasoning summaries stream like message text, through their own guard streams; reasoning
+ * with encrypted content (which cannot be scanned) and any event or output item it does not know (raw
+ * reasoning text, built-in tools, audio) end the stream with an error event, as do `response.failed`,
+ * `response.incomplete` and `error` from the upstream.
  */
 export function responsesProtocol(context: RelayContext): SseProtocol {
   const { released } = context;
@@ -71,9 +99,9 @@ export function responsesProtocol(context: RelayContext): SseProtocol {
     if (state === undefined) throw upstreamFailed("refers to an output item it did not add");
     return [at, state];
   };
-  const part = (data: Record<string, unknown>, type: PartState["type"]): [number, ItemState, number, PartState] => {
+  const part = (data: Record<string, unknown>, type: PartType): [number, ItemState, number, PartState] => {
     const [at, state] = item(data);
-    const c = index(data.content_index, MAX_PARTS, "content_index");
+    const c = index(data[PART[type].index], MAX_PARTS, PART[type].index);
     const p = state.parts.get(c);
     if (p === undefined || p.type !== type) throw upstreamFailed(`refers to a ${type} part it did not add`);
     return [at, state, c, p];
@@ -81,44 +109,62 @@ export function responsesProtocol(context: RelayContext): SseProtocol {
   const partOut = (p: PartState) =>
     p.type === "output_text"
       ? { type: "output_text", text: p.text, annotations: [] }
-      : { type: "refusal", refusal: p.text };
-  const deltaEvent = (p: PartState) =>
-    p.type === "output_text" ? "response.output_text.delta" : "response.refusal.delta";
+      : { type: p.type, [PART[p.type].field]: p.text };
+  const where = (at: number, state: ItemState, c: number, type: PartType) => ({
+    item_id: state.id,
+    output_index: at,
+    [PART[type].index]: c,
+  });
   /** Ends a part's guard stream: the held-back rest as a delta, then the part's done event. */
   const endPart = (at: number, state: ItemState, c: number, p: PartState): string => {
     if (p.ended) return "";
     p.ended = true;
     const rest = released(p.guard.end());
     p.text += rest;
-    const where = { item_id: state.id, output_index: at, content_index: c };
-    let out = rest === "" ? "" : emit(deltaEvent(p), { ...where, delta: rest });
-    out +=
-      p.type === "output_text"
-        ? emit("response.output_text.done", { ...where, text: p.text })
-        : emit("response.refusal.done", { ...where, refusal: p.text });
-    return out;
+    const place = where(at, state, c, p.type);
+    const out = rest === "" ? "" : emit(PART[p.type].delta, { ...place, delta: rest });
+    return out + emit(PART[p.type].done, { ...place, [PART[p.type].field]: p.text });
   };
-  const endMessage = (at: number, state: ItemState): string => {
+  /** Ends a message or reasoning item: every part's guard stream, the parts' done events, the item. */
+  const endParts = (at: number, state: ItemState): string => {
     if (state.done !== undefined) return "";
     let out = "";
     const parts = [...state.parts].sort((a, b) => a[0] - b[0]);
     for (const [c, p] of parts) {
       out += endPart(at, state, c, p);
-      out += emit("response.content_part.done", {
-        item_id: state.id,
-        output_index: at,
-        content_index: c,
+      out += emit(state.kind === "message" ? "response.content_part.done" : "response.reasoning_summary_part.done", {
+        ...where(at, state, c, p.type),
         part: partOut(p),
       });
     }
-    state.done = {
-      id: state.id,
-      type: "message",
-      role: "assistant",
-      status: "completed",
-      content: parts.map(([, p]) => partOut(p)),
-    };
+    state.done =
+      state.kind === "message"
+        ? {
+            id: state.id,
+            type: "message",
+            role: "assistant",
+            status: "completed",
+            content: parts.map(([, p]) => partOut(p)),
+          }
+        : { id: state.id, type: "reasoning", summary: parts.map(([, p]) => partOut(p)) };
     return out + emit("response.output_item.done", { output_index: at, item: state.done });
+  };
+  const addPart = (data: Record<string, unknown>, kind: ItemState["kind"], types: readonly PartType[]) => {
+    const [at, state] = item(data);
+    const indexField = kind === "message" ? "content_index" : "summary_index";
+    const c = index(data[indexField], MAX_PARTS, indexField);
+    const p = (data.part ?? {}) as Record<string, unknown>;
+    if (state.kind !== kind || state.parts.has(c)) throw upstreamFailed("adds a part it may not");
+    const type = types.find((t) => t === p.type);
+    if (type === undefined)
+      throw upstreamFailed(`has a part of type ${String(p.type).slice(0, 40)}, which is not relayed`);
+    const added: PartState = { type, guard: context.guard(), text: "", ended: false };
+    state.parts.set(c, added);
+    return emit(String(data.type), { ...where(at, state, c, type), part: partOut(added) });
+  };
+  const noEncryptedReasoning = (value: Record<string, unknown>) => {
+    if (value.encrypted_content !== undefined && value.encrypted_content !== null)
+      throw upstreamFailed("has reasoning with encrypted content, which cannot be scanned");
   };
   const endCall = async (at: number, state: ItemState): Promise<string> => {
     if (state.done !== undefined) return "";
@@ -177,38 +223,43 @@ export function responsesProtocol(context: RelayContext): SseProtocol {
             items.set(at, { kind: "function_call", id: `fc_${at}`, parts: new Map(), call, done: undefined });
             return ""; // sent whole once complete and checked
           }
+          if (added.type === "reasoning") {
+            noEncryptedReasoning(added);
+            const state: ItemState = {
+              kind: "reasoning",
+              id: `rs_${at}`,
+              parts: new Map(),
+              call: undefined,
+              done: undefined,
+            };
+            items.set(at, state);
+            return emit(type, { output_index: at, item: { id: state.id, type: "reasoning", summary: [] } });
+          }
           throw upstreamFailed(`has an output item of type ${String(added.type).slice(0, 40)}, which is not relayed`);
         }
-        case "response.content_part.added": {
-          const [at, state] = item(data);
-          const c = index(data.content_index, MAX_PARTS, "content_index");
-          const p = (data.part ?? {}) as Record<string, unknown>;
-          if (state.kind !== "message" || state.parts.has(c)) throw upstreamFailed("adds a content part it may not");
-          if (p.type !== "output_text" && p.type !== "refusal")
-            throw upstreamFailed(`has a content part of type ${String(p.type).slice(0, 40)}, which is not relayed`);
-          const added: PartState = { type: p.type, guard: context.guard(), text: "", ended: false };
-          state.parts.set(c, added);
-          const empty =
-            p.type === "output_text"
-              ? { type: "output_text", text: "", annotations: [] }
-              : { type: "refusal", refusal: "" };
-          return emit(type, { item_id: state.id, output_index: at, content_index: c, part: empty });
-        }
+        case "response.content_part.added":
+          return addPart(data, "message", ["output_text", "refusal"]);
+        case "response.reasoning_summary_part.added":
+          return addPart(data, "reasoning", ["summary_text"]);
         case "response.output_text.delta":
-        case "response.refusal.delta": {
-          const [at, state, c, p] = part(data, type === "response.output_text.delta" ? "output_text" : "refusal");
+        case "response.refusal.delta":
+        case "response.reasoning_summary_text.delta": {
+          const partType = DELTA_TYPES[type] as PartType;
+          const [at, state, c, p] = part(data, partType);
           if (p.ended) throw upstreamFailed("sends text after a part's end");
           const out = released(p.guard.push(text(data.delta, "a delta")));
           if (out === "") return "";
           p.text += out;
-          return emit(type, { item_id: state.id, output_index: at, content_index: c, delta: out });
+          return emit(type, { ...where(at, state, c, partType), delta: out });
         }
         case "response.output_text.done":
-        case "response.refusal.done": {
-          const [at, state, c, p] = part(data, type === "response.output_text.done" ? "output_text" : "refusal");
+        case "response.refusal.done":
+        case "response.reasoning_summary_text.done": {
+          const [at, state, c, p] = part(data, DONE_TYPES[type] as PartType);
           return endPart(at, state, c, p);
         }
         case "response.content_part.done":
+        case "response.reasoning_summary_part.done":
           return ""; // sent with the item's end, after every part's guard stream has ended
         case "response.function_call_arguments.delta":
         case "response.function_call_arguments.done": {
@@ -221,8 +272,9 @@ export function responsesProtocol(context: RelayContext): SseProtocol {
         }
         case "response.output_item.done": {
           const [at, state] = item(data);
-          if (state.kind === "message") return endMessage(at, state);
           const done = (data.item ?? {}) as Record<string, unknown>;
+          if (state.kind === "reasoning") noEncryptedReasoning(done);
+          if (state.kind !== "function_call") return endParts(at, state);
           const call = state.call as NonNullable<ItemState["call"]>;
           if (typeof done.name === "string") call.name = done.name;
           if (typeof done.arguments === "string") call.arguments = done.arguments;
@@ -245,7 +297,7 @@ export function responsesProtocol(context: RelayContext): SseProtocol {
     async flush() {
       let out = "";
       for (const [at, state] of [...items].sort((a, b) => a[0] - b[0]))
-        out += state.kind === "message" ? endMessage(at, state) : await endCall(at, state);
+        out += state.kind === "function_call" ? await endCall(at, state) : endParts(at, state);
       return out;
     },
     usage: () => responsesUsage({ usage }),
