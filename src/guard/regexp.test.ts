@@ -28,6 +28,18 @@ describe("schema patterns on a linear-time engine", () => {
     assert.equal(v.validate({ name: "a".repeat(50_000) }).valid, true);
   });
 
+  it("keeps each pattern of a schema apart (Ajv shares compiled patterns by their text)", () => {
+    const v = new InputValidator(
+      fromFieldSchema({ a: { pattern: "^[A-Za-z ]+$" }, b: { pattern: "^[a-z]{3}$" }, c: { pattern: "^\\d+$" } }),
+    );
+    assert.equal(v.validate({ a: "Ann", b: "abc", c: "42" }).valid, true);
+    const r = v.validate({ a: "Ann", b: "abcd", c: "x" });
+    assert.deepEqual(r.valid ? [] : r.errors.map((e) => e.field), ["/b", "/c"]);
+    // And across validators, which share one Ajv.
+    const w = new InputValidator(fromFieldSchema({ b: { pattern: "^[0-9]{2}$" } }));
+    assert.deepEqual([w.validate({ b: "12" }).valid, w.validate({ b: "abc" }).valid], [true, false]);
+  });
+
   it("keeps JavaScript's meaning of ., \\s, \\S and the empty classes", () => {
     const cases: [string, string, boolean][] = [
       ["^\\s$", "\u00a0", true],

@@ -73,7 +73,11 @@ export function linearRegExp(pattern: string): RegExpLike {
     if (error instanceof AgentwallError) throw error;
     throw unsupported(pattern, `not supported: ${(error as Error).message}`);
   }
-  return { test: (s: string) => re.test(s) };
+  // Ajv shares compiled patterns by their `toString()`: it must name the pattern, or every pattern of
+  // an Ajv instance would run as the first one it compiled.
+  const source = `/${pattern}/u`;
+  const compiled: RegExpLike & { toString(): string } = { test: (s: string) => re.test(s), toString: () => source };
+  return compiled;
 }
 
 /** {@link linearRegExp} as Ajv's `code.regExp` engine (`code` names it in generated standalone code). */

@@ -3,7 +3,8 @@ import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { JSDOM } from "jsdom";
 import { cleanHtml, detectInputAttacks, escapeHtml, sanitize, stripHtml } from "./sanitize.js";
-import { InputValidator, fromFieldSchema } from "./validate.js";
+import { AgentwallError } from "../errors.js";
+import { InputValidator, fromFieldSchema, type GuideFieldRule } from "./validate.js";
 
 const fixture = (name: string) =>
   JSON.parse(readFileSync(new URL(`../../test/fixtures/html/${name}`, import.meta.url), "utf8")) as unknown;
@@ -143,5 +144,32 @@ describe("input validation", () => {
     assert.ok(!missing.valid && missing.errors.some((e) => e.field === "/email" && e.rule === "required"));
     assert.throws(() => new InputValidator({ type: "string", format: "nonsense" }), { code: "ERR_INVALID_ARGUMENT" });
     assert.deepEqual(new InputValidator({ type: "integer" }).validate("5").valid, false, "no coercion");
+  });
+
+  it("refuses a field schema that would check less than it says, or cost too much to compile", () => {
+    const refused = (fields: unknown, message: RegExp) =>
+      assert.throws(
+        () => fromFieldSchema(fields as Record<string, GuideFieldRule>),
+        (e: unknown) => e instanceof AgentwallError && e.code === "ERR_INVALID_ARGUMENT" && message.test(e.message),
+      );
+    refused({ name: { type: "string", maxlen: 5 } }, /\/name: unknown rule "maxlen"/);
+    refused({ name: { required: "yes" } }, /\/name: required is true or false/);
+    refused({ role: { allowed_values: "admin" } }, /\/role: allowed_values is a list/);
+    refused({ name: "string" }, /\/name: the rule is not an object/);
+    refused([], /an object of field rules/);
+    const many = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`f${i}`, { type: "string" as const }]));
+    refused(many, /at most 64 fields/);
+    refused({ code: { pattern: "a".repeat(1001) } }, /\/code: pattern longer than 1000/);
+    assert.doesNotThrow(() => fromFieldSchema(Object.fromEntries(Object.entries(many).slice(0, 64))));
+  });
+
+  it("compiles a schema once however often it arrives, and keeps no caller's schema in Ajv", () => {
+    const schema = () => fromFieldSchema({ id: { type: "string", pattern: "^[a-z]{3}$" } });
+    const first = new InputValidator({ ...schema(), $id: "https://example.com/caller.json" });
+    // The same $id again: Ajv refuses an $id it still holds, so this passes only if the first was removed.
+    const again = new InputValidator({ ...schema(), $id: "https://example.com/caller.json" });
+    assert.deepEqual([first.validate({ id: "abc" }), again.validate({ id: "abcd" }).valid], [{ valid: true }, false]);
+    const changed = new InputValidator({ ...schema(), $id: "https://example.com/caller.json", minProperties: 1 });
+    assert.equal(changed.validate({}).valid, false);
   });
 });
