@@ -189,7 +189,7 @@ export function fromFieldSchema(fields: Readonly<Record<string, GuideFieldRule>>
     if (rule.pattern !== undefined) p.pattern = rule.pattern;
     if (rule.min_value !== undefined) p.minimum = rule.min_value;
     if (rule.max_value !== undefined) p.maximum = rule.max_value;
-    if (rule.allowed_values !== undefined) p.enum = [...rule.allowed_values];
+    if (rule.allowed_values !== undefined) p.enum = [...(rule.allowed_values as readonly unknown[])];
     properties[name] = p;
     if (rule.required === true) required.push(name);
   }
