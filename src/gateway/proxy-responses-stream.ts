@@ -200,18 +200,15 @@ export function responsesProtocol(context: RelayContext): SseProtocol {
           const at = index(data.output_index, MAX_ITEMS, "output_index");
           if (items.has(at)) throw upstreamFailed("adds an output item twice");
           const added = (data.item ?? {}) as Record<string, unknown>;
+          const open = (kind: ItemState["kind"], id: string, call?: ItemState["call"]) => {
+            items.set(at, { kind, id, parts: new Map(), call, done: undefined });
+            return id;
+          };
           if (added.type === "message") {
-            const state: ItemState = {
-              kind: "message",
-              id: `msg_${at}`,
-              parts: new Map(),
-              call: undefined,
-              done: undefined,
-            };
-            items.set(at, state);
+            const id = open("message", `msg_${at}`);
             return emit(type, {
               output_index: at,
-              item: { id: state.id, type: "message", role: "assistant", status: "in_progress", content: [] },
+              item: { id, type: "message", role: "assistant", status: "in_progress", content: [] },
             });
           }
           if (added.type === "function_call") {
@@ -219,21 +216,13 @@ export function responsesProtocol(context: RelayContext): SseProtocol {
             if (!CALL_ID.test(callId)) throw upstreamFailed("has a call_id that is not an identifier");
             const name = typeof added.name === "string" ? added.name : "";
             const args = typeof added.arguments === "string" ? added.arguments : "";
-            const call = { callId, name, arguments: args };
-            items.set(at, { kind: "function_call", id: `fc_${at}`, parts: new Map(), call, done: undefined });
+            open("function_call", `fc_${at}`, { callId, name, arguments: args });
             return ""; // sent whole once complete and checked
           }
           if (added.type === "reasoning") {
             noEncryptedReasoning(added);
-            const state: ItemState = {
-              kind: "reasoning",
-              id: `rs_${at}`,
-              parts: new Map(),
-              call: undefined,
-              done: undefined,
-            };
-            items.set(at, state);
-            return emit(type, { output_index: at, item: { id: state.id, type: "reasoning", summary: [] } });
+            const id = open("reasoning", `rs_${at}`);
+            return emit(type, { output_index: at, item: { id, type: "reasoning", summary: [] } });
           }
           throw upstreamFailed(`has an output item of type ${String(added.type).slice(0, 40)}, which is not relayed`);
         }

@@ -10,6 +10,10 @@ import { writeTransaction } from "../store/transaction.js";
 import { bumpCounter, readCounter } from "../store/counters.js";
 import type { RevocationBus } from "./revocation.js";
 
+/** What {@link ApiKeys} changes on keys: revocation, a shortened expiry, suspension or its end. */
+type KeyChange =
+  { revoked_at: number } | { expires_at: number } | { suspended_at: number | null; suspended_by: string | null };
+
 /** The closed set of verification results. */
 export type ApiKeyResult =
   | "VALID"
@@ -362,16 +366,8 @@ export class ApiKeys {
   }
 
   /** Revokes a key; returns false when there is no such key. */
-  async revoke(id: string, actor: string): Promise<boolean> {
-    const revoked = (await this.#changeKeys("id", id, { revoked_at: this.#now() })) > 0;
-    await this.#audit.append({
-      type: "key_revoked",
-      actor,
-      action: "api_key.revoke",
-      resource: `key:${id}`,
-      outcome: revoked ? "success" : "failure",
-    });
-    return revoked;
+  revoke(id: string, actor: string): Promise<boolean> {
+    return this.#changeOne(id, { revoked_at: this.#now() }, "key_revoked", "api_key.revoke", actor);
   }
 
   /**
@@ -379,30 +375,35 @@ export class ApiKeys {
    * are the keys and sessions it made, until {@link resume}. For a key an alert named, when no one has
    * yet looked: unlike revocation it can be undone. Returns false when there is no live, unsuspended key.
    */
-  async suspend(id: string, actor: string, reason?: string): Promise<boolean> {
-    const suspended = (await this.#changeKeys("id", id, { suspended_at: this.#now(), suspended_by: actor })) > 0;
-    await this.#audit.append({
-      type: "key_suspended",
-      actor,
-      action: "api_key.suspend",
-      resource: `key:${id}`,
-      outcome: suspended ? "success" : "failure",
-      ...(reason === undefined ? {} : { details: { reason } }),
-    });
-    return suspended;
+  suspend(id: string, actor: string, reason?: string): Promise<boolean> {
+    const change = { suspended_at: this.#now(), suspended_by: actor };
+    return this.#changeOne(id, change, "key_suspended", "api_key.suspend", actor, reason);
   }
 
   /** Lifts a suspension; returns false when the key is not suspended (or is revoked: that is final). */
-  async resume(id: string, actor: string): Promise<boolean> {
-    const resumed = (await this.#changeKeys("id", id, { suspended_at: null, suspended_by: null })) > 0;
+  resume(id: string, actor: string): Promise<boolean> {
+    return this.#changeOne(id, { suspended_at: null, suspended_by: null }, "key_resumed", "api_key.resume", actor);
+  }
+
+  /** One key's change, audited as a success or (nothing to change) a failure. */
+  async #changeOne(
+    id: string,
+    change: KeyChange,
+    type: "key_revoked" | "key_suspended" | "key_resumed",
+    action: string,
+    actor: string,
+    reason?: string,
+  ): Promise<boolean> {
+    const changed = (await this.#changeKeys("id", id, change)) > 0;
     await this.#audit.append({
-      type: "key_resumed",
+      type,
       actor,
-      action: "api_key.resume",
+      action,
       resource: `key:${id}`,
-      outcome: resumed ? "success" : "failure",
+      outcome: changed ? "success" : "failure",
+      ...(reason === undefined ? {} : { details: { reason } }),
     });
-    return resumed;
+    return changed;
   }
 
   /**
