@@ -60,7 +60,7 @@ function withJavaScriptMeaning(pattern: string): string {
  * JavaScript; lookaround and backreferences, which need backtracking, are refused with
  * `ERR_INVALID_ARGUMENT`.
  */
-export function linearRegExp(pattern: string): RegExpLike {
+export function linearRegExp(pattern: string): LinearRegExp {
   try {
     new RegExp(pattern, "u"); // syntax only: compiling never runs the pattern
   } catch (error) {
@@ -73,12 +73,29 @@ export function linearRegExp(pattern: string): RegExpLike {
     if (error instanceof AgentwallError) throw error;
     throw unsupported(pattern, `not supported: ${(error as Error).message}`);
   }
+  // The compiled program's size (re2js keeps it as `prog`; its typings say `any`).
+  const size = (re.re2() as { prog: { numInst(): number } }).prog.numInst();
+  if (size > MAX_PATTERN_SIZE)
+    throw unsupported(pattern, `too large (${size} instructions compiled, at most ${MAX_PATTERN_SIZE})`);
   // Ajv shares compiled patterns by their `toString()`: it must name the pattern, or every pattern of
   // an Ajv instance would run as the first one it compiled.
   const source = `/${pattern}/u`;
-  const compiled: RegExpLike & { toString(): string } = { test: (s: string) => re.test(s), toString: () => source };
-  return compiled;
+  return { test: (s: string) => re.test(s), toString: () => source, size };
 }
+
+/** A compiled pattern: Ajv's `RegExpLike`, named by its source, with its program's size. */
+export interface LinearRegExp extends RegExpLike {
+  toString(): string;
+  /** Instructions in the compiled program: what the pattern costs in memory and per character. */
+  readonly size: number;
+}
+
+/**
+ * The largest program a pattern may compile to, as RE2 itself caps programs by memory: a counted
+ * repetition multiplies its body (`[a-z]{500,1000}` is 1,503 instructions), and every compiled pattern
+ * is kept while its schema is.
+ */
+export const MAX_PATTERN_SIZE = 2000;
 
 /** {@link linearRegExp} as Ajv's `code.regExp` engine (`code` names it in generated standalone code). */
 export const LINEAR_REGEXP_ENGINE: RegExpEngine = Object.assign((pattern: string) => linearRegExp(pattern), {

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { JSDOM } from "jsdom";
 import { cleanHtml, detectInputAttacks, escapeHtml, sanitize, stripHtml } from "./sanitize.js";
 import { AgentwallError } from "../errors.js";
@@ -161,6 +163,31 @@ describe("input validation", () => {
     refused(many, /at most 64 fields/);
     refused({ code: { pattern: "a".repeat(1001) } }, /\/code: pattern longer than 1000/);
     assert.doesNotThrow(() => fromFieldSchema(Object.fromEntries(Object.entries(many).slice(0, 64))));
+  });
+
+  it("holds bounded memory however many distinct patterns callers send; refuses patterns too large", () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const heap = () => {
+      gc();
+      return process.memoryUsage().heapUsed / 1e6;
+    };
+    const before = heap();
+    // Each pattern compiles to about 1,100 instructions. A shared Ajv kept every one: 20,000 such
+    // schemas held 3.9 GB, so these 1,000 about 195 MB.
+    for (let i = 0; i < 1000; i++)
+      new InputValidator(fromFieldSchema({ x: { pattern: `^(?:ab|cd)+[a-z]{${i % 500},${500 + (i % 500)}}x${i}$` } }));
+    const grown = heap() - before;
+    assert.ok(grown < 60, `heap grew ${grown.toFixed(0)} MB`);
+    assert.throws(() => new InputValidator(fromFieldSchema({ x: { pattern: "[a-z]{1000}[0-9]{1000}[A-Z]{500}" } })), {
+      code: "ERR_INVALID_ARGUMENT",
+      message: /too large \(\d+ instructions compiled, at most 2000\)/,
+    });
+    // The meta-schema check still runs on every new schema.
+    assert.throws(() => new InputValidator({ type: "string", minLength: "5" }), {
+      code: "ERR_INVALID_ARGUMENT",
+      message: /minLength must be integer/,
+    });
   });
 
   it("compiles a schema once however often it arrives, and keeps no caller's schema in Ajv", () => {

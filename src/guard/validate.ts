@@ -1,8 +1,9 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import type { RegExpEngine } from "ajv/dist/types/index.js";
 import addFormatsModule from "ajv-formats";
 import { isValidPhoneNumber } from "libphonenumber-js";
 import { AgentwallError } from "../errors.js";
-import { LINEAR_REGEXP_ENGINE } from "./regexp.js";
+import { LINEAR_REGEXP_ENGINE, linearRegExp } from "./regexp.js";
 
 // ajv-formats is CommonJS; its default export arrives wrapped under ESM.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (
@@ -20,7 +21,7 @@ export interface FieldError {
 export type ValidationResult =
   { readonly valid: true } | { readonly valid: false; readonly errors: readonly FieldError[] };
 
-function ajv(): Ajv {
+function ajv(regExp: RegExpEngine, validateSchema: boolean): Ajv {
   // Strict: unknown keywords and formats are errors; no coercion, no defaults written into the data.
   // `pattern` and `patternProperties` run on a linear-time engine: schemas may come from callers.
   const a = new Ajv({
@@ -29,7 +30,8 @@ function ajv(): Ajv {
     coerceTypes: false,
     useDefaults: false,
     removeAdditional: false,
-    code: { regExp: LINEAR_REGEXP_ENGINE },
+    validateSchema,
+    code: { regExp },
   });
   addFormats(a, ["email", "uri", "url", "uuid", "date", "date-time", "ipv4", "ipv6", "hostname"]);
   a.addFormat("phone", { type: "string", validate: (s: string) => s.length <= 32 && isValidPhoneNumber(s) });
@@ -59,13 +61,19 @@ function toFieldErrors(errors: readonly ErrorObject[] | null | undefined): Field
 }
 
 /**
- * One Ajv for every validator: a new instance compiles the JSON Schema meta-schema on its first schema,
- * which was most of the 7.5 ms each `input_validation` request spent before it validated anything.
+ * One Ajv checks every schema against the JSON Schema meta-schema, which it compiles once: a new
+ * instance compiled it first, 7.5 ms of each `input_validation` request. Each schema is then compiled
+ * on an Ajv of its own that skips that check, so nothing of one caller's schema stays in a shared
+ * instance (Ajv keeps every pattern it compiled for the instance's life: 20,000 distinct patterns
+ * held 3.9 GB).
  */
-let shared: Ajv | undefined;
-/** Compiled validators by schema text, newest last; a schema seen again is not compiled again. */
-const COMPILED = new Map<string, ValidateFunction>();
+let meta: Ajv | undefined;
+/** Compiled validators by schema text, newest last, with their patterns' program sizes. */
+const COMPILED = new Map<string, { validate: ValidateFunction; weight: number }>();
 const COMPILED_MAX = 256;
+/** Pattern instructions the kept validators may hold in all (one is about 100 bytes). */
+const COMPILED_WEIGHT_MAX = 100_000;
+let compiledWeight = 0;
 /** Schemas longer than this as JSON are compiled each time rather than kept. */
 const COMPILED_KEY_MAX = 16_384;
 
@@ -76,19 +84,29 @@ function compile(schema: Record<string, unknown>): ValidateFunction {
   if (hit !== undefined) {
     COMPILED.delete(key);
     COMPILED.set(key, hit);
-    return hit;
+    return hit.validate;
   }
-  const a = (shared ??= ajv());
-  let validate: ValidateFunction;
-  try {
-    validate = a.compile(schema);
-  } finally {
-    // Ajv keeps every schema it compiled (and its $id) until removed: callers' schemas must not pile up.
-    a.removeSchema(schema);
-  }
+  const checker = (meta ??= ajv(LINEAR_REGEXP_ENGINE, true));
+  if (checker.validateSchema(schema) !== true)
+    throw new Error(`schema is invalid: ${checker.errorsText(checker.errors)}`);
+  let weight = 1;
+  const counted: RegExpEngine = Object.assign(
+    (pattern: string) => {
+      const re = linearRegExp(pattern);
+      weight += re.size;
+      return re;
+    },
+    { code: LINEAR_REGEXP_ENGINE.code },
+  );
+  const validate = ajv(counted, false).compile(schema);
   if (cacheable) {
-    if (COMPILED.size >= COMPILED_MAX) COMPILED.delete(COMPILED.keys().next().value as string);
-    COMPILED.set(key, validate);
+    COMPILED.set(key, { validate, weight });
+    compiledWeight += weight;
+    while (COMPILED.size > COMPILED_MAX || compiledWeight > COMPILED_WEIGHT_MAX) {
+      const [oldest, entry] = COMPILED.entries().next().value as [string, { weight: number }];
+      COMPILED.delete(oldest);
+      compiledWeight -= entry.weight;
+    }
   }
   return validate;
 }
