@@ -93,7 +93,9 @@ export interface BenchGateway {
  * Starts what the gateway benchmarks measure: a fake OpenAI-compatible upstream that answers every
  * chat completion at once with `answer` (prompt and completion token counts as given), and
  * `agentwall serve` from `dist/` on a fresh SQLite home with `config`, after creating one API key per
- * `[subject, role]`. `nodeOptions` go before the gateway's script (a CPU profile, say).
+ * `[subject, role]`. `nodeOptions` go before the gateway's script (a CPU profile, say). Every check is
+ * on, but the per-IP limit and the per-key token budget are set out of reach, so a load measures the
+ * checks and is never refused by them; `config` adds to this or overrides it.
  */
 export async function benchGateway(options: {
   name: string;
@@ -154,7 +156,12 @@ export async function benchGateway(options: {
       AGENTWALL_UPSTREAM_KEY: "sk-bench-upstream-0000000000000000",
       AGENTWALL_CONFIG: join(dir, "agentwall.json"),
     };
-    writeFileSync(env.AGENTWALL_CONFIG, JSON.stringify(options.config));
+    const config = {
+      rateLimits: { perIp: { limit: 1_000_000, periodMs: 1000, burst: 1_000_000 } },
+      budgets: [{ name: options.name, per: "key", period: "day", tokens: 1_000_000_000_000 }],
+      ...options.config,
+    };
+    writeFileSync(env.AGENTWALL_CONFIG, JSON.stringify(config));
     const keys: Record<string, string> = {};
     for (const [subject, role] of options.keys) {
       const made = spawnSync(

@@ -50,8 +50,6 @@ const aw = await benchGateway({
   usage: { prompt: 260, completion: 24 },
   config: {
     logLevel: "silent",
-    rateLimits: { perIp: { limit: 1_000_000, periodMs: 1000, burst: 1_000_000 } },
-    budgets: [{ name: "bench", per: "key", period: "day", tokens: 1_000_000_000_000 }],
   },
   keys: [["bench", "user"]],
   nodeOptions: profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`],
