@@ -79,8 +79,8 @@ const COMPILED_KEY_MAX = 16_384;
 
 function compile(schema: Record<string, unknown>): ValidateFunction {
   const key = JSON.stringify(schema);
-  const cacheable = key.length <= COMPILED_KEY_MAX;
-  const hit = cacheable ? COMPILED.get(key) : undefined;
+  const small = key.length <= COMPILED_KEY_MAX;
+  const hit = small ? COMPILED.get(key) : undefined;
   if (hit !== undefined) {
     COMPILED.delete(key);
     COMPILED.set(key, hit);
@@ -99,7 +99,8 @@ function compile(schema: Record<string, unknown>): ValidateFunction {
     { code: LINEAR_REGEXP_ENGINE.code },
   );
   const validate = ajv(counted, false).compile(schema);
-  if (cacheable) {
+  // A schema heavier than a quarter of the budget is not kept: it would push out every other one.
+  if (small && weight <= COMPILED_WEIGHT_MAX / 4) {
     COMPILED.set(key, { validate, weight });
     compiledWeight += weight;
     while (COMPILED.size > COMPILED_MAX || compiledWeight > COMPILED_WEIGHT_MAX) {
@@ -115,8 +116,8 @@ function compile(schema: Record<string, unknown>): ValidateFunction {
  * A compiled JSON Schema validator (Ajv, strict mode; formats email, phone, url, uuid, alphanumeric,
  * safe_filename and more). The schema itself is checked when compiled: an unknown keyword or format, or
  * a pattern the linear-time engine cannot run (lookaround, backreferences), throws `ERR_INVALID_ARGUMENT`.
- * Compiled validators are shared by schema text (the 256 most recent), so a schema that arrives with every
- * request is compiled once.
+ * Compiled validators are shared by schema text (the 256 most recent, within a budget of pattern
+ * instructions), so a schema that arrives with every request is compiled once.
  */
 export class InputValidator {
   readonly #validate: ValidateFunction;
@@ -162,7 +163,7 @@ const RULE_KEYS = new Set([
   "max_value",
   "allowed_values",
 ]);
-/** Bounds on a field schema, which callers send with each request: a new one costs about 0.7 ms a field to compile. */
+/** Bounds on a field schema, which callers send with each request: a new one costs about 1 ms a field to compile. */
 export const FIELD_SCHEMA_LIMITS = Object.freeze({ fields: 64, patternLength: 1000, allowedValues: 1000 });
 
 /**
