@@ -313,7 +313,8 @@ export class ApiKeys {
 
   /**
    * Whether a credential's creator chain is intact: a key made by a key (`key:<id>`) stops working when
-   * any key up its chain is revoked. Bounded depth; a chain too deep or broken counts as revoked.
+   * any key up its chain is revoked, and while one is suspended. Bounded depth; a chain too deep or
+   * broken counts as revoked. (Part of the library API; {@link verify} asks {@link creatorChainStatus}.)
    */
   chainActive(creator: string): Promise<boolean> {
     return creatorChainActive(this.#store, creator);
