@@ -82,6 +82,11 @@ describe("normalization fast path", () => {
   });
 });
 
+/** A Sentry org token: base64 JSON claims, "_", a 43-character secret (made up). */
+const SENTRY_ORG =
+  "sntrys_eyJpYXQiOjE2ODczMzY1NDMuNjk4NjIzLCJ1cmwiOm51bGwsInJlZ2lvbl91cmwiOiJodHRwOi8vbG9jYWxob3N0OjgwMDAiLCJvcmciOiJzZW50cnkifQ==" +
+  "_NzJkYzA3NzMyZTRjNGE2NmJlNjBjOWQxNGRjOTZiNmI";
+
 describe("secrets", () => {
   const cases: [string, string][] = [
     ["aws-access-key-id", "key AKIAQW3RT7YUIOPASDF2 here"],
@@ -103,6 +108,8 @@ describe("secrets", () => {
     ["url-credentials", "postgres://admin:S3cr3tP4ssw0rd@db.internal:5432/app"],
     ["url-credentials", "see https://deploy:Zq8vN2rT5wX7@registry.example.net/v2"],
     ["kubernetes-secret", "apiVersion: v1\nkind: Secret\ndata:\n  password: UzNjcjN0UDRzc3cwcmQ=\n"],
+    ["sentry-token", `SENTRY=${SENTRY_ORG}`],
+    ["sentry-token", `sntryu_${"5357f403e0a3c6c680b2592d3e30198e".repeat(2)}`],
   ];
   for (const [type, text] of cases) {
     it(`finds ${type} with its offsets`, () => {
@@ -126,6 +133,17 @@ describe("secrets", () => {
       "kind: ConfigMap\ndata:\n  settings: UzNjcjN0UDRzc3cwcmQ=\n",
       "kind: Secret\ndata:\n  extra: YmFyCg==\n",
       "kind: Secret\n---\nkind: ConfigMap\ndata:\n  settings: UzNjcjN0UDRzc3cwcmQ=\n",
+      // Elided in documentation, public by name, an anti-forgery nonce, an identifier of capitalised words.
+      "export OP_SERVICE_ACCOUNT_TOKEN=ops_eyJzaWduSW5BZGRyZXNzIjoiaHR0cHM6...",
+      'publicToken = "9Cnzj4p4WGeKLs1Pt8QuKUpRKfFLfRYC9AIKjbJTWit"',
+      "csrf-token=Mj2qykJO5rELyHgezQ69nzUX0i3OH67V7+V4eUrLfpuyOuxmiW9rhROG/Whikle15syazJOkrjJa3U2AbhIvUw==",
+      'token = "clm63608:AgencyIdentificationCodeContentType"',
+      // A signature is no credential.
+      'signature":"I7l2ZXhw9ajjIE2w9tjHNvYjcHg7E2qldMMhoQKjborcWIj8c40rMj83venoy6gXsg6V6B7dlBWxUmzY"',
+      // Sentry tokens one character short or long are mangled copies.
+      `${SENTRY_ORG.slice(0, -1)}`,
+      `${SENTRY_ORG}Q`,
+      `sntryu_${"5357f403e0a3c6c680b2592d3e30198e".repeat(2)}d`,
     ]) {
       assert.deepEqual(types(findSecrets(text)), [], text);
     }

@@ -152,7 +152,15 @@ const PREFIXED: readonly Rule[] = [
   r("pulumi-token", `${B}pul-[a-f0-9]{40}${E}`, 0.97),
   r("databricks-token", `${B}dapi[a-f0-9]{32}(?:-\\d)?${E}`, 0.95),
   r("atlassian-api-token", `${B}ATATT3[A-Za-z0-9_=-]{186}${E}`, 0.98),
-  r("sentry-token", `${B}(?:sntrys_eyJpYXQiO[A-Za-z0-9+/=_-]{80,400}|sntryu_[a-f0-9]{64})`, 0.97, 0, random(3)),
+  // Org tokens: base64 JSON claims, "_", a 43-character secret; user tokens: 64 hex digits. Exact lengths:
+  // a token one character short or long is a mangled copy, not a key.
+  r(
+    "sentry-token",
+    `${B}(?:sntrys_eyJpYXQiO[A-Za-z0-9+/]{10,400}={0,2}_[A-Za-z0-9+/]{43}|sntryu_[a-f0-9]{64})(?![A-Za-z0-9+/=_-])`,
+    0.97,
+    0,
+    random(3),
+  ),
   r("1password-token", `${B}ops_eyJ[A-Za-z0-9+/]{250,}={0,3}`, 0.98),
   r(
     "1password-secret-key",
@@ -162,7 +170,7 @@ const PREFIXED: readonly Rule[] = [
     random(3),
   ),
   r("age-secret-key", `${B}AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}${E}`, 0.99),
-  r("telegram-bot-token", `${B}\\d{5,16}:A[A-Za-z0-9_-]{34}${E}`, 0.85, 0, random(3)),
+  r("telegram-bot-token", `${B}\\d{5,16}:A[A-Za-z0-9_-]{34}(?![A-Za-z0-9_-])`, 0.85, 0, random(3)),
   r(
     "vault-token",
     `${B}(?:hvs\\.[A-Za-z0-9_-]{90,120}|hvb\\.[A-Za-z0-9_-]{138,300}|s\\.[A-Za-z0-9]{24})${E}`,
@@ -301,7 +309,7 @@ const HINTS = new LiteralTable(PREFIXED.map((r) => r.hints));
 
 /** Words that make an assignment's name secret-bearing when they end it. */
 const SECRET_WORDS =
-  "(?:api[_.-]?key|apikey|access[_.-]?key|secret[_.-]?key|private[_.-]?key|client[_.-]?secret|secret|token|password|passwd|pwd|pass|passphrase|credentials?|auth[_.-]?key|auth|key|pat|sid|signature|salt|cookie|session|bearer|dsn)";
+  "(?:api[_.-]?key|apikey|access[_.-]?key|secret[_.-]?key|private[_.-]?key|client[_.-]?secret|secret|token|password|passwd|pwd|pass|passphrase|credentials?|auth[_.-]?key|auth|key|pat|sid|salt|cookie|session|bearer|dsn)";
 
 /**
  * `name = value` with a secret-bearing name (the name ends in token, key, secret, password, …), in the
@@ -319,11 +327,12 @@ const XML_TAIL = /s?>[ \t\r\n]{0,20}([^\s<>"'`]{8,300})[ \t\r\n]{0,20}<\//dy;
 
 /** Cheap pre-check for {@link ASSIGNMENT}: a secret word followed (soon) by an assignment sign. */
 const ASSIGNMENT_HINT =
-  /(?:key|token|secret|pass|pwd|auth|credential|pat|sid|signature|salt|cookie|session|bearer|dsn)[^\n]{0,80}?[=:,>]/i;
+  /(?:key|token|secret|pass|pwd|auth|credential|pat|sid|salt|cookie|session|bearer|dsn)[^\n]{0,80}?[=:,>]/i;
 
 function assignmentValueOk(name: string, value: string): boolean {
   const v = value.replace(/["'`]+$/, "");
   if (v.length < 8 || !notPlaceholder(v)) return false;
+  if (/(?:\.\.\.|\u2026)$/.test(v)) return false; // elided in documentation: `ops_eyJzaWdu...`
   if (/^(?:true|false|null|none|nil|undefined|yes|no)$/i.test(v)) return false;
   if (/^[$%{]|^\$\{|\{\{|process\.env|os\.environ|getenv|ENV\[|^\w+\(/.test(v)) return false; // references
   if (/^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$/.test(v) && v.length < 60) return false; // a.dotted.path
@@ -334,6 +343,7 @@ function assignmentValueOk(name: string, value: string): boolean {
   }
   if (/^(?:https?|file|s3):\/\//i.test(v) && !/:[^/]+@/.test(v)) return false; // a plain URL
   if (/^ENC\[/.test(v)) return false; // already encrypted (SOPS)
+  if (/(?:[A-Z][a-z]{3,}){3}/.test(v)) return false; // three capitalised words: an identifier (`AgencyCodeContentType`)
   if (/^[A-Za-z][A-Za-z0-9]*(?:[-_.][A-Za-z][A-Za-z0-9]*)*[-_.:]v?\d+(?:\.\d+){1,3}$/.test(v)) return false; // name-1.2.3
   if (/^[A-Za-z_-]+(?:\/[A-Za-z_-]+)+$/.test(v)) return false; // letters/and/slashes: a path or a name
   if (/^[a-z_]+=[a-z_]+$/i.test(v)) return false; // key=value of words
@@ -345,7 +355,7 @@ function assignmentValueOk(name: string, value: string): boolean {
   )
     return false;
   if (
-    /(?:public|primary|foreign|partition|sort|cache|map|index|idx|row|hash|lookup|shortcut|hot|unique|composite|surrogate|natural|ssh)[_.-]?key$/i.test(
+    /^(?:public|publishable)|(?:csrf|xsrf)[_.-]?token$|(?:public|primary|foreign|partition|sort|cache|map|index|idx|row|hash|lookup|shortcut|hot|unique|composite|surrogate|natural|ssh)[_.-]?key$/i.test(
       name,
     )
   )
