@@ -168,7 +168,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "instruction_override",
     0.7,
-    `\\b(?:ignore|disregard|forget|overlook)\\b${GAP}\\b(?:everything|all|anything)\\b${GAP}\\b(?:you(?:'ve| have)? been (?:told|instructed|given)|(?:said|written|stated) (?:above|before|earlier)|instructed before)`,
+    `\\b(?:ignore|disregard|forget|overlook)\\b${GAP}\\b(?:everything|all|anything)\\b${GAP}\\b(?:you(?:'ve| have)? been (?:told|instructed|given)|(?:said|written|stated) (?:above|before|earlier)|instructed before|from (?:before|earlier|chat ?gpt|openai)|you (?:know|learned|were taught) (?:about|from))`,
   ),
   s(
     "instruction_override",
@@ -244,6 +244,39 @@ const SIGNALS: readonly Signal[] = [
     0.5,
     `\\b(?:without|no|free (?:of|from)|ignore)\\s+(?:any\\s+)?(?:ethical|moral|content|safety)?\\s*(?:restrictions|censorship|filters|filtering|limitations|guidelines|boundaries)\\b`,
   ),
+  // Personas stripped of limits, in the words in-the-wild jailbreaks use. Each cue alone stays under the
+  // threshold (a story may have a villain "with no morals"); two of them, or one with a role set-up, flag.
+  s(
+    "persona",
+    0.45,
+    `\\b(?:no|without|zero|lacks|free of|devoid of|has no|have no)\\s+(?:any\\s+)?(?:morals|morality|ethics|conscience|ethical (?:guidelines|principles|standards|boundaries|constraints|limits)|moral (?:compass|guidelines|principles|standards|boundaries|constraints|limits))\\b`,
+  ),
+  s(
+    "persona",
+    0.45,
+    `\\b(?:unfiltered|uncensored|unrestricted|unlimited|amoral|unethical|immoral|unchained|unbound|lawless|jailbroken)\\s+(?:(?:and|,)\\s+\\w+\\s+)?(?:ai|chatbot|assistant|language model|version|llm|gpt|bot|model|entity|persona)\\b`,
+  ),
+  s(
+    "persona",
+    0.45,
+    `\\b(?:never|not|won't|will not|cannot|can't|can never|must never|doesn't|does not|don't|do not)\\s+(?:ever\\s+)?(?:refuse|decline|say no|withhold|deny a request|reject a request)\\b${GAP}\\b(?:anything|any|request|question|information|prompt|answer|harmful|illegal|unethical)`,
+  ),
+  s(
+    "persona",
+    0.4,
+    `\\b(?:even if|even when|regardless of whether|no matter if|no matter how|no matter whether)\\s+(?:it(?:'s| is)|they(?:'re| are)|the (?:acts?|requests?|content|questions?|answers?) (?:is|are))\\s+(?:\\w+\\s+)?(?:harmful|illegal|unethical|immoral|dangerous|offensive|inappropriate|explicit)\\b`,
+  ),
+  s(
+    "persona",
+    0.4,
+    `\\b(?:against|violat\\w*|break\\w*|ignor\\w*|bypass\\w*|free from|no longer follows?)\\s+(?:the\\s+|your\\s+|its\\s+|all\\s+)?(?:openai(?:'s)?|content|usage|safety)\\s+(?:polic(?:y|ies)|guidelines|rules|filters?)\\b`,
+  ),
+  s(
+    "role_play",
+    0.25,
+    `\\b(?:you are going to|you will|you shall|you must|you are to|i want you to)\\s+(?:now\\s+)?(?:act|pretend|roleplay|role-play|behave|respond|answer)\\s+(?:as|like|to be)\\b`,
+  ),
+  s("role_play", 0.25, `\\b(?:let's play a|you are going to)\\s+(?:game|roleplay|role-play|be|become|simulate)\\b`),
   s(
     "prompt_leak",
     0.8,
@@ -334,7 +367,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "instruction_override",
     0.85,
-    `(?:игнорируй|игнорируйте|забудь|забудьте|проигнорируй)${GAP}(?:предыдущие|все|свои|прошлые)?${GAP}(?:инструкции|правила|указания)`,
+    `(?:игнорируй|игнорируйте|игнорировать|проигнорируй|проигнорируйте|забудь|забудьте|забыть)${GAP}(?:предыдущие|все|свои|прошлые)?${GAP}(?:инструкции|правила|указания)`,
   ),
   s(
     "instruction_override",
@@ -355,7 +388,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "instruction_override",
     0.85,
-    `(?:पिछले|पहले के|सभी)[^।\\n]{0,30}(?:निर्देशों|निर्देश|नियमों)[^।\\n]{0,20}(?:अनदेखा|नज़रअंदाज़|भूल)`,
+    `(?:पिछले|पहले के|सभी)[^।\\n]{0,30}(?:निर्देशों|निर्देश|नियमों)[^।\\n]{0,20}(?:अनदेखा|अनदेखी|नज़रअंदाज़|नजरअंदाज|भूल)`,
   ),
   s(
     "instruction_override",
@@ -377,6 +410,11 @@ const SIGNALS: readonly Signal[] = [
     "instruction_override",
     0.85,
     `\\b(?:zignoruj|zapomnij|ignoruj)\\b${GAP}\\b(?:wszystkie|poprzednie|wcześniejsze)\\b${GAP}\\b(?:instrukcje|polecenia|zasady)\\b`,
+  ),
+  s(
+    "instruction_override",
+    0.85,
+    `(?:αγνόησε|αγνοήστε|αγνόησέ|ξέχασε|ξεχάστε)${GAP}(?:τις|όλες|προηγούμενες)?${GAP}(?:οδηγίες|κανόνες|εντολές)`,
   ),
   s(
     "prompt_leak",
