@@ -170,6 +170,13 @@ describe("PII", () => {
       assert.equal(hit === undefined ? undefined : `Desk: ${phone}\n`.slice(hit.start, hit.end), phone);
     }
     assert.deepEqual(types(findPii("Desk: 000-000-0000x12")), [], "an invalid number stays invalid with an extension");
+    // The trunk prefix in brackets after a country code, a phone word on the line above, a postcode named.
+    const span = (text: string) => findPii(text).map((f) => `${f.type}:${text.slice(f.start, f.end)}`);
+    assert.deepEqual(span("Fax: +46 (0)8 928 571 38"), ["phone:+46 (0)8 928 571 38"]);
+    assert.deepEqual(span("Phone:\n020 7946 0958\n"), ["phone:020 7946 0958"]);
+    assert.deepEqual(span("stop sending messages to 020 7946 0958"), ["phone:020 7946 0958"]);
+    assert.deepEqual(span("My zip code is 90010-170"), []);
+    assert.deepEqual(span("ZIP: 75534-030"), []);
   });
 });
 

@@ -158,11 +158,12 @@ const COLONS = /:[0-9A-Fa-f]{0,4}:/;
 
 /** Candidates: digit groups with separators or a leading +, validated by libphonenumber-js. */
 const PHONE =
-  /(?<![\w+.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,5}){1,4}(?:(?:x| ?ext\.? ?)\d{1,6})?(?![\w-]|\.\d)/g;
+  /(?<![\w+.-])(?:\+\d{1,3}[ .-]?(?:\(0\)[ .-]?)?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]\d{2,5}){1,4}(?:(?:x| ?ext\.? ?)\d{1,6})?(?![\w-]|\.\d)/g;
 /** An extension after the number ("x4587", " ext. 12"): part of the finding, not of the number checked. */
 const EXTENSION = /(?:x| ?ext\.? ?)\d{1,6}$/;
 const PHONE_CONTEXT =
-  /(?:phone|tel|call|mobile|cell|fax|number|whatsapp|sms|contact|reach|dial|ring|tél|telefon|teléfono|телефон)[^\n]{0,30}$/i;
+  /(?:phone|tel|call|mobile|cell|fax|number|whatsapp|sms|messages?|texts? me|contact|reach|dial|ring|answering|registered|landline|desk|tél|telefon|teléfono|телефон)(?:[^\n]{0,30}|:[ \t]*\r?\n[ \t]*)$/i;
+const POSTCODE_CONTEXT = /\b(?:zip|postal|post ?code|postcode|cep|plz)\b[^\n\d]{0,20}$/i;
 /** Regions tried for numbers written without a country code. */
 const PHONE_REGIONS: readonly CountryCode[] = [
   "US",
@@ -219,6 +220,8 @@ export function findPii(text: string, options: { phoneRegion?: CountryCode } = {
     // Dates and times are not phone numbers.
     if (/^\d{4}[-./]\d{1,2}[-./]\d{1,2}|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$/.test(candidate)) continue;
     if (text[m.index + m[0].length] === ":") continue;
+    // A postcode (Brazil's 75534-030, Portugal's 3610-114) named as one.
+    if (POSTCODE_CONTEXT.test(text.slice(Math.max(0, m.index - 40), m.index))) continue;
     // Two space-separated groups are as often a house number and a postcode: only with a phone word near.
     const groups = candidate.split(/[ .()-]+/).filter((g) => g !== "").length;
     const context = PHONE_CONTEXT.test(text.slice(Math.max(0, m.index - 40), m.index));
