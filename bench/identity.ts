@@ -84,6 +84,15 @@ async function keyBench(store: Store, engine: string): Promise<void> {
       if (!(await sessions.verify(token)).valid) throw new Error("session invalid");
     });
     row(`session verify (EdDSA + session row), ${engine}`, `${fmt(s)} /s`);
+    const cachedSessions = new Sessions({ store, keyring, audit, cacheMs: 1000 });
+    const cs = await perSecond(VERIFIES, async () => {
+      if (!(await cachedSessions.verify(token)).valid) throw new Error("session invalid");
+    });
+    row(
+      `session verify, cached (≤ 1 s, revocation counter), ${engine}`,
+      `${fmt(cs)} /s`,
+      `${(cs / s).toFixed(2)}x uncached`,
+    );
   }
   await audit.close();
 }

@@ -267,6 +267,8 @@ export async function openInstance(
       ttlMs: config.sessions.ttlMs,
       ...(secrets.sessionSecret === undefined ? {} : { hs256Secret: Buffer.from(secrets.sessionSecret, "utf8") }),
       now: options.now,
+      cacheMs: config.apiKeys.cacheMs,
+      ...(revocations === undefined ? {} : { revocations }),
     });
     const vault = new Vault({ store, keyring, audit, now: options.now });
     const webhook =

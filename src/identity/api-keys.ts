@@ -7,8 +7,9 @@ import type { ApiKeysTable } from "../store/schema.js";
 import { generateApiKey, hashApiKey, parseApiKey } from "./api-key-format.js";
 import { MemoryRateLimiter, gcra, type RateLimit, type RateLimiter } from "../monitor/ratelimit/limiter.js";
 import { writeTransaction } from "../store/transaction.js";
-import { bumpCounter, readCounter } from "../store/counters.js";
+import { bumpCounter } from "../store/counters.js";
 import type { RevocationBus } from "./revocation.js";
+import { MAX_KEY_CACHE_MS, RevocationCache } from "./revocation-cache.js";
 
 /** What {@link ApiKeys} changes on keys: revocation, a shortened expiry, suspension or its end. */
 type KeyChange =
@@ -65,8 +66,7 @@ export interface CreateApiKeyInput {
 }
 
 const LAST_USED_RESOLUTION_MS = 60_000;
-/** The longest a cached verification is trusted without rereading the revocation counter. */
-export const MAX_KEY_CACHE_MS = 1000;
+export { MAX_KEY_CACHE_MS } from "./revocation-cache.js";
 const NAME = /^[\p{L}\p{N} _.:@/-]{1,100}$/u;
 
 /**
@@ -86,16 +86,10 @@ export class ApiKeys {
   readonly #audit: AuditSink;
   readonly #now: () => number;
   readonly #limiter: RateLimiter;
-  readonly #cacheMs: number;
-  readonly #cacheMax: number;
   readonly #bus: RevocationBus | undefined;
-  /** Verified rows by key hash, valid while the revocation counter read at `#cacheCheckedAt` holds. */
-  readonly #cache = new Map<string, CacheEntry>();
-  #cacheVersion: number | undefined;
-  #cacheCheckedAt = -Infinity;
+  /** Verified rows by key hash. */
+  readonly #cache: RevocationCache<CacheEntry>;
   #lookup: Statement<[string], ApiKeysTable> | undefined;
-  /** Bumped whenever the cache is dropped, so a lookup that raced a drop does not refill it. */
-  #cacheGeneration = 0;
 
   constructor(options: {
     store: Store;
@@ -123,10 +117,12 @@ export class ApiKeys {
     if (!Number.isSafeInteger(cacheMs) || cacheMs < 0 || cacheMs > MAX_KEY_CACHE_MS) {
       throw new AgentwallError("ERR_INVALID_ARGUMENT", `cacheMs must be 0..${MAX_KEY_CACHE_MS}`);
     }
-    this.#cacheMs = cacheMs;
-    this.#cacheMax = options.cacheEntries ?? 10_000;
     this.#bus = options.revocations;
-    this.#bus?.onRevocation(() => this.#dropCache());
+    this.#cache = new RevocationCache(options.store, {
+      ms: cacheMs,
+      ...(options.cacheEntries === undefined ? {} : { max: options.cacheEntries }),
+      bus: options.revocations,
+    });
   }
 
   /** The row of a key hash. On SQLite a cached prepared statement (a Kysely query compiles per call). */
@@ -137,41 +133,6 @@ export class ApiKeys {
     }
     this.#lookup ??= sqlite.prepare<[string], ApiKeysTable>("select * from api_keys where hash = ?");
     return this.#lookup.get(hash);
-  }
-
-  #dropCache(): void {
-    this.#cache.clear();
-    this.#cacheGeneration++;
-    this.#cacheCheckedAt = -Infinity;
-  }
-
-  /** The cached row for a hash, after rereading the revocation counter when it is older than cacheMs. */
-  async #cached(hash: string, now: number): Promise<CacheEntry | undefined> {
-    if (now - this.#cacheCheckedAt >= this.#cacheMs) {
-      const generation = this.#cacheGeneration;
-      const version = await this.#revocationVersion();
-      // A drop that raced the read, or no counter at all: this verification reads the database.
-      if (generation !== this.#cacheGeneration || version === undefined) return undefined;
-      if (version !== this.#cacheVersion) {
-        this.#dropCache();
-        this.#cacheVersion = version;
-      }
-      this.#cacheCheckedAt = now;
-    }
-    return this.#cache.get(hash);
-  }
-
-  #remember(hash: string, entry: CacheEntry, generation: number): void {
-    if (generation !== this.#cacheGeneration || this.#cacheVersion === undefined) return;
-    if (this.#cache.size >= this.#cacheMax) {
-      const oldest = this.#cache.keys().next();
-      if (oldest.done !== true) this.#cache.delete(oldest.value);
-    }
-    this.#cache.set(hash, entry);
-  }
-
-  #revocationVersion(): Promise<number | undefined> {
-    return readCounter(this.#store.db, "revocations");
   }
 
   /**
@@ -196,7 +157,7 @@ export class ApiKeys {
       await bumpCounter(trx, "revocations");
       return Number(result.numUpdatedRows);
     });
-    this.#dropCache();
+    this.#cache.revoked();
     await this.#bus?.publish(`${column}:${value}`);
     return count;
   }
@@ -267,9 +228,9 @@ export class ApiKeys {
     const now = this.#now();
     // A cache hit means this very hash passed the full check below within cacheMs, with no revocation
     // since: the format check and the chain walk are not repeated; expiry and the rate limit are.
-    let entry = this.#cacheMs === 0 ? undefined : await this.#cached(hash, now);
+    let entry = await this.#cache.get(hash, now);
     if (entry === undefined) {
-      const generation = this.#cacheGeneration;
+      const generation = this.#cache.generation;
       const row = await this.#byHash(hash);
       if (row === undefined || parseApiKey(text) === undefined) return { result: "NOT_FOUND" };
       if (row.revoked_at !== null) return { result: "REVOKED", keyId: row.id };
@@ -279,7 +240,7 @@ export class ApiKeys {
       if (chain === "revoked") return { result: "REVOKED", keyId: row.id };
       if (chain === "suspended" || row.suspended_at !== null) return { result: "SUSPENDED", keyId: row.id };
       entry = cacheEntry(row);
-      if (this.#cacheMs > 0 && row.remaining_uses === null) this.#remember(hash, entry, generation);
+      if (row.remaining_uses === null) this.#cache.remember(hash, entry, generation);
     }
     const { row } = entry;
     if (row.expires_at !== null && row.expires_at <= now) return { result: "EXPIRED", keyId: row.id };
@@ -306,7 +267,7 @@ export class ApiKeys {
       // request (measured: 1.7 k verifications/s against 100 k/s for the lookup alone).
       await this.#store.db.updateTable("api_keys").set({ last_used_at: now }).where("id", "=", row.id).execute();
       entry = cacheEntry({ ...row, last_used_at: now });
-      if (this.#cache.has(hash)) this.#cache.set(hash, entry);
+      this.#cache.replace(hash, entry);
     }
     return { result: "VALID", key: entry.record };
   }

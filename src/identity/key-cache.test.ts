@@ -18,6 +18,7 @@ import {
 import type { Store } from "../store/database.js";
 import { ApiKeys } from "./api-keys.js";
 import { RedisRevocationBus, type RevocationBus } from "./revocation.js";
+import { Sessions } from "./sessions.js";
 
 /** Two instances sharing one database (each its own cache), on one injected clock. */
 async function twoInstances(
@@ -38,6 +39,7 @@ const result = async (keys: ApiKeys, key: string) => (await keys.verify(key)).re
 const pgSkip = !(await postgresReachable()) && "PostgreSQL unreachable";
 const redisUp = await redisReachable();
 const pgUrl = pgSkip === false ? await freshPostgresDatabase() : "";
+const pgSessionsUrl = pgSkip === false ? await freshPostgresDatabase() : "";
 
 for (const engine of ["SQLite", "PostgreSQL"] as const) {
   describe(`API-key verification cache on ${engine}`, () => {
@@ -126,6 +128,72 @@ for (const engine of ["SQLite", "PostgreSQL"] as const) {
       } finally {
         await dead.close();
       }
+    });
+  });
+}
+
+for (const engine of ["SQLite", "PostgreSQL"] as const) {
+  describe(`session verification cache on ${engine}`, () => {
+    const skip = engine === "PostgreSQL" && pgSkip;
+    const master = randomMasterKey();
+    const where = engine === "SQLite" ? tempDir() : pgSessionsUrl;
+    const storeOf = (): Promise<Store> => (engine === "SQLite" ? sqliteStore(where) : postgresStore(where));
+
+    /** Two instances (keys and sessions each, caches of 1 s) on one database and one clock. */
+    async function instances() {
+      let now = Date.UTC(2026, 10, 27);
+      const clock = () => now;
+      const make = async () => {
+        const s = await auditedStore({ store: await storeOf(), master });
+        return {
+          keys: new ApiKeys({ ...s, now: clock, cacheMs: 1000 }),
+          sessions: new Sessions({ ...s, now: clock, cacheMs: 1000 }),
+        };
+      };
+      return { one: await make(), two: await make(), tick: (ms: number) => (now += ms) };
+    }
+    const check = async (sessions: Sessions, token: string) => {
+      const v = await sessions.verify(token);
+      return v.valid ? "VALID" : v.result;
+    };
+
+    it("another instance's session revocation holds within cacheMs; the revoking one at once", { skip }, async () => {
+      const { one, two, tick } = await instances();
+      const { token, jti } = await one.sessions.issue({ subject: "cache-s1", roles: ["user"], creator: "test" });
+      assert.equal(await check(one.sessions, token), "VALID");
+      assert.equal(await check(two.sessions, token), "VALID");
+      assert.equal(await two.sessions.revoke(jti, "admin"), true);
+      assert.equal(await check(two.sessions, token), "REVOKED");
+      tick(999);
+      assert.equal(await check(one.sessions, token), "VALID", "served from memory within cacheMs");
+      tick(1);
+      assert.equal(await check(one.sessions, token), "REVOKED");
+    });
+
+    it("revoking the key that made a session ends the cached session on that instance at once", { skip }, async () => {
+      const { one, two, tick } = await instances();
+      const { id } = await one.keys.create({ owner: "cache-s2", name: "k", creator: "test" });
+      const { token } = await one.sessions.issue({ subject: "cache-s2", roles: ["user"], creator: `key:${id}` });
+      assert.equal(await check(one.sessions, token), "VALID");
+      assert.equal(await check(two.sessions, token), "VALID");
+      await one.keys.revoke(id, "admin");
+      assert.equal(await check(one.sessions, token), "REVOKED", "the key cache's owner dropped the session cache too");
+      tick(1000);
+      assert.equal(await check(two.sessions, token), "REVOKED");
+    });
+
+    it("a subject's revocation and the session's expiry hold for cached sessions", { skip }, async () => {
+      const { one, two, tick } = await instances();
+      const a = await one.sessions.issue({ subject: "cache-s3", roles: ["user"], creator: "test", ttlMs: 60_000 });
+      const b = await one.sessions.issue({ subject: "cache-s4", roles: ["user"], creator: "test", ttlMs: 60_000 });
+      assert.equal(await check(one.sessions, a.token), "VALID");
+      assert.equal(await check(one.sessions, b.token), "VALID");
+      assert.equal(await two.sessions.revokeSubject("cache-s3", "admin"), 1);
+      tick(1000);
+      assert.equal(await check(one.sessions, a.token), "REVOKED");
+      assert.equal(await check(one.sessions, b.token), "VALID");
+      tick(59_000);
+      assert.equal(await check(one.sessions, b.token), "EXPIRED", "a cached session still ends at its expiry");
     });
   });
 }

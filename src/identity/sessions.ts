@@ -4,8 +4,12 @@ import { AgentwallError } from "../errors.js";
 import type { AuditSink } from "../audit/event.js";
 import type { Keyring, SigningKey } from "../crypto/keyring.js";
 import type { Store } from "../store/database.js";
+import { bumpCounter } from "../store/counters.js";
+import { writeTransaction } from "../store/transaction.js";
 import { creatorChainActive } from "./api-keys.js";
 import { verifyJwtStrict, type JwtFailure } from "./jwt.js";
+import type { RevocationBus } from "./revocation.js";
+import { MAX_KEY_CACHE_MS, RevocationCache } from "./revocation-cache.js";
 
 /** An active session as listed (never the token). */
 export interface SessionRecord {
@@ -43,6 +47,29 @@ export interface SessionsOptions {
    */
   readonly hs256Secret?: Uint8Array;
   readonly now?: () => number;
+  /**
+   * Verification cache: 0 (default) reads the session's row and its creator chain on every
+   * verification; up to {@link MAX_KEY_CACHE_MS} keeps sessions that verified in memory, trusted while the
+   * shared revocation counter holds (reread at most that often), so a revocation made on another
+   * instance holds within that time (at once with a revocation bus). The token's signature and claims
+   * are checked on every call.
+   */
+  readonly cacheMs?: number;
+  /** Most sessions held in the cache (default 10,000; the oldest entry makes room). */
+  readonly cacheEntries?: number;
+  readonly revocations?: RevocationBus;
+}
+
+/** A session row as verification needs it. */
+interface SessionRow {
+  readonly jti: string;
+  readonly subject: string;
+  readonly kid: string;
+  readonly roles: string;
+  readonly creator: string;
+  readonly created_at: number;
+  readonly expires_at: number;
+  readonly revoked_at: number | null;
 }
 
 const TYP = "JWT";
@@ -80,6 +107,9 @@ export class Sessions {
   readonly #ttlMs: number;
   readonly #now: () => number;
   readonly #hs256: { secret: Uint8Array; kid: string } | undefined;
+  readonly #bus: RevocationBus | undefined;
+  /** Sessions that verified (row and creator chain), by jti. */
+  readonly #cache: RevocationCache<{ row: SessionRow; record: SessionRecord }>;
 
   constructor(options: SessionsOptions) {
     const ttl = options.ttlMs ?? 15 * 60_000;
@@ -103,6 +133,16 @@ export class Sessions {
     }
     this.issuer = options.issuer ?? "agentwall";
     this.audience = options.audience ?? "agentwall";
+    const cacheMs = options.cacheMs ?? 0;
+    if (!Number.isSafeInteger(cacheMs) || cacheMs < 0 || cacheMs > MAX_KEY_CACHE_MS) {
+      throw new AgentwallError("ERR_INVALID_ARGUMENT", `cacheMs must be 0..${MAX_KEY_CACHE_MS}`);
+    }
+    this.#bus = options.revocations;
+    this.#cache = new RevocationCache(options.store, {
+      ms: cacheMs,
+      ...(options.cacheEntries === undefined ? {} : { max: options.cacheEntries }),
+      bus: options.revocations,
+    });
   }
 
   /** Issues a session for an authenticated subject. The token is returned once and never stored. */
@@ -208,25 +248,33 @@ export class Sessions {
       return { valid: false, result: checked.failure === "EXPIRED" ? "EXPIRED" : "INVALID", failure: checked.failure };
     }
     const jti = checked.payload.jti as string;
+    const now = this.#now();
+    // A cache hit means this session's row and creator chain passed the checks below within cacheMs,
+    // with no revocation since; the subject, key and expiry are compared again.
+    const cached = await this.#cache.get(jti, now);
+    if (cached !== undefined) {
+      const { row } = cached;
+      if (row.subject !== checked.payload.sub || row.kid !== kid) return { valid: false, result: "NOT_FOUND", jti };
+      if (row.expires_at <= now) return { valid: false, result: "EXPIRED", jti };
+      return { valid: true, session: cached.record };
+    }
+    const generation = this.#cache.generation;
     const row = await this.#store.db.selectFrom("sessions").selectAll().where("jti", "=", jti).executeTakeFirst();
     if (row === undefined || row.subject !== checked.payload.sub || row.kid !== kid) {
       return { valid: false, result: "NOT_FOUND", jti };
     }
     if (row.revoked_at !== null) return { valid: false, result: "REVOKED", jti };
-    if (row.expires_at <= this.#now()) return { valid: false, result: "EXPIRED", jti };
+    if (row.expires_at <= now) return { valid: false, result: "EXPIRED", jti };
     if (!(await creatorChainActive(this.#store, row.creator))) return { valid: false, result: "REVOKED", jti };
-    return { valid: true, session: toRecord(row) };
+    const record = toRecord(row);
+    this.#cache.remember(jti, { row, record }, generation);
+    return { valid: true, session: record };
   }
 
   /** Ends one session. Returns false when it was unknown or already ended. */
   async revoke(jti: string, actor: string): Promise<boolean> {
-    const result = await this.#store.db
-      .updateTable("sessions")
-      .set({ revoked_at: this.#now() })
-      .where("jti", "=", jti)
-      .where("revoked_at", "is", null)
-      .executeTakeFirst();
-    const revoked = result.numUpdatedRows > 0n;
+    const updated = await this.#revokeWhere("jti", jti, this.#now());
+    const revoked = updated > 0;
     await this.#audit.append({
       type: "session_revoked",
       actor,
@@ -239,15 +287,7 @@ export class Sessions {
 
   /** Ends every session of a subject; returns how many. */
   async revokeSubject(subject: string, actor: string): Promise<number> {
-    const now = this.#now();
-    const result = await this.#store.db
-      .updateTable("sessions")
-      .set({ revoked_at: now })
-      .where("subject", "=", subject)
-      .where("revoked_at", "is", null)
-      .where("expires_at", ">", now)
-      .executeTakeFirst();
-    const count = Number(result.numUpdatedRows);
+    const count = await this.#revokeWhere("subject", subject, this.#now());
     await this.#audit.append({
       type: "session_revoked",
       actor,
@@ -256,6 +296,28 @@ export class Sessions {
       outcome: "success",
       details: { count },
     });
+    return count;
+  }
+
+  /**
+   * Ends the live sessions matching one column and bumps the shared revocation counter in the same
+   * transaction, then drops this instance's cache and tells the others.
+   */
+  async #revokeWhere(column: "jti" | "subject", value: string, now: number): Promise<number> {
+    const count = await writeTransaction(this.#store, async (trx) => {
+      let q = trx
+        .updateTable("sessions")
+        .set({ revoked_at: now })
+        .where(column, "=", value)
+        .where("revoked_at", "is", null);
+      // A subject's expired sessions are left as they are; one named session is ended whatever its expiry.
+      if (column === "subject") q = q.where("expires_at", ">", now);
+      const result = await q.executeTakeFirst();
+      await bumpCounter(trx, "revocations");
+      return Number(result.numUpdatedRows);
+    });
+    this.#cache.revoked();
+    await this.#bus?.publish(`session-${column}:${value}`);
     return count;
   }
 
