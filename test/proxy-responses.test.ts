@@ -202,7 +202,19 @@ describe("POST /v1/responses", () => {
       output: [{ type: "function_call", id: "fc", call_id: "c", name: "search", arguments: '{"q":"paris"}' }],
     });
     assert.equal((await respond({ model: "m", input: "hi" })).statusCode, 200, "an allowed call passes");
+    // Raw reasoning text (open-weight models) is scanned like every other text: redacted, never relayed as is.
+    answers.push({
+      output: [
+        { type: "reasoning", id: "rs", summary: [], content: [{ type: "reasoning_text", text: `use ${secret}` }] },
+        message("done"),
+      ],
+    });
+    const thought = await respond({ model: "m", input: "hi" });
+    assert.equal(thought.statusCode, 200, thought.body);
+    assert.ok(!thought.body.includes(secret), "the secret in the reasoning text was redacted");
+    assert.match(thought.body, /reasoning_text/);
     for (const output of [
+      [{ type: "reasoning", summary: [], content: [{ type: "reasoning_image", data: "..." }] }],
       [{ type: "web_search_call", id: "ws", status: "completed" }],
       [{ type: "message", role: "assistant", content: [{ type: "output_audio", data: "..." }] }],
       [{ type: "reasoning", summary: [], encrypted_content: "opaque" }],

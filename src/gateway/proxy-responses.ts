@@ -201,7 +201,7 @@ const fail = (why: string) => new AgentwallError("ERR_UPSTREAM_FAILED", `the ans
 
 /**
  * Every text of a Responses answer: message text and refusals, function-call names and arguments,
- * reasoning summaries, and `output_text` if the upstream adds it. An output item of any other type
+ * reasoning summaries and raw reasoning text, and `output_text` if the upstream adds it. An output item of any other type
  * (a built-in tool's call, which this route never asks for) cannot be scanned and fails closed.
  */
 export function responsesAnswerSlots(answer: ResponsesAnswer): Slot[] {
@@ -234,6 +234,11 @@ export function responsesAnswerSlots(answer: ResponsesAnswer): Slot[] {
       textOf(item, "arguments", `${type} arguments`);
     } else if (item.type === "reasoning") {
       for (const part of parts("summary")) textOf(part, "text", `${type} text`);
+      // Raw reasoning text (open-weight models) is scanned like the summaries; nothing else is relayed.
+      for (const part of parts("content")) {
+        if (part.type === "reasoning_text") textOf(part, "text", `${type} text`);
+        else throw fail(`reasoning part ${String(part.type)} cannot be scanned`);
+      }
       if (item.encrypted_content !== undefined && item.encrypted_content !== null)
         throw fail("reasoning carries encrypted content, which cannot be scanned");
     } else throw fail(`output item ${type} cannot be scanned`);
