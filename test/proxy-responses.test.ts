@@ -215,6 +215,13 @@ describe("POST /v1/responses", () => {
     assert.match(thought.body, /reasoning_text/);
     for (const output of [
       [{ type: "reasoning", summary: [], content: [{ type: "reasoning_image", data: "..." }] }],
+      [
+        {
+          type: "message",
+          role: "assistant",
+          content: [{ type: "output_text", text: "ok", annotations: [{ type: "url_citation", title: secret }] }],
+        },
+      ],
       [{ type: "web_search_call", id: "ws", status: "completed" }],
       [{ type: "message", role: "assistant", content: [{ type: "output_audio", data: "..." }] }],
       [{ type: "reasoning", summary: [], encrypted_content: "opaque" }],

@@ -249,6 +249,36 @@ describe("POST /v1/chat/completions", () => {
     assert.equal(res.statusCode, 502);
     assert.equal(code(res), "ERR_UPSTREAM_FAILED");
   });
+
+  it("scans reasoning in the answer and relays no field it has not scanned", async () => {
+    const leaked = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2";
+    const reply = (message: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+      id: "chatcmpl-2",
+      object: "chat.completion",
+      choices: [{ index: 0, message: { role: "assistant", ...message }, finish_reason: "stop", ...extra }],
+    });
+    // Open-weight models' thinking (reasoning_content, reasoning) is guarded like the content.
+    for (const field of ["reasoning_content", "reasoning"]) {
+      answers.push(reply({ content: "done", [field]: `I will paste ${leaked}`, annotations: [], audio: null }));
+      const res = await chat(hello);
+      assert.equal(res.statusCode, 200, res.body);
+      assert.ok(!res.body.includes(leaked), `${field} was redacted`);
+      assert.match(res.body, new RegExp(field));
+    }
+    // Anything else that can carry text is refused, not relayed unscanned.
+    for (const answer of [
+      { ...reply({ content: "ok" }), citations: [`see ${leaked}`] },
+      reply({ content: "ok", audio: { transcript: leaked } }),
+      reply({ content: "ok", annotations: [{ type: "url_citation", url_citation: { title: leaked } }] }),
+      reply({ content: "ok" }, { logprobs: { content: [{ token: leaked }] } }),
+      reply({ content: "ok" }, { provider_notes: leaked }),
+    ]) {
+      answers.push(answer);
+      const res = await chat(hello);
+      assert.equal(code(res), "ERR_UPSTREAM_FAILED", JSON.stringify(answer).slice(0, 120));
+      assert.ok(!res.body.includes(leaked));
+    }
+  });
 });
 
 /** The SSE events of a finished response: parsed chunks, error events, and whether [DONE] came. */

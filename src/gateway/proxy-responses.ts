@@ -225,8 +225,13 @@ export function responsesAnswerSlots(answer: ResponsesAnswer): Slot[] {
     };
     if (item.type === "message") {
       for (const part of parts("content")) {
-        if (part.type === "output_text") textOf(part, "text", `${type} text`);
-        else if (part.type === "refusal") textOf(part, "refusal", `${type} refusal`);
+        if (part.type === "output_text") {
+          textOf(part, "text", `${type} text`);
+          // Citations carry titles and URLs this does not scan; no tool this route allows makes them.
+          const notes = part.annotations;
+          if (notes !== undefined && notes !== null && !(Array.isArray(notes) && notes.length === 0))
+            throw fail("message text has annotations, which are not relayed");
+        } else if (part.type === "refusal") textOf(part, "refusal", `${type} refusal`);
         else throw fail(`message part ${String(part.type)} cannot be scanned`);
       }
     } else if (item.type === "function_call") {

@@ -8,7 +8,8 @@ import type { GuardStream, GuardStreamRelease } from "../guard/pipeline.js";
 import type { Instance } from "../instance.js";
 import type { Principal } from "./auth.js";
 
-const CHUNK_KEYS = new Set([
+/** Top-level fields of a chat completion or chunk: ids, times, counts and the choices. Nothing else is relayed. */
+export const CHUNK_KEYS = new Set([
   "id",
   "object",
   "created",

@@ -10,7 +10,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { GatewayRoute } from "./route.js";
 import { permissionAudited } from "./pending-audit.js";
 import { responsesProtocol } from "./proxy-responses-stream.js";
-import { chatProtocol, relayStream, usageOf } from "./proxy-stream.js";
+import { CHUNK_KEYS, chatProtocol, relayStream, usageOf } from "./proxy-stream.js";
 import {
   RESPONSES_SCHEMA,
   responsesAnswerCalls,
@@ -372,34 +372,63 @@ function guardSlots(
 }
 
 interface Completion {
-  choices?: Array<{
-    message?: {
-      content?: unknown;
-      refusal?: unknown;
-      tool_calls?: Array<{ function?: { name?: unknown; arguments?: unknown } }>;
-    };
-  }>;
+  choices?: Array<Record<string, unknown> & { message?: Record<string, unknown> }>;
   usage?: { prompt_tokens?: unknown; completion_tokens?: unknown; total_tokens?: unknown };
+  [key: string]: unknown;
 }
 
-/** The texts of a completion: content, refusal, tool-call names and arguments of every choice. */
+const CHOICE_KEYS = new Set(["index", "message", "finish_reason", "logprobs"]);
+const MESSAGE_KEYS = new Set([
+  "role",
+  "content",
+  "refusal",
+  "tool_calls",
+  "reasoning",
+  "reasoning_content",
+  "annotations",
+]);
+/** Text fields of a message, each scanned. `reasoning`/`reasoning_content`: open-weight models' thinking. */
+const MESSAGE_TEXTS = ["content", "refusal", "reasoning", "reasoning_content"] as const;
+
+/**
+ * The texts of a completion: content, refusal, reasoning, tool-call names and arguments of every
+ * choice. The answer is relayed as it came, so everything else in it must carry no text: a field this
+ * does not know (at the top, in a choice or in a message) fails closed unless it is null, as do
+ * logprobs (token texts) and annotations (URL citations) that are not empty.
+ */
 function answerSlots(answer: Completion): Slot[] {
   const slots: Slot[] = [];
-  if (!Array.isArray(answer.choices)) throw new AgentwallError("ERR_UPSTREAM_FAILED", "the answer has no choices");
+  const failed = (why: string) => new AgentwallError("ERR_UPSTREAM_FAILED", `the answer ${why}`);
+  const known = (holder: Record<string, unknown>, keys: ReadonlySet<string>, where: string) => {
+    for (const [key, value] of Object.entries(holder))
+      if (!keys.has(key) && value !== null) throw failed(`has an unknown field ${key.slice(0, 40)}${where}`);
+  };
+  known(answer, CHUNK_KEYS, "");
+  if (!Array.isArray(answer.choices)) throw failed("has no choices");
   for (const choice of answer.choices) {
+    if (typeof choice !== "object" || choice === null) throw failed("has a choice that is not an object");
+    known(choice, CHOICE_KEYS, " in a choice");
+    if (choice.logprobs !== undefined && choice.logprobs !== null) throw failed("has logprobs, which carry text");
     const m = choice.message;
-    if (m === undefined || m === null || typeof m !== "object")
-      throw new AgentwallError("ERR_UPSTREAM_FAILED", "a choice has no message");
-    for (const key of ["content", "refusal"] as const) {
+    if (m === undefined || m === null || typeof m !== "object") throw failed("has a choice with no message");
+    known(m, MESSAGE_KEYS, " in a message");
+    if (
+      m.annotations !== undefined &&
+      m.annotations !== null &&
+      !(Array.isArray(m.annotations) && m.annotations.length === 0)
+    )
+      throw failed("has annotations, which are not relayed");
+    for (const key of MESSAGE_TEXTS) {
       const value = m[key];
       if (typeof value === "string") slots.push({ text: value, source: "agent", put: (t) => (m[key] = t) });
-      else if (value !== undefined && value !== null)
-        throw new AgentwallError("ERR_UPSTREAM_FAILED", `a choice's ${key} is not text`);
+      else if (value !== undefined && value !== null) throw failed(`has a ${key} that is not text`);
     }
-    for (const call of m.tool_calls ?? []) {
-      const f = call.function;
+    const calls = m.tool_calls ?? [];
+    if (!Array.isArray(calls)) throw failed("has tool_calls that are not a list");
+    for (const call of calls as Array<{ function?: { name?: unknown; arguments?: unknown } }>) {
+      const f = call?.function;
       if (f === undefined || typeof f.name !== "string" || typeof f.arguments !== "string")
-        throw new AgentwallError("ERR_UPSTREAM_FAILED", "a tool call is malformed");
+        throw failed("has a malformed tool call");
       slots.push({ text: f.name, source: "agent", put: (t) => (f.name = t) });
       slots.push({ text: f.arguments, source: "agent", put: (t) => (f.arguments = t) });
     }
@@ -448,10 +477,11 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
     slots: (b) => requestSlots(b as ChatRequest),
     answerSlots: (a) => answerSlots(a),
     answerCalls: (a) =>
+      // After answerSlots checked their shape.
       ((a as Completion).choices ?? []).flatMap((c) =>
-        (c.message?.tool_calls ?? []).map((t) => ({
-          name: String(t.function?.name),
-          arguments: String(t.function?.arguments),
+        ((c.message?.tool_calls ?? []) as Array<{ function: { name: string; arguments: string } }>).map((t) => ({
+          name: t.function.name,
+          arguments: t.function.arguments,
         })),
       ),
     usage: (a) => usageOf((a as Completion).usage),
