@@ -225,11 +225,30 @@ describe("POST /v1/responses", () => {
       [{ type: "web_search_call", id: "ws", status: "completed" }],
       [{ type: "message", role: "assistant", content: [{ type: "output_audio", data: "..." }] }],
       [{ type: "reasoning", summary: [], encrypted_content: "opaque" }],
+      [{ type: "message", role: "assistant", content: [], note: secret }],
+      [{ type: "function_call", id: "fc", call_id: "c", name: "search", arguments: "{}", comment: secret }],
+      [
+        {
+          type: "message",
+          role: "assistant",
+          content: [{ type: "output_text", text: "ok", annotations: [], logprobs: [{ token: secret }] }],
+        },
+      ],
       "not a list",
     ]) {
       answers.push({ output });
       const res = await respond({ model: "m", input: "hi" });
       assert.equal(code(res), "ERR_UPSTREAM_FAILED", JSON.stringify(output));
+      assert.ok(!res.body.includes(secret));
+    }
+    // Fields beside the output: the known ones (echoed settings, nulls) pass; others and errors do not.
+    answers.push({ output: [message("fine")], status: "completed", tools: [], error: null, incomplete_details: null });
+    assert.equal((await respond({ model: "m", input: "hi" })).statusCode, 200);
+    for (const extra of [{ debug_trace: secret }, { error: { message: secret } }]) {
+      answers.push({ output: [message("fine")], ...extra });
+      const res = await respond({ model: "m", input: "hi" });
+      assert.equal(code(res), "ERR_UPSTREAM_FAILED", JSON.stringify(extra));
+      assert.ok(!res.body.includes(secret));
     }
   });
 });

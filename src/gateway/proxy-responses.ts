@@ -200,9 +200,42 @@ export interface ResponsesAnswer {
 const fail = (why: string) => new AgentwallError("ERR_UPSTREAM_FAILED", `the answer's ${why}`);
 
 /**
+ * The fields a Responses answer may hold besides `output`: ids, times, status and counts, and the
+ * request's own settings echoed back. Any other field (and a non-null `error`) fails closed: the answer
+ * is relayed as it came, so nothing unscanned may carry text.
+ */
+const RESPONSE_KEYS = new Set([
+  ...["id", "object", "created_at", "completed_at", "status", "error", "incomplete_details", "model", "output"],
+  ...["output_text", "usage", "instructions", "max_output_tokens", "max_tool_calls", "parallel_tool_calls"],
+  ...["previous_response_id", "conversation", "reasoning", "service_tier", "store", "temperature", "text"],
+  ...["tool_choice", "tools", "top_logprobs", "top_p", "presence_penalty", "frequency_penalty", "truncation"],
+  ...["user", "metadata", "background", "safety_identifier", "prompt_cache_key", "prompt_cache_retention"],
+  ...["billing", "prompt"],
+]);
+/** The fields of each output item and part type this relays; any other non-null field fails closed. */
+const ITEM_KEYS: Readonly<Record<string, ReadonlySet<string>>> = {
+  message: new Set(["id", "type", "role", "status", "content"]),
+  function_call: new Set(["id", "type", "call_id", "name", "arguments", "status"]),
+  reasoning: new Set(["id", "type", "summary", "content", "encrypted_content", "status"]),
+  output_text: new Set(["type", "text", "annotations", "logprobs"]),
+  refusal: new Set(["type", "refusal"]),
+  summary_text: new Set(["type", "text"]),
+  reasoning_text: new Set(["type", "text"]),
+};
+
+/** Throws when `holder` has a non-null field outside `keys`. */
+function onlyKnown(holder: Record<string, unknown>, keys: ReadonlySet<string>, where: string): void {
+  for (const [key, value] of Object.entries(holder))
+    if (!keys.has(key) && value !== null) throw fail(`${where} has an unknown field ${key.slice(0, 40)}`);
+}
+
+const empty = (value: unknown) => value === undefined || value === null || (Array.isArray(value) && value.length === 0);
+
+/**
  * Every text of a Responses answer: message text and refusals, function-call names and arguments,
- * reasoning summaries and raw reasoning text, and `output_text` if the upstream adds it. An output item of any other type
- * (a built-in tool's call, which this route never asks for) cannot be scanned and fails closed.
+ * reasoning summaries and raw reasoning text, and `output_text` if the upstream adds it. An output item
+ * or part of any other type (a built-in tool's call, which this route never asks for), a field outside
+ * the known ones, citations, logprobs and encrypted reasoning cannot be scanned and fail closed.
  */
 export function responsesAnswerSlots(answer: ResponsesAnswer): Slot[] {
   const slots: Slot[] = [];
@@ -212,41 +245,49 @@ export function responsesAnswerSlots(answer: ResponsesAnswer): Slot[] {
     if (typeof value !== "string") throw fail(`${what} is not text`);
     slots.push({ text: value, source: "agent", put: (t) => (holder[key] = t) });
   };
+  onlyKnown(answer, RESPONSE_KEYS, "response");
+  if (!empty(answer.error)) throw fail("response reports an error");
   if (!Array.isArray(answer.output)) throw fail("output is missing");
   for (const raw of answer.output as unknown[]) {
     if (typeof raw !== "object" || raw === null) throw fail("output item is not an object");
     const item = raw as Record<string, unknown>;
     const type = String(item.type);
-    const parts = (key: string): Record<string, unknown>[] => {
+    const itemKeys = ITEM_KEYS[type];
+    if (itemKeys === undefined || type.endsWith("_text") || type === "refusal")
+      throw fail(`output item ${type.slice(0, 40)} cannot be scanned`);
+    onlyKnown(item, itemKeys, `${type} item`);
+    /** The item's parts under `key`, each of one of `types`, with known fields only. */
+    const parts = (key: string, types: readonly string[]): Record<string, unknown>[] => {
       const list = item[key] ?? [];
       if (!Array.isArray(list) || list.some((p) => typeof p !== "object" || p === null))
         throw fail(`${type} ${key} is malformed`);
+      for (const part of list as Record<string, unknown>[]) {
+        const partType = String(part.type);
+        if (!types.includes(partType)) throw fail(`${type} part ${partType.slice(0, 40)} cannot be scanned`);
+        onlyKnown(part, ITEM_KEYS[partType] as ReadonlySet<string>, `${partType} part`);
+      }
       return list as Record<string, unknown>[];
     };
-    if (item.type === "message") {
-      for (const part of parts("content")) {
-        if (part.type === "output_text") {
-          textOf(part, "text", `${type} text`);
-          // Citations carry titles and URLs this does not scan; no tool this route allows makes them.
-          const notes = part.annotations;
-          if (notes !== undefined && notes !== null && !(Array.isArray(notes) && notes.length === 0))
-            throw fail("message text has annotations, which are not relayed");
-        } else if (part.type === "refusal") textOf(part, "refusal", `${type} refusal`);
-        else throw fail(`message part ${String(part.type)} cannot be scanned`);
+    if (type === "message") {
+      for (const part of parts("content", ["output_text", "refusal"])) {
+        if (part.type === "refusal") {
+          textOf(part, "refusal", `${type} refusal`);
+          continue;
+        }
+        textOf(part, "text", `${type} text`);
+        // Citations carry titles and URLs, logprobs token texts: neither is scanned, neither relayed.
+        if (!empty(part.annotations)) throw fail("message text has annotations, which are not relayed");
+        if (!empty(part.logprobs)) throw fail("message text has logprobs, which carry text");
       }
-    } else if (item.type === "function_call") {
+    } else if (type === "function_call") {
       textOf(item, "name", `${type} name`);
       textOf(item, "arguments", `${type} arguments`);
-    } else if (item.type === "reasoning") {
-      for (const part of parts("summary")) textOf(part, "text", `${type} text`);
-      // Raw reasoning text (open-weight models) is scanned like the summaries; nothing else is relayed.
-      for (const part of parts("content")) {
-        if (part.type === "reasoning_text") textOf(part, "text", `${type} text`);
-        else throw fail(`reasoning part ${String(part.type)} cannot be scanned`);
-      }
-      if (item.encrypted_content !== undefined && item.encrypted_content !== null)
-        throw fail("reasoning carries encrypted content, which cannot be scanned");
-    } else throw fail(`output item ${type} cannot be scanned`);
+    } else {
+      for (const part of parts("summary", ["summary_text"])) textOf(part, "text", `${type} text`);
+      // Raw reasoning text (open-weight models) is scanned like the summaries.
+      for (const part of parts("content", ["reasoning_text"])) textOf(part, "text", `${type} text`);
+      if (!empty(item.encrypted_content)) throw fail("reasoning carries encrypted content, which cannot be scanned");
+    }
   }
   if (answer.output_text !== undefined) textOf(answer, "output_text", "output_text");
   return slots;
