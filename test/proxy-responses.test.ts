@@ -51,8 +51,16 @@ function messageStream(text: string, size = 5): Record<string, unknown>[] {
   );
   return events;
 }
-/** A reasoning item whose summary streams in `size`-character deltas, then `messageStream(answer)`'s events. */
-function reasoningStream(summary: string, answer: string, encrypted?: string): Record<string, unknown>[] {
+/**
+ * A reasoning item whose summary streams in 5-character deltas (then its raw reasoning text, when given,
+ * as a content part), then `messageStream(answer)`'s events.
+ */
+function reasoningStream(
+  summary: string,
+  answer: string,
+  encrypted?: string,
+  thinking?: string,
+): Record<string, unknown>[] {
   const where = { item_id: "rs_up", output_index: 0, summary_index: 0 };
   const item = {
     id: "rs_up",
@@ -71,10 +79,26 @@ function reasoningStream(summary: string, answer: string, encrypted?: string): R
   events.push(
     { type: "response.reasoning_summary_text.done", ...where, text: summary },
     { type: "response.reasoning_summary_part.done", ...where, part: { type: "summary_text", text: summary } },
+  );
+  if (thinking !== undefined) {
+    const at = { item_id: "rs_up", output_index: 0, content_index: 0 };
+    events.push({ type: "response.content_part.added", ...at, part: { type: "reasoning_text", text: "" } });
+    for (let i = 0; i < thinking.length; i += 5)
+      events.push({ type: "response.reasoning_text.delta", ...at, delta: thinking.slice(i, i + 5) });
+    events.push(
+      { type: "response.reasoning_text.done", ...at, text: thinking },
+      { type: "response.content_part.done", ...at, part: { type: "reasoning_text", text: thinking } },
+    );
+  }
+  events.push(
     {
       type: "response.output_item.done",
       output_index: 0,
-      item: { ...item, summary: [{ type: "summary_text", text: summary }] },
+      item: {
+        ...item,
+        summary: [{ type: "summary_text", text: summary }],
+        ...(thinking === undefined ? {} : { content: [{ type: "reasoning_text", text: thinking }] }),
+      },
     },
     ...message.slice(2),
   );
@@ -350,6 +374,31 @@ describe("POST /v1/responses with stream: true", () => {
     const encrypted = sse((await ask("think first")).body);
     assert.equal(encrypted.at(-1)?.data.code, "ERR_UPSTREAM_FAILED");
     assert.ok(!encrypted.some((x) => x.type === "response.completed"));
+  });
+
+  it("streams raw reasoning text (content parts of a reasoning item) through its own guard stream", async () => {
+    const leaked = "ghp_" + "Qa1Ws2Ed3Rf4Tg5Yh6Uj7Ik8Ol9Pm0Nb1Vc2X";
+    const thinking = `Step one: the deploy token is ${leaked}. Step two: answer.`;
+    streams.push(reasoningStream("Looking it up.", "Paris.", undefined, thinking));
+    const res = await ask("think first");
+    const e = sse(res.body);
+    assert.equal(e.at(-1)?.type, "response.completed", res.body);
+    assert.ok(!res.body.includes(leaked.slice(4, 20)), "the secret is redacted in deltas, done events and the result");
+    const streamed = e
+      .filter((x) => x.type === "response.reasoning_text.delta")
+      .map((x) => String(x.data.delta))
+      .join("");
+    assert.match(streamed, /^Step one: the deploy token is .+\. Step two: answer\.$/);
+    assert.equal(e.find((x) => x.type === "response.reasoning_text.done")?.data.text, streamed);
+    const parts = e.filter((x) => x.type === "response.content_part.done" && x.data.item_id === "rs_0");
+    assert.deepEqual(
+      parts.map((x) => [x.data.content_index, (x.data.part as { type: string }).type]),
+      [[0, "reasoning_text"]],
+    );
+    const output = (e.at(-1)?.data.response as { output: Record<string, unknown>[] }).output;
+    assert.deepEqual(output[0]?.content, [{ type: "reasoning_text", text: streamed }]);
+    assert.equal((output[0]?.summary as { text: string }[])[0]?.text, "Looking it up.");
+    assert.equal(deltas(e), "Paris.");
   });
 
   it("sends a function call only once complete and allowed; a denied one, an unknown event or a missing end cut the stream", async () => {

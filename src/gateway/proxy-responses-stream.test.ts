@@ -40,6 +40,8 @@ const TYPES = [
   "response.reasoning_summary_text.delta",
   "response.reasoning_summary_text.done",
   "response.reasoning_summary_part.done",
+  "response.reasoning_text.delta",
+  "response.reasoning_text.done",
   "nonsense",
 ];
 const anyValue = fc.oneof(
@@ -58,10 +60,19 @@ const anyValue = fc.oneof(
     "refusal",
     "call_1",
     "summary_text",
+    "reasoning_text",
   ),
   fc.string({ maxLength: 8 }),
   fc.record({
-    type: fc.constantFrom("message", "function_call", "output_text", "refusal", "reasoning", "summary_text"),
+    type: fc.constantFrom(
+      "message",
+      "function_call",
+      "output_text",
+      "refusal",
+      "reasoning",
+      "summary_text",
+      "reasoning_text",
+    ),
   }),
   fc.record({ type: fc.constant("reasoning"), encrypted_content: fc.constantFrom(null, "opaque") }),
 );

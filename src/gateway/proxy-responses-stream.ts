@@ -7,7 +7,7 @@ const MAX_ITEMS = 64;
 const MAX_PARTS = 16;
 const CALL_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
-type PartType = "output_text" | "refusal" | "summary_text";
+type PartType = "output_text" | "refusal" | "summary_text" | "reasoning_text";
 
 /** Per part type: the index field that names it, its delta and done events, and its text field. */
 const PART: Record<PartType, { index: string; delta: string; done: string; field: string }> = {
@@ -24,10 +24,19 @@ const PART: Record<PartType, { index: string; delta: string; done: string; field
     done: "response.reasoning_summary_text.done",
     field: "text",
   },
+  // Raw reasoning text (open-weight models): content parts of a reasoning item.
+  reasoning_text: {
+    index: "content_index",
+    delta: "response.reasoning_text.delta",
+    done: "response.reasoning_text.done",
+    field: "text",
+  },
 };
 
 interface PartState {
   readonly type: PartType;
+  /** Its `content_index` or `summary_index`. */
+  readonly index: number;
   readonly guard: GuardStream;
   /** What was released so far (guarded, redacted where the policy redacts). */
   text: string;
@@ -37,7 +46,8 @@ interface PartState {
 interface ItemState {
   readonly kind: "message" | "function_call" | "reasoning";
   readonly id: string;
-  readonly parts: Map<number, PartState>;
+  /** By index field and index (`summary_index:0`, `content_index:0`): a reasoning item has both. */
+  readonly parts: Map<string, PartState>;
   call: { callId: string; name: string; arguments: string } | undefined;
   /** The caller-facing item once complete. */
   done: Record<string, unknown> | undefined;
@@ -70,9 +80,10 @@ function text(value: unknown, what: string): string {
  * (added, arguments done and item done in one go), and `response.completed` with the guarded output and
  * the three token counts — after the closing audit event is durable. Ids are agentwall's (`msg_<n>`,
  * `fc_<n>`, `rs_<n>`; a call's `call_id` is passed on when it is a plain identifier), annotations are
- * dropped. Reasoning summaries stream like message text, through their own guard streams; reasoning
- * with encrypted content (which cannot be scanned) and any event or output item it does not know (raw
- * reasoning text, built-in tools, audio) end the stream with an error event, as do `response.failed`,
+ * dropped. Reasoning summaries and raw reasoning text (`reasoning_text` content parts) stream like
+ * message text, through their own guard streams; reasoning with encrypted content (which cannot be
+ * scanned) and any event or output item it does not know (built-in tools, audio) end the stream with an
+ * error event, as do `response.failed`,
  * `response.incomplete` and `error` from the upstream.
  */
 export function responsesProtocol(context: RelayContext): SseProtocol {
@@ -99,29 +110,29 @@ export function responsesProtocol(context: RelayContext): SseProtocol {
     if (state === undefined) throw upstreamFailed("refers to an output item it did not add");
     return [at, state];
   };
-  const part = (data: Record<string, unknown>, type: PartType): [number, ItemState, number, PartState] => {
+  const part = (data: Record<string, unknown>, type: PartType): [number, ItemState, PartState] => {
     const [at, state] = item(data);
-    const c = index(data[PART[type].index], MAX_PARTS, PART[type].index);
-    const p = state.parts.get(c);
+    const field = PART[type].index;
+    const p = state.parts.get(`${field}:${index(data[field], MAX_PARTS, field)}`);
     if (p === undefined || p.type !== type) throw upstreamFailed(`refers to a ${type} part it did not add`);
-    return [at, state, c, p];
+    return [at, state, p];
   };
   const partOut = (p: PartState) =>
     p.type === "output_text"
       ? { type: "output_text", text: p.text, annotations: [] }
       : { type: p.type, [PART[p.type].field]: p.text };
-  const where = (at: number, state: ItemState, c: number, type: PartType) => ({
+  const where = (at: number, state: ItemState, p: PartState) => ({
     item_id: state.id,
     output_index: at,
-    [PART[type].index]: c,
+    [PART[p.type].index]: p.index,
   });
   /** Ends a part's guard stream: the held-back rest as a delta, then the part's done event. */
-  const endPart = (at: number, state: ItemState, c: number, p: PartState): string => {
+  const endPart = (at: number, state: ItemState, p: PartState): string => {
     if (p.ended) return "";
     p.ended = true;
     const rest = released(p.guard.end());
     p.text += rest;
-    const place = where(at, state, c, p.type);
+    const place = where(at, state, p);
     const out = rest === "" ? "" : emit(PART[p.type].delta, { ...place, delta: rest });
     return out + emit(PART[p.type].done, { ...place, [PART[p.type].field]: p.text });
   };
@@ -129,14 +140,18 @@ export function responsesProtocol(context: RelayContext): SseProtocol {
   const endParts = (at: number, state: ItemState): string => {
     if (state.done !== undefined) return "";
     let out = "";
-    const parts = [...state.parts].sort((a, b) => a[0] - b[0]);
-    for (const [c, p] of parts) {
-      out += endPart(at, state, c, p);
-      out += emit(state.kind === "message" ? "response.content_part.done" : "response.reasoning_summary_part.done", {
-        ...where(at, state, c, p.type),
+    // Summary parts first, then content parts, each in index order.
+    const parts = [...state.parts.values()].sort(
+      (a, b) => Number(a.type !== "summary_text") - Number(b.type !== "summary_text") || a.index - b.index,
+    );
+    for (const p of parts) {
+      out += endPart(at, state, p);
+      out += emit(p.type === "summary_text" ? "response.reasoning_summary_part.done" : "response.content_part.done", {
+        ...where(at, state, p),
         part: partOut(p),
       });
     }
+    const content = parts.filter((p) => p.type !== "summary_text").map(partOut);
     state.done =
       state.kind === "message"
         ? {
@@ -144,23 +159,30 @@ export function responsesProtocol(context: RelayContext): SseProtocol {
             type: "message",
             role: "assistant",
             status: "completed",
-            content: parts.map(([, p]) => partOut(p)),
+            content,
           }
-        : { id: state.id, type: "reasoning", summary: parts.map(([, p]) => partOut(p)) };
+        : {
+            id: state.id,
+            type: "reasoning",
+            summary: parts.filter((p) => p.type === "summary_text").map(partOut),
+            ...(content.length === 0 ? {} : { content }),
+          };
     return out + emit("response.output_item.done", { output_index: at, item: state.done });
   };
-  const addPart = (data: Record<string, unknown>, kind: ItemState["kind"], types: readonly PartType[]) => {
+  const addPart = (data: Record<string, unknown>, types: readonly PartType[]) => {
     const [at, state] = item(data);
-    const indexField = kind === "message" ? "content_index" : "summary_index";
-    const c = index(data[indexField], MAX_PARTS, indexField);
     const p = (data.part ?? {}) as Record<string, unknown>;
-    if (state.kind !== kind || state.parts.has(c)) throw upstreamFailed("adds a part it may not");
     const type = types.find((t) => t === p.type);
     if (type === undefined)
       throw upstreamFailed(`has a part of type ${String(p.type).slice(0, 40)}, which is not relayed`);
-    const added: PartState = { type, guard: context.guard(), text: "", ended: false };
-    state.parts.set(c, added);
-    return emit(String(data.type), { ...where(at, state, c, type), part: partOut(added) });
+    const field = PART[type].index;
+    const c = index(data[field], MAX_PARTS, field);
+    if (state.kind !== (type === "output_text" || type === "refusal" ? "message" : "reasoning"))
+      throw upstreamFailed("adds a part it may not");
+    if (state.parts.has(`${field}:${c}`)) throw upstreamFailed("adds a part twice");
+    const added: PartState = { type, index: c, guard: context.guard(), text: "", ended: false };
+    state.parts.set(`${field}:${c}`, added);
+    return emit(String(data.type), { ...where(at, state, added), part: partOut(added) });
   };
   const noEncryptedReasoning = (value: Record<string, unknown>) => {
     if (value.encrypted_content !== undefined && value.encrypted_content !== null)
@@ -227,25 +249,26 @@ export function responsesProtocol(context: RelayContext): SseProtocol {
           throw upstreamFailed(`has an output item of type ${String(added.type).slice(0, 40)}, which is not relayed`);
         }
         case "response.content_part.added":
-          return addPart(data, "message", ["output_text", "refusal"]);
+          return addPart(data, ["output_text", "refusal", "reasoning_text"]);
         case "response.reasoning_summary_part.added":
-          return addPart(data, "reasoning", ["summary_text"]);
+          return addPart(data, ["summary_text"]);
         case "response.output_text.delta":
         case "response.refusal.delta":
-        case "response.reasoning_summary_text.delta": {
-          const partType = DELTA_TYPES[type] as PartType;
-          const [at, state, c, p] = part(data, partType);
+        case "response.reasoning_summary_text.delta":
+        case "response.reasoning_text.delta": {
+          const [at, state, p] = part(data, DELTA_TYPES[type] as PartType);
           if (p.ended) throw upstreamFailed("sends text after a part's end");
           const out = released(p.guard.push(text(data.delta, "a delta")));
           if (out === "") return "";
           p.text += out;
-          return emit(type, { ...where(at, state, c, partType), delta: out });
+          return emit(type, { ...where(at, state, p), delta: out });
         }
         case "response.output_text.done":
         case "response.refusal.done":
-        case "response.reasoning_summary_text.done": {
-          const [at, state, c, p] = part(data, DONE_TYPES[type] as PartType);
-          return endPart(at, state, c, p);
+        case "response.reasoning_summary_text.done":
+        case "response.reasoning_text.done": {
+          const [at, state, p] = part(data, DONE_TYPES[type] as PartType);
+          return endPart(at, state, p);
         }
         case "response.content_part.done":
         case "response.reasoning_summary_part.done":
