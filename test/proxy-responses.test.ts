@@ -173,6 +173,17 @@ describe("POST /v1/responses", () => {
         ],
       },
       { model: "m", input: "hi", tools: [{ type: "function", name: "search", description: attack }] },
+      {
+        model: "m",
+        input: "hi",
+        tools: [
+          {
+            type: "function",
+            name: "search",
+            parameters: { type: "object", properties: { q: { type: "string", description: attack } } },
+          },
+        ],
+      },
     ]) {
       const res = await respond(body);
       assert.equal(res.statusCode, 400, JSON.stringify(body));

@@ -8,6 +8,43 @@ export interface Slot {
   readonly put: (text: string) => void;
 }
 
+/**
+ * Every string in a JSON value — a tool's parameter schema, whose property descriptions, titles, enums,
+ * defaults and even property names reach the model as instructions ("tool poisoning") — as slots of
+ * `source`. Strings are rewritten in place on redaction; a property name by renaming the property.
+ * Walks with its own stack, so a deeply nested schema cannot overflow the call stack.
+ */
+export function jsonSlots(value: unknown, source: TextSource): Slot[] {
+  const slots: Slot[] = [];
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (Array.isArray(node)) {
+      node.forEach((v, i) => {
+        if (typeof v === "string") slots.push({ text: v, source, put: (t) => (node[i] = t) });
+        else stack.push(v);
+      });
+    } else if (typeof node === "object" && node !== null) {
+      const holder = node as Record<string, unknown>;
+      for (const key of Object.keys(holder)) {
+        const v = holder[key];
+        slots.push({
+          text: key,
+          source,
+          put: (t) => {
+            if (t === key) return;
+            holder[t] = holder[key];
+            delete holder[key];
+          },
+        });
+        if (typeof v === "string") slots.push({ text: v, source, put: (t) => (holder[key] = t) });
+        else stack.push(v);
+      }
+    }
+  }
+  return slots;
+}
+
 /** A function call named in a request's history or in a model's answer. */
 export interface NamedCall {
   readonly name: string;
@@ -144,7 +181,7 @@ export interface ResponsesRequest {
   model: string;
   input: string | InputItem[];
   instructions?: string;
-  tools?: Array<{ type: "function"; name: string; description?: string }>;
+  tools?: Array<{ type: "function"; name: string; description?: string; parameters?: unknown }>;
   max_output_tokens?: number;
   [key: string]: unknown;
 }
@@ -179,6 +216,7 @@ export function responsesRequestSlots(body: ResponsesRequest): Slot[] {
       const text = tool.description;
       slots.push({ text, source: "user", put: (t) => (tool.description = t) });
     }
+    slots.push(...jsonSlots(tool.parameters, "user"));
   }
   return slots;
 }

@@ -20,6 +20,7 @@ import {
   responsesUsage,
   type NamedCall,
   type ResponsesRequest,
+  jsonSlots,
   type Slot,
 } from "./proxy-responses.js";
 import { estimateTokens } from "../monitor/budget.js";
@@ -209,7 +210,7 @@ interface Message {
 interface ChatRequest {
   model: string;
   messages: Message[];
-  tools?: Array<{ type: "function"; function: { name: string; description?: string } }>;
+  tools?: Array<{ type: "function"; function: { name: string; description?: string; parameters?: unknown } }>;
   stream?: boolean;
   max_tokens?: number;
   max_completion_tokens?: number;
@@ -333,6 +334,7 @@ function requestSlots(body: ChatRequest): Slot[] {
       const text = f.description;
       slots.push({ text, source: "user", put: (t) => (f.description = t) });
     }
+    slots.push(...jsonSlots(f.parameters, "user"));
   }
   return slots;
 }
