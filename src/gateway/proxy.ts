@@ -170,7 +170,26 @@ const REQUEST_SCHEMA = {
         },
       },
     },
-    tool_choice: {},
+    // "auto" / "none" / "required", or one named function: no free text to carry past the guard.
+    tool_choice: {
+      anyOf: [
+        { enum: ["auto", "none", "required"] },
+        {
+          type: "object",
+          required: ["type", "function"],
+          additionalProperties: false,
+          properties: {
+            type: { const: "function" },
+            function: {
+              type: "object",
+              required: ["name"],
+              additionalProperties: false,
+              properties: { name: { type: "string", maxLength: 128 } },
+            },
+          },
+        },
+      ],
+    },
     parallel_tool_calls: { type: "boolean" },
     stream: { type: "boolean" },
     stream_options: {
