@@ -355,6 +355,8 @@ function requestSlots(body: ChatRequest): Slot[] {
     }
     slots.push(...jsonSlots(f.parameters, "user"));
   }
+  // A structured-output schema reaches the model too (its descriptions read as instructions).
+  slots.push(...jsonSlots(body.response_format, "user"));
   return slots;
 }
 
