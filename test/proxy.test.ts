@@ -171,7 +171,8 @@ describe("POST /v1/chat/completions", () => {
     const plain = { type: "object", properties: { q: { type: "string", description: "What to look up." } } };
     assert.equal((await chat(poisoned(plain))).statusCode, 200, "an ordinary schema passes");
     assert.deepEqual(
-      (received[0]?.body as { tools: { function: { parameters: unknown } }[] }).tools[0]?.function.parameters,
+      (received[0]?.body as unknown as { tools: { function: { parameters: unknown } }[] }).tools[0]?.function
+        .parameters,
       plain,
       "and reaches the upstream unchanged",
     );

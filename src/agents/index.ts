@@ -14,6 +14,12 @@ export interface AgentContext {
   readonly caller: { readonly subject: string; readonly roles: readonly string[]; readonly credentialId: string };
   readonly requestId?: string;
   readonly ip?: string;
+  /**
+   * Whether the caller may see the guard's scores (the gateway: permission `guard:details`). Without
+   * it `prompt_security` answers the verdict and finding types only, so it is no oracle for tuning a
+   * bypass. Default false.
+   */
+  readonly details?: boolean;
 }
 
 /** Result fields of the source guides' agents (`authenticated`, `authorized`, `valid`, `error`, …). */
@@ -190,12 +196,12 @@ const inputValidation: SecurityAgent = {
 const promptSecurity: SecurityAgent = {
   name: "prompt_security",
   operations: ["check"],
-  async execute(_operation, input, { instance }) {
+  async execute(_operation, input, { instance, details }) {
     const v = instance.guard.scan(str(input, "text", 200_000), { direction: "input" });
     return {
       safe: v.verdict === "allow",
       verdict: v.verdict,
-      risk_score: v.injection.score,
+      ...(details === true ? { risk_score: v.injection.score, signals: v.injection.signals } : {}),
       findings: [...new Set(v.findings.map((f) => f.type))],
     };
   },

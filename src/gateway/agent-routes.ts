@@ -36,6 +36,7 @@ export function agentRoutes(instance: Instance, egress: EgressClient): GatewayRo
           caller: { subject: principal.subject, roles: principal.roles, credentialId: principal.credentialId },
           requestId: request.id,
           ip: request.ip,
+          details: permits(principal.grants, "guard:details"),
         });
       },
     },
