@@ -9,7 +9,7 @@ import { MemoryRateLimiter, gcra, type RateLimit, type RateLimiter } from "../mo
 import { writeTransaction } from "../store/transaction.js";
 import { bumpCounter } from "../store/counters.js";
 import type { RevocationBus } from "./revocation.js";
-import { MAX_KEY_CACHE_MS, RevocationCache } from "./revocation-cache.js";
+import { RevocationCache } from "./revocation-cache.js";
 
 /** What {@link ApiKeys} changes on keys: revocation, a shortened expiry, suspension or its end. */
 type KeyChange =
@@ -113,14 +113,10 @@ export class ApiKeys {
     this.#audit = options.audit;
     this.#now = options.now ?? Date.now;
     this.#limiter = options.rateLimiter ?? new MemoryRateLimiter({ now: this.#now });
-    const cacheMs = options.cacheMs ?? 0;
-    if (!Number.isSafeInteger(cacheMs) || cacheMs < 0 || cacheMs > MAX_KEY_CACHE_MS) {
-      throw new AgentwallError("ERR_INVALID_ARGUMENT", `cacheMs must be 0..${MAX_KEY_CACHE_MS}`);
-    }
     this.#bus = options.revocations;
     this.#cache = new RevocationCache(options.store, {
-      ms: cacheMs,
-      ...(options.cacheEntries === undefined ? {} : { max: options.cacheEntries }),
+      ms: options.cacheMs,
+      max: options.cacheEntries,
       bus: options.revocations,
     });
   }

@@ -1,3 +1,4 @@
+import { AgentwallError } from "../errors.js";
 import type { Store } from "../store/database.js";
 import { readCounter } from "../store/counters.js";
 import type { RevocationBus } from "./revocation.js";
@@ -25,9 +26,14 @@ export class RevocationCache<V> {
   #checkedAt = -Infinity;
   #generation = 0;
 
-  constructor(store: Store, options: { ms: number; max?: number; bus?: RevocationBus | undefined }) {
+  /** `ms`: 0 (nothing cached) up to {@link MAX_KEY_CACHE_MS}; anything else is `ERR_INVALID_ARGUMENT`. */
+  constructor(store: Store, options: { ms?: number; max?: number | undefined; bus?: RevocationBus | undefined }) {
+    const ms = options.ms ?? 0;
+    if (!Number.isSafeInteger(ms) || ms < 0 || ms > MAX_KEY_CACHE_MS) {
+      throw new AgentwallError("ERR_INVALID_ARGUMENT", `cacheMs must be 0..${MAX_KEY_CACHE_MS}`);
+    }
     this.#store = store;
-    this.ms = options.ms;
+    this.ms = ms;
     this.#max = options.max ?? 10_000;
     options.bus?.onRevocation(() => this.drop());
     const peers = RevocationCache.#byStore.get(store) ?? new Set<RevocationCache<unknown>>();

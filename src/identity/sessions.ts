@@ -9,7 +9,7 @@ import { writeTransaction } from "../store/transaction.js";
 import { creatorChainActive } from "./api-keys.js";
 import { verifyJwtStrict, type JwtFailure } from "./jwt.js";
 import type { RevocationBus } from "./revocation.js";
-import { MAX_KEY_CACHE_MS, RevocationCache } from "./revocation-cache.js";
+import { RevocationCache } from "./revocation-cache.js";
 
 /** An active session as listed (never the token). */
 export interface SessionRecord {
@@ -133,14 +133,10 @@ export class Sessions {
     }
     this.issuer = options.issuer ?? "agentwall";
     this.audience = options.audience ?? "agentwall";
-    const cacheMs = options.cacheMs ?? 0;
-    if (!Number.isSafeInteger(cacheMs) || cacheMs < 0 || cacheMs > MAX_KEY_CACHE_MS) {
-      throw new AgentwallError("ERR_INVALID_ARGUMENT", `cacheMs must be 0..${MAX_KEY_CACHE_MS}`);
-    }
     this.#bus = options.revocations;
     this.#cache = new RevocationCache(options.store, {
-      ms: cacheMs,
-      ...(options.cacheEntries === undefined ? {} : { max: options.cacheEntries }),
+      ms: options.cacheMs,
+      max: options.cacheEntries,
       bus: options.revocations,
     });
   }
