@@ -176,6 +176,19 @@ describe("POST /v1/chat/completions", () => {
       plain,
       "and reaches the upstream unchanged",
     );
+    // A secret in a schema is redacted where it stands; the rest of the schema reaches the upstream as sent.
+    received.length = 0;
+    const aws = "AKIAZ7QW3EXAMPL3XY2Q";
+    const withKey = {
+      type: "object",
+      properties: { q: { type: "string", description: "What to look up." }, key: { type: "string", default: aws } },
+    };
+    assert.equal((await chat(poisoned(withKey))).statusCode, 200);
+    const sent = (received[0]?.body as unknown as { tools: { function: { parameters: typeof withKey } }[] }).tools[0]
+      ?.function.parameters;
+    assert.ok(sent !== undefined && !JSON.stringify(sent).includes(aws), "the key was redacted");
+    assert.deepEqual(sent.properties.q, withKey.properties.q);
+    assert.notEqual(sent.properties.key.default, aws);
     const blocks = await instance.audit.query({ type: "guard_block" });
     assert.ok(blocks.events.some((e) => e.action === "llm.chat.input"));
   });

@@ -6,15 +6,29 @@ export interface Slot {
   readonly text: string;
   readonly source: TextSource;
   readonly put: (text: string) => void;
+  /**
+   * A group (see {@link jsonSlots}): `text` is these parts' texts joined by newlines and is scanned
+   * once; the parts are scanned one by one only where that scan found something to redact, and `put`
+   * is never called on the group itself.
+   */
+  readonly parts?: readonly Slot[];
 }
 
 /**
  * Every string in a JSON value — a tool's parameter schema, whose property descriptions, titles, enums,
- * defaults and even property names reach the model as instructions ("tool poisoning") — as slots of
- * `source`. Strings are rewritten in place on redaction; a property name by renaming the property.
- * Walks with its own stack, so a deeply nested schema cannot overflow the call stack.
+ * defaults and even property names reach the model as instructions ("tool poisoning") — as one group
+ * slot of `source` (none when there is no string). Scanned as one text: one scan per string cost 937 ms
+ * for a 0.5 MB schema of 60,000 strings, the joined text 38 ms. Strings are rewritten in place on
+ * redaction; a property name by renaming the property. Walks with its own stack, so a deeply nested
+ * schema cannot overflow the call stack.
  */
 export function jsonSlots(value: unknown, source: TextSource): Slot[] {
+  const parts = jsonStrings(value, source);
+  if (parts.length === 0) return [];
+  return [{ text: parts.map((p) => p.text).join("\n"), source, put: () => undefined, parts }];
+}
+
+function jsonStrings(value: unknown, source: TextSource): Slot[] {
   const slots: Slot[] = [];
   const stack: unknown[] = [value];
   while (stack.length > 0) {

@@ -369,10 +369,10 @@ function guardSlots(
   const verdicts: GuardVerdict[] = [];
   let redacted = 0;
   const flagged = new Set<string>();
-  for (const slot of slots) {
-    if (slot.text === "") continue;
+  const scan = (slot: Slot): GuardVerdict => {
     const v = instance.guard.scan(slot.text, { direction, source: slot.source });
     verdicts.push(v);
+    for (const f of v.findings) flagged.add(f.type);
     if (v.verdict === "block") {
       const types = [...new Set(v.findings.map((f) => f.type))];
       throw Object.assign(
@@ -385,11 +385,30 @@ function guardSlots(
         { findings: types },
       );
     }
-    if (v.text !== slot.text) {
+    return v;
+  };
+  for (const slot of slots) {
+    if (slot.text === "") continue;
+    const v = scan(slot);
+    if (v.text === slot.text) continue;
+    if (slot.parts === undefined) {
       slot.put(v.text);
       redacted++;
+      continue;
     }
-    for (const f of v.findings) flagged.add(f.type);
+    // A group: re-scan, one by one, only the parts a finding touches (offsets into the joined text).
+    let at = 0;
+    for (const part of slot.parts) {
+      const end = at + part.text.length;
+      if (part.text !== "" && v.findings.some((f) => f.start < end && f.end > at)) {
+        const pv = scan(part);
+        if (pv.text !== part.text) {
+          part.put(pv.text);
+          redacted++;
+        }
+      }
+      at = end + 1;
+    }
   }
   return { verdicts, redacted, flagged: [...flagged] };
 }
