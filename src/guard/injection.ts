@@ -246,10 +246,17 @@ const SIGNALS: readonly Signal[] = [
   ),
   // Personas stripped of limits, in the words in-the-wild jailbreaks use. Each cue alone stays under the
   // threshold (a story may have a villain "with no morals"); two of them, or one with a role set-up, flag.
+  // The rarer word first and the negation in a lookbehind: the rule then runs only on texts that hold
+  // "morals" or "refuse", not on every text with "no" or "not".
   s(
     "persona",
     0.45,
-    `\\b(?:no|without|zero|lacks|free of|devoid of|has no|have no)\\s+(?:any\\s+)?(?:morals|morality|ethics|conscience|ethical (?:guidelines|principles|standards|boundaries|constraints|limits)|moral (?:compass|guidelines|principles|standards|boundaries|constraints|limits))\\b`,
+    `\\b(?:morals|morality|ethics|conscience)\\b(?<=\\b(?:no|without|zero|lacks|free of|devoid of|has no|have no)\\s+(?:any\\s+)?\\w+)`,
+  ),
+  s(
+    "persona",
+    0.45,
+    `\\b(?:ethical|moral)\\s+(?:guidelines|principles|standards|boundaries|constraints|limits|compass)\\b(?<=\\b(?:no|without|zero|lacks|free of|devoid of|has no|have no)\\s+(?:any\\s+)?\\w+\\s+\\w+)`,
   ),
   s(
     "persona",
@@ -259,7 +266,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "persona",
     0.45,
-    `\\b(?:never|not|won't|will not|cannot|can't|can never|must never|doesn't|does not|don't|do not)\\s+(?:ever\\s+)?(?:refuse|decline|say no|withhold|deny a request|reject a request)\\b${GAP}\\b(?:anything|any|request|question|information|prompt|answer|harmful|illegal|unethical)`,
+    `\\b(?:refuse|decline|say no|withhold|deny a request|reject a request)\\b(?<=\\b(?:never|not|won't|will not|cannot|can't|can never|must never|doesn't|does not|don't|do not)\\s+(?:ever\\s+)?(?:refuse|decline|say no|withhold|deny a request|reject a request))${GAP}\\b(?:anything|any|request|question|information|prompt|answer|harmful|illegal|unethical)`,
   ),
   s(
     "persona",
