@@ -319,6 +319,13 @@ describe("POST /v1/chat/completions", () => {
       assert.ok(!res.body.includes(leaked), `${field} was redacted`);
       assert.match(res.body, new RegExp(field));
     }
+    // Azure's content-filter results carry flags and severities only: relayed.
+    const filters = { hate: { filtered: false, severity: "safe" }, self_harm: { filtered: false, severity: "low" } };
+    answers.push({
+      ...reply({ content: "fine" }, { content_filter_results: filters }),
+      prompt_filter_results: [{ prompt_index: 0, content_filter_results: filters }],
+    });
+    assert.equal((await chat(hello)).statusCode, 200);
     // Anything else that can carry text is refused, not relayed unscanned.
     for (const answer of [
       { ...reply({ content: "ok" }), citations: [`see ${leaked}`] },
@@ -326,6 +333,7 @@ describe("POST /v1/chat/completions", () => {
       reply({ content: "ok", annotations: [{ type: "url_citation", url_citation: { title: leaked } }] }),
       reply({ content: "ok" }, { logprobs: { content: [{ token: leaked }] } }),
       reply({ content: "ok" }, { provider_notes: leaked }),
+      reply({ content: "ok" }, { content_filter_results: { protected_material_text: { citation: leaked } } }),
     ]) {
       answers.push(answer);
       const res = await chat(hello);
@@ -430,6 +438,26 @@ describe("POST /v1/chat/completions with stream: true", () => {
     const cut = events((await ask()).body);
     assert.equal(cut.error?.code, "ERR_UPSTREAM_FAILED");
     assert.ok(!cut.text.includes("partial"), "held-back text of a broken stream is not released");
+    // Azure's content-filter results pass when they hold flags and severities only, not text.
+    const filters = { hate: { filtered: false, severity: "safe" }, jailbreak: { filtered: false, detected: false } };
+    streams.push([
+      {
+        id: "x",
+        object: "chat.completion.chunk",
+        choices: [],
+        prompt_filter_results: [{ prompt_index: 0, content_filter_results: filters }],
+      },
+      delta({ content: "hello" }, { content_filter_results: filters }),
+      "[DONE]",
+    ]);
+    const azure = events((await ask()).body);
+    assert.equal(azure.error, undefined);
+    assert.equal(azure.text, "hello");
+    const cited = {
+      protected_material_code: { filtered: false, detected: true, citation: { URL: "https://x.test/leak" } },
+    };
+    streams.push([delta({ content: "hello" }, { content_filter_results: cited }), "[DONE]"]);
+    assert.equal(events((await ask()).body).error?.code, "ERR_UPSTREAM_FAILED");
   });
 });
 

@@ -20,6 +20,28 @@ export const CHUNK_KEYS = new Set([
   "usage",
 ]);
 const CHOICE_KEYS = new Set(["index", "delta", "finish_reason", "logprobs"]);
+
+/** Azure OpenAI's content-filter results, beside the choices (prompt) and in each choice (answer). */
+const FILTER_FIELDS = new Set(["prompt_filter_results", "content_filter_results"]);
+const SEVERITY = /^(?:safe|low|medium|high)$/;
+
+/**
+ * Whether `key: value` is an Azure content-filter result that carries no text: flags, numbers and
+ * severities only. One with text in it (a protected-material citation, a blocklist's name) is not.
+ */
+export function contentFilterField(key: string, value: unknown): boolean {
+  if (!FILTER_FIELDS.has(key)) return false;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (typeof node === "string") {
+      if (!SEVERITY.test(node)) return false;
+    } else if (typeof node === "object" && node !== null) {
+      for (const v of Object.values(node as Record<string, unknown>)) stack.push(v);
+    } else if (typeof node !== "number" && typeof node !== "boolean" && node !== null) return false;
+  }
+  return true;
+}
 const DELTA_KEYS = new Set(["role", "content", "refusal", "tool_calls", "reasoning", "reasoning_content"]);
 /** Text fields of a delta, each scanned as its own stream. */
 const TEXT_FIELDS = ["content", "refusal", "reasoning", "reasoning_content"] as const;
@@ -243,13 +265,13 @@ export function chatProtocol(context: RelayContext): SseProtocol {
       }
       const parsed = jsonObject(data);
       for (const key of Object.keys(parsed))
-        if (!CHUNK_KEYS.has(key))
+        if (!CHUNK_KEYS.has(key) && !contentFilterField(key, parsed[key]))
           throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown field ${key.slice(0, 40)} in the stream`);
       if (parsed.usage !== undefined && parsed.usage !== null) usage = parsed.usage as Record<string, unknown>;
       const out: unknown[] = [];
       for (const c of (parsed.choices ?? []) as Array<Record<string, unknown>>) {
         for (const key of Object.keys(c))
-          if (!CHOICE_KEYS.has(key))
+          if (!CHOICE_KEYS.has(key) && !contentFilterField(key, c[key]))
             throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown choice field ${key.slice(0, 40)}`);
         if (c.logprobs !== undefined && c.logprobs !== null)
           throw new AgentwallError("ERR_UPSTREAM_FAILED", "logprobs carry text and are not relayed");

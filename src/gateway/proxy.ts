@@ -10,7 +10,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { GatewayRoute } from "./route.js";
 import { permissionAudited } from "./pending-audit.js";
 import { responsesProtocol } from "./proxy-responses-stream.js";
-import { CHUNK_KEYS, chatProtocol, relayStream, usageOf } from "./proxy-stream.js";
+import { CHUNK_KEYS, chatProtocol, contentFilterField, relayStream, usageOf } from "./proxy-stream.js";
 import {
   RESPONSES_SCHEMA,
   responsesAnswerCalls,
@@ -443,7 +443,8 @@ function answerSlots(answer: Completion): Slot[] {
   const failed = (why: string) => new AgentwallError("ERR_UPSTREAM_FAILED", `the answer ${why}`);
   const known = (holder: Record<string, unknown>, keys: ReadonlySet<string>, where: string) => {
     for (const [key, value] of Object.entries(holder))
-      if (!keys.has(key) && value !== null) throw failed(`has an unknown field ${key.slice(0, 40)}${where}`);
+      if (!keys.has(key) && value !== null && !contentFilterField(key, value))
+        throw failed(`has an unknown field ${key.slice(0, 40)}${where}`);
   };
   known(answer, CHUNK_KEYS, "");
   if (!Array.isArray(answer.choices)) throw failed("has no choices");
