@@ -20,6 +20,7 @@ import {
   responsesUsage,
   type NamedCall,
   type ResponsesRequest,
+  grouped,
   jsonSlots,
   type Slot,
 } from "./proxy-responses.js";
@@ -333,8 +334,14 @@ function requestSlots(body: ChatRequest): Slot[] {
     const content = m.content;
     if (typeof content === "string") slots.push({ text: content, source, put: (t) => (m.content = t) });
     else if (Array.isArray(content))
-      for (const part of content)
-        if (part.type === "text") slots.push({ text: part.text, source, put: (t) => (part.text = t) });
+      slots.push(
+        ...grouped(
+          content.flatMap((part) =>
+            part.type === "text" ? [{ text: part.text, source, put: (t: string) => (part.text = t) }] : [],
+          ),
+          source,
+        ),
+      );
     if (typeof m.refusal === "string") {
       const text = m.refusal;
       slots.push({ text, source, put: (t) => (m.refusal = t) });
