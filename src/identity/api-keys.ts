@@ -86,7 +86,6 @@ export class ApiKeys {
   readonly #audit: AuditSink;
   readonly #now: () => number;
   readonly #limiter: RateLimiter;
-  readonly #bus: RevocationBus | undefined;
   /** Verified rows by key hash. */
   readonly #cache: RevocationCache<CacheEntry>;
   #lookup: Statement<[string], ApiKeysTable> | undefined;
@@ -113,7 +112,6 @@ export class ApiKeys {
     this.#audit = options.audit;
     this.#now = options.now ?? Date.now;
     this.#limiter = options.rateLimiter ?? new MemoryRateLimiter({ now: this.#now });
-    this.#bus = options.revocations;
     this.#cache = new RevocationCache(options.store, {
       ms: options.cacheMs,
       max: options.cacheEntries,
@@ -153,8 +151,7 @@ export class ApiKeys {
       await bumpCounter(trx, "revocations");
       return Number(result.numUpdatedRows);
     });
-    this.#cache.revoked();
-    await this.#bus?.publish(`${column}:${value}`);
+    await this.#cache.revoked(`${column}:${value}`);
     return count;
   }
 

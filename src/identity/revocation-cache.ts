@@ -20,6 +20,7 @@ export class RevocationCache<V> {
   static readonly #byStore = new WeakMap<Store, Set<RevocationCache<unknown>>>();
   readonly ms: number;
   readonly #store: Store;
+  readonly #bus: RevocationBus | undefined;
   readonly #max: number;
   readonly #entries = new Map<string, V>();
   #version: number | undefined;
@@ -35,6 +36,7 @@ export class RevocationCache<V> {
     this.#store = store;
     this.ms = ms;
     this.#max = options.max ?? 10_000;
+    this.#bus = options.bus;
     options.bus?.onRevocation(() => this.drop());
     const peers = RevocationCache.#byStore.get(store) ?? new Set<RevocationCache<unknown>>();
     peers.add(this);
@@ -84,11 +86,13 @@ export class RevocationCache<V> {
   }
 
   /**
-   * After this process revoked something: drops every cache on the same store at once (a revoked key
-   * also ends the sessions it made, cached by another object).
+   * After this process revoked something (after the commit that bumped the counter): drops every cache
+   * on the same store at once (a revoked key also ends the sessions it made, cached by another object),
+   * then tells the other instances through the bus. `what` names the revocation in the message.
    */
-  revoked(): void {
+  async revoked(what: string): Promise<void> {
     for (const cache of RevocationCache.#byStore.get(this.#store) ?? [this]) cache.drop();
+    await this.#bus?.publish(what);
   }
 
   /** Forgets everything; the next lookup rereads the counter. */

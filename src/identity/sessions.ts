@@ -4,6 +4,7 @@ import { AgentwallError } from "../errors.js";
 import type { AuditSink } from "../audit/event.js";
 import type { Keyring, SigningKey } from "../crypto/keyring.js";
 import type { Store } from "../store/database.js";
+import type { SessionsTable } from "../store/schema.js";
 import { bumpCounter } from "../store/counters.js";
 import { writeTransaction } from "../store/transaction.js";
 import { creatorChainActive } from "./api-keys.js";
@@ -60,18 +61,6 @@ export interface SessionsOptions {
   readonly revocations?: RevocationBus;
 }
 
-/** A session row as verification needs it. */
-interface SessionRow {
-  readonly jti: string;
-  readonly subject: string;
-  readonly kid: string;
-  readonly roles: string;
-  readonly creator: string;
-  readonly created_at: number;
-  readonly expires_at: number;
-  readonly revoked_at: number | null;
-}
-
 const TYP = "JWT";
 const MAX_TTL_MS = 24 * 3_600_000;
 const SUBJECT = /^[\p{L}\p{N} _.:@/-]{1,100}$/u;
@@ -107,9 +96,8 @@ export class Sessions {
   readonly #ttlMs: number;
   readonly #now: () => number;
   readonly #hs256: { secret: Uint8Array; kid: string } | undefined;
-  readonly #bus: RevocationBus | undefined;
   /** Sessions that verified (row and creator chain), by jti. */
-  readonly #cache: RevocationCache<{ row: SessionRow; record: SessionRecord }>;
+  readonly #cache: RevocationCache<{ row: SessionsTable; record: SessionRecord }>;
 
   constructor(options: SessionsOptions) {
     const ttl = options.ttlMs ?? 15 * 60_000;
@@ -133,7 +121,6 @@ export class Sessions {
     }
     this.issuer = options.issuer ?? "agentwall";
     this.audience = options.audience ?? "agentwall";
-    this.#bus = options.revocations;
     this.#cache = new RevocationCache(options.store, {
       ms: options.cacheMs,
       max: options.cacheEntries,
@@ -312,8 +299,7 @@ export class Sessions {
       await bumpCounter(trx, "revocations");
       return Number(result.numUpdatedRows);
     });
-    this.#cache.revoked();
-    await this.#bus?.publish(`session-${column}:${value}`);
+    await this.#cache.revoked(`session-${column}:${value}`);
     return count;
   }
 
