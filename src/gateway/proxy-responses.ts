@@ -288,13 +288,28 @@ const ITEM_KEYS: Readonly<Record<string, ReadonlySet<string>>> = {
   reasoning_text: new Set(["type", "text"]),
 };
 
-/** Throws when `holder` has a non-null field outside `keys`. */
-function onlyKnown(holder: Record<string, unknown>, keys: ReadonlySet<string>, where: string): void {
-  for (const [key, value] of Object.entries(holder))
-    if (!keys.has(key) && value !== null) throw fail(`${where} has an unknown field ${key.slice(0, 40)}`);
+/**
+ * The first field of an upstream's answer (or chunk, item, part) outside `keys` that `excused` does not
+ * let through, or undefined: what the gateway relays must hold no field it did not scan.
+ */
+export function unknownField(
+  holder: Record<string, unknown>,
+  keys: ReadonlySet<string>,
+  excused: (key: string, value: unknown) => boolean = () => false,
+): string | undefined {
+  for (const [key, value] of Object.entries(holder)) if (!keys.has(key) && !excused(key, value)) return key;
+  return undefined;
 }
 
-const empty = (value: unknown) => value === undefined || value === null || (Array.isArray(value) && value.length === 0);
+/** Throws when `holder` has a non-null field outside `keys`. */
+function onlyKnown(holder: Record<string, unknown>, keys: ReadonlySet<string>, where: string): void {
+  const key = unknownField(holder, keys, (_, value) => value === null);
+  if (key !== undefined) throw fail(`${where} has an unknown field ${key.slice(0, 40)}`);
+}
+
+/** Absent, null or an empty list. */
+export const empty = (value: unknown) =>
+  value === undefined || value === null || (Array.isArray(value) && value.length === 0);
 
 /**
  * Every text of a Responses answer: message text and refusals, function-call names and arguments,

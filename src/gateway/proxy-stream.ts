@@ -7,6 +7,7 @@ import type { EgressStream } from "../egress/client.js";
 import type { GuardStream, GuardStreamRelease } from "../guard/pipeline.js";
 import type { Instance } from "../instance.js";
 import type { Principal } from "./auth.js";
+import { unknownField } from "./proxy-responses.js";
 
 /** Top-level fields of a chat completion or chunk: ids, times, counts and the choices. Nothing else is relayed. */
 export const CHUNK_KEYS = new Set([
@@ -264,15 +265,15 @@ export function chatProtocol(context: RelayContext): SseProtocol {
         return "";
       }
       const parsed = jsonObject(data);
-      for (const key of Object.keys(parsed))
-        if (!CHUNK_KEYS.has(key) && !contentFilterField(key, parsed[key]))
-          throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown field ${key.slice(0, 40)} in the stream`);
+      const unknown = unknownField(parsed, CHUNK_KEYS, contentFilterField);
+      if (unknown !== undefined)
+        throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown field ${unknown.slice(0, 40)} in the stream`);
       if (parsed.usage !== undefined && parsed.usage !== null) usage = parsed.usage as Record<string, unknown>;
       const out: unknown[] = [];
       for (const c of (parsed.choices ?? []) as Array<Record<string, unknown>>) {
-        for (const key of Object.keys(c))
-          if (!CHOICE_KEYS.has(key) && !contentFilterField(key, c[key]))
-            throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown choice field ${key.slice(0, 40)}`);
+        const unknownInChoice = unknownField(c, CHOICE_KEYS, contentFilterField);
+        if (unknownInChoice !== undefined)
+          throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown choice field ${unknownInChoice.slice(0, 40)}`);
         if (c.logprobs !== undefined && c.logprobs !== null)
           throw new AgentwallError("ERR_UPSTREAM_FAILED", "logprobs carry text and are not relayed");
         const index = c.index;
@@ -280,9 +281,9 @@ export function chatProtocol(context: RelayContext): SseProtocol {
           throw new AgentwallError("ERR_UPSTREAM_FAILED", "a choice has no index");
         const s = state(index);
         const delta = (c.delta ?? {}) as Record<string, unknown>;
-        for (const key of Object.keys(delta))
-          if (!DELTA_KEYS.has(key))
-            throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown delta field ${key.slice(0, 40)}`);
+        const unknownInDelta = unknownField(delta, DELTA_KEYS);
+        if (unknownInDelta !== undefined)
+          throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown delta field ${unknownInDelta.slice(0, 40)}`);
         const outDelta: Record<string, unknown> = {};
         if (typeof delta.role === "string" && s.role === undefined) {
           s.role = delta.role;

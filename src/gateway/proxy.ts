@@ -20,8 +20,10 @@ import {
   responsesUsage,
   type NamedCall,
   type ResponsesRequest,
+  empty,
   grouped,
   jsonSlots,
+  unknownField,
   type Slot,
 } from "./proxy-responses.js";
 import { estimateTokens } from "../monitor/budget.js";
@@ -449,9 +451,8 @@ function answerSlots(answer: Completion): Slot[] {
   const slots: Slot[] = [];
   const failed = (why: string) => new AgentwallError("ERR_UPSTREAM_FAILED", `the answer ${why}`);
   const known = (holder: Record<string, unknown>, keys: ReadonlySet<string>, where: string) => {
-    for (const [key, value] of Object.entries(holder))
-      if (!keys.has(key) && value !== null && !contentFilterField(key, value))
-        throw failed(`has an unknown field ${key.slice(0, 40)}${where}`);
+    const key = unknownField(holder, keys, (k, value) => value === null || contentFilterField(k, value));
+    if (key !== undefined) throw failed(`has an unknown field ${key.slice(0, 40)}${where}`);
   };
   known(answer, CHUNK_KEYS, "");
   if (!Array.isArray(answer.choices)) throw failed("has no choices");
@@ -462,12 +463,7 @@ function answerSlots(answer: Completion): Slot[] {
     const m = choice.message;
     if (m === undefined || m === null || typeof m !== "object") throw failed("has a choice with no message");
     known(m, MESSAGE_KEYS, " in a message");
-    if (
-      m.annotations !== undefined &&
-      m.annotations !== null &&
-      !(Array.isArray(m.annotations) && m.annotations.length === 0)
-    )
-      throw failed("has annotations, which are not relayed");
+    if (!empty(m.annotations)) throw failed("has annotations, which are not relayed");
     for (const key of MESSAGE_TEXTS) {
       const value = m[key];
       if (typeof value === "string") slots.push({ text: value, source: "agent", put: (t) => (m[key] = t) });
