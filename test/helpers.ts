@@ -4,6 +4,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
+import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after } from "node:test";
@@ -125,6 +126,41 @@ export function redisReachable(): Promise<boolean> {
     }
   })();
   return redisUp;
+}
+
+/** Whether a redis-server binary is installed (for suites that start and stop one of their own). */
+export const redisServerInstalled = spawnSync("redis-server", ["--version"]).status === 0;
+
+/** A TCP port nobody listens on right now. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/**
+ * A redis-server of the test's own on `port` (no persistence), resolved once it accepts connections:
+ * outage tests stop it, never the machine's shared server. Killed after the test at the latest.
+ */
+export async function privateRedis(port: number): Promise<{ stop(): Promise<void> }> {
+  const child: ChildProcess = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const exited = new Promise((resolve) => child.on("exit", resolve));
+  for await (const line of createInterface({ input: child.stdout as NodeJS.ReadableStream })) {
+    if (line.includes("Ready to accept connections")) break;
+  }
+  after(() => child.kill("SIGKILL"));
+  return {
+    async stop() {
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
 }
 
 /** One row of redis-cell's timed GCRA table (test/fixtures/ratelimit). */

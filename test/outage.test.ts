@@ -4,16 +4,23 @@
 // redis-server on its own port): rate limits fall back to this instance's share with an alert,
 // revocations still hold within the 1 s cache bound, and Redis is used again once it is back.
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { Agent, request } from "undici";
-import { freshPostgresDatabase, postgresReachable, runCliAsync, startGateway, tempDir } from "./helpers.js";
+import {
+  freePort,
+  freshPostgresDatabase,
+  postgresReachable,
+  privateRedis,
+  redisServerInstalled,
+  runCliAsync,
+  startGateway,
+  tempDir,
+} from "./helpers.js";
 
 const pgUp = await postgresReachable();
 const databaseUrl = pgUp ? await freshPostgresDatabase() : "";
@@ -98,43 +105,12 @@ describe("PostgreSQL outage under a running gateway", { skip: !pgUp }, () => {
   });
 });
 
-const redisServer = spawnSync("redis-server", ["--version"]).status === 0;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** A redis-server of this test's own on `port` (no persistence), resolved once it accepts connections. */
-async function privateRedis(port: number): Promise<{ stop(): Promise<void> }> {
-  const child: ChildProcess = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  const exited = new Promise((r) => child.on("exit", r));
-  for await (const line of createInterface({ input: child.stdout as NodeJS.ReadableStream })) {
-    if (line.includes("Ready to accept connections")) break;
-  }
-  after(() => child.kill("SIGKILL"));
-  return {
-    async stop() {
-      child.kill("SIGKILL");
-      await exited;
-    },
-  };
-}
-
 describe("Redis outage under a running gateway", () => {
   it(
     "falls back to limit/N with an alert, keeps revocations within 1 s, and uses Redis again when it is back",
     {
-      skip: !redisServer && process.env.CI !== "true" && "redis-server is not installed (required under CI=true)",
+      skip:
+        !redisServerInstalled && process.env.CI !== "true" && "redis-server is not installed (required under CI=true)",
     },
     async () => {
       const port = await freePort();

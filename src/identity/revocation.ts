@@ -35,18 +35,23 @@ export class RedisRevocationBus implements RevocationBus {
     this.#channel = options.channel ?? CHANNEL;
     const common = { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 } as const;
     this.#pub = new Redis(options.url, common);
-    this.#sub = new Redis(options.url, { ...common, enableOfflineQueue: true });
+    // ioredis's own resubscription after a reconnect has no rejection handler (redis/ioredis#2187, not
+    // released in 6.0.0): closing the bus while it is in flight was an unhandled rejection, which ends
+    // the process. The bus subscribes again itself.
+    this.#sub = new Redis(options.url, { ...common, enableOfflineQueue: true, autoResubscribe: false });
     this.#pub.on("error", () => undefined);
     this.#sub.on("error", () => undefined);
     this.#sub.on("message", (channel: string) => {
       if (channel === this.#channel) this.#notify();
     });
     this.#sub.on("ready", () => {
+      // Every connection subscribes anew: a SUBSCRIBE queued before the first one, while Redis was
+      // unreachable, is dropped after maxRetriesPerRequest attempts.
+      this.#sub.subscribe(this.#channel).catch(() => undefined);
       // After a reconnect messages may have been missed: treat it as a revocation of everything.
       if (this.#everReady) this.#notify();
       this.#everReady = true;
     });
-    this.#sub.subscribe(this.#channel).catch(() => undefined);
   }
 
   /** Resolves once the subscription is active (for tests and orderly start-up). */
