@@ -178,6 +178,22 @@ describe("PII", () => {
     assert.deepEqual(span("My zip code is 90010-170"), []);
     assert.deepEqual(span("ZIP: 75534-030"), []);
   });
+
+  it("ends a compact IBAN before the words after it, and takes Luhn numbers outside known issuers only as cards named", () => {
+    const span = (text: string) => findPii(text).map((f) => `${f.type}:${text.slice(f.start, f.end)}`);
+    assert.deepEqual(span("transfer from GB56HXDO88167774656119 to other bank accounts"), [
+      "iban:GB56HXDO88167774656119",
+    ]);
+    assert.deepEqual(span("from GB82 WEST 1234 5698 7654 32 to DE89 3704 0044 0532 0130 00 today"), [
+      "iban:GB82 WEST 1234 5698 7654 32",
+      "iban:DE89 3704 0044 0532 0130 00",
+    ]);
+    // 3598… passes Luhn but no network issues it: a card only where the text says card.
+    assert.deepEqual(span("my credit card 3598899323053410 has been lost"), ["credit_card:3598899323053410"]);
+    assert.deepEqual(span("the limit for card 584528792610?"), ["credit_card:584528792610"]);
+    assert.deepEqual(span("order 3598899323053410 has shipped"), []);
+    assert.deepEqual(span("my credit card 3598899323053411 has been lost"), [], "Luhn still applies");
+  });
 });
 
 describe("prompt injection", () => {

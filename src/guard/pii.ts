@@ -145,7 +145,21 @@ function ibanValid(raw: string): boolean {
   return rem === 1;
 }
 
+/**
+ * The length of the valid IBAN that `candidate` starts with, or 0. The pattern lets single spaces and
+ * hyphens separate characters (IBANs are printed in groups of four), so a compact IBAN followed by words
+ * ("GB56HXDO88167774656119 to other") runs on into them: the candidate is cut back at each separator.
+ */
+function ibanLength(candidate: string): number {
+  if (ibanValid(candidate)) return candidate.length;
+  for (let i = candidate.length - 1; i >= 15; i--) {
+    if ((candidate[i] === " " || candidate[i] === "-") && ibanValid(candidate.slice(0, i))) return i;
+  }
+  return 0;
+}
+
 const CARD = /(?<![\d-])\d(?:[ -]?\d){11,18}(?![\d-])/g;
+const CARD_CONTEXT = /\b(?:cards?|cc|credit|debit|visa|mastercard|amex|maestro|jcb|card ?number|pan)\b[^\n\d]{0,25}$/i;
 const SSN = /(?<![\d-])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![\d-])/dg;
 const IBAN = /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])/g;
 const EMAIL =
@@ -191,8 +205,12 @@ export function findPii(text: string, options: { phoneRegion?: CountryCode } = {
     out.push({ type, start, end, confidence, kind: "pii" });
   for (const m of text.matchAll(CARD)) {
     const digits = m[0].replace(/\D/g, "");
-    if (digits.length >= 12 && digits.length <= 19 && luhn(digits) && cardIssuer(digits)) {
-      add("credit_card", m.index, m.index + m[0].length, 0.95);
+    if (digits.length < 12 || digits.length > 19 || !luhn(digits)) continue;
+    if (cardIssuer(digits)) add("credit_card", m.index, m.index + m[0].length, 0.95);
+    // Outside the known issuer ranges (private-label and regional cards, new ranges), a Luhn-valid
+    // number counts only when the words before it name a card: one random number in ten passes Luhn.
+    else if (CARD_CONTEXT.test(text.slice(Math.max(0, m.index - 40), m.index))) {
+      add("credit_card", m.index, m.index + m[0].length, 0.7);
     }
   }
   for (const m of text.matchAll(SSN)) {
@@ -200,8 +218,13 @@ export function findPii(text: string, options: { phoneRegion?: CountryCode } = {
       add("us_ssn", m.index, m.index + m[0].length, m[2] === "" ? 0.5 : 0.85);
     }
   }
-  for (const m of text.matchAll(IBAN)) {
-    if (ibanValid(m[0])) add("iban", m.index, m.index + m[0].length, 0.95);
+  IBAN.lastIndex = 0;
+  for (let m = IBAN.exec(text); m !== null; m = IBAN.exec(text)) {
+    const length = ibanLength(m[0]);
+    if (length > 0) {
+      add("iban", m.index, m.index + length, 0.95);
+      IBAN.lastIndex = m.index + length; // what the candidate ran on into is searched again
+    }
   }
   // The address regexes try every position; most texts hold no "@" and no two colons close together.
   if (text.includes("@")) for (const m of text.matchAll(EMAIL)) add("email", m.index, m.index + m[0].length, 0.95);
