@@ -146,8 +146,13 @@ const secureData: SecurityAgent = {
 const secureNetwork: SecurityAgent = {
   name: "secure_network",
   operations: ["request"],
-  async execute(_operation, input, { egress, requestId }) {
-    const url = str(input, "url", 8192);
+  async execute(_operation, input, { instance, egress, requestId }) {
+    // A public URL, or a path on a destination the operator configured on this agent's egress client
+    // (an internal tool host); the gateway's agent client has none.
+    const target: { url: string } | { destination: string; path: string } =
+      input.destination === undefined
+        ? { url: str(input, "url", 8192) }
+        : { destination: str(input, "destination", 128), path: str(input, "path", 8192) };
     const method = typeof input.method === "string" ? input.method.toUpperCase() : "GET";
     if (!["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].includes(method))
       throw new AgentwallError("ERR_INVALID_ARGUMENT", "input.method is an HTTP method");
@@ -155,13 +160,24 @@ const secureNetwork: SecurityAgent = {
     if (typeof input.headers === "object" && input.headers !== null)
       for (const [k, v] of Object.entries(input.headers as Record<string, unknown>))
         if (typeof v === "string" && /^[A-Za-z0-9-]{1,64}$/.test(k)) headers[k] = v;
-    const res = await egress.fetch(url, {
+    const init = {
       method,
       headers,
       ...(typeof input.body === "string" ? { body: input.body } : {}),
       ...(requestId === undefined ? {} : { requestId }),
-    });
-    return { status: res.status, body: res.body.toString("utf8").slice(0, 1_000_000), hops: res.chain.length };
+    };
+    const res =
+      "url" in target
+        ? await egress.fetch(target.url, init)
+        : await egress.fetchOperator(target.destination, target.path, init);
+    // What a fetched page says goes back into an agent's context: it is a document to the guard (the
+    // stricter injection threshold), its secrets are redacted, and a blocked body is withheld.
+    const body = res.body.toString("utf8").slice(0, 1_000_000);
+    const v = instance.guard.scan(body, { direction: "input", source: "document" });
+    const findings = [...new Set(v.findings.map((f) => f.type))];
+    if (v.verdict === "block")
+      return { status: res.status, error: "ERR_GUARD_BLOCKED", findings, hops: res.chain.length };
+    return { status: res.status, body: v.text, verdict: v.verdict, findings, hops: res.chain.length };
   },
 };
 
