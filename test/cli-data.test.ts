@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import Database from "better-sqlite3";
 import { tempDir } from "./helpers.js";
 
 const MAIN = join(import.meta.dirname, "../dist/cli/main.js");
@@ -73,6 +74,26 @@ describe("agentwall encrypt / decrypt / keygen", () => {
 });
 
 describe("agentwall records, kek rotate and data reencrypt", () => {
+  it("lists a record altered in the database as DAMAGED, beside the good one, and exits 1", () => {
+    const home = tempDir();
+    const env = { AGENTWALL_HOME: home, AGENTWALL_MASTER_KEY: randomBytes(32).toString("hex") };
+    const put = (text: string) => cli(["records", "put", "--owner", "alice", "--type", "note"], env, text);
+    const [good, bad] = [put("one").stdout.toString().trim(), put("two").stdout.toString().trim()];
+    const db = new Database(join(home, "agentwall.db"));
+    try {
+      const row = db.prepare("SELECT metadata FROM records WHERE id = ?").get(good) as { metadata: string };
+      db.prepare("UPDATE records SET metadata = ? WHERE id = ?").run(row.metadata, bad);
+    } finally {
+      db.close();
+    }
+    const listed = cli(["records", "list", "--owner", "alice"], env);
+    assert.equal(listed.code, 1, listed.stderr);
+    const lines = listed.stdout.toString().trim().split("\n").sort();
+    assert.equal(lines.length, 2);
+    assert.match(lines.find((l) => l.startsWith(bad)) ?? "", /\tDAMAGED ERR_DECRYPT$/);
+    assert.doesNotMatch(lines.find((l) => l.startsWith(good)) ?? "", /DAMAGED/);
+  });
+
   it("stores per owner, rotates the master key, re-encrypts, and still reads everything", () => {
     const home = tempDir();
     const oldKey = randomBytes(32).toString("hex");

@@ -61,6 +61,31 @@ for (const engine of ["SQLite", "PostgreSQL"] as const) {
         .where("id", "=", b.id)
         .execute();
       await assert.rejects(records.retrieve(b.id, "alice"), { code: "ERR_DECRYPT" });
+      // The altered record is listed as damaged; it neither hides alice's good record nor passes unnoticed.
+      const c = await records.store("alice", "note", "C", { label: "kept" });
+      await store.db
+        .updateTable("records")
+        .set({ metadata: rowA.metadata, wrapped_key: rowA.wrapped_key })
+        .where("id", "=", b.id)
+        .execute();
+      const listed = await records.list("alice");
+      assert.deepEqual(
+        listed.map((r) => [r.id, r.damaged, r.metadata]).sort(),
+        [
+          [a.id, undefined, {}],
+          [b.id, "ERR_DECRYPT", {}],
+          [c.id, undefined, { label: "kept" }],
+        ].sort(),
+      );
+      const trail = (await audit.query({ type: "data_access" })).events;
+      assert.ok(
+        trail.some(
+          (e) => e.action === "records.retrieve" && e.outcome === "failure" && e.resource === `record:${b.id}`,
+        ),
+        "the failed read is audited",
+      );
+      const list = trail.find((e) => e.action === "records.list" && e.outcome === "failure");
+      assert.deepEqual((list?.details as { damaged?: string[] } | undefined)?.damaged, [b.id]);
       await store.db.updateTable("records").set({ owner: "mallory" }).where("id", "=", a.id).execute();
       await assert.rejects(records.retrieve(a.id, "mallory"), { code: "ERR_DECRYPT" });
     });

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { AgentwallError } from "../errors.js";
+import { AgentwallError, isAgentwallError } from "../errors.js";
 import type { AuditSink } from "../audit/event.js";
 import { openAesGcm, sealAesGcm } from "../crypto/aead.js";
 import { fromBase64Url } from "../crypto/encoding.js";
@@ -19,8 +19,12 @@ export interface StoredRecord {
   readonly updatedAt: number;
 }
 
-/** What {@link RecordStore.list} shows: everything but the data. */
-export type RecordInfo = Omit<StoredRecord, "data" | "owner">;
+/**
+ * What {@link RecordStore.list} shows: everything but the data. A record that fails to decrypt (moved
+ * or altered in the database) is listed with `damaged` set to the error code and empty metadata, so
+ * one bad row neither hides the others nor passes unnoticed.
+ */
+export type RecordInfo = Omit<StoredRecord, "data" | "owner"> & { readonly damaged?: string };
 
 const OWNER = /^[\p{L}\p{N} _.:@/-]{1,200}$/u;
 const TYPE = /^[a-z0-9][a-z0-9_.:-]{0,63}$/;
@@ -39,6 +43,9 @@ function sealPart(key: Buffer, plaintext: Uint8Array, aad: Buffer): string {
 function openPart(key: Buffer, sealed: string, aad: Buffer): Buffer {
   return openAesGcm(key, fromBase64Url(sealed), aad);
 }
+
+/** A stable code for an error met while opening a record (never its message, which may carry data). */
+const codeOf = (error: unknown): string => (isAgentwallError(error) ? error.code : "ERR_INTERNAL");
 
 const keyBinding = (id: string, owner: string) => ({ table: "records", row: id, owner });
 
@@ -73,7 +80,7 @@ export class RecordStore {
     actor: string,
     action: string,
     id: string,
-    outcome: "success" | "denied",
+    outcome: "success" | "denied" | "failure",
     details?: Record<string, unknown>,
   ) {
     await this.#audit.append({
@@ -158,23 +165,36 @@ export class RecordStore {
       await this.#log(actor, "retrieve", typeof id === "string" && ID.test(id) ? id : "", "denied", { owner });
       throw new AgentwallError("ERR_NOT_FOUND", "no such record");
     }
+    let opened: { data: Buffer; metadata: Record<string, unknown> };
+    try {
+      opened = await this.#open(row, true);
+    } catch (error) {
+      // A row moved or altered in the database: audited, so tampering leaves a trace.
+      await this.#log(actor, "retrieve", id, "failure", { owner, code: codeOf(error) });
+      throw error;
+    }
+    await this.#log(actor, "retrieve", id, "success", { owner });
+    return Object.freeze({
+      id: row.id,
+      owner: row.owner,
+      type: row.type,
+      data: opened.data,
+      metadata: Object.freeze(opened.metadata),
+      size: row.size,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+    });
+  }
+
+  /** Decrypts a row's metadata, and its data when asked; `ERR_DECRYPT` when either was altered. */
+  async #open(row: RecordsTable, withData: boolean): Promise<{ data: Buffer; metadata: Record<string, unknown> }> {
     const key = await this.#key(row);
     try {
-      const data = openPart(key, row.data, recordAad(row.id, row.owner, row.type, "data"));
+      const data = withData ? openPart(key, row.data, recordAad(row.id, row.owner, row.type, "data")) : Buffer.alloc(0);
       const metadata = JSON.parse(
         openPart(key, row.metadata, recordAad(row.id, row.owner, row.type, "metadata")).toString("utf8"),
       ) as Record<string, unknown>;
-      await this.#log(actor, "retrieve", id, "success", { owner });
-      return Object.freeze({
-        id: row.id,
-        owner: row.owner,
-        type: row.type,
-        data,
-        metadata: Object.freeze(metadata),
-        size: row.size,
-        createdAt: row.created_at,
-        updatedAt: row.updated_at,
-      });
+      return { data, metadata };
     } finally {
       key.fill(0);
     }
@@ -210,27 +230,35 @@ export class RecordStore {
     if (options.type !== undefined) q = q.where("type", "=", options.type);
     const rows = await q.orderBy("created_at", "desc").orderBy("id").limit(limit).execute();
     const out: RecordInfo[] = [];
+    const damaged: string[] = [];
     for (const row of rows) {
-      const key = await this.#key(row);
+      let metadata: Record<string, unknown> = {};
+      let code: string | undefined;
       try {
-        const metadata = JSON.parse(
-          openPart(key, row.metadata, recordAad(row.id, row.owner, row.type, "metadata")).toString("utf8"),
-        ) as Record<string, unknown>;
-        out.push(
-          Object.freeze({
-            id: row.id,
-            type: row.type,
-            metadata,
-            size: row.size,
-            createdAt: row.created_at,
-            updatedAt: row.updated_at,
-          }),
-        );
-      } finally {
-        key.fill(0);
+        metadata = (await this.#open(row, false)).metadata;
+      } catch (error) {
+        code = codeOf(error);
+        damaged.push(row.id);
       }
+      out.push(
+        Object.freeze({
+          id: row.id,
+          type: row.type,
+          metadata,
+          size: row.size,
+          createdAt: row.created_at,
+          updatedAt: row.updated_at,
+          ...(code === undefined ? {} : { damaged: code }),
+        }),
+      );
     }
-    await this.#log(actor, "list", "", "success", { owner, count: out.length });
+    await this.#log(
+      actor,
+      "list",
+      "",
+      damaged.length === 0 ? "success" : "failure",
+      damaged.length === 0 ? { owner, count: out.length } : { owner, count: out.length, damaged },
+    );
     return out;
   }
 

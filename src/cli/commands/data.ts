@@ -129,14 +129,17 @@ export function registerData(program: Command, run: (fn: () => Promise<number>) 
     .action((opts: GlobalOptions & { owner: string }) =>
       run(() =>
         withInstance({ ...program.opts(), ...opts }, async (instance) => {
-          for (const r of await instance.records.list(opts.owner, {}, "cli")) {
+          const listed = await instance.records.list(opts.owner, {}, "cli");
+          for (const r of listed) {
             process.stdout.write(
               opts.json === true
                 ? JSON.stringify(r) + "\n"
-                : `${r.id}\t${r.type}\t${r.size}\t${new Date(r.createdAt).toISOString()}\n`,
+                : `${r.id}\t${r.type}\t${r.size}\t${new Date(r.createdAt).toISOString()}` +
+                    (r.damaged === undefined ? "\n" : `\tDAMAGED ${r.damaged}\n`),
             );
           }
-          return EXIT.OK;
+          // A damaged record (altered or moved in the database) fails the command, as a check would.
+          return listed.some((r) => r.damaged !== undefined) ? EXIT.DENIED : EXIT.OK;
         }),
       ),
     );
