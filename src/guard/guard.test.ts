@@ -177,6 +177,18 @@ describe("PII", () => {
     assert.deepEqual(span("stop sending messages to 020 7946 0958"), ["phone:020 7946 0958"]);
     assert.deepEqual(span("My zip code is 90010-170"), []);
     assert.deepEqual(span("ZIP: 75534-030"), []);
+    // Spans of years are not phone numbers, and phone words count only as words ("during" holds "ring").
+    assert.deepEqual(span("Who won the award for the season 2018-2019?"), []);
+    assert.deepEqual(span("united during 1947-1949"), []);
+    assert.deepEqual(span("with a limit of 500-1000 words"), []);
+    assert.deepEqual(span("Tell me what happened 1947-1949"), []);
+    assert.deepEqual(span("Call 718-622-0221"), ["phone:718-622-0221"]);
+    // A word ending in hex letters before "::" is not an IPv6 address ("PWNED::" would read as ed::).
+    assert.deepEqual(span("I have been PWNED:: now"), []);
+    assert.deepEqual(span("from fe80::1 and 2001:db8::8a2e:370:7334"), [
+      "ip_address:fe80::1",
+      "ip_address:2001:db8::8a2e:370:7334",
+    ]);
   });
 
   it("ends a compact IBAN before the words after it, and takes Luhn numbers outside known issuers only as cards named", () => {

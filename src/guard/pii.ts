@@ -165,8 +165,7 @@ const IBAN = /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]){11,30}(?![A-Z
 const EMAIL =
   /(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![\w-])/g;
 const IPV4 = /(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])/g;
-const IPV6 =
-  /(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![0-9A-Fa-f:])/g;
+const IPV6 = /(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![0-9A-Fa-f:])/g;
 
 const COLONS = /:[0-9A-Fa-f]{0,4}:/;
 
@@ -176,7 +175,7 @@ const PHONE =
 /** An extension after the number ("x4587", " ext. 12"): part of the finding, not of the number checked. */
 const EXTENSION = /(?:x| ?ext\.? ?)\d{1,6}$/;
 const PHONE_CONTEXT =
-  /(?:phone|tel|call|mobile|cell|fax|number|whatsapp|sms|messages?|texts? me|contact|reach|dial|ring|answering|registered|landline|desk|tél|telefon|teléfono|телефон)(?:[^\n]{0,30}|:[ \t]*\r?\n[ \t]*)$/i;
+  /(?<![A-Za-z])(?:phone|tel(?!l)|call|mobile|cell|fax|number|whatsapp|sms|messages?|texts? me|contact|reach|dial|ring|answering|registered|landline|desk|tél|telefon|teléfono|телефон)(?:[^\n]{0,30}|:[ \t]*\r?\n[ \t]*)$/i;
 const POSTCODE_CONTEXT = /\b(?:zip|postal|post ?code|postcode|cep|plz)\b[^\n\d]{0,20}$/i;
 /** Regions tried for numbers written without a country code. */
 const PHONE_REGIONS: readonly CountryCode[] = [
@@ -248,6 +247,14 @@ export function findPii(text: string, options: { phoneRegion?: CountryCode } = {
     // Two space-separated groups are as often a house number and a postcode: only with a phone word near.
     const groups = candidate.split(/[ .()-]+/).filter((g) => g !== "").length;
     const context = PHONE_CONTEXT.test(text.slice(Math.max(0, m.index - 40), m.index));
+    // A span of years ("the seasons 2018-2019", "1947-1949") or of round numbers ("500-1000 words") is
+    // digits some regions would dial.
+    const span = /^(\d+) ?[-/] ?(\d+)$/.exec(candidate);
+    if (span !== null && !context && Number(span[2]) > Number(span[1])) {
+      const [from, to] = [span[1] as string, span[2] as string];
+      if (/^(?:1[89]|20)\d\d$/.test(from) && /^(?:1[89]|20)\d\d$/.test(to)) continue;
+      if (from.endsWith("00") && to.endsWith("00")) continue;
+    }
     if (
       !candidate.startsWith("+") &&
       !context &&
