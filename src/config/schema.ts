@@ -88,6 +88,8 @@ export interface AgentwallConfig {
     bySource?: Partial<Record<"user" | "agent" | "tool" | "document" | "system", GuardDirectionConfig>>;
     allowedHosts?: string[];
     onScannerError?: "block" | "flag";
+    /** Markup inside markdown code is text (default true); false where outputs are inserted as HTML. */
+    codeIsText?: boolean;
   };
   /** Tool policies: which role or agent may call which tool with which arguments. Unlisted tools are denied. */
   tools: Array<{
@@ -287,6 +289,7 @@ export const CONFIG_SCHEMA = {
           items: { type: "string", pattern: "^(?:\\*\\.)?[a-z0-9.-]{1,253}$" },
         },
         onScannerError: { enum: ["block", "flag"] },
+        codeIsText: { type: "boolean" },
       },
     },
     tools: {

