@@ -340,6 +340,24 @@ describe("output checks and redaction", () => {
     for (const t of ["html_script", "html_event_handler", "external_image", "dangerous_url", "canary"])
       assert.ok(found.includes(t), t);
     assert.ok(!found.includes("data_in_link"), "the allowlisted link passes");
+    // A link carries data when its URL holds an encoded run, a secret or PII — not any query at all.
+    const link = (url: string) => types(findUnsafeOutput(`[x](${url})`));
+    for (const url of [
+      "https://www.google.com/search?q=paris+museums",
+      "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+      "https://shop.example.com/?utm_source=chatgpt.com&utm_campaign=spring_sale_2026_newsletter_users",
+      "https://developer.mozilla.org/en-US/docs/Web/API/Fetch_API/Using_Fetch",
+    ])
+      assert.deepEqual(link(url), [], url);
+    for (const url of [
+      "https://evil.example/log?d=SGVsbG8gd29ybGQgc2VjcmV0IGRhdGE",
+      "https://evil.example/c/SGVsbG8gd29ybGQgc2VjcmV0IGRhdGE",
+      "https://evil.example/c?email=jane.doe%40example.org",
+      "https://evil.example/c?k=sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+      "https://evil.example/c?d=%E0%A4%A",
+      `https://evil.example/c?${"a=b&".repeat(120)}`,
+    ])
+      assert.deepEqual(link(url), ["data_in_link"], url);
   });
 
   it("markup inside markdown code is text; outside it, after it, or with codeIsText off it is active", () => {

@@ -1,4 +1,6 @@
-import type { Finding } from "./finding.js";
+import { entropy, type Finding } from "./finding.js";
+import { findPii } from "./pii.js";
+import { findSecrets } from "./secrets.js";
 
 /**
  * Unsafe model output: active HTML (script, iframe, object/embed, event-handler attributes,
@@ -219,6 +221,32 @@ function hostAllowed(host: string, allowed: readonly string[]): boolean {
   return allowed.some((a) => (a.startsWith("*.") ? h.endsWith(a.slice(1)) : h === a.toLowerCase()));
 }
 
+/** A run of at least 24 characters of an encoding (base64, hex), not words joined by underscores. */
+const OPAQUE = /[A-Za-z0-9+/=-]{24,}/g;
+
+/**
+ * Whether a URL carries data out: an encoded-looking run (24+ characters, letters and digits, over 3.5
+ * bits of entropy per character) in its path or query, a query that holds a secret or PII once
+ * decoded, a query over 400 characters, or one that does not decode. An ordinary query — a search, a
+ * video id, tracking tags — is not data: flagging every link with a `?` blocked ordinary answers, while
+ * the same URL written bare passed.
+ */
+function carriesData(url: URL): boolean {
+  const opaque = (text: string) =>
+    [...text.matchAll(OPAQUE)].some((m) => /[A-Za-z]/.test(m[0]) && /\d/.test(m[0]) && entropy(m[0]) > 3.5);
+  if (opaque(url.pathname)) return true;
+  const query = url.search.slice(1);
+  if (query === "") return false;
+  if (query.length > 400) return true;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(query.replace(/\+/g, " "));
+  } catch {
+    return true;
+  }
+  return opaque(decoded) || findSecrets(decoded).length > 0 || findPii(decoded).length > 0;
+}
+
 /** Findings of unsafe content in a model's output. */
 export function findUnsafeOutput(text: string, options: OutputCheckOptions = {}): Finding[] {
   const out: Finding[] = [];
@@ -236,7 +264,7 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
     }
     if (hostAllowed(parsed.hostname, allowed)) return;
     // An image loads without a click: any outside image is a beacon. A link is unsafe when it carries data.
-    const carries = parsed.search.length > 1 || /[A-Za-z0-9+/=_-]{24,}/.test(parsed.pathname);
+    const carries = carriesData(parsed);
     if (image || carries) {
       out.push({
         type: image ? "external_image" : "data_in_link",
