@@ -50,21 +50,51 @@ export function registerScan(program: Command, run: (fn: () => Promise<number>) 
             guard.scan(t, { source: opts.source as TextSource, direction: opts.output === true ? "output" : "input" });
           if (opts.jsonl !== undefined) {
             let flagged = false;
+            let bad = 0;
             let n = 0;
-            const lines = createInterface({ input: createReadStream(opts.jsonl), crlfDelay: Infinity });
+            const input = createReadStream(opts.jsonl);
+            const opened = new Promise<void>((resolve, reject) => {
+              input.once("open", () => resolve());
+              input.once("error", () => reject(new AgentwallError("ERR_IO", `cannot read ${opts.jsonl}`)));
+            });
+            await opened;
+            const lines = createInterface({ input, crlfDelay: Infinity });
+            // A bad line gets an error line of its own and the batch goes on: one typo must not lose the
+            // verdicts of the lines after it. Any bad line makes the exit code 2.
+            const refuse = (id: unknown, message: string) => {
+              bad++;
+              process.stdout.write(
+                JSON.stringify({
+                  ...(id === undefined ? {} : { id }),
+                  line: n,
+                  error: { code: "ERR_USAGE", message },
+                }) + "\n",
+              );
+            };
             for await (const raw of lines) {
               n++;
               if (raw.trim() === "") continue;
-              let row: { id?: unknown; text?: unknown };
+              let row: unknown;
               try {
-                row = JSON.parse(raw) as { id?: unknown; text?: unknown };
+                row = JSON.parse(raw);
               } catch {
-                throw new AgentwallError("ERR_USAGE", `line ${n} of ${opts.jsonl} is not JSON`);
+                refuse(undefined, "not JSON");
+                continue;
               }
-              if (typeof row.text !== "string") throw new AgentwallError("ERR_USAGE", `line ${n} has no "text" string`);
-              const v = scan(row.text);
+              if (typeof row !== "object" || row === null || typeof (row as { text?: unknown }).text !== "string") {
+                refuse(
+                  typeof row === "object" && row !== null ? (row as { id?: unknown }).id : undefined,
+                  'no "text" string',
+                );
+                continue;
+              }
+              const v = scan((row as { text: string }).text);
               flagged ||= v.verdict !== "allow";
-              process.stdout.write(line(row.id, v) + "\n");
+              process.stdout.write(line((row as { id?: unknown }).id, v) + "\n");
+            }
+            if (bad > 0) {
+              process.stderr.write(`agentwall: ERR_USAGE: ${bad} line(s) of ${opts.jsonl} could not be scanned\n`);
+              return EXIT.USAGE;
             }
             return flagged ? EXIT.DENIED : EXIT.OK;
           }
