@@ -59,6 +59,9 @@ describe("agentwall CLI", () => {
       cli(["keys", "create", "--subject", "bob", "--name", "ci", "--expires", "1d", "--json"], env).stdout,
     );
     assert.deepEqual(Object.keys(made).sort(), ["expiresAt", "id", "key"]);
+    const unknownRole = cli(["keys", "create", "--subject", "bob", "--role", "nope"], env);
+    assert.equal(unknownRole.code, 2, "a key with a role nobody defined is refused");
+    assert.match(unknownRole.stderr, /ERR_ROLE_UNKNOWN: role nope is not defined/);
     assert.ok(made.expiresAt > Date.now());
     const rotated = cli(["keys", "rotate", made.id, "--grace", "1h", "--json"], env);
     assert.equal(rotated.code, 0, rotated.stderr);
@@ -263,6 +266,12 @@ describe("agentwall CLI", () => {
     assert.equal(cli(["audit", "export", "--out", out], env).code, 0);
     const exported = readFileSync(out, "utf8").trim().split("\n");
     assert.equal(exported.length, 1);
+    // An export never overwrites, and a path it cannot write is ERR_IO (it was ERR_INTERNAL).
+    const again = cli(["audit", "export", "--out", out], env);
+    assert.deepEqual([again.code, /ERR_IO: .* exists/.test(again.stderr)], [3, true], again.stderr);
+    const nowhere = cli(["audit", "export", "--out", join(home, "no", "such", "dir.jsonl")], env);
+    assert.deepEqual([nowhere.code, /ERR_IO: cannot write/.test(nowhere.stderr)], [3, true], nowhere.stderr);
+    assert.equal(readFileSync(out, "utf8").trim().split("\n").length, 1);
     assert.equal(cli(["audit", "query", "--since", "tomorrow"], env).code, 2);
   });
 

@@ -75,16 +75,31 @@ export function registerAudit(program: Command, run: (fn: () => Promise<number>)
     .action((opts: GlobalOptions & { out?: string }) =>
       run(() =>
         withInstance({ ...program.opts(), ...opts }, async (instance) => {
-          const out =
-            opts.out === undefined ? process.stdout : createWriteStream(opts.out, { flags: "wx", mode: 0o600 });
-          const bar = progressBar("export");
-          for await (const e of instance.audit.export({ onProgress: (d, t) => bar.update(d, t) })) {
-            if (!out.write(JSON.stringify(e) + "\n")) await once(out, "drain");
-          }
-          bar.end();
-          if (out !== process.stdout) {
-            out.end();
-            await once(out, "finish");
+          const file = opts.out;
+          const out = file === undefined ? process.stdout : createWriteStream(file, { flags: "wx", mode: 0o600 });
+          const failed = (error: unknown) =>
+            new AgentwallError(
+              "ERR_IO",
+              (error as NodeJS.ErrnoException).code === "EEXIST"
+                ? `${file} exists (an export never overwrites)`
+                : `cannot write ${file ?? "standard output"}`,
+            );
+          try {
+            if (out !== process.stdout) await once(out, "open");
+            const bar = progressBar("export");
+            for await (const e of instance.audit.export({ onProgress: (d, t) => bar.update(d, t) })) {
+              if (!out.write(JSON.stringify(e) + "\n")) await once(out, "drain");
+            }
+            bar.end();
+            if (out !== process.stdout) {
+              out.end();
+              await once(out, "finish");
+            }
+          } catch (error) {
+            // A system error of the file (ENOENT, EACCES, EEXIST, ENOSPC) is the caller's to fix.
+            if (!(error instanceof AgentwallError) && typeof (error as NodeJS.ErrnoException).syscall === "string")
+              throw failed(error);
+            throw error;
           }
           return EXIT.OK;
         }),

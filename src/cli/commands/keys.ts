@@ -33,6 +33,10 @@ export function registerKeys(program: Command, run: (fn: () => Promise<number>) 
       (opts: GlobalOptions & { subject: string; name: string; role?: string[]; expires?: string; uses?: number }) =>
         run(() =>
           withInstance({ ...program.opts(), ...opts }, async (instance) => {
+            // A key with a role nobody defined would hold no permission at all: refuse it at once.
+            const policy = await instance.rbac.policy();
+            const unknown = (opts.role ?? []).find((role) => !policy.has(role));
+            if (unknown !== undefined) throw new AgentwallError("ERR_ROLE_UNKNOWN", `role ${unknown} is not defined`);
             const created = await instance.apiKeys.create({
               owner: opts.subject,
               name: opts.name,
