@@ -76,6 +76,7 @@ export const ERROR_CODES = [
   "ERR_INTERNAL",
   "ERR_USAGE",
   "ERR_IO",
+  "ERR_LISTEN_FAILED",
 ] as const;
 
 /** A stable error code. */

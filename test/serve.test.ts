@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
+import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
@@ -36,6 +37,27 @@ describe("agentwall serve", () => {
     db.close();
     assert.equal(events.n, 1);
     assert.equal(checkpoints.n, 1, "the audit log is flushed and checkpointed on shutdown");
+  });
+
+  it("names the address when it cannot listen (port in use): ERR_LISTEN_FAILED, exit 3", async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+    const { port } = busy.address() as AddressInfo;
+    try {
+      const env = { PATH: process.env.PATH ?? "", AGENTWALL_HOME: tempDir() };
+      const r = spawnSync(process.execPath, [MAIN, "serve", "--port", String(port)], {
+        env,
+        encoding: "utf8",
+        timeout: 30_000,
+      });
+      assert.equal(r.status, 3, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(`ERR_LISTEN_FAILED: cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)`),
+      );
+    } finally {
+      busy.close();
+    }
   });
 
   it("refuses to start with a wrong master key (exit 3)", () => {

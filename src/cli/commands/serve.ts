@@ -76,7 +76,9 @@ export function registerServe(program: Command, run: (fn: () => Promise<number>)
             );
         }, 3_600_000);
         budgetPrune.unref();
-        const address = await app.listen({ host: config.host, port: config.port });
+        const address = await app.listen({ host: config.host, port: config.port }).catch((error: unknown) => {
+          throw listenFailed(error, config.host, config.port);
+        });
         // The separate metrics listener: metrics only, no credentials, loopback unless configured.
         let metricsServer: import("node:http").Server | undefined;
         if (config.metricsListen !== undefined) {
@@ -94,7 +96,7 @@ export function registerServe(program: Command, run: (fn: () => Promise<number>)
           metricsServer = server;
           const host = config.metricsListen.host ?? "127.0.0.1";
           await new Promise<void>((resolve, reject) => {
-            server.once("error", reject);
+            server.once("error", (error) => reject(listenFailed(error, host, config.metricsListen?.port ?? 0)));
             server.listen(config.metricsListen?.port, host, () => resolve());
           });
           const port = (server.address() as import("node:net").AddressInfo).port;
@@ -174,4 +176,14 @@ export function registerServe(program: Command, run: (fn: () => Promise<number>)
         });
       }),
     );
+}
+
+/** A listen that failed (address in use, not on this machine, not permitted), named for the operator. */
+function listenFailed(error: unknown, host: string, port: number): AgentwallError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  return new AgentwallError(
+    "ERR_LISTEN_FAILED",
+    `cannot listen on ${where}${typeof code === "string" ? ` (${code})` : ""}`,
+  );
 }
