@@ -38,8 +38,17 @@ const HTML_BLOCK_END: Readonly<Record<string, RegExp>> = {
   "![CDATA[": /\]\]>/,
 };
 
+/** The state inline scanning carries from one line of a paragraph to the next. */
+interface InlineState {
+  tag: boolean;
+  quote: string;
+  link: number;
+  linkQuote: string;
+}
+const freshInline = (): InlineState => ({ tag: false, quote: "", link: 0, linkQuote: "" });
+
 /**
- * Where `text` holds markdown code, as `[start, end)` ranges in order: fenced blocks and inline code
+ * Where a text holds markdown code, as `[start, end)` ranges in order: fenced blocks and inline code
  * spans, which a markdown renderer shows as text. A subset of CommonMark that errs one way only:
  * whatever it calls code, CommonMark does too; where it cannot tell, it says not code (and the markup
  * is reported).
@@ -58,82 +67,219 @@ const HTML_BLOCK_END: Readonly<Record<string, RegExp>> = {
  *   comments, processing instructions, declarations and CDATA.
  *
  * Whether a character is code depends only on the text before it and, for an inline span, on at most
- * {@link INLINE_CODE_SPAN} characters after it on its line.
+ * {@link INLINE_CODE_SPAN} characters after it on its line. So a stream is judged incrementally: each
+ * {@link update} commits what the text seen so far decides and rescans only the undecided tail (at most
+ * a few hundred characters), and what is still undecided counts as not code.
  */
-export function markdownCode(text: string): [number, number][] {
-  const ranges: [number, number][] = [];
-  let fence: { char: string; length: number; indent: number; start: number } | undefined;
-  let html: RegExp | "blank" | undefined;
-  const inline = { tag: false, quote: "", link: 0, linkQuote: "" };
-  const reset = () => Object.assign(inline, { tag: false, quote: "", link: 0, linkQuote: "" });
-  for (let lineStart = 0; lineStart < text.length;) {
-    const newline = text.indexOf("\n", lineStart);
-    const lineEnd = newline < 0 ? text.length : newline + 1;
-    const line = text.slice(lineStart, lineEnd);
+export class MarkdownCode {
+  /** Decided code ranges, sorted and disjoint. */
+  readonly #ranges: [number, number][] = [];
+  #fence: { char: string; length: number; indent: number; start: number } | undefined;
+  #html: RegExp | "blank" | undefined;
+  readonly #inline = freshInline();
+  /** Characters read so far. */
+  #length = 0;
+  /** Start of the unfinished line. */
+  #line = 0;
+  /** Its first 256 characters (what decides its kind). */
+  #head = "";
+  /** Its text from `#offset` on: the whole line, or from `#at` once it is scanned as a paragraph. */
+  #buf = "";
+  #offset = 0;
+  /** Where inline scanning of the unfinished line (a paragraph line) has committed to; -1: not begun. */
+  #at = -1;
+  #complete = false;
+  /** Code beyond the committed ranges (the open fence, decided spans of the unfinished line). */
+  #extra: [number, number][] = [];
+  #settled = true;
+
+  /**
+   * Reads the next piece of the text (`complete`: nothing follows). Work is linear in what is read:
+   * whole lines are judged once, when they end.
+   */
+  append(chunk: string, complete = false): this {
+    let rest = chunk;
+    for (let nl = rest.indexOf("\n"); nl >= 0; nl = rest.indexOf("\n")) {
+      this.#add(rest.slice(0, nl + 1));
+      this.#finishLine();
+      rest = rest.slice(nl + 1);
+    }
+    this.#add(rest);
+    if (complete && this.#length > this.#line) this.#finishLine();
+    this.#complete = complete;
+    this.#settled = false;
+    return this;
+  }
+
+  /** Whether `[start, end)` lies wholly inside one code range of the text read so far. */
+  covers(start: number, end: number): boolean {
+    if (!this.#settled) this.#settle();
+    const ranges = this.#ranges;
+    // The last committed range starting at or before `start`.
+    let lo = 0;
+    let hi = ranges.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if ((ranges[mid] as [number, number])[0] <= start) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    const found = ranges[hi];
+    if (found !== undefined && end <= found[1]) return true;
+    return this.#extra.some(([s, e]) => start >= s && end <= e);
+  }
+
+  /** All code ranges of the text read so far, in order. */
+  get ranges(): [number, number][] {
+    if (!this.#settled) this.#settle();
+    return [...this.#ranges, ...this.#extra];
+  }
+
+  #add(piece: string): void {
+    if (piece === "") return;
+    this.#buf += piece;
+    if (this.#head.length < 256) this.#head = (this.#head + piece).slice(0, 256);
+    this.#length += piece.length;
+  }
+
+  #finishLine(): void {
+    if (this.#at >= 0) {
+      scanInline(
+        this.#buf,
+        this.#at - this.#offset,
+        this.#buf.length,
+        this.#inline,
+        this.#ranges,
+        "line",
+        this.#offset,
+      );
+    } else this.#commitLine(this.#buf, this.#line, this.#length);
+    this.#line = this.#length;
+    this.#offset = this.#length;
+    this.#buf = "";
+    this.#head = "";
+    this.#at = -1;
+  }
+
+  /** Works out the open fence's range and the decided spans of the unfinished line. */
+  #settle(): void {
+    this.#settled = true;
+    const extra: [number, number][] = [];
+    const fence = this.#fence;
+    if (fence !== undefined) {
+      // The open fence holds the finished lines, and the unfinished one once it is surely inside
+      // (indented at least as much as the fence, so neither a line that ends it nor undecided).
+      const head = this.#head;
+      const inside =
+        this.#line < this.#length && head.length >= fence.indent && /^ *$/.test(head.slice(0, fence.indent));
+      const end = inside ? this.#length : this.#line;
+      if (end > fence.start) extra.push([fence.start, end]);
+    } else if (this.#html === undefined && !this.#complete && this.#line < this.#length) {
+      extra.push(...this.#tail());
+    }
+    this.#extra = extra;
+  }
+
+  /**
+   * The unfinished line: commits what is decided of a paragraph line, and returns the spans of the
+   * rest as far as they are decided (not committed). A line that may still become a fence, an HTML
+   * block or a blank line has no spans yet.
+   */
+  #tail(): [number, number][] {
+    if (this.#at < 0) {
+      const head = this.#head;
+      if (/^\s*$/.test(head) || POSSIBLE_FENCE.test(head) || HTML_BLOCK.test(head) || HTML_PREFIX.test(head)) return [];
+      this.#at = this.#line;
+    }
+    const stop = scanInline(
+      this.#buf,
+      this.#at - this.#offset,
+      this.#buf.length,
+      this.#inline,
+      this.#ranges,
+      "commit",
+      this.#offset,
+    );
+    // What is committed is not needed again: keep the undecided rest only.
+    this.#buf = this.#buf.slice(stop);
+    this.#offset += stop;
+    this.#at = this.#offset;
+    const tentative: [number, number][] = [];
+    scanInline(this.#buf, 0, this.#buf.length, { ...this.#inline }, tentative, "tentative", this.#offset);
+    return tentative;
+  }
+
+  /** Judges one whole line. */
+  #commitLine(line: string, lineStart: number, lineEnd: number): void {
     const blank = /^\s*$/.test(line);
+    const fence = this.#fence;
     if (fence !== undefined) {
       const close = FENCE.exec(line);
       if (close !== null && close[2]?.[0] === fence.char && close[2].length >= fence.length) {
-        ranges.push([fence.start, lineEnd]);
-        fence = undefined;
-        lineStart = lineEnd;
-        continue;
+        if (lineEnd > fence.start) this.#ranges.push([fence.start, lineEnd]);
+        this.#fence = undefined;
+        return;
       }
-      if (blank || (/^ */.exec(line) as RegExpExecArray)[0].length >= fence.indent) {
-        lineStart = lineEnd;
-        continue;
-      }
+      if (blank || (/^ */.exec(line) as RegExpExecArray)[0].length >= fence.indent) return;
       // Indented less than the fence: the list item holding it may have ended; this line is not code.
-      ranges.push([fence.start, lineStart]);
-      fence = undefined;
+      if (lineStart > fence.start) this.#ranges.push([fence.start, lineStart]);
+      this.#fence = undefined;
     }
-    if (html !== undefined) {
-      if (html === "blank" ? blank : html.test(line)) html = undefined;
-      lineStart = lineEnd;
-      continue;
+    if (this.#html !== undefined) {
+      if (this.#html === "blank" ? blank : this.#html.test(line)) this.#html = undefined;
+      return;
     }
     if (blank) {
-      reset();
-      lineStart = lineEnd;
-      continue;
+      Object.assign(this.#inline, freshInline());
+      return;
     }
     const open = FENCE.exec(line);
     if (open !== null && !((open[2] as string)[0] === "`" && (open[3] as string).includes("`"))) {
       const run = open[2] as string;
       // The opening line itself is not counted: its info string is judged whole, and is rarely markup.
-      fence = { char: run[0] as string, length: run.length, indent: (open[1] as string).length, start: lineEnd };
-      reset();
-      lineStart = lineEnd;
-      continue;
+      this.#fence = { char: run[0] as string, length: run.length, indent: (open[1] as string).length, start: lineEnd };
+      Object.assign(this.#inline, freshInline());
+      return;
     }
     const block = HTML_BLOCK.exec(line);
     if (block !== null) {
       const end = HTML_BLOCK_END[(block[1] as string).toLowerCase()];
       // A block ending on its own first line (`<!-- note -->`) is over; the others run on.
-      if (end === undefined) html = "blank";
-      else if (!end.test(line.slice(block[0].length))) html = end;
-      reset();
-      lineStart = lineEnd;
-      continue;
+      if (end === undefined) this.#html = "blank";
+      else if (!end.test(line.slice(block[0].length))) this.#html = end;
+      Object.assign(this.#inline, freshInline());
+      return;
     }
-    inlineSpans(text, lineStart, lineEnd, inline, ranges);
-    lineStart = lineEnd;
+    scanInline(line, 0, line.length, this.#inline, this.#ranges, "line", lineStart);
   }
-  if (fence !== undefined && fence.start < text.length) ranges.push([fence.start, text.length]);
-  return ranges;
+}
+
+/** The start of a line that is or may still become a fence line. */
+const POSSIBLE_FENCE = /^ {0,3}(?:`{3,}|~{3,}|`{0,2}$|~{0,2}$)/;
+/** The start of a line that may still turn out to open an HTML block (only prefix characters yet). */
+const HTML_PREFIX = /^[ \t>]*(?:(?:[-+*]|\d{1,9}[.)])[ \t][ \t>]*)*(?:[-+*]|\d{1,9}[.)]?)?$/;
+
+/** Code ranges of a whole text (see {@link MarkdownCode}). */
+export function markdownCode(text: string): [number, number][] {
+  return new MarkdownCode().append(text, true).ranges;
 }
 
 /**
- * The inline code spans of one line, appended to `into`. `state` carries what an earlier line of the
- * paragraph left open: an HTML tag (and a quoted attribute value in it), a link destination.
+ * Scans `text[from, to)` of one line for inline code spans, appended to `into` (offset by `base`); `state` carries what an
+ * earlier line of the paragraph left open (an HTML tag and a quoted value in it, a link destination).
+ * `mode`: `line` — the line ends at `to`; `commit` — the line goes on past the visible `to`, so stop
+ * at the first thing the text so far cannot decide and return where; `tentative` — the same, but count
+ * what is undecided as no span and go on. Returns where scanning stopped.
  */
-function inlineSpans(
+function scanInline(
   text: string,
   from: number,
   to: number,
-  state: { tag: boolean; quote: string; link: number; linkQuote: string },
+  state: InlineState,
   into: [number, number][],
-): void {
+  mode: "line" | "commit" | "tentative",
+  base: number,
+): number {
+  const open = mode !== "line"; // the line goes on after `to`
   let i = from;
   while (i < to) {
     const c = text[i] as string;
@@ -149,11 +295,17 @@ function inlineSpans(
       if (state.linkQuote !== "") {
         if (c === state.linkQuote) state.linkQuote = "";
       } else if (c === '"' || c === "'") state.linkQuote = c;
-      else if (c === "\\") i++;
-      else if (c === "(") state.link++;
+      else if (c === "\\") {
+        if (open && i + 1 >= to && mode === "commit") return i;
+        i++;
+      } else if (c === "(") state.link++;
       else if (c === ")") state.link--;
       i++;
       continue;
+    }
+    if ((c === "\\" || c === "<" || c === "]") && open && i + 1 >= to) {
+      if (mode === "commit") return i;
+      break;
     }
     if (c === "\\") {
       i += 2;
@@ -176,28 +328,42 @@ function inlineSpans(
     let run = i;
     while (run < to && text.charCodeAt(run) === 96) run++;
     const length = run - i;
-    // The next run of exactly `length` backticks on the line, within reach.
+    // The next run of exactly `length` backticks on the line, within reach; `undecided` when the text
+    // ends first (a run touching the end may still grow).
     let close = -1;
-    for (let j = text.indexOf("`", run); j >= 0 && j < to && j + length - i <= INLINE_CODE_SPAN;) {
+    let undecided = open && run >= to;
+    for (let j = text.indexOf("`", run); !undecided; j = text.indexOf("`", j)) {
+      if (j < 0 || j >= to) {
+        undecided = open && to - i < INLINE_CODE_SPAN;
+        break;
+      }
+      if (j + length - i > INLINE_CODE_SPAN) break;
       let k = j;
       while (k < to && text.charCodeAt(k) === 96) k++;
+      if (open && k >= to) {
+        undecided = true;
+        break;
+      }
       if (k - j === length) {
         close = k;
         break;
       }
-      j = text.indexOf("`", k);
+      j = k;
     }
-    if (close >= 0) into.push([i, close]);
+    if (undecided) {
+      if (mode === "commit") return i;
+      i = run;
+      continue;
+    }
+    if (close >= 0) into.push([base + i, base + close]);
     i = close >= 0 ? close : run;
   }
+  return mode === "commit" ? i : to;
 }
 
-/** Drops the findings (canaries excepted) that lie wholly inside one of `ranges` (sorted, disjoint). */
-export function outsideCode<F extends Finding>(findings: readonly F[], ranges: readonly [number, number][]): F[] {
-  if (ranges.length === 0) return [...findings];
-  return findings.filter(
-    (f) => f.kind === "canary" || !ranges.some(([start, end]) => f.start >= start && f.end <= end),
-  );
+/** Drops the findings (canaries excepted) that lie wholly inside markdown code. */
+export function outsideCode<F extends Finding>(findings: readonly F[], code: MarkdownCode): F[] {
+  return findings.filter((f) => f.kind === "canary" || !code.covers(f.start, f.end));
 }
 
 // Whitespace runs are bounded ({0,100}) so every match has a longest length, which the streaming
@@ -277,7 +443,8 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
   };
   for (const m of text.matchAll(MD_LINK)) check(m[2] as string, m.index, m.index + m[0].length, m[1] === "!");
   for (const m of text.matchAll(HTML_IMG)) check(m[1] as string, m.index, m.index + m[0].length, true);
-  const kept = out.length > 0 && options.codeIsText !== false ? outsideCode(out, markdownCode(text)) : out;
+  const kept =
+    out.length > 0 && options.codeIsText !== false ? outsideCode(out, new MarkdownCode().append(text, true)) : out;
   kept.push(...findCanaries(text, options.canaries ?? []));
   return kept;
 }

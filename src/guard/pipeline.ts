@@ -2,7 +2,7 @@ import { dedupe, type Finding } from "./finding.js";
 import { detectInjection, type InjectionResult, type TextSource } from "./injection.js";
 import { INJECTION_MODEL_V1 } from "./model/injection-v1.js";
 import { normalize } from "./normalize.js";
-import { findCanaries, findUnsafeOutput, markdownCode, outsideCode } from "./output.js";
+import { findCanaries, findUnsafeOutput, MarkdownCode, outsideCode } from "./output.js";
 import { findPii } from "./pii.js";
 import { findMarkedSecrets, redact, type RedactionStyle } from "./redact.js";
 import { findSecrets } from "./secrets.js";
@@ -315,6 +315,8 @@ export class GuardStream {
   readonly #options: ScanOptions & { direction: Direction; source: TextSource };
   readonly #scanner: StreamScanner;
   #whole = "";
+  /** Markdown code in what was seen so far, judged incrementally (each release rescans only the tail). */
+  readonly #code = new MarkdownCode();
   #blocked = false;
   #failed = false;
   #releasedUpTo = 0;
@@ -347,12 +349,14 @@ export class GuardStream {
   push(chunk: string): GuardStreamRelease {
     if (this.#blocked) return { text: "", blocked: true, findings: [] };
     this.#whole += chunk;
+    if (this.#guard.policy.codeIsText) this.#code.append(chunk);
     if (this.#whole.length > this.#guard.policy.maxTextChars) return this.#block([]);
     return this.#apply(this.#scanner.push(chunk));
   }
 
   end(): GuardStreamRelease {
     if (this.#blocked) return { text: "", blocked: true, findings: [] };
+    if (this.#guard.policy.codeIsText) this.#code.append("", true);
     const last = this.#apply(this.#scanner.end());
     if (last.blocked) return last;
     if (this.#policy.injection !== "off") {
@@ -375,7 +379,7 @@ export class GuardStream {
     // unsafe-output finding starts at a mark held back for at least 400 characters (MARKS), so its
     // closing backticks and the character after them are seen before the finding is released.
     if (this.#guard.policy.codeIsText && findings.some((f) => f.kind === "unsafe_output")) {
-      findings = outsideCode(findings, markdownCode(this.#whole));
+      findings = outsideCode(findings, this.#code);
     }
     if (this.#failed && this.#guard.policy.onScannerError === "block") return this.#block(findings);
     if (findings.some((f) => f.action === "block")) return this.#block(findings);
