@@ -370,6 +370,9 @@ describe("output checks and redaction", () => {
       "```\n<iframe src=x></iframe>", // unclosed: code to the end
       '1. Install:\n   ```html\n   <button onclick="go()">Go</button>\n   ```\n2. Done', // a fence in a list item
       "> Use `<script>` here.",
+      '1. ```html\n   <button onclick="go()">Go</button>\n   ```\n2. Done', // a fence opening a list item
+      "- ```\n  <script>run()</script>\n  ```",
+      "Steps:\n1. ```\n   <iframe src=x></iframe>\n   ```", // an item numbered 1 may follow a paragraph
     ];
     for (const text of code) assert.deepEqual(types(findUnsafeOutput(text)), [], text);
     const active = [
@@ -393,6 +396,11 @@ describe("output checks and redaction", () => {
       "<div>\n```\n<img src=x onerror=alert(1)>\n```",
       "<b\ntitle='`'><img src=x onerror=alert(1)>`",
       "a <b\ntitle='`'><img src=x onerror=alert(1)>`", // a tag open over two lines of a paragraph
+      // After a paragraph line "2. ```" is text, not a list item with a fence.
+      "Steps:\n2. ```\n   <img src=x onerror=alert(1)>",
+      // A list item's fence ends with the item, and closes at its own indentation.
+      "1. ```\n   code\n<img src=x onerror=alert(1)>",
+      "1.  ```\n    code\n    ```\n    <img src=x onerror=alert(1)>",
     ];
     for (const text of active) assert.ok(types(findUnsafeOutput(text)).length > 0, text);
     assert.deepEqual(types(findUnsafeOutput("`<script>`", { codeIsText: false })), ["html_script"]);

@@ -24,6 +24,10 @@ export interface OutputCheckOptions {
 export const INLINE_CODE_SPAN = 200;
 /** A fence line: indentation, three or more backticks or tildes, the rest of the line. */
 const FENCE = /^( {0,3})(`{3,}|~{3,})(.*)/;
+/** A fence opening a list item: the marker, one to four spaces, the fence (content indented to it). */
+const LIST_FENCE = /^( {0,3})([-+*]|(\d{1,9})[.)])( {1,4})(`{3,}|~{3,})(.*)/;
+/** A fence line closing a fence: any indentation (judged against the fence's), the fence characters. */
+const CLOSING = /^( *)(`{3,}|~{3,})/;
 /** A line that may start an HTML block, behind any blockquote, list or indentation prefix. */
 const HTML_BLOCK = /^[ \t>]*(?:(?:[-+*]|\d{1,9}[.)])[ \t][ \t>]*)*<([A-Za-z][A-Za-z0-9-]*|\/|!--|!\[CDATA\[|!|\?)/;
 /** Where the HTML blocks that do not end at a blank line end (CommonMark types 1 to 5). */
@@ -56,8 +60,10 @@ const freshInline = (): InlineState => ({ tag: false, quote: "", link: 0, linkQu
  * - A fence opens on a line of at least three backticks or tildes indented at most three spaces (a
  *   backtick fence's info string holds no backtick); the code runs from the next line to a line with
  *   at least as many of the same character (included), or to the end. It also ends before a non-blank
- *   line indented less than the fence was (a fence in a list item ends with the item). Fences behind
- *   `>` or list markers are not recognised.
+ *   line indented less than the fence was (a fence in a list item ends with the item). A fence right
+ *   after a list marker (`1. ```html`) opens with the item's content indentation (not after a
+ *   paragraph line when the item is numbered other than 1: such a line cannot start a list). Fences
+ *   behind `>` are not recognised.
  * - An inline span runs from a backtick run to the next run of the same length on the same line,
  *   at most {@link INLINE_CODE_SPAN} characters in all. A backtick escaped by a backslash, inside an
  *   HTML tag or autolink (`<…>`, also over several lines), or inside a link's destination and title
@@ -89,6 +95,8 @@ export class MarkdownCode {
   /** Where inline scanning of the unfinished line (a paragraph line) has committed to; -1: not begun. */
   #at = -1;
   #complete = false;
+  /** Whether the last finished line was paragraph text (an ordered list item not numbered 1 cannot follow). */
+  #paragraph = false;
   /** Code beyond the committed ranges (the open fence, decided spans of the unfinished line). */
   #extra: [number, number][] = [];
   #settled = true;
@@ -152,6 +160,7 @@ export class MarkdownCode {
         "line",
         this.#offset,
       );
+      this.#paragraph = true;
     } else this.#commitLine(this.#buf, this.#line, this.#length);
     this.#line = this.#length;
     this.#offset = this.#length;
@@ -187,7 +196,14 @@ export class MarkdownCode {
   #tail(): [number, number][] {
     if (this.#at < 0) {
       const head = this.#head;
-      if (/^\s*$/.test(head) || POSSIBLE_FENCE.test(head) || HTML_BLOCK.test(head) || HTML_PREFIX.test(head)) return [];
+      if (
+        /^\s*$/.test(head) ||
+        POSSIBLE_FENCE.test(head) ||
+        POSSIBLE_LIST_FENCE.test(head) ||
+        HTML_BLOCK.test(head) ||
+        HTML_PREFIX.test(head)
+      )
+        return [];
       this.#at = this.#line;
     }
     const stop = scanInline(
@@ -212,9 +228,18 @@ export class MarkdownCode {
   #commitLine(line: string, lineStart: number, lineEnd: number): void {
     const blank = /^\s*$/.test(line);
     const fence = this.#fence;
+    const paragraphBefore = this.#paragraph;
+    this.#paragraph = false;
     if (fence !== undefined) {
-      const close = FENCE.exec(line);
-      if (close !== null && close[2]?.[0] === fence.char && close[2].length >= fence.length) {
+      // Closing early is safe (what follows is judged as markup): any closing run indented at most
+      // three spaces past the fence's content closes it.
+      const close = CLOSING.exec(line);
+      if (
+        close !== null &&
+        (close[1] as string).length <= Math.max(3, fence.indent + 3) &&
+        close[2]?.[0] === fence.char &&
+        close[2].length >= fence.length
+      ) {
         if (lineEnd > fence.start) this.#ranges.push([fence.start, lineEnd]);
         this.#fence = undefined;
         return;
@@ -240,6 +265,20 @@ export class MarkdownCode {
       Object.assign(this.#inline, freshInline());
       return;
     }
+    // A list item opening with a fence ("1. ```html"); its content is indented past the marker. An
+    // ordered item not numbered 1 cannot interrupt a paragraph: after one, the line is paragraph text.
+    const item = LIST_FENCE.exec(line);
+    if (
+      item !== null &&
+      !(item[3] !== undefined && Number(item[3]) !== 1 && paragraphBefore) &&
+      !((item[5] as string)[0] === "`" && (item[6] as string).includes("`"))
+    ) {
+      const run = item[5] as string;
+      const indent = (item[1] as string).length + (item[2] as string).length + (item[4] as string).length;
+      this.#fence = { char: run[0] as string, length: run.length, indent, start: lineEnd };
+      Object.assign(this.#inline, freshInline());
+      return;
+    }
     const block = HTML_BLOCK.exec(line);
     if (block !== null) {
       const end = HTML_BLOCK_END[(block[1] as string).toLowerCase()];
@@ -250,11 +289,14 @@ export class MarkdownCode {
       return;
     }
     scanInline(line, 0, line.length, this.#inline, this.#ranges, "line", lineStart);
+    this.#paragraph = true;
   }
 }
 
 /** The start of a line that is or may still become a fence line. */
 const POSSIBLE_FENCE = /^ {0,3}(?:`{3,}|~{3,}|`{0,2}$|~{0,2}$)/;
+/** The same behind a list marker. */
+const POSSIBLE_LIST_FENCE = /^ {0,3}(?:[-+*]|\d{1,9}[.)]) {1,4}(?:`{3,}|~{3,}|`{0,2}$|~{0,2}$)/;
 /** The start of a line that may still turn out to open an HTML block (only prefix characters yet). */
 const HTML_PREFIX = /^[ \t>]*(?:(?:[-+*]|\d{1,9}[.)])[ \t][ \t>]*)*(?:[-+*]|\d{1,9}[.)]?)?$/;
 
