@@ -21,7 +21,7 @@ export interface OutputCheckOptions {
 }
 
 /** The longest inline code span recognised (on one line); longer backtick pairs are not code. */
-export const INLINE_CODE_SPAN = 200;
+const INLINE_CODE_SPAN = 200;
 /** A fence line: indentation, three or more backticks or tildes, the rest of the line. */
 const FENCE = /^( {0,3})(`{3,}|~{3,})(.*)/;
 /** A fence opening a list item: the marker, one to four spaces, the fence (content indented to it). */
@@ -74,8 +74,8 @@ const freshInline = (): InlineState => ({ tag: false, quote: "", link: 0, linkQu
  *
  * Whether a character is code depends only on the text before it and, for an inline span, on at most
  * {@link INLINE_CODE_SPAN} characters after it on its line. So a stream is judged incrementally: each
- * {@link update} commits what the text seen so far decides and rescans only the undecided tail (at most
- * a few hundred characters), and what is still undecided counts as not code.
+ * {@link append} commits what the text seen so far decides and the undecided tail (at most a few
+ * hundred characters) is rescanned when asked, and what is still undecided counts as not code.
  */
 export class MarkdownCode {
   /** Decided code ranges, sorted and disjoint. */
@@ -134,12 +134,6 @@ export class MarkdownCode {
     const found = ranges[hi];
     if (found !== undefined && end <= found[1]) return true;
     return this.#extra.some(([s, e]) => start >= s && end <= e);
-  }
-
-  /** All code ranges of the text read so far, in order. */
-  get ranges(): [number, number][] {
-    if (!this.#settled) this.#settle();
-    return [...this.#ranges, ...this.#extra];
   }
 
   #add(piece: string): void {
@@ -253,44 +247,49 @@ export class MarkdownCode {
       if (this.#html === "blank" ? blank : this.#html.test(line)) this.#html = undefined;
       return;
     }
-    if (blank) {
-      Object.assign(this.#inline, freshInline());
-      return;
-    }
-    const open = FENCE.exec(line);
-    if (open !== null && !((open[2] as string)[0] === "`" && (open[3] as string).includes("`"))) {
-      const run = open[2] as string;
+    if (!blank) {
+      const opened = openingFence(line, paragraphBefore);
+      const block = opened === undefined ? HTML_BLOCK.exec(line) : null;
       // The opening line itself is not counted: its info string is judged whole, and is rarely markup.
-      this.#fence = { char: run[0] as string, length: run.length, indent: (open[1] as string).length, start: lineEnd };
-      Object.assign(this.#inline, freshInline());
-      return;
+      if (opened !== undefined) this.#fence = { ...opened, start: lineEnd };
+      else if (block !== null) {
+        const end = HTML_BLOCK_END[(block[1] as string).toLowerCase()];
+        // A block ending on its own first line (`<!-- note -->`) is over; the others run on.
+        if (end === undefined) this.#html = "blank";
+        else if (!end.test(line.slice(block[0].length))) this.#html = end;
+      } else {
+        scanInline(line, 0, line.length, this.#inline, this.#ranges, "line", lineStart);
+        this.#paragraph = true;
+        return;
+      }
     }
-    // A list item opening with a fence ("1. ```html"); its content is indented past the marker. An
-    // ordered item not numbered 1 cannot interrupt a paragraph: after one, the line is paragraph text.
-    const item = LIST_FENCE.exec(line);
-    if (
-      item !== null &&
-      !(item[3] !== undefined && Number(item[3]) !== 1 && paragraphBefore) &&
-      !((item[5] as string)[0] === "`" && (item[6] as string).includes("`"))
-    ) {
-      const run = item[5] as string;
-      const indent = (item[1] as string).length + (item[2] as string).length + (item[4] as string).length;
-      this.#fence = { char: run[0] as string, length: run.length, indent, start: lineEnd };
-      Object.assign(this.#inline, freshInline());
-      return;
-    }
-    const block = HTML_BLOCK.exec(line);
-    if (block !== null) {
-      const end = HTML_BLOCK_END[(block[1] as string).toLowerCase()];
-      // A block ending on its own first line (`<!-- note -->`) is over; the others run on.
-      if (end === undefined) this.#html = "blank";
-      else if (!end.test(line.slice(block[0].length))) this.#html = end;
-      Object.assign(this.#inline, freshInline());
-      return;
-    }
-    scanInline(line, 0, line.length, this.#inline, this.#ranges, "line", lineStart);
-    this.#paragraph = true;
+    // A blank line, a fence or an HTML block ends the paragraph and whatever it left open.
+    Object.assign(this.#inline, freshInline());
   }
+}
+
+/**
+ * The fence a line opens, or undefined: a plain one, or one right after a list marker (`1. ```html`),
+ * whose content is indented past the marker. An ordered item not numbered 1 cannot interrupt a
+ * paragraph: after a paragraph line it is text. A backtick fence's info string holds no backtick.
+ */
+function openingFence(
+  line: string,
+  paragraphBefore: boolean,
+): { char: string; length: number; indent: number } | undefined {
+  let indent: number;
+  let run: string;
+  let info: string;
+  const plain = FENCE.exec(line);
+  if (plain !== null) [indent, run, info] = [(plain[1] as string).length, plain[2] as string, plain[3] as string];
+  else {
+    const item = LIST_FENCE.exec(line);
+    if (item === null || (item[3] !== undefined && Number(item[3]) !== 1 && paragraphBefore)) return undefined;
+    indent = (item[1] as string).length + (item[2] as string).length + (item[4] as string).length;
+    [run, info] = [item[5] as string, item[6] as string];
+  }
+  if (run[0] === "`" && info.includes("`")) return undefined;
+  return { char: run[0] as string, length: run.length, indent };
 }
 
 /** The start of a line that is or may still become a fence line. */
@@ -300,14 +299,10 @@ const POSSIBLE_LIST_FENCE = /^ {0,3}(?:[-+*]|\d{1,9}[.)]) {1,4}(?:`{3,}|~{3,}|`{
 /** The start of a line that may still turn out to open an HTML block (only prefix characters yet). */
 const HTML_PREFIX = /^[ \t>]*(?:(?:[-+*]|\d{1,9}[.)])[ \t][ \t>]*)*(?:[-+*]|\d{1,9}[.)]?)?$/;
 
-/** Code ranges of a whole text (see {@link MarkdownCode}). */
-export function markdownCode(text: string): [number, number][] {
-  return new MarkdownCode().append(text, true).ranges;
-}
-
 /**
- * Scans `text[from, to)` of one line for inline code spans, appended to `into` (offset by `base`); `state` carries what an
- * earlier line of the paragraph left open (an HTML tag and a quoted value in it, a link destination).
+ * Scans `text[from, to)` of one line for inline code spans, appended to `into` (offset by `base`);
+ * `state` carries what an earlier line of the paragraph left open (an HTML tag and a quoted value in
+ * it, a link destination).
  * `mode`: `line` — the line ends at `to`; `commit` — the line goes on past the visible `to`, so stop
  * at the first thing the text so far cannot decide and return where; `tentative` — the same, but count
  * what is undecided as no span and go on. Returns where scanning stopped.

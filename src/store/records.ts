@@ -230,7 +230,6 @@ export class RecordStore {
     if (options.type !== undefined) q = q.where("type", "=", options.type);
     const rows = await q.orderBy("created_at", "desc").orderBy("id").limit(limit).execute();
     const out: RecordInfo[] = [];
-    const damaged: string[] = [];
     for (const row of rows) {
       let metadata: Record<string, unknown> = {};
       let code: string | undefined;
@@ -238,7 +237,6 @@ export class RecordStore {
         metadata = (await this.#open(row, false)).metadata;
       } catch (error) {
         code = codeOf(error);
-        damaged.push(row.id);
       }
       out.push(
         Object.freeze({
@@ -252,6 +250,7 @@ export class RecordStore {
         }),
       );
     }
+    const damaged = out.filter((r) => r.damaged !== undefined).map((r) => r.id);
     await this.#log(
       actor,
       "list",

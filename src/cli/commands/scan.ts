@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import { createReadStream, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
@@ -53,11 +54,9 @@ export function registerScan(program: Command, run: (fn: () => Promise<number>) 
             let bad = 0;
             let n = 0;
             const input = createReadStream(opts.jsonl);
-            const opened = new Promise<void>((resolve, reject) => {
-              input.once("open", () => resolve());
-              input.once("error", () => reject(new AgentwallError("ERR_IO", `cannot read ${opts.jsonl}`)));
+            await once(input, "open").catch(() => {
+              throw new AgentwallError("ERR_IO", `cannot read ${opts.jsonl}`);
             });
-            await opened;
             const lines = createInterface({ input, crlfDelay: Infinity });
             // A bad line gets an error line of its own and the batch goes on: one typo must not lose the
             // verdicts of the lines after it. Any bad line makes the exit code 2.
@@ -74,23 +73,24 @@ export function registerScan(program: Command, run: (fn: () => Promise<number>) 
             for await (const raw of lines) {
               n++;
               if (raw.trim() === "") continue;
-              let row: unknown;
+              let parsed: unknown;
               try {
-                row = JSON.parse(raw);
+                parsed = JSON.parse(raw);
               } catch {
                 refuse(undefined, "not JSON");
                 continue;
               }
-              if (typeof row !== "object" || row === null || typeof (row as { text?: unknown }).text !== "string") {
-                refuse(
-                  typeof row === "object" && row !== null ? (row as { id?: unknown }).id : undefined,
-                  'no "text" string',
-                );
+              const row = (typeof parsed === "object" && parsed !== null ? parsed : {}) as {
+                id?: unknown;
+                text?: unknown;
+              };
+              if (typeof row.text !== "string") {
+                refuse(row.id, 'no "text" string');
                 continue;
               }
-              const v = scan((row as { text: string }).text);
+              const v = scan(row.text);
               flagged ||= v.verdict !== "allow";
-              process.stdout.write(line((row as { id?: unknown }).id, v) + "\n");
+              process.stdout.write(line(row.id, v) + "\n");
             }
             if (bad > 0) {
               process.stderr.write(`agentwall: ERR_USAGE: ${bad} line(s) of ${opts.jsonl} could not be scanned\n`);
