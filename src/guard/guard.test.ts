@@ -373,6 +373,12 @@ describe("output checks and redaction", () => {
       '1. ```html\n   <button onclick="go()">Go</button>\n   ```\n2. Done', // a fence opening a list item
       "- ```\n  <script>run()</script>\n  ```",
       "Steps:\n1. ```\n   <iframe src=x></iframe>\n   ```", // an item numbered 1 may follow a paragraph
+      "   ```\n<iframe src=x></iframe>", // a top-level fence goes on whatever the indentation
+      "> ```html\n> <script>run()</script>\n> ```", // a fence in a block quote
+      "- item\n\n  ```\n  <script>run()</script>\n  ```", // a fence in a list item after a blank line
+      "1. a\n   - b\n\n     ```\n     <script>run()</script>\n     ```", // in a nested item
+      "Text.\n\n    <script>run()</script>", // an indented code block
+      "```\ncode\n```html\n<script>run()</script>", // a fence line with an info string does not close
     ];
     for (const text of code) assert.deepEqual(types(findUnsafeOutput(text)), [], text);
     const active = [
@@ -380,9 +386,9 @@ describe("output checks and redaction", () => {
       "````\n<b>\n```\n````\n<img src=a onerror=b>", // a shorter run does not close a longer fence
       "    ```\n<script>x()</script>", // four spaces: not a fence
       "a ` b\n<script>x()</script> ` c", // a span does not cross lines
-      `\`${"x".repeat(200)}<script>x()</script>\``, // too long for an inline span
+      // Longer than REACH: not followed, so reported (CommonMark would call it code).
+      `\`${"x".repeat(300)}<script>x()</script>\``,
       "``<script>x()</script>`", // runs of different lengths do not pair
-      "   ```\n<iframe src=x></iframe>", // the fence ends before a line indented less (its list item ended)
       "- a\n\n   ```\n<img src=x onerror=alert(1)>",
       // What CommonMark does not call code, whatever the backticks: an info string with a backtick is no
       // fence; a backtick escaped, inside a tag or inside a link's title opens no span; inside an HTML
@@ -401,6 +407,21 @@ describe("output checks and redaction", () => {
       // A list item's fence ends with the item, and closes at its own indentation.
       "1. ```\n   code\n<img src=x onerror=alert(1)>",
       "1.  ```\n    code\n    ```\n    <img src=x onerror=alert(1)>",
+      "1. a\n   - b\n\n     ```\n     code\n     ```\n   <img src=x onerror=alert(1)>",
+      // Out of phase: a fence that closed too early would make the real closing line an opening one.
+      "```\n```html\n```\n<img src=x onerror=alert(1)>", // "```html" is content, not a closing line
+      "- ```\n  code\n```\n```\n<img src=x onerror=alert(1)>", // the item ended; "```" opened a fence
+      // Inline: pairing as CommonMark pairs.
+      "`a\nb` <img src=x onerror=alert(1)> `x`", // a run closes on a later line of the paragraph
+      "x](`a) `<img src=x onerror=alert(1)>`", // no link without an opening bracket
+      "<a b=`x> `<img src=x onerror=alert(1)>`", // no backtick in an unquoted attribute: not a tag
+      "<`a@b.c> <img src=x onerror=alert(1)> `", // an e-mail autolink may hold a backtick
+      "> a `b\n<script>` c", // an HTML block interrupts a lazy paragraph line
+      "Text\n    <script>x()</script>", // indented code cannot interrupt a paragraph
+      // A GitHub-flavoured table splits cells before code spans (CommonMark alone would call it code).
+      "| `a | <img src=x onerror=alert(1)> | b` |\n|---|---|---|",
+      // markdown-it tries tables before fences: there this fence is a table, its lines inline markdown.
+      "```|\n|---|\n<img src=x onerror=alert(1)>```",
     ];
     for (const text of active) assert.ok(types(findUnsafeOutput(text)).length > 0, text);
     assert.deepEqual(types(findUnsafeOutput("`<script>`", { codeIsText: false })), ["html_script"]);
@@ -479,6 +500,11 @@ describe("every scanner is linear-time on adversarial input", () => {
     unpaired_backticks: "` <a onx=1> ``",
     fences: "```\n<a onx=1>\n",
     list_prefixes: "- 1. > <a onx=1>\n- -  -  -  x\n",
+    nested_containers: "> - 1. <a onx=1> ",
+    brackets: "[<a onx=1>",
+    links: "[a](b 'c') <a onx=1> ![`](",
+    quoted_tags: "<a b='<a onx=1>' ",
+    crlf: "`\r<a onx=1>\r\n",
   };
   for (const [name, unit] of Object.entries(inputs)) {
     it(name, () => {
