@@ -150,6 +150,18 @@ describe("markdown code (differential against commonmark.js)", () => {
     assert.ok(claimedInCode / inCode > 0.5, "most code is found");
   });
 
+  it("a CRLF split between pieces is one line ending; a lone CR ends a line", () => {
+    const img = "<img src=x onerror=m0>";
+    for (const text of [`para\r\n\n\t${img}`, `para\r\r\t${img}`, `\`\`\`\r${img}\r\`\`\``]) {
+      const start = text.indexOf(img);
+      assert.ok(new MarkdownCode().append(text, true).covers(start, start + img.length), JSON.stringify(text));
+      const stream = new MarkdownCode();
+      for (const c of text) stream.append(c);
+      stream.append("", true);
+      assert.ok(stream.covers(start, start + img.length), `char by char: ${JSON.stringify(text)}`);
+    }
+  });
+
   it("judged in pieces, it never claims what the whole text does not, and agrees once REACH past a character", () => {
     fc.assert(
       fc.property(

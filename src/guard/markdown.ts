@@ -823,13 +823,15 @@ export class MarkdownCode {
    */
   append(chunk: string, complete = false): this {
     let rest = chunk;
-    if (this.#cr && rest.startsWith("\n")) {
-      this.#line++;
-      this.#offset++;
-      this.#length++;
-      rest = rest.slice(1);
+    if (this.#cr && rest !== "") {
+      this.#cr = false;
+      if (rest.startsWith("\n")) {
+        this.#line++;
+        this.#offset++;
+        this.#length++;
+        rest = rest.slice(1);
+      }
     }
-    if (rest !== "") this.#cr = false;
     for (let end = rest.search(/[\r\n]/); end >= 0; end = rest.search(/[\r\n]/)) {
       this.#add(rest.slice(0, end));
       let terminator = 1;
