@@ -360,6 +360,37 @@ describe("output checks and redaction", () => {
       assert.deepEqual(link(url), ["data_in_link"], url);
   });
 
+  it("reads tags as a browser does: separators, quotes, character references, URL schemes", () => {
+    // Each came out as active HTML from commonmark.js, and the regular expressions before missed it.
+    const unsafe: [string, string][] = [
+      ["<div>\n<img/onerror=alert(1) src=x>", "html_event_handler"], // "/" separates attributes
+      ["<div>\n<svg/onload=alert(1)>", "html_event_handler"],
+      ['<div>\n<img src="x"onerror=alert(1)>', "html_event_handler"], // so does a closing quote
+      [`<div>\n<img src=x title="${"a".repeat(600)}" onerror=alert(1)>`, "html_event_handler"], // a long tag
+      ['<div>\n<a title=">" href="javascript:alert(1)">x</a>', "dangerous_url"], // ">" inside quotes
+      ['<div>\n<a href="jav&#x61;script:alert(1)">x</a>', "dangerous_url"], // character references
+      ["<div>\n<a href='javascript&colon;alert(1)'>x</a>", "dangerous_url"],
+      ['<div>\n<a href="java\tscript:alert(1)">x</a>', "dangerous_url"], // the URL parser drops tabs
+      ["<div>\n<svg><animate attributeName=href values=javascript:alert(1) />", "dangerous_url"],
+      ["[x](jav&#x61;script:alert(1))", "dangerous_url"], // CommonMark decodes a destination
+      ["[x](<javascript:alert(1)>)", "dangerous_url"],
+      ["[x]\n\n[x]: javascript:alert(1)", "dangerous_url"], // a reference definition
+      ["<javascript:alert(1)>", "dangerous_url"], // an autolink
+      ["<div>\n<img src=x onerror=alert(1)", "html_event_handler"], // the page around may close it
+      [`<div>\n<img src=x ${"a ".repeat(1100)}onerror=alert(1)>`, "html_oversized_tag"],
+    ];
+    for (const [text, type] of unsafe) assert.ok(types(findUnsafeOutput(text)).includes(type), text);
+    const benign = [
+      "<b>bold</b> and <i>italic</i>, <br> <kbd>Ctrl</kbd>+<kbd>C</kbd>",
+      '<a href="https://example.com/docs">docs</a> <img src="/logo.png" alt="logo">',
+      "<details><summary>More</summary>Text with x < y and y > z.</details>",
+      "a<b and c>d; 2 < 3; <3",
+      "[docs](https://example.com/docs) and <https://example.com>",
+      '<a title="onclick=x" href="#top">top</a>', // handler-looking text inside a value
+    ];
+    for (const text of benign) assert.deepEqual(types(findUnsafeOutput(text)), [], text);
+  });
+
   it("markup inside markdown code is text; outside it, after it, or with codeIsText off it is active", () => {
     const canary = makeCanary();
     const code = [
@@ -505,6 +536,10 @@ describe("every scanner is linear-time on adversarial input", () => {
     links: "[a](b 'c') <a onx=1> ![`](",
     quoted_tags: "<a b='<a onx=1>' ",
     crlf: "`\r<a onx=1>\r\n",
+    open_tags: "<a ",
+    open_images: "<img ",
+    quoted_values: "<a b=\"<c d='",
+    link_destinations: "](jav&#x61;",
   };
   for (const [name, unit] of Object.entries(inputs)) {
     it(name, () => {

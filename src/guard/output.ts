@@ -1,5 +1,7 @@
 import { entropy, type Finding } from "./finding.js";
 import { findPii } from "./pii.js";
+import { decodeHTML } from "entities";
+import { startTags, urlScheme } from "./html-tags.js";
 import { MarkdownCode } from "./markdown.js";
 import { findSecrets } from "./secrets.js";
 
@@ -34,21 +36,38 @@ export function outsideCode<F extends Finding>(findings: readonly F[], code: Mar
   return findings.filter((f) => f.kind !== "unsafe_output" || !code.covers(f.start, f.end));
 }
 
-// Whitespace runs are bounded ({0,100}) so every match has a longest length, which the streaming
-// hold-back relies on (see streamHoldBack in pipeline.ts).
-const ACTIVE_HTML: readonly [string, RegExp][] = [
-  ["html_script", /<\s{0,100}script\b[^>]{0,500}>/gi],
-  ["html_frame", /<\s{0,100}(?:iframe|frame|object|embed|applet|base|meta\s+http-equiv)\b[^>]{0,500}>/gi],
-  ["html_event_handler", /<[a-z][^>]{0,500}?\s(?:on[a-z]{3,30})\s{0,100}=\s{0,100}[^>\s]/gi],
-  [
-    "dangerous_url",
-    /(?:href|src|action|formaction|xlink:href)\s{0,100}=\s{0,100}["']?\s{0,100}(?:javascript|vbscript|data):/gi,
-  ],
-  ["dangerous_url", /\]\(\s{0,100}(?:javascript|vbscript|data):[^)]{0,500}\)/gi],
-];
+// Whitespace runs and URLs are bounded so every match has a longest length, which the streaming
+// hold-back relies on (see streamHoldBack in pipeline.ts): a finding starts at "<", "](" or "]:".
+/** A markdown link's destination (its first 200 characters: enough for any spelling of a scheme). */
+const MD_DESTINATION = /\]\(\s{0,100}(<[^>\n]{0,200}|[^\s)]{1,200})/g;
+/** A link reference definition's destination. */
+const MD_DEFINITION = /\]:\s{0,100}(<[^>\n]{0,200}|\S{1,200})/g;
+/** An autolink (`<javascript:…>` is a link in CommonMark). */
+const AUTOLINK = /<[A-Za-z][A-Za-z0-9.+-]{1,31}:[^<>\s]{0,2000}>/g;
 const MD_LINK =
   /(!?)\[[^\]\n]{0,200}\]\(\s{0,100}<?(https?:\/\/[^)\s>]{1,2000})>?(?:\s{1,100}"[^"\n]{0,200}")?\s{0,100}\)/gi;
-const HTML_IMG = /<\s{0,100}img\b[^>]{0,500}?\bsrc\s{0,100}=\s{0,100}["']?(https?:\/\/[^"'\s>]{1,2000})/gi;
+/** Elements that load or run other content. */
+const FRAMES = new Set(["iframe", "frame", "object", "embed", "applet", "base"]);
+/** Attributes a data: URL is unsafe in (javascript: and vbscript: are unsafe in any attribute). */
+const URL_ATTRIBUTES = new Set([
+  "href",
+  "src",
+  "action",
+  "formaction",
+  "xlink:href",
+  "data",
+  "poster",
+  "background",
+  "values",
+  "to",
+  "from",
+  "by",
+  "codebase",
+  "srcset",
+]);
+const scriptScheme = (scheme: string) => scheme === "javascript" || scheme === "vbscript";
+/** A markdown destination as CommonMark resolves it: backslash escapes and character references. */
+const markdownUrl = (raw: string) => decodeHTML(raw.replace(/^</, "").replace(/\\([!-/:-@[-`{-~])/g, "$1"));
 
 function hostAllowed(host: string, allowed: readonly string[]): boolean {
   const h = host.toLowerCase();
@@ -84,10 +103,8 @@ function carriesData(url: URL): boolean {
 /** Findings of unsafe content in a model's output. */
 export function findUnsafeOutput(text: string, options: OutputCheckOptions = {}): Finding[] {
   const out: Finding[] = [];
-  for (const [type, re] of ACTIVE_HTML) {
-    for (const m of text.matchAll(re))
-      out.push({ type, start: m.index, end: m.index + m[0].length, confidence: 0.95, kind: "unsafe_output" });
-  }
+  const push = (type: string, start: number, end: number, confidence = 0.95) =>
+    out.push({ type, start, end, confidence, kind: "unsafe_output" });
   const allowed = options.allowedHosts ?? [];
   const check = (url: string, start: number, end: number, image: boolean) => {
     let parsed: URL;
@@ -99,18 +116,39 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
     if (hostAllowed(parsed.hostname, allowed)) return;
     // An image loads without a click: any outside image is a beacon. A link is unsafe when it carries data.
     const carries = carriesData(parsed);
-    if (image || carries) {
-      out.push({
-        type: image ? "external_image" : "data_in_link",
-        start,
-        end,
-        confidence: image && carries ? 0.9 : 0.7,
-        kind: "unsafe_output",
-      });
-    }
+    if (image || carries) push(image ? "external_image" : "data_in_link", start, end, image && carries ? 0.9 : 0.7);
   };
+  for (const tag of startTags(text)) {
+    const { name, start, end, attributes } = tag;
+    if (tag.oversized) push("html_oversized_tag", start, end, 0.6);
+    if (tag.unread === true) push("html_unread", start, end, 0.6);
+    if (name === "script") push("html_script", start, end);
+    if (FRAMES.has(name) || (name === "meta" && attributes.some(([n]) => n === "http-equiv")))
+      push("html_frame", start, end);
+    if (attributes.some(([n, v]) => /^on[a-z]{3,}/.test(n) && v.trim() !== "")) push("html_event_handler", start, end);
+    if (
+      attributes.some(([n, v]) => {
+        const scheme = urlScheme(v);
+        return scriptScheme(scheme) || (scheme === "data" && URL_ATTRIBUTES.has(n));
+      })
+    )
+      push("dangerous_url", start, end);
+    if (name === "img") {
+      const src = attributes.find(([n]) => n === "src")?.[1].trim();
+      if (src !== undefined && /^https?:\/\//i.test(src)) check(src, start, end, true);
+    }
+  }
+  for (const re of [MD_DESTINATION, MD_DEFINITION]) {
+    for (const m of text.matchAll(re)) {
+      const scheme = urlScheme(markdownUrl(m[1] as string));
+      if (scriptScheme(scheme) || scheme === "data") push("dangerous_url", m.index, m.index + m[0].length);
+    }
+  }
+  for (const m of text.matchAll(AUTOLINK)) {
+    const scheme = urlScheme(m[0].slice(1));
+    if (scriptScheme(scheme) || scheme === "data") push("dangerous_url", m.index, m.index + m[0].length);
+  }
   for (const m of text.matchAll(MD_LINK)) check(m[2] as string, m.index, m.index + m[0].length, m[1] === "!");
-  for (const m of text.matchAll(HTML_IMG)) check(m[1] as string, m.index, m.index + m[0].length, true);
   const kept =
     out.length > 0 && options.codeIsText !== false ? outsideCode(out, new MarkdownCode().append(text, true)) : out;
   kept.push(...findCanaries(text, options.canaries ?? []));

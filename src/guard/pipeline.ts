@@ -297,6 +297,7 @@ const MARKS: readonly (readonly [string, number])[] = [
   ["<", MARKUP_SPAN],
   ["[", MARKUP_SPAN],
   ["](", 800],
+  ["]:", 400],
   ["curl", 600],
   ["href", 400],
   ["src", 400],
