@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { JSDOM } from "jsdom";
@@ -61,5 +62,28 @@ describe("start tags (differential against jsdom's HTML parser)", () => {
       ),
       { numRuns: 1500, seed: 5 },
     );
+  });
+
+  it("flags every OWASP filter-evasion vector that jsdom parses into active content (31 of 101)", () => {
+    const document = new JSDOM("").window.document;
+    const vectors = JSON.parse(
+      readFileSync(new URL("../../test/fixtures/html/owasp_xss_filter_evasion_vectors.json", import.meta.url), "utf8"),
+    ) as { vector: string }[];
+    let active = 0;
+    for (const { vector } of vectors) {
+      const holder = document.createElement("div");
+      holder.innerHTML = vector;
+      const runs = [...holder.querySelectorAll("*")].some(
+        (el) =>
+          ["script", "iframe", "object", "embed", "frame", "base", "applet"].includes(el.localName) ||
+          [...el.attributes].some(
+            (a) => /^on/i.test(a.name) || /^\s*(?:javascript|vbscript):/i.test(a.value.replace(/[\t\n\r]/g, "")),
+          ),
+      );
+      if (!runs) continue;
+      active++;
+      assert.ok(findUnsafeOutput(vector, { codeIsText: false }).length > 0, vector);
+    }
+    assert.equal(active, 31);
   });
 });
