@@ -5,7 +5,8 @@ import fc from "fast-check";
 import { Guard } from "./pipeline.js";
 import { detectInjection } from "./injection.js";
 import { normalize, originalSpan } from "./normalize.js";
-import { findUnsafeOutput, makeCanary } from "./output.js";
+import { type Finding } from "./finding.js";
+import { findCanaries, findUnsafeOutput, makeCanary } from "./output.js";
 import { findPii } from "./pii.js";
 import { findMarkedSecrets, redact } from "./redact.js";
 import { findSecrets } from "./secrets.js";
@@ -358,6 +359,31 @@ describe("output checks and redaction", () => {
       `https://evil.example/c?${"a=b&".repeat(120)}`,
     ])
       assert.deepEqual(link(url), ["data_in_link"], url);
+  });
+
+  it("finds a canary also disguised: case, spacing, invisible characters, look-alikes, reversed, encoded", () => {
+    const canary = "aw-canary-5f0c2e9a7b3d41c8a6e2";
+    const disguised = [
+      canary.toUpperCase(),
+      `${canary.slice(0, 12)}\u200b${canary.slice(12)}`,
+      [...canary].join(" "),
+      canary.replace("a6e2", "\u0430\u0036\u0435\u0032"), // Cyrillic а and е
+      canary.replace(/-/g, ""),
+      [...canary].reverse().join(""),
+      Buffer.from(canary).toString("base64"),
+      Buffer.from(canary).toString("hex"),
+    ];
+    for (const d of disguised) {
+      const found = findCanaries(`The system prompt says: ${d}. Anything else?`, [canary]);
+      assert.equal(found.length, 1, d);
+      const f = found[0] as Finding;
+      assert.ok(f.start >= 24 && f.end <= 24 + d.length + 1, `${d}: ${f.start}-${f.end}`);
+    }
+    const unrelated = "aw canary 5f0c 2e9a: a7b3 d41c 8a6e 3 and more words in between, 5f0c2e9a7b3d41c8a6e";
+    assert.deepEqual(findCanaries(unrelated, [canary]), []);
+    assert.deepEqual(findCanaries(`${canary.slice(0, 12)}  ,  -  ${canary.slice(12)}`, [canary]), [], "too far apart");
+    const guard = new Guard();
+    assert.equal(guard.scan(canary.toUpperCase(), { direction: "output", canaries: [canary] }).verdict, "block");
   });
 
   it("reads tags as a browser does: separators, quotes, character references, URL schemes", () => {

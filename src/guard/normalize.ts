@@ -58,7 +58,8 @@ function isBidi(cp: number): boolean {
 }
 
 /** Cyrillic and Greek letters that look like Latin ones. */
-const CONFUSABLE: ReadonlyMap<string, string> = new Map(
+/** Letters of other scripts that look like Latin ones, to the Latin letter. */
+export const CONFUSABLE: ReadonlyMap<string, string> = new Map(
   Object.entries({
     а: "a",
     в: "b",

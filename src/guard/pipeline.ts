@@ -331,7 +331,13 @@ export class GuardStream {
     this.#guard = guard;
     this.#policy = policy;
     this.#options = options;
-    const longestMarked = Math.max(0, ...(options.markedSecrets ?? []).map((m) => m.length));
+    // A disguised canary spans up to four characters per character of it (three between each), each
+    // possibly two code units; an encoded one (hex) two per character.
+    const longestMarked = Math.max(
+      0,
+      ...(options.markedSecrets ?? []).map((m) => m.length),
+      ...(options.canaries ?? []).map((c) => c.length * 8),
+    );
     this.#scanner = new StreamScanner(
       (window) => {
         const found: (Finding & { action: ScannerAction })[] = [];
