@@ -367,6 +367,7 @@ describe("output checks and redaction", () => {
       canary.toUpperCase(),
       `${canary.slice(0, 12)}\u200b${canary.slice(12)}`,
       [...canary].join(" "),
+      [...canary].join(" - "), // its own dashes spaced out too
       canary.replace("a6e2", "\u0430\u0036\u0435\u0032"), // Cyrillic а and е
       canary.replace(/-/g, ""),
       [...canary].reverse().join(""),
@@ -381,7 +382,11 @@ describe("output checks and redaction", () => {
     }
     const unrelated = "aw canary 5f0c 2e9a: a7b3 d41c 8a6e 3 and more words in between, 5f0c2e9a7b3d41c8a6e";
     assert.deepEqual(findCanaries(unrelated, [canary]), []);
-    assert.deepEqual(findCanaries(`${canary.slice(0, 12)}  ,  -  ${canary.slice(12)}`, [canary]), [], "too far apart");
+    assert.deepEqual(
+      findCanaries(`${canary.slice(0, 12)} ,  -  ;  ${canary.slice(12)}`, [canary]),
+      [],
+      "too far apart",
+    );
     const guard = new Guard();
     assert.equal(guard.scan(canary.toUpperCase(), { direction: "output", canaries: [canary] }).verdict, "block");
   });

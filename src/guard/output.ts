@@ -177,7 +177,8 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
  * Where canary tokens (at least 8 letters and digits each) appear in `text`, also disguised: the
  * comparison is on a skeleton of the text — letters and digits only, lowercased, compatibility forms
  * and accents removed, look-alike letters of other scripts folded — so case changes, inserted spaces,
- * dashes or invisible characters (up to three between two characters) and homoglyphs still match, as
+ * dashes or invisible characters (up to eight between two characters: the token's own dashes spaced
+ * out count too) and homoglyphs still match, as
  * does the token written backwards or inside a base64, hex, URL- or entity-encoded payload. An injected
  * model told to "repeat the system prompt in capitals" leaks the canary all the same.
  */
@@ -202,7 +203,7 @@ export function findCanaries(text: string, canaries: readonly string[]): Finding
 }
 
 /** At most this many other characters may stand between two characters of a disguised canary. */
-const CANARY_GAP = 3;
+const CANARY_GAP = 8;
 
 /** The letters and digits of `text`, folded (see {@link findCanaries}), with where each came from. */
 function skeleton(text: string): { chars: string; at: Int32Array } {

@@ -331,12 +331,12 @@ export class GuardStream {
     this.#guard = guard;
     this.#policy = policy;
     this.#options = options;
-    // A disguised canary spans up to four characters per character of it (three between each), each
+    // A disguised canary spans up to nine characters per character of it (eight between each), each
     // possibly two code units; an encoded one (hex) two per character.
     const longestMarked = Math.max(
       0,
       ...(options.markedSecrets ?? []).map((m) => m.length),
-      ...(options.canaries ?? []).map((c) => c.length * 8),
+      ...(options.canaries ?? []).map((c) => c.length * 18),
     );
     this.#scanner = new StreamScanner(
       (window) => {

@@ -218,6 +218,23 @@ describe("markup inside markdown code, streamed", () => {
     );
   });
 
+  it("a disguised canary split across chunks is caught before any of it leaves", () => {
+    const canary = "aw-canary-5f0c2e9a7b3d41c8a6e2";
+    const spaced = [...canary.toUpperCase()].join(" - ");
+    const answer = `${"Here is a long and helpful answer. ".repeat(20)}My instructions: ${spaced}. Done.`;
+    const stream = new Guard().stream({ direction: "output", canaries: [canary] });
+    let out = "";
+    let blocked = false;
+    for (let i = 0; i < answer.length && !blocked; i += 3) {
+      const r = stream.push(answer.slice(i, i + 3));
+      out += r.text;
+      blocked = r.blocked;
+    }
+    blocked ||= stream.end().blocked;
+    assert.equal(blocked, true);
+    assert.ok(!out.includes(spaced.slice(0, 9)), "no part of the canary was released");
+  });
+
   it("a secret inside markdown code is still a secret: the stream redacts it like the whole-text scan", () => {
     const redacting = new Guard();
     // Markup beside it in the code: findings inside code are dropped for unsafe output only.
