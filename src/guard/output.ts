@@ -66,6 +66,8 @@ const URL_ATTRIBUTES = new Set([
   "codebase",
   "srcset",
 ]);
+/** How far from its "<" a <style> element's sheet is read (within the stream's 3,000-character hold-back). */
+const STYLE_SPAN = 2400;
 /** Attributes whose URL a browser fetches as the page loads. */
 const LOADING_ATTRIBUTES = new Set(["src", "poster", "background", "data", "lowsrc", "dynsrc"]);
 /** Elements whose href is fetched as the page loads (a stylesheet, an SVG image), not followed on a click. */
@@ -144,6 +146,17 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
       const absolute = v.startsWith("//") ? `https:${v}` : v;
       if (/^https?:\/\//i.test(absolute)) check(absolute, start, end, loads);
     };
+    if (name === "style") {
+      // A stylesheet's imports and url()s load with the page.
+      const sheet = text.slice(end, start + STYLE_SPAN);
+      const close = sheet.search(/<\/style/i);
+      const body = close < 0 ? sheet : sheet.slice(0, close);
+      for (const m of body.matchAll(/(?:url\(\s{0,100}|@import\s{1,100})["']?([^"')\s;]{1,400})/gi)) {
+        const v = decodeHTML(m[1] as string);
+        const absolute = v.startsWith("//") ? `https:${v}` : v;
+        if (/^https?:\/\//i.test(absolute)) check(absolute, start, end + m.index + m[0].length, true);
+      }
+    }
     for (const [n, v] of attributes) {
       if (LOADING_ATTRIBUTES.has(n)) url(v, true);
       else if (n === "srcset") for (const part of v.split(",")) url(part.trim().split(/\s+/)[0] ?? "", true);
