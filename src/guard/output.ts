@@ -1,7 +1,7 @@
 import { entropy, type Finding } from "./finding.js";
 import { findPii } from "./pii.js";
 import { decodeHTML } from "entities";
-import { startTags, urlScheme } from "./html-tags.js";
+import { forEachStartTag, urlScheme } from "./html-tags.js";
 import { CONFUSABLE, normalize } from "./normalize.js";
 import { MarkdownCode } from "./markdown.js";
 import { findSecrets } from "./secrets.js";
@@ -125,7 +125,13 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
     const carries = carriesData(parsed);
     if (image || carries) push(image ? "external_image" : "data_in_link", start, end, image && carries ? 0.9 : 0.7);
   };
-  for (const tag of startTags(text)) {
+  // Where a tag sends the reader's browser: loads happen without a click (a beacon), links with one.
+  const url = (value: string, loads: boolean, start: number, end: number) => {
+    const v = value.trim().replace(/[\t\n\r]/g, "");
+    const absolute = v.startsWith("//") ? `https:${v}` : v;
+    if (/^https?:\/\//i.test(absolute)) check(absolute, start, end, loads);
+  };
+  forEachStartTag(text, (tag) => {
     const { name, start, end, attributes } = tag;
     if (tag.oversized) push("html_oversized_tag", start, end, 0.6);
     if (tag.unread === true) push("html_unread", start, end, 0.6);
@@ -140,12 +146,6 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
       })
     )
       push("dangerous_url", start, end);
-    // Where the tag sends the reader's browser: loads happen without a click (a beacon), links with one.
-    const url = (value: string, loads: boolean) => {
-      const v = value.trim().replace(/[\t\n\r]/g, "");
-      const absolute = v.startsWith("//") ? `https:${v}` : v;
-      if (/^https?:\/\//i.test(absolute)) check(absolute, start, end, loads);
-    };
     if (name === "style") {
       // A stylesheet's imports and url()s load with the page.
       const sheet = text.slice(end, start + STYLE_SPAN);
@@ -158,13 +158,15 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
       }
     }
     for (const [n, v] of attributes) {
-      if (LOADING_ATTRIBUTES.has(n)) url(v, true);
-      else if (n === "srcset") for (const part of v.split(",")) url(part.trim().split(/\s+/)[0] ?? "", true);
-      else if (n === "href" || n === "xlink:href") url(v, LOADING_HREF.has(name));
-      else if (n === "action" || n === "formaction") url(v, false);
-      else if (n === "style") for (const m of v.matchAll(/url\(\s*["']?([^"')\s]+)/gi)) url(m[1] as string, true);
+      if (LOADING_ATTRIBUTES.has(n)) url(v, true, start, end);
+      else if (n === "srcset")
+        for (const part of v.split(",")) url(part.trim().split(/\s+/)[0] ?? "", true, start, end);
+      else if (n === "href" || n === "xlink:href") url(v, LOADING_HREF.has(name), start, end);
+      else if (n === "action" || n === "formaction") url(v, false, start, end);
+      else if (n === "style")
+        for (const m of v.matchAll(/url\(\s*["']?([^"')\s]+)/gi)) url(m[1] as string, true, start, end);
     }
-  }
+  });
   for (const re of [MD_DESTINATION, MD_DEFINITION]) {
     for (const m of text.matchAll(re)) {
       const scheme = urlScheme(markdownUrl(m[1] as string));
