@@ -361,6 +361,25 @@ describe("output checks and redaction", () => {
       assert.deepEqual(link(url), ["data_in_link"], url);
   });
 
+  it("finds a value marked secret also in another case or disguised, and redacts it", () => {
+    const secret = "Zr7-kQ2p-9xWm-4tLb";
+    const disguised = [
+      secret.toUpperCase(),
+      secret.toLowerCase(),
+      [...secret].join(" "),
+      [...secret].reverse().join(""),
+      Buffer.from(secret).toString("base64"),
+    ];
+    for (const d of disguised) {
+      const text = `The key is ${d} — keep it safe.`;
+      const found = findMarkedSecrets(text, [secret]);
+      assert.equal(found.length, 1, d);
+      assert.ok(!redact(text, found).includes(d), d);
+    }
+    assert.deepEqual(findMarkedSecrets("a short one: PIN1 and pin1", ["pin1"]).length, 2, "case only for short values");
+    assert.deepEqual(findMarkedSecrets("p i n 1", ["pin1"]), [], "short values are not looked for disguised");
+  });
+
   it("finds a canary also disguised: case, spacing, invisible characters, look-alikes, reversed, encoded", () => {
     const canary = "aw-canary-5f0c2e9a7b3d41c8a6e2";
     const disguised = [

@@ -1,8 +1,8 @@
 import { entropy, type Finding } from "./finding.js";
 import { findPii } from "./pii.js";
 import { decodeHTML } from "entities";
+import { findDisguised } from "./disguise.js";
 import { forEachStartTag, urlScheme } from "./html-tags.js";
-import { CONFUSABLE, normalize } from "./normalize.js";
 import { MarkdownCode } from "./markdown.js";
 import { findSecrets } from "./secrets.js";
 
@@ -189,91 +189,18 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
 }
 
 /**
- * Where canary tokens (at least 8 letters and digits each) appear in `text`, also disguised: the
- * comparison is on a skeleton of the text — letters and digits only, lowercased, compatibility forms
- * and accents removed, look-alike letters of other scripts folded — so case changes, inserted spaces,
- * dashes or invisible characters (up to eight between two characters: the token's own dashes spaced
- * out count too) and homoglyphs still match, as
- * does the token written backwards or inside a base64, hex, URL- or entity-encoded payload. An injected
- * model told to "repeat the system prompt in capitals" leaks the canary all the same.
+ * Where canary tokens (at least 8 letters and digits each) appear in `text`, also disguised (see
+ * {@link findDisguised}): an injected model told to "repeat the system prompt in capitals" leaks the
+ * canary all the same.
  */
 export function findCanaries(text: string, canaries: readonly string[]): Finding[] {
-  const keys = canaries.map((c) => skeleton(c).chars).filter((k) => k.length >= 8);
-  if (keys.length === 0) return [];
-  const out: Finding[] = [];
-  const push = (start: number, end: number) => out.push({ type: "canary", start, end, confidence: 1, kind: "canary" });
-  const { chars, at } = skeleton(text);
-  const forms = keys.flatMap((k) => [k, [...k].reverse().join("")]);
-  for (const key of forms) {
-    for (let i = chars.indexOf(key); i !== -1; i = chars.indexOf(key, i + 1)) {
-      const last = at[i + key.length - 1] as number;
-      push(at[i] as number, last + ((text.codePointAt(last) ?? 0) > 0xffff ? 2 : 1));
-    }
-  }
-  for (const hidden of normalize(text).hidden) {
-    const decoded = skeleton(hidden.decoded).chars;
-    if (forms.some((key) => decoded.includes(key))) push(hidden.start, hidden.end);
-  }
-  return out;
-}
-
-/** At most this many other characters may stand between two characters of a disguised canary. */
-const CANARY_GAP = 8;
-
-/** The letters and digits of `text`, folded (see {@link findCanaries}), with where each came from. */
-function skeleton(text: string): { chars: string; at: Int32Array } {
-  let codes = new Uint16Array(text.length + 16);
-  let at = new Int32Array(text.length + 16);
-  let n = 0;
-  const add = (code: number, from: number) => {
-    if (n === codes.length) {
-      // A code point may fold to several letters (a ligature): grow.
-      const more = new Uint16Array(codes.length * 2);
-      more.set(codes);
-      codes = more;
-      const moreAt = new Int32Array(at.length * 2);
-      moreAt.set(at);
-      at = moreAt;
-    }
-    codes[n] = code;
-    at[n++] = from;
-  };
-  let gap = 0;
-  for (let i = 0; i < text.length; i++) {
-    const unit = text.charCodeAt(i);
-    let kept = false;
-    if (unit < 128) {
-      const c = unit >= 65 && unit <= 90 ? unit + 32 : unit;
-      if ((c >= 97 && c <= 122) || (c >= 48 && c <= 57)) {
-        add(c, i);
-        kept = true;
-      }
-    } else {
-      const cp = text.codePointAt(i) as number;
-      const folded = foldCodePoint(cp);
-      for (let j = 0; j < folded.length; j++) add(folded.charCodeAt(j), i);
-      kept = folded.length > 0;
-      if (cp > 0xffff) i++;
-    }
-    if (kept) gap = 0;
-    else if (++gap === CANARY_GAP + 1) add(124, i); // "|": too far apart to be one token
-  }
-  return { chars: new TextDecoder("utf-16le").decode(codes.subarray(0, n)), at: at.subarray(0, n) };
-}
-
-const FOLDED = new Map<number, string>();
-/** A non-ASCII code point's letters and digits: look-alikes to Latin, compatibility forms and accents removed. */
-function foldCodePoint(cp: number): string {
-  let folded = FOLDED.get(cp);
-  if (folded === undefined) {
-    const c = String.fromCodePoint(cp);
-    folded = [...(CONFUSABLE.get(c) ?? c).normalize("NFKD").replace(/\p{M}/gu, "").toLowerCase()]
-      .map((x) => CONFUSABLE.get(x)?.toLowerCase() ?? x)
-      .join("")
-      .replace(/[^a-z0-9]/g, "");
-    if (FOLDED.size < 65_536) FOLDED.set(cp, folded);
-  }
-  return folded;
+  return findDisguised(text, canaries, 8).map(({ start, end }) => ({
+    type: "canary",
+    start,
+    end,
+    confidence: 1,
+    kind: "canary",
+  }));
 }
 
 /** A fresh canary token to put into a system prompt. */

@@ -2,6 +2,7 @@ import { dedupe, type Finding } from "./finding.js";
 import { detectInjection, type InjectionResult, type TextSource } from "./injection.js";
 import { INJECTION_MODEL_V1 } from "./model/injection-v1.js";
 import { normalize } from "./normalize.js";
+import { DISGUISE_SPREAD } from "./disguise.js";
 import { findCanaries, findUnsafeOutput, MarkdownCode, outsideCode } from "./output.js";
 import { findPii } from "./pii.js";
 import { findMarkedSecrets, redact, type RedactionStyle } from "./redact.js";
@@ -331,12 +332,10 @@ export class GuardStream {
     this.#guard = guard;
     this.#policy = policy;
     this.#options = options;
-    // A disguised canary spans up to nine characters per character of it (eight between each), each
-    // possibly two code units; an encoded one (hex) two per character.
+    // A disguised canary or marked secret spreads over DISGUISE_SPREAD characters per character of it.
     const longestMarked = Math.max(
       0,
-      ...(options.markedSecrets ?? []).map((m) => m.length),
-      ...(options.canaries ?? []).map((c) => c.length * 18),
+      ...[...(options.markedSecrets ?? []), ...(options.canaries ?? [])].map((m) => m.length * DISGUISE_SPREAD),
     );
     this.#scanner = new StreamScanner(
       (window) => {

@@ -1,5 +1,6 @@
 import { createHmac } from "node:crypto";
-import type { Finding } from "./finding.js";
+import { findDisguised } from "./disguise.js";
+import { dedupe, type Finding } from "./finding.js";
 
 /** How a finding is replaced: a typed placeholder (`[REDACTED:email]`), a mask, or a keyed hash. */
 export type RedactionStyle =
@@ -34,14 +35,38 @@ export function redact(
   return out + text.slice(at);
 }
 
-/** Finds the exact values a caller marked secret (each at least 4 characters). */
+/**
+ * Finds the values a caller marked secret (each at least 4 characters): exactly, in another case, and
+ * — for values of ten letters and digits or more — disguised as {@link findDisguised} describes
+ * (spaced out, look-alike letters, backwards, base64 or hex), so a model told to spell the key out
+ * does not get it past redaction.
+ */
 export function findMarkedSecrets(text: string, secrets: readonly string[]): Finding[] {
   const out: Finding[] = [];
+  const lower = text.toLowerCase();
+  const caseless = lower.length === text.length; // lowercasing kept every offset
   for (const secret of secrets) {
     if (secret.length < 4) continue;
-    for (let i = text.indexOf(secret); i !== -1; i = text.indexOf(secret, i + secret.length)) {
-      out.push({ type: "marked_secret", start: i, end: i + secret.length, confidence: 1, kind: "marked_secret" });
+    // In any case, where lowercasing keeps every offset (it does unless the text holds a rare letter
+    // such as "İ"); exactly otherwise.
+    const needle = caseless ? secret.toLowerCase() : secret;
+    const haystack = caseless && needle.length === secret.length ? lower : text;
+    const value = haystack === lower ? needle : secret;
+    for (let i = haystack.indexOf(value); i !== -1; i = haystack.indexOf(value, i + value.length)) {
+      const exact = text.startsWith(secret, i);
+      out.push({
+        type: "marked_secret",
+        start: i,
+        end: i + value.length,
+        confidence: exact ? 1 : 0.9,
+        kind: "marked_secret",
+      });
     }
   }
-  return out;
+  // Disguised (spaced out, look-alikes, reversed, encoded): only values of ten letters and digits or
+  // more, which ordinary text does not spell by chance.
+  for (const { start, end } of findDisguised(text, secrets, 10)) {
+    out.push({ type: "marked_secret", start, end, confidence: 0.9, kind: "marked_secret" });
+  }
+  return dedupe(out);
 }
