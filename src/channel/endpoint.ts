@@ -104,13 +104,17 @@ export class ChannelConnection {
       this.#fail(new AgentwallError("ERR_CHANNEL_CLOSED", "idle timeout")),
     );
     socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+    // The end and the close wait for the frames before them: an error frame read in the same turn as
+    // the end (the peer's refusal, then its close) is the reason, not "closed".
     socket.on("end", () => {
+      let reason: AgentwallError | undefined;
       try {
         this.#decoder.end();
-        this.#finish(undefined);
       } catch (error) {
-        this.#finish(error as AgentwallError);
+        reason = error as AgentwallError;
       }
+      const finish = () => this.#finish(reason);
+      this.#queue = this.#queue.then(finish, finish);
       socket.end();
     });
     socket.on("error", (error: Error & { code?: string }) => {
@@ -123,7 +127,10 @@ export class ChannelConnection {
           : new AgentwallError("ERR_CHANNEL_CLOSED", "the connection failed"),
       );
     });
-    socket.on("close", () => this.#finish(this.#closed ?? new AgentwallError("ERR_CHANNEL_CLOSED", "closed")));
+    socket.on("close", () => {
+      const finish = () => this.#finish(this.#closed ?? new AgentwallError("ERR_CHANNEL_CLOSED", "closed"));
+      this.#queue = this.#queue.then(finish, finish);
+    });
   }
 
   /** Called for every message that passed all checks (in arrival order). */
