@@ -113,8 +113,7 @@ export class ChannelConnection {
       } catch (error) {
         reason = error as AgentwallError;
       }
-      const finish = () => this.#finish(reason);
-      this.#queue = this.#queue.then(finish, finish);
+      this.#afterFrames(() => this.#finish(reason));
       socket.end();
     });
     socket.on("error", (error: Error & { code?: string }) => {
@@ -127,10 +126,9 @@ export class ChannelConnection {
           : new AgentwallError("ERR_CHANNEL_CLOSED", "the connection failed"),
       );
     });
-    socket.on("close", () => {
-      const finish = () => this.#finish(this.#closed ?? new AgentwallError("ERR_CHANNEL_CLOSED", "closed"));
-      this.#queue = this.#queue.then(finish, finish);
-    });
+    socket.on("close", () =>
+      this.#afterFrames(() => this.#finish(this.#closed ?? new AgentwallError("ERR_CHANNEL_CLOSED", "closed"))),
+    );
   }
 
   /** Called for every message that passed all checks (in arrival order). */
@@ -284,6 +282,11 @@ export class ChannelConnection {
     this.#socket.end(encodeFrame(Buffer.from(JSON.stringify(frame)), Math.max(this.#max, 512)));
     this.#finish(error);
     this.#socket.destroySoon();
+  }
+
+  /** Runs `step` once the frames read before now are handled (whether they succeeded or not). */
+  #afterFrames(step: () => void): void {
+    this.#queue = this.#queue.then(step, step);
   }
 
   #finish(reason: AgentwallError | undefined): void {

@@ -1,4 +1,4 @@
-import { CONFUSABLE, normalize } from "./normalize.js";
+import { CONFUSABLE, findHidden } from "./normalize.js";
 
 /**
  * Where tokens (a canary, a value marked secret) appear in a text, also disguised: the comparison is on
@@ -6,7 +6,7 @@ import { CONFUSABLE, normalize } from "./normalize.js";
  * removed, look-alike letters of other scripts folded — so case changes, inserted spaces, dashes or
  * invisible characters (up to {@link GAP} between two characters: a token's own dashes spaced out
  * count too) and homoglyphs still match, as does the token written backwards or inside a base64, hex,
- * URL- or entity-encoded payload (decoded by {@link normalize}). Tokens whose skeleton is shorter than
+ * URL- or entity-encoded payload (decoded by {@link findHidden}). Tokens whose skeleton is shorter than
  * `minLength` are not looked for: short ones would match ordinary words.
  *
  * @example
@@ -31,7 +31,7 @@ export function findDisguised(
       out.push({ token, start: at[i] as number, end: last + ((text.codePointAt(last) ?? 0) > 0xffff ? 2 : 1) });
     }
   }
-  for (const hidden of normalize(text).hidden) {
+  for (const hidden of findHidden(text)) {
     const decoded = skeleton(hidden.decoded).chars;
     const found = forms.find(([, key]) => decoded.includes(key));
     if (found !== undefined) out.push({ token: found[0], start: hidden.start, end: hidden.end });

@@ -235,7 +235,7 @@ function planLine(containersBefore: readonly Container[], leafBefore: Leaf | und
             while (isSpaceOrTab(cursor.peek(after))) after++;
             if (cursor.peek(after) === -1) {
               // The closing line: the fence ends, the line is not code.
-              return { containers, leaf: undefined, claim: "none", from: 0, heading: false, offset: 0, lost: false };
+              return plan(containers, undefined, "none", 0);
             }
           }
         }
@@ -364,7 +364,7 @@ function planLine(containersBefore: readonly Container[], leafBefore: Leaf | und
         if (leaf?.kind === "paragraph" && leaf.bracket) return lostPlan();
         closeUnmatched();
         leaf = undefined;
-        return { containers, leaf, claim: "none", from: 0, heading: false, offset: cursor.offset, lost: false };
+        return plan(containers, undefined, "none", cursor.offset);
       }
     }
     // Thematic break.
@@ -377,7 +377,7 @@ function planLine(containersBefore: readonly Container[], leafBefore: Leaf | und
           closeUnmatched();
           leaf = undefined;
           addChild();
-          return { containers, leaf, claim: "none", from: 0, heading: false, offset: cursor.offset, lost: false };
+          return plan(containers, undefined, "none", cursor.offset);
         }
       }
     }
@@ -411,31 +411,19 @@ function planLine(containersBefore: readonly Container[], leafBefore: Leaf | und
   if (claim === "none" && !matchedLeaf) {
     // A lazy continuation line: the paragraph goes on although its containers did not.
     if (!allClosed && !cursor.blank && tipIsParagraph) {
-      return {
-        containers: containersBefore.slice(),
-        leaf: leafBefore,
-        claim: "inline",
-        from: cursor.offset,
-        heading: false,
-        offset: cursor.offset,
-        lost: false,
-      };
+      return plan(containersBefore.slice(), leafBefore, "inline", cursor.offset);
     }
     closeUnmatched();
-    if (leafMatched && leaf !== undefined) {
-      // The open leaf takes the line.
-      if (leaf.kind === "paragraph") return inlinePlan(containers, leaf, cursor.offset);
-      return plan(containers, leaf, leaf.kind === "html" ? "none" : "line", cursor.offset);
-    }
+    // A matched paragraph takes the line (any other matched leaf took it above, as matchedLeaf).
+    if (leafMatched && leaf !== undefined) return plan(containers, leaf, "inline", cursor.offset);
     if (cursor.blank) return plan(containers, undefined, "none", cursor.offset);
     addChild();
     const paragraph: Leaf = { kind: "paragraph", poisoned: false, bracket: line.charCodeAt(cursor.offset) === 91 };
-    return inlinePlan(containers, paragraph, cursor.offset);
+    return plan(containers, paragraph, "inline", cursor.offset);
   }
   if (leafMatched && !started) {
     // A fence, an indented block or an HTML block going on (no new block started on the line).
-    const kind = leaf?.kind;
-    const claims = kind === "indented" || (leaf?.kind === "fence" && leaf.claims);
+    const claims = leaf?.kind === "indented" || (leaf?.kind === "fence" && leaf.claims);
     return plan(containers, leaf, claims ? "line" : "none", cursor.offset);
   }
   if (leaf?.kind === "html") return plan(containers, leaf, "none", htmlOffset);
@@ -449,15 +437,6 @@ const plan = (containers: Container[], leaf: Leaf | undefined, claim: Plan["clai
   from: offset,
   heading: false,
   offset,
-  lost: false,
-});
-const inlinePlan = (containers: Container[], leaf: Leaf, from: number): Plan => ({
-  containers,
-  leaf,
-  claim: "inline",
-  from,
-  heading: false,
-  offset: from,
   lost: false,
 });
 const lostPlan = (): Plan => ({

@@ -57,7 +57,6 @@ function isBidi(cp: number): boolean {
   return (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
-/** Cyrillic and Greek letters that look like Latin ones. */
 /** Letters of other scripts that look like Latin ones, to the Latin letter. */
 export const CONFUSABLE: ReadonlyMap<string, string> = new Map(
   Object.entries({
@@ -389,7 +388,8 @@ function readable(bytes: Buffer): string | undefined {
 
 const ENTITIES: Readonly<Record<string, string>> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: " " };
 
-function findHidden(original: string, depth: number): HiddenPayload[] {
+/** The payloads hidden in `original` (see {@link NormalizedText.hidden}), without normalizing the rest. */
+export function findHidden(original: string, depth = 2): HiddenPayload[] {
   const out: HiddenPayload[] = [];
   let budget = MAX_DECODED_BYTES;
   const push = (encoding: HiddenPayload["encoding"], start: number, end: number, decoded: string | undefined) => {

@@ -73,6 +73,14 @@ const LOADING_ATTRIBUTES = new Set(["src", "poster", "background", "data", "lows
 /** Elements whose href is fetched as the page loads (a stylesheet, an SVG image), not followed on a click. */
 const LOADING_HREF = new Set(["link", "image", "use", "feimage"]);
 const scriptScheme = (scheme: string) => scheme === "javascript" || scheme === "vbscript";
+/** A markdown destination's scheme that runs or embeds content. */
+const dangerousScheme = (scheme: string) => scriptScheme(scheme) || scheme === "data";
+/** An http(s) URL as a browser takes it (tabs and newlines dropped, `//host` as https), or undefined. */
+function httpUrl(value: string): string | undefined {
+  const v = value.trim().replace(/[\t\n\r]/g, "");
+  const absolute = v.startsWith("//") ? `https:${v}` : v;
+  return /^https?:\/\//i.test(absolute) ? absolute : undefined;
+}
 /** A markdown destination as CommonMark resolves it: backslash escapes and character references. */
 const markdownUrl = (raw: string) => decodeHTML(raw.replace(/^</, "").replace(/\\([!-/:-@[-`{-~])/g, "$1"));
 
@@ -125,11 +133,10 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
     const carries = carriesData(parsed);
     if (image || carries) push(image ? "external_image" : "data_in_link", start, end, image && carries ? 0.9 : 0.7);
   };
-  // Where a tag sends the reader's browser: loads happen without a click (a beacon), links with one.
+  // Where the answer sends the reader's browser: loads happen without a click (a beacon), links with one.
   const url = (value: string, loads: boolean, start: number, end: number) => {
-    const v = value.trim().replace(/[\t\n\r]/g, "");
-    const absolute = v.startsWith("//") ? `https:${v}` : v;
-    if (/^https?:\/\//i.test(absolute)) check(absolute, start, end, loads);
+    const absolute = httpUrl(value);
+    if (absolute !== undefined) check(absolute, start, end, loads);
   };
   forEachStartTag(text, (tag) => {
     const { name, start, end, attributes } = tag;
@@ -152,9 +159,7 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
       const close = sheet.search(/<\/style/i);
       const body = close < 0 ? sheet : sheet.slice(0, close);
       for (const m of body.matchAll(/(?:url\(\s{0,100}|@import\s{1,100})["']?([^"')\s;]{1,400})/gi)) {
-        const v = decodeHTML(m[1] as string);
-        const absolute = v.startsWith("//") ? `https:${v}` : v;
-        if (/^https?:\/\//i.test(absolute)) check(absolute, start, end + m.index + m[0].length, true);
+        url(decodeHTML(m[1] as string), true, start, end + m.index + m[0].length);
       }
     }
     for (const [n, v] of attributes) {
@@ -170,17 +175,15 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
   for (const re of [MD_DESTINATION, MD_DEFINITION]) {
     for (const m of text.matchAll(re)) {
       const scheme = urlScheme(markdownUrl(m[1] as string));
-      if (scriptScheme(scheme) || scheme === "data") push("dangerous_url", m.index, m.index + m[0].length);
+      if (dangerousScheme(scheme)) push("dangerous_url", m.index, m.index + m[0].length);
     }
   }
   for (const m of text.matchAll(AUTOLINK)) {
     const scheme = urlScheme(m[0].slice(1));
-    if (scriptScheme(scheme) || scheme === "data") push("dangerous_url", m.index, m.index + m[0].length);
+    if (dangerousScheme(scheme)) push("dangerous_url", m.index, m.index + m[0].length);
   }
   for (const m of text.matchAll(MD_LINK)) {
-    const dest = markdownUrl((m[2] as string).replace(/>$/, "")).trim();
-    const absolute = dest.startsWith("//") ? `https:${dest}` : dest;
-    if (/^https?:\/\//i.test(absolute)) check(absolute, m.index, m.index + m[0].length, m[1] === "!");
+    url(markdownUrl((m[2] as string).replace(/>$/, "")), m[1] === "!", m.index, m.index + m[0].length);
   }
   const kept =
     out.length > 0 && options.codeIsText !== false ? outsideCode(out, new MarkdownCode().append(text, true)) : out;

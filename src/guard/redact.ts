@@ -49,9 +49,8 @@ export function findMarkedSecrets(text: string, secrets: readonly string[]): Fin
     if (secret.length < 4) continue;
     // In any case, where lowercasing keeps every offset (it does unless the text holds a rare letter
     // such as "İ"); exactly otherwise.
-    const needle = caseless ? secret.toLowerCase() : secret;
-    const haystack = caseless && needle.length === secret.length ? lower : text;
-    const value = haystack === lower ? needle : secret;
+    const folded = secret.toLowerCase();
+    const [haystack, value] = caseless && folded.length === secret.length ? [lower, folded] : [text, secret];
     for (let i = haystack.indexOf(value); i !== -1; i = haystack.indexOf(value, i + value.length)) {
       const exact = text.startsWith(secret, i);
       out.push({
