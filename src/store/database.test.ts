@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { renameSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { sql } from "kysely";
@@ -14,7 +14,7 @@ import {
 } from "./database.js";
 import { Lease } from "./lease.js";
 import { MIGRATION_NAMES } from "./migrations.js";
-import { sqliteImmediate, writeTransaction } from "./transaction.js";
+import { writeTransaction } from "./transaction.js";
 
 async function suite(location: () => Promise<StoreLocation>) {
   it("instances starting together migrate exactly once", async () => {
@@ -140,42 +140,6 @@ describe("store on SQLite", () => {
     const store = await openStore({ kind: "sqlite", path });
     await store.close();
     assert.equal(statSync(path).mode & 0o777, 0o600);
-  });
-
-  it("a durable sqliteImmediate commit waits for the WAL flush, fails when it cannot flush, and leaves FULL behind", async () => {
-    const path = join(tempDir(), "w.db");
-    const store = await openStore({ kind: "sqlite", path });
-    const sqlite = store.sqlite;
-    assert.ok(sqlite !== undefined);
-    const insert = sqlite.prepare("insert into locks (name, holder, expires_at) values (?, 'h', 1)");
-    const synchronous = () => sqlite.pragma("synchronous", { simple: true });
-    try {
-      await sqliteImmediate(store, () => insert.run("a"));
-      assert.equal(synchronous(), 2, "back at FULL for Kysely's transactions");
-      // The WAL moved away: the flush cannot reach it, so the durable commit must not report success.
-      renameSync(`${path}-wal`, `${path}-wal.away`);
-      await assert.rejects(
-        sqliteImmediate(store, () => insert.run("b")),
-        (e: Error & { code?: string }) => e.code === "ENOENT",
-      );
-      await sqliteImmediate(store, () => insert.run("c"), { durable: false });
-      renameSync(`${path}-wal.away`, `${path}-wal`);
-      await sqliteImmediate(store, () => insert.run("d"));
-      await assert.rejects(
-        sqliteImmediate(store, () => {
-          throw new Error("inside");
-        }),
-        /inside/,
-      );
-      assert.equal(synchronous(), 2, "back at FULL after a failed transaction too");
-      const names = await store.db.selectFrom("locks").select("name").orderBy("name").execute();
-      assert.deepEqual(
-        names.map((r) => r.name),
-        ["a", "b", "c", "d"],
-      );
-    } finally {
-      await store.close();
-    }
   });
 });
 

@@ -1,5 +1,4 @@
-import { closeSync, mkdirSync, openSync, statSync } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import SQLite from "better-sqlite3";
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from "kysely";
@@ -26,11 +25,6 @@ export interface Store {
   readonly sqlite?: SQLite.Database;
   /** The SQLite file, for readers on other threads (absent for `:memory:`). */
   readonly sqlitePath?: string;
-  /**
-   * Flushes the SQLite write-ahead log to disk on libuv's thread pool (absent for `:memory:`): a
-   * commit made at `synchronous=NORMAL` is durable once this resolves. See {@link WalFile}.
-   */
-  readonly syncWal?: () => Promise<void>;
   close(): Promise<void>;
 }
 
@@ -101,74 +95,20 @@ function openSqlite(path: string): Store {
     });
   }
   // WAL with synchronous=FULL: a commit returns only after the WAL is fsynced, which is what
-  // "durable" means. The audit's commits run at NORMAL and flush the WAL themselves (WalFile).
+  // "durable" means for the audit log.
   database.pragma("journal_mode = WAL");
   database.pragma("synchronous = FULL");
   database.pragma("busy_timeout = 10000");
   database.pragma("foreign_keys = ON");
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
-  if (path === ":memory:")
-    return { db, dialect: "sqlite", description: "sqlite::memory:", sqlite: database, close: () => db.destroy() };
-  const wal = new WalFile(`${path}-wal`);
   return {
     db,
     dialect: "sqlite",
     description: `sqlite:${path}`,
     sqlite: database,
-    sqlitePath: path,
-    syncWal: () => wal.sync(),
-    close: async () => {
-      await db.destroy();
-      await wal.close();
-    },
+    ...(path === ":memory:" ? {} : { sqlitePath: path }),
+    close: () => db.destroy(),
   };
-}
-
-/**
- * The write-ahead log as a file we flush ourselves. With `synchronous=FULL` SQLite calls fsync on
- * the WAL inside COMMIT, on the main thread: the event loop stood still for every audit batch's flush
- * (12 % of the gateway's busy time under load). A commit at `synchronous=NORMAL` writes the same
- * frames without the flush; `fdatasync` on the WAL file then makes them — and every frame written
- * before them, by any connection — durable, which is all FULL adds in WAL mode. Header and frames are
- * one file, so one flush orders both. SQLite keeps the WAL's inode while a connection is open, but a
- * reset by another process could replace the file, so the inode is checked before each flush and the
- * file reopened when it changed. A failed flush rejects: the caller's commit is not durable.
- */
-class WalFile {
-  readonly #path: string;
-  #handle: { file: FileHandle; ino: number } | undefined;
-  #opening: Promise<{ file: FileHandle; ino: number }> | undefined;
-
-  constructor(path: string) {
-    this.#path = path;
-  }
-
-  async sync(): Promise<void> {
-    const ino = statSync(this.#path).ino;
-    let handle = this.#handle;
-    if (handle?.ino !== ino) {
-      this.#opening ??= this.#open().finally(() => (this.#opening = undefined));
-      handle = await this.#opening;
-    }
-    await handle.file.datasync();
-  }
-
-  async #open(): Promise<{ file: FileHandle; ino: number }> {
-    const old = this.#handle;
-    const file = await open(this.#path, "r+");
-    const opened = { file, ino: (await file.stat()).ino };
-    this.#handle = opened;
-    // FileHandle.close waits for the flushes still running on the old file.
-    if (old !== undefined) await old.file.close().catch(() => undefined);
-    return opened;
-  }
-
-  async close(): Promise<void> {
-    await this.#opening?.catch(() => undefined);
-    const handle = this.#handle;
-    this.#handle = undefined;
-    await handle?.file.close();
-  }
 }
 
 async function openPostgres(url: string): Promise<Store> {

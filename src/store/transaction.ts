@@ -52,39 +52,43 @@ export async function writeTransaction<T>(
 
 /**
  * Runs a better-sqlite3 transaction function (`db.transaction(fn).immediate`) inside Kysely's
- * connection lock, so it never interleaves with a Kysely transaction. It commits at
- * `synchronous=NORMAL` (the connection goes back to FULL before the lock is released); a durable one
- * (the default) then resolves only after {@link Store.syncWal} has flushed the write-ahead log — on
- * the thread pool and outside the lock, so the event loop and the next transaction go on meanwhile.
- * `durable: false` skips the flush, as {@link writeTransaction} does.
+ * connection lock, so it never interleaves with a Kysely transaction. `durable: false` relaxes the
+ * flush for this transaction only, as {@link writeTransaction} does; a durable one first makes sure
+ * the connection is back at `synchronous=FULL`, so it never returns before the disk has it.
  */
-export async function sqliteImmediate<T>(store: Store, run: () => T, options: WriteOptions = {}): Promise<T> {
+export function sqliteImmediate<T>(store: Store, run: () => T, options: WriteOptions = {}): Promise<T> {
   const sqlite = store.sqlite;
   if (sqlite === undefined) throw new AgentwallError("ERR_INVALID_ARGUMENT", "sqliteImmediate needs a SQLite store");
   const pragma = synchronousPragmas(sqlite);
-  const result = await store.db.connection().execute(async () => {
-    pragma.normal.run();
-    try {
-      return run();
-    } finally {
-      pragma.full.run();
+  return store.db.connection().execute(async () => {
+    if (options.durable === false) {
+      pragma.normal.run();
+      try {
+        return run();
+      } finally {
+        pragma.full.run();
+      }
     }
+    if (pragma.read.get() !== 2) pragma.full.run();
+    return run();
   });
-  if (options.durable !== false) await store.syncWal?.();
-  return result;
 }
 
 /**
  * The `synchronous` pragmas as statements prepared once per connection: `db.pragma()` prepares its
  * statement on every call, and a request ran three of them (2 % of the gateway's busy time).
  */
-const SYNCHRONOUS = new WeakMap<SQLite.Database, { normal: SQLite.Statement; full: SQLite.Statement }>();
+const SYNCHRONOUS = new WeakMap<
+  SQLite.Database,
+  { normal: SQLite.Statement; full: SQLite.Statement; read: SQLite.Statement<[], number> }
+>();
 function synchronousPragmas(sqlite: SQLite.Database) {
   let pragmas = SYNCHRONOUS.get(sqlite);
   if (pragmas === undefined) {
     pragmas = {
       normal: sqlite.prepare("pragma synchronous = NORMAL"),
       full: sqlite.prepare("pragma synchronous = FULL"),
+      read: sqlite.prepare<[], number>("pragma synchronous").pluck(),
     };
     SYNCHRONOUS.set(sqlite, pragmas);
   }
