@@ -23,6 +23,11 @@ interface Signal {
   readonly hints: readonly string[];
   /** Or: substrings one of which every match contains (for rules that start with symbols). */
   readonly substrings: readonly string[];
+  /**
+   * The rule anchored where a match must start (flag `y`), when that is where one of its hints
+   * stands: {@link detectInjection} tries it at each hint's place instead of scanning the whole text.
+   */
+  readonly sticky?: RegExp;
   /** Only for these sources (default: all). */
   readonly sources?: readonly TextSource[];
 }
@@ -135,14 +140,25 @@ function lowerPattern(source: string): string {
   return out;
 }
 
-const s = (name: string, weight: number, source: string, sources?: readonly TextSource[]): Signal => ({
-  name,
-  weight,
-  re: new RegExp(lowerPattern(source), "u"),
-  hints: hintsOf(source),
-  substrings: hintsOf(source).length > 0 ? [] : symbolHints(source),
-  ...(sources === undefined ? {} : { sources }),
-});
+const s = (name: string, weight: number, source: string, sources?: readonly TextSource[]): Signal => {
+  const hints = hintsOf(source);
+  // Only a rule that starts with `\b` or a lookbehind starts its matches where a word starts (one
+  // without may match inside a word; one after a line start, `(?:^|\n)\s*`, before its hints); hints
+  // without spaces between words (Chinese, Japanese…) are found by search, not at word starts.
+  const anchored =
+    hints.length > 0 && (source.startsWith("\\b") || source.startsWith("(?<!")) && !hints.some((h) => UNSPACED.test(h));
+  return {
+    name,
+    weight,
+    re: new RegExp(lowerPattern(source), "u"),
+    hints,
+    substrings: hints.length > 0 ? [] : symbolHints(source),
+    ...(anchored ? { sticky: new RegExp(lowerPattern(source), "uy") } : {}),
+    ...(sources === undefined ? {} : { sources }),
+  };
+};
+/** Scripts written without spaces between words: their hints are searched for anywhere. */
+const UNSPACED = /^[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\p{Script=Thai}]/u;
 
 // Bounded gaps ([^.!?\n]{0,40}) keep every rule linear and the words of one clause together.
 const GAP = "[^.!?\\n]{0,40}?";
@@ -447,7 +463,7 @@ const ASCII_HEADS: (HeadHint[] | undefined)[] = new Array<HeadHint[] | undefined
 const OTHER_HEADS = new Map<number, HeadHint[]>();
 const UNSPACED_HINTS: { id: number; text: string }[] = [];
 for (const [id, hint] of ALL_HINTS.entries()) {
-  if (/^[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\p{Script=Thai}]/u.test(hint)) {
+  if (UNSPACED.test(hint)) {
     UNSPACED_HINTS.push({ id, text: hint });
     continue;
   }
@@ -461,13 +477,37 @@ for (const [id, hint] of ALL_HINTS.entries()) {
 /** The symbol rules' substrings, marked at any position in the same walk as the word hints. */
 const SUBSTRINGS = new LiteralTable(SIGNALS.map((x) => x.substrings));
 
-/** Letters for word starts: ASCII letters, the apostrophe, and anything beyond ASCII. */
+const asciiLetter = (code: number) => (code >= 97 && code <= 122) || (code >= 65 && code <= 90);
+/** What a regex's `\w` is (the rules run with `u` and without `i`: ASCII only). */
+const wordCode = (code: number) => asciiLetter(code) || (code >= 48 && code <= 57) || code === 95;
+
+/** Per UTF-16 code unit beyond ASCII: 0 not looked at yet, 1 a letter or mark, 2 neither. */
+const LETTER_UNITS = new Uint8Array(65536);
+const LETTER_OR_MARK = /^[\p{L}\p{M}]$/u;
+/** Whether `code` is a letter (or combining mark); lone surrogates count as neither. */
 function letter(code: number): boolean {
-  return (code >= 97 && code <= 122) || (code >= 65 && code <= 90) || code === 39 || code > 127;
+  if (code < 128) return asciiLetter(code);
+  let kind = LETTER_UNITS[code] as number;
+  if (kind === 0) {
+    kind = LETTER_OR_MARK.test(String.fromCharCode(code)) ? 1 : 2;
+    LETTER_UNITS[code] = kind;
+  }
+  return kind === 1;
 }
 
 /**
- * Marks in `present` (by hint id) which hints occur in `text`: every word start is looked up by its
+ * Whether a rule may start a match at `i`: where a letter follows a character that is not one (an
+ * apostrophe, a digit, «, ·), and where an ASCII letter follows a letter beyond ASCII — `\b` holds
+ * there ("éignore"). Every leading `\b` and `(?<![\p{L}])` of the rules holds only at such places, so
+ * hints found at them are all the places a rule's match can start.
+ */
+function wordStart(code: number, previous: number): boolean {
+  return (code < 128 ? asciiLetter(code) : true) && (!letter(previous) || (previous > 127 && code < 128));
+}
+
+/**
+ * Marks in `present` (by hint id) which hints occur in `text`, and in {@link POSITIONS} where (hints
+ * searched for in unspaced scripts: presence only): every word start is looked up by its
  * first two characters, one table lookup per word instead of one pass per rule (a regex over word
  * starts cost more than the rules). The symbol rules' substrings are marked in {@link SUBSTRINGS} in the
  * same walk, at every position.
@@ -480,13 +520,18 @@ function presentHints(lower: string, present: Uint8Array): void {
     const code = lower.charCodeAt(i);
     const next = lower.charCodeAt(i + 1);
     SUBSTRINGS.markAt(lower, i, code, next);
-    const start = letter(code) && !letter(previous);
+    const start = wordStart(code, previous);
     previous = code;
     if (!start) continue;
     const candidates = code < 128 && next < 128 ? ASCII_HEADS[code * 128 + next] : OTHER_HEADS.get(code * 65536 + next);
     if (candidates === undefined) continue;
     for (const { id, text, whole } of candidates) {
-      if (lower.startsWith(text, i) && !(whole && letter(lower.charCodeAt(i + text.length) || 32))) present[id] = 1;
+      // A whole-word hint is out only where `\b` after it cannot hold (an ASCII word character follows).
+      if (!lower.startsWith(text, i) || (whole && wordCode(lower.charCodeAt(i + text.length)))) continue;
+      const at = POSITIONS[id] as number[];
+      if (present[id] === 0) at.length = 0;
+      present[id] = 1;
+      at.push(i);
     }
   }
   for (const { id, text } of UNSPACED_HINTS) if (lower.includes(text)) present[id] = 1;
@@ -494,6 +539,50 @@ function presentHints(lower: string, present: Uint8Array): void {
 }
 
 const PRESENT = new Uint8Array(ALL_HINTS.length);
+/** Per hint id, the word starts where it stood in the last text; current only where PRESENT is 1. */
+const POSITIONS: number[][] = ALL_HINTS.map(() => []);
+
+/**
+ * Whether rule `k` matches `lower` (after {@link presentHints} on it). A rule with a sticky form is
+ * tried only where one of its hints stands — every match starts there — rather than at every
+ * position: on a 100 KB document most rules' hints occur somewhere, and each rule scanned it whole.
+ */
+function ruleMatches(signal: Signal, k: number, lower: string, exhaustive = false): boolean {
+  const sticky = signal.sticky;
+  if (sticky === undefined || exhaustive) return signal.re.test(lower);
+  const ids = SIGNAL_HINTS[k] as Int32Array;
+  for (let j = 0; j < ids.length; j++) {
+    const id = ids[j] as number;
+    if (PRESENT[id] !== 1) continue;
+    for (const at of POSITIONS[id] as number[]) {
+      sticky.lastIndex = at;
+      if (sticky.test(lower)) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * The names of the rules that match `text` for `source`, each run only where its hints allow;
+ * `exhaustive` scans the whole text with each such rule instead of trying it at its hints' places —
+ * the reference the tests hold the fast path to.
+ */
+export function matchingRules(text: string, source: TextSource = "user", exhaustive = false): string[] {
+  return matchingSignals(text, source, exhaustive).map((x) => x.name);
+}
+
+function matchingSignals(text: string, source: TextSource, exhaustive = false): Signal[] {
+  const lower = text.toLowerCase();
+  presentHints(lower, PRESENT);
+  const out: Signal[] = [];
+  for (let k = 0; k < SIGNALS.length; k++) {
+    const signal = SIGNALS[k] as Signal;
+    if (signal.sources !== undefined && !signal.sources.includes(source)) continue;
+    if (!anyPresent(SIGNAL_HINTS[k] as Int32Array, PRESENT) || !SUBSTRINGS.allows(k)) continue;
+    if (ruleMatches(signal, k, lower, exhaustive)) out.push(signal);
+  }
+  return out;
+}
 
 /** Options of {@link detectInjection}. */
 export interface InjectionOptions {
@@ -525,14 +614,8 @@ export function detectInjection(n: NormalizedText, options: InjectionOptions = {
   };
   const texts = [n.text, ...n.hidden.map((h) => h.decoded)];
   for (const [index, text] of texts.entries()) {
-    const lower = text.toLowerCase();
-    presentHints(lower, PRESENT);
-    for (let k = 0; k < SIGNALS.length; k++) {
-      const signal = SIGNALS[k] as Signal;
-      if (signal.sources !== undefined && !signal.sources.includes(source)) continue;
-      if (!anyPresent(SIGNAL_HINTS[k] as Int32Array, PRESENT) || !SUBSTRINGS.allows(k)) continue;
-      if (signal.re.test(lower)) fire(index === 0 ? signal.name : `encoded_${signal.name}`, signal.weight);
-    }
+    for (const signal of matchingSignals(text, source))
+      fire(index === 0 ? signal.name : `encoded_${signal.name}`, signal.weight);
   }
   if (n.hidden.length > 0 && [...signals].some((x) => x.startsWith("encoded_"))) fire("encoded_payload", 0.5);
   if (n.invisible.length >= 3)
