@@ -33,8 +33,8 @@ interface Signal {
 }
 
 /**
- * The literals a rule's first group can start with: `\\b(?:ignore|disregard)…` → ["ign", "dis"] (prefixes
- * of three or more letters, lower case). A match must contain one, so the rule is skipped when none
+ * The literals a rule's first group can start with: `\\b(?:ignore|disregard)…` → ["ign", "dis"], and
+ * `\\b(?:what(?:'s| is)|tell me)…` → ["what", "tell me"] (the letters each alternative starts with, lower case). A match must contain one, so the rule is skipped when none
  * occurs. Empty when the pattern does not start with a plain group or word.
  */
 function hintsOf(source: string): string[] {
@@ -57,9 +57,8 @@ function hintsOf(source: string): string[] {
         break;
       }
     }
-    const inner = body.slice(3, end);
-    if (end < 0 || inner.includes("(")) return [];
-    alternatives = inner.split("|");
+    if (end < 0) return [];
+    alternatives = topAlternatives(body.slice(3, end));
     // A group of plain words followed by a word boundary: each hint must stand as a whole word
     // ("dan" should not wake the persona rule for "dance"). Marked with a trailing NUL.
     const after = body.slice(end + 1);
@@ -71,6 +70,24 @@ function hintsOf(source: string): string[] {
     return prefixes(alternatives);
   }
   return prefixes([body]);
+}
+
+/** `a|b(?:c|d)|e` → ["a", "b(?:c|d)", "e"]: the alternatives of a group's top level. */
+function topAlternatives(inner: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let from = 0;
+  for (let i = 0; i < inner.length; i++) {
+    if (inner[i] === "\\") i++;
+    else if (inner[i] === "(") depth++;
+    else if (inner[i] === ")") depth--;
+    else if (inner[i] === "|" && depth === 0) {
+      out.push(inner.slice(from, i));
+      from = i + 1;
+    }
+  }
+  out.push(inner.slice(from));
+  return out;
 }
 
 function prefixes(alternatives: readonly string[]): string[] {
@@ -497,12 +514,12 @@ function letter(code: number): boolean {
 
 /**
  * Whether a rule may start a match at `i`: where a letter follows a character that is not one (an
- * apostrophe, a digit, «, ·), and where an ASCII letter follows a letter beyond ASCII — `\b` holds
+ * apostrophe, a digit, «, ·), and where the letters switch between ASCII and beyond — `\b` holds
  * there ("éignore"). Every leading `\b` and `(?<![\p{L}])` of the rules holds only at such places, so
  * hints found at them are all the places a rule's match can start.
  */
 function wordStart(code: number, previous: number): boolean {
-  return (code < 128 ? asciiLetter(code) : true) && (!letter(previous) || (previous > 127 && code < 128));
+  return (code < 128 ? asciiLetter(code) : true) && (!letter(previous) || previous > 127 !== code > 127);
 }
 
 /**
