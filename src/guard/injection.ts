@@ -158,18 +158,22 @@ function lowerPattern(source: string): string {
 }
 
 const s = (name: string, weight: number, source: string, sources?: readonly TextSource[]): Signal => {
-  const hints = hintsOf(source);
-  // Only a rule that starts with `\b` or a lookbehind starts its matches where a word starts (one
-  // without may match inside a word; one after a line start, `(?:^|\n)\s*`, before its hints); hints
-  // without spaces between words (Chinese, Japanese…) are found by search, not at word starts.
-  const anchored =
-    hints.length > 0 && (source.startsWith("\\b") || source.startsWith("(?<!")) && !hints.some((h) => UNSPACED.test(h));
+  const words = hintsOf(source);
+  // A rule that starts with `\b` or a lookbehind starts its matches where a word starts, and one after
+  // a line start (`(?:^|\n)\s*`) has its first word at one too: their hints are looked up at word starts.
+  // A rule without either may match inside a word (Arabic writes "and" into the next word: وتجاهل), so
+  // its hints are substrings, found anywhere.
+  const atWords = ["\\b", "(?<!", "(?:^|\\n)"].some((start) => source.startsWith(start));
+  const hints = atWords ? words : [];
+  // Only the first two start a match where their hint stands; hints without spaces between words
+  // (Chinese, Japanese…) are found by search, not at word starts.
+  const anchored = hints.length > 0 && !source.startsWith("(?:^|\\n)") && !hints.some((h) => UNSPACED.test(h));
   return {
     name,
     weight,
     re: new RegExp(lowerPattern(source), "u"),
     hints,
-    substrings: hints.length > 0 ? [] : symbolHints(source),
+    substrings: hints.length > 0 ? [] : words.length > 0 ? words.map((w) => w.replace(/\0$/, "")) : symbolHints(source),
     ...(anchored ? { sticky: new RegExp(lowerPattern(source), "uy") } : {}),
     ...(sources === undefined ? {} : { sources }),
   };
