@@ -690,6 +690,11 @@ describe("every scanner is linear-time on adversarial input", () => {
     open_images: "<img ",
     quoted_values: "<a b=\"<c d='",
     link_destinations: "](jav&#x61;",
+    leet_word: "a1a",
+    leet_words: "a1aa ",
+    spelled_letters: "a.",
+    joined_words: "ab_",
+    camel_words: "AbCd",
   };
   for (const [name, unit] of Object.entries(inputs)) {
     it(name, () => {

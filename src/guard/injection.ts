@@ -1,6 +1,7 @@
 import type { LinearModel } from "./train.js";
 import { scoreLinear } from "./train.js";
 import { anyPresent, LiteralTable } from "./literals.js";
+import { deobfuscate } from "./obfuscation.js";
 import type { NormalizedText } from "./normalize.js";
 
 /** Where a text comes from. Instructions in tool results and documents are more suspicious. */
@@ -638,6 +639,12 @@ export function detectInjection(n: NormalizedText, options: InjectionOptions = {
     for (const signal of matchingSignals(text, source))
       fire(index === 0 ? signal.name : `encoded_${signal.name}`, signal.weight);
   }
+  // The text with its spelling tricks undone ("1gn0re", "i.g.n.o.r.e", "Ignore_All"): a rule that fires
+  // only there fires as `obfuscated_…`.
+  const plain = deobfuscate(n.text);
+  if (plain !== undefined)
+    for (const signal of matchingSignals(plain, source))
+      if (!signals.has(signal.name)) fire(`obfuscated_${signal.name}`, signal.weight);
   if (n.hidden.length > 0 && [...signals].some((x) => x.startsWith("encoded_"))) fire("encoded_payload", 0.5);
   if (n.invisible.length >= 3)
     fire("invisible_characters", n.invisible.some((i) => (n.original.codePointAt(i) ?? 0) >= 0xe0000) ? 0.8 : 0.3);

@@ -1,0 +1,85 @@
+/**
+ * Undoes the spellings that keep an instruction readable to a model but out of a rule's reach, in
+ * place, so the words around stay its context: letters spaced out by one separator ("i.g.n.o.r.e"),
+ * digits for letters inside a word ("1gn0re", "prev1ous"), and words joined by underscores or
+ * capitals ("ignore_all_previous", "IgnoreAllPrevious"). Returns the text around each change, undone (windows joined by "\n.\n"), or
+ * `undefined` when there is nothing to undo, so the rules read a second time only what changed.
+ *
+ * Written here because no maintained library folds these (normalizers fold Unicode look-alikes, which
+ * {@link normalize} does already). Every pattern is linear: single characters and bounded classes.
+ */
+export function deobfuscate(text: string): string | undefined {
+  // Where the text changes; the rules then read only the text around those places, undone. A rule's
+  // match spans under REACH characters of normalized text (bounded gaps, whitespace runs collapsed), so
+  // one that takes in no change is in the text as it was, and has been read there.
+  const changes: [number, number][] = [];
+  const found = (re: RegExp) => {
+    for (const m of text.matchAll(re)) changes.push([m.index, m.index + m[0].length]);
+  };
+  if (SEPARATED.test(text)) found(SPELLED);
+  if (text.includes("_")) found(JOINED);
+  found(CAMEL);
+  let wordEnd = 0; // each word is read once, however many places in it look like leet
+  for (const m of text.matchAll(LEET_AT)) {
+    if (m.index < wordEnd) continue;
+    let [start, end] = [m.index, m.index + m[0].length];
+    while (start > 0 && WORD_CHAR.test(text[start - 1] as string)) start--;
+    while (end < text.length && WORD_CHAR.test(text[end] as string)) end++;
+    wordEnd = end;
+    if (leetWord(text.slice(start, end))) changes.push([start, end]);
+  }
+  if (changes.length === 0) return undefined;
+  changes.sort((x, y) => x[0] - y[0]);
+  const windows: string[] = [];
+  let i = 0;
+  while (i < changes.length) {
+    const start = Math.max(0, (changes[i] as [number, number])[0] - REACH);
+    let end = start;
+    while (i < changes.length && (changes[i] as [number, number])[0] - REACH <= end)
+      end = Math.max(end, (changes[i++] as [number, number])[1] + REACH);
+    windows.push(undo(text.slice(start, Math.min(text.length, end))));
+  }
+  return windows.join("\n.\n");
+}
+
+/** How far around a change the rules read: longer than any rule's match. */
+const REACH = 400;
+
+function undo(text: string): string {
+  return text
+    .replace(SPELLED, (run) => run.replace(/[.\-_*/|\\]/g, ""))
+    .replace(WORD, (word) => (leetWord(word) ? word.replace(/[013457$]/g, (c) => LEET[c] ?? c) : word))
+    .replace(JOINED, (run) => run.replaceAll("_", " "))
+    .replace(CAMEL, (run) => run.replace(/(?<=[a-z])(?=[A-Z])/g, " "));
+}
+
+/**
+ * A word with a digit or `$` standing for a letter: between two letters or before three ("prev1ous",
+ * "1gnore"), and otherwise mostly letters and only those digits — not a number, a version ("gpt4")
+ * or a hex string ("f3a9c2").
+ */
+function leetWord(word: string): boolean {
+  if (!LEET_INSIDE.test(word) || /[2689]/.test(word)) return false;
+  let letters = 0;
+  for (let i = 0; i < word.length; i++) if (/[A-Za-z]/.test(word[i] as string)) letters++;
+  return letters >= 0.6 * word.length;
+}
+
+/** Separator, one character, the same separator: where {@link SPELLED} can match. */
+const SEPARATED = /([.\-_*/|\\])[^\s.\-_*/|\\]\1/;
+/**
+ * Four or more single Latin letters, each after the same separator (longer runs in any script are
+ * decoded by normalization as hidden payloads; Unicode classes made this pass 40 times slower).
+ */
+const SPELLED = /(?<![A-Za-z0-9])[A-Za-z]([.\-_*/|\\])[A-Za-z](?:\1[A-Za-z]){2,}(?![A-Za-z0-9])/g;
+/** A word of ASCII letters, digits and `$` (leet spelling is a Latin-alphabet trick). */
+const WORD = /[A-Za-z0-9$]{3,}/g;
+const WORD_CHAR = /[A-Za-z0-9$]/;
+/** Where a digit or `$` stands for a letter, found without reading every word. */
+const LEET_AT = /[A-Za-z][013457$]+[A-Za-z]|(?<![A-Za-z0-9$])[013457$][A-Za-z]{3}/g;
+const LEET_INSIDE = /[A-Za-z][013457$]+[A-Za-z]|^[013457$][A-Za-z]{3}/;
+const LEET: Readonly<Record<string, string>> = { "0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", $: "s" };
+/** Three words or more joined by underscores ("ignore_all_previous"; "user_id" is a name). */
+const JOINED = /(?<![A-Za-z_])[A-Za-z]+(?:_[A-Za-z]+){2,}/g;
+/** Three capitalised words or more run together ("IgnoreAllPrevious"; "ChatGPT", "JavaScript" are names). */
+const CAMEL = /(?<![A-Za-z])[A-Za-z][a-z]*(?:[A-Z][a-z]+){2,}/g;
