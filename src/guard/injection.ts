@@ -185,7 +185,7 @@ const UNSPACED = /^[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Scrip
 // Bounded gaps ([^.!?\n]{0,40}) keep every rule linear and the words of one clause together.
 const GAP = "[^.!?\\n]{0,40}?";
 const IGNORE =
-  "(?:ignore|disregard|forget|override|bypass|skip|drop|abandon|neglect|stop following|do not follow|don't follow)";
+  "(?:ignore|disregard|forget|overlook|override|bypass|skip|drop|abandon|neglect|stop following|do not follow|don't follow)";
 const PRIOR =
   "(?:all|any|every|the|your|my|these|those|previous|prior|above|earlier|preceding|initial|original|old|former|system|existing|current)";
 const RULES_WORD =
@@ -217,6 +217,16 @@ const SIGNALS: readonly Signal[] = [
     "instruction_override",
     0.75,
     `\\b(?:previous|prior|above|earlier|preceding|original|old|former|all|your|system)\\s+${RULES_WORD}\\s+(?:should|must|are to|can|will|shall|have to)\\s+(?:now\\s+)?be\\s+(?:abandoned|ignored|forgotten|disregarded|overridden|discarded|dropped|bypassed|suspended|lifted|removed)\\b`,
+  ),
+  s(
+    "persona",
+    0.55,
+    `\\byou\\s+(?:don't|do not|no longer|never)\\s+(?:have|need)\\s+to\\s+(?:follow|obey|comply with|respect|stick to)\\s+(?:any\\s+|the\\s+|your\\s+|its\\s+|openai's\\s+|anthropic's\\s+)?(?:content\\s+|safety\\s+|usage\\s+)?(?:polic(?:y|ies)|rules|guidelines|restrictions|filters|ethics|morals)\\b`,
+  ),
+  s(
+    "role_override",
+    0.75,
+    `\\bpretend\\s+(?:that\\s+)?(?:you(?:'re|\\s+are)|to\\s+be)\\s+(?:now\\s+)?(?:an?\\s+)?(?:unrestricted|uncensored|unfiltered|evil|jailbroken|amoral|unethical|rogue|malicious|dan\\b)`,
   ),
   s(
     "persona",
@@ -369,6 +379,12 @@ const SIGNALS: readonly Signal[] = [
     "template_injection",
     0.45,
     `\\{\\{[^}\\n]{0,80}(?:system|prompt|instructions|config)[^}\\n]{0,80}\\}\\}|\\$\\{[^}\\n]{0,80}(?:system|prompt)[^}\\n]{0,80}\\}`,
+  ),
+  s(
+    "task_hijack",
+    0.6,
+    `\\byour\\s+(?:new|real|actual|true|updated)\\s+(?:task|job|goal|objective|mission|instructions?)\\s+(?:is|are|will be)\\b`,
+    ["tool", "document"],
   ),
   s(
     "addressed_to_ai",
