@@ -16,7 +16,9 @@ import { detectInjection } from "../src/guard/injection.js";
 import { normalize } from "../src/guard/normalize.js";
 import { findPii } from "../src/guard/pii.js";
 import { findSecrets } from "../src/guard/secrets.js";
-import { TRAINING, trainLogistic } from "../src/guard/train.js";
+import { TRAINING, trainLogistic, unpackModel } from "../src/guard/train.js";
+import { INJECTION_MODEL_V1 } from "../src/guard/model/injection-v1.js";
+import { HELD_OUT_PACKAGES, TRAINING_PACKAGES, technicalRows } from "../scripts/technical-text.js";
 
 const { values } = parseArgs({
   options: {
@@ -77,11 +79,18 @@ const HARD_NEGATIVES = [
 const flagged = new Map<string, boolean[]>(); // tool -> per row
 const ours: boolean[] = new Array<boolean>(rows.length).fill(false);
 const started = Date.now();
+// The shipped model also trains on benign technical text (code and READMEs of installed packages);
+// so does every fold here. Packages it never trains on measure how it treats technical text.
+const technical = technicalRows(TRAINING_PACKAGES).map((r) => ({ ...r, text: normalize(r.text, 0).text }));
+const heldOut = technicalRows(HELD_OUT_PACKAGES);
 for (const source of sources) {
   const model = trainLogistic(
-    rows
-      .filter((r) => r.source !== source)
-      .map((r) => ({ text: normalize(r.text, 0).text, label: r.label, group: r.source })),
+    [
+      ...rows
+        .filter((r) => r.source !== source)
+        .map((r) => ({ text: normalize(r.text, 0).text, label: r.label, group: r.source })),
+      ...technical,
+    ],
     TRAINING,
   );
   rows.forEach((r, i) => {
@@ -129,6 +138,18 @@ console.log(
 console.log(
   `${"overall FPR (benign flagged)".padEnd(58)} ${tools.map((t) => rate(t, (r) => r.label === 0).padStart(14)).join("")}`,
 );
+{
+  // Technical text from packages no model here trained on: the shipped model, flagged share.
+  const shipped = unpackModel(INJECTION_MODEL_V1);
+  const flaggedShare = (group: string) => {
+    const texts = heldOut.filter((r) => r.group === group).map((r) => r.text);
+    const n = texts.filter((t) => detectInjection(normalize(t), { model: shipped }).detected).length;
+    return `${(n / texts.length).toFixed(3)} (${n}/${texts.length})`;
+  };
+  console.log(
+    `technical text of held-out packages flagged by the shipped model: code ${flaggedShare("technical/code")}, READMEs ${flaggedShare("technical/readme")}`,
+  );
+}
 console.log(
   `${"hard negatives FPR".padEnd(58)} ${tools.map((t) => rate(t, (r) => r.label === 0 && HARD_NEGATIVES.some((h) => r.source.startsWith(h))).padStart(14)).join("")}`,
 );

@@ -672,7 +672,7 @@ export function detectInjection(n: NormalizedText, options: InjectionOptions = {
   if (options.model !== undefined) {
     modelScore = Math.max(...texts.slice(0, 4).map((t) => scoreLinear(options.model as LinearModel, t)));
     // Tool results and documents: the model's doubts count for more.
-    const contribution = modelContribution(modelScore, source === "tool" || source === "document" ? 0.8 : 0.9);
+    const contribution = modelContribution(modelScore, source === "tool" || source === "document" ? 0.8 : 0.93);
     if (contribution > 0) fire("model", contribution);
   }
   const score = 1 - keep;
