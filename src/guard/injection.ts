@@ -265,8 +265,17 @@ const SIGNALS: readonly Signal[] = [
     `\\b(?:print|write|say|output|reveal|repeat|spell|tell me|give me|translate)\\b${GAP}\\bsecret\\s+(?:key|password|code|word)\\b`,
   ),
   s("secret_request", 0.35, `\\bonly\\s+(?:print|output|say|write|respond with)\\b`),
-  s("role_override", 0.7, `\\b(?:you are|you're)\\s+(?:now|no longer|from now on)\\b`),
-  s("role_override", 0.6, `\\bfrom now on\\b${GAP}\\b(?:you|your|respond|act|answer)\\b`),
+  // "You are now …" and "from now on you …" open many jailbreaks, and are how agents hand each other a
+  // role ("You are now in summarization mode", "From now on, answer only in French"): they count for
+  // users, tool results and documents, not for an agent or system prompt that trusted configuration
+  // established (a claimed one counts as the user). A role stripped of limits counts everywhere.
+  s("role_override", 0.7, `\\b(?:you are|you're)\\s+(?:now|no longer|from now on)\\b`, ["user", "tool", "document"]),
+  s("role_override", 0.6, `\\bfrom now on\\b${GAP}\\b(?:you|your|respond|act|answer)\\b`, ["user", "tool", "document"]),
+  s(
+    "role_override",
+    0.75,
+    `\\b(?:you are|you're)\\s+(?:now|no longer|from now on)\\s+(?:an?\\s+)?(?:unrestricted|uncensored|unfiltered|evil|jailbroken|amoral|unethical|rogue|malicious|free from|dan\\b|in (?:developer|dev|god|jailbreak|unrestricted|sudo) mode)`,
+  ),
   s(
     "role_override",
     0.75,
