@@ -35,8 +35,9 @@ interface Signal {
 
 /**
  * The literals a rule's first group can start with: `\\b(?:ignore|disregard)…` → ["ign", "dis"], and
- * `\\b(?:what(?:'s| is)|tell me)…` → ["what", "tell me"] (the letters each alternative starts with, lower case). A match must contain one, so the rule is skipped when none
- * occurs. Empty when the pattern does not start with a plain group or word.
+ * `\\b(?:what(?:'s| is)|tell me)…` → ["what", "tell me"] (the letters each alternative starts with,
+ * lower case). A match must contain one, so the rule is skipped when none occurs. Empty when the
+ * pattern does not start with a plain group or word.
  */
 function hintsOf(source: string): string[] {
   const body = source.replace(/^(?:\\b|\(\?<!\[[^\]]*\]\)|\(\?:\^\|\\n\)\\s\*)+/, "");
@@ -169,13 +170,14 @@ const s = (name: string, weight: number, source: string, sources?: readonly Text
   // Only the first two start a match where their hint stands; hints without spaces between words
   // (Chinese, Japanese…) are found by search, not at word starts.
   const anchored = hints.length > 0 && !source.startsWith("(?:^|\\n)") && !hints.some((h) => UNSPACED.test(h));
+  const pattern = lowerPattern(source);
   return {
     name,
     weight,
-    re: new RegExp(lowerPattern(source), "u"),
+    re: new RegExp(pattern, "u"),
     hints,
     substrings: hints.length > 0 ? [] : words.length > 0 ? words.map((w) => w.replace(/\0$/, "")) : symbolHints(source),
-    ...(anchored ? { sticky: new RegExp(lowerPattern(source), "uy") } : {}),
+    ...(anchored ? { sticky: new RegExp(pattern, "uy") } : {}),
     ...(sources === undefined ? {} : { sources }),
   };
 };

@@ -2,8 +2,9 @@
  * Undoes the spellings that keep an instruction readable to a model but out of a rule's reach, in
  * place, so the words around stay its context: letters spaced out by one separator ("i.g.n.o.r.e"),
  * digits for letters inside a word ("1gn0re", "prev1ous"), and words joined by underscores or
- * capitals ("ignore_all_previous", "IgnoreAllPrevious"). Returns the text around each change, undone (windows joined by "\n.\n"), or
- * `undefined` when there is nothing to undo, so the rules read a second time only what changed.
+ * capitals ("ignore_all_previous", "IgnoreAllPrevious"). Returns the text around each change, undone
+ * (windows joined by "\n.\n"), or `undefined` when there is nothing to undo, so the rules read a second
+ * time only what changed.
  *
  * Written here because no maintained library folds these (normalizers fold Unicode look-alikes, which
  * {@link normalize} does already). Every pattern is linear: single characters and bounded classes.
@@ -60,9 +61,7 @@ function undo(text: string): string {
  */
 function leetWord(word: string): boolean {
   if (!LEET_INSIDE.test(word) || /[2689]/.test(word)) return false;
-  let letters = 0;
-  for (let i = 0; i < word.length; i++) if (/[A-Za-z]/.test(word[i] as string)) letters++;
-  return letters >= 0.6 * word.length;
+  return word.replace(/[^A-Za-z]/g, "").length >= 0.6 * word.length;
 }
 
 /** Separator, one character, the same separator: where {@link SPELLED} can match. */
@@ -77,7 +76,8 @@ const WORD = /[A-Za-z0-9$]{3,}/g;
 const WORD_CHAR = /[A-Za-z0-9$]/;
 /** Where a digit or `$` stands for a letter, found without reading every word. */
 const LEET_AT = /[A-Za-z][013457$]+[A-Za-z]|(?<![A-Za-z0-9$])[013457$][A-Za-z]{3}/g;
-const LEET_INSIDE = /[A-Za-z][013457$]+[A-Za-z]|^[013457$][A-Za-z]{3}/;
+/** The same, inside one word (its start is where the lookbehind holds). */
+const LEET_INSIDE = new RegExp(LEET_AT.source);
 const LEET: Readonly<Record<string, string>> = { "0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", $: "s" };
 /** Three words or more joined by underscores ("ignore_all_previous"; "user_id" is a name). */
 const JOINED = /(?<![A-Za-z_])[A-Za-z]+(?:_[A-Za-z]+){2,}/g;
