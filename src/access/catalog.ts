@@ -28,6 +28,10 @@ export const PERMISSION_CATALOG: Readonly<Record<string, string>> = Object.freez
   "roles:manage": "define roles and assign them",
   "guard:check": "run the content guards",
   "guard:details": "see detailed guard findings",
+  "guard:trusted_system":
+    "the caller's system/developer messages are the operator's system prompt: injection there is flagged, not blocked",
+  "guard:trusted_agent":
+    "an agent identity (subject agent:<id>) whose user messages are scanned as a trusted agent's (agents may brief each other)",
   "channel:message": "send agent-to-agent messages (on resource agent:<id>)",
   "metrics:read": "read metrics",
   "vault:manage": "set, rotate and delete provider secrets",

@@ -4,6 +4,8 @@ import type { Rbac } from "../access/rbac.js";
 import type { ApiKeys } from "../identity/api-keys.js";
 import type { Sessions } from "../identity/sessions.js";
 import type { OidcVerifier } from "../identity/oidc.js";
+import { permits } from "../access/permission.js";
+import type { SourceTrust } from "./proxy-responses.js";
 
 /** Who is calling, after authentication. */
 export interface Principal {
@@ -13,6 +15,14 @@ export interface Principal {
   readonly method: "api_key" | "session" | "oidc";
   readonly roles: readonly string[];
   readonly grants: readonly string[];
+}
+
+/** What the caller's configuration lets its messages be scanned as ({@link SourceTrust}). */
+export function sourceTrust(principal: Principal): SourceTrust {
+  return {
+    system: permits(principal.grants, "guard:trusted_system"),
+    agent: principal.subject.startsWith("agent:") && permits(principal.grants, "guard:trusted_agent"),
+  };
 }
 
 export type AuthDecision =

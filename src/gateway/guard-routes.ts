@@ -4,6 +4,8 @@ import type { Instance } from "../instance.js";
 import type { Direction, GuardVerdict } from "../guard/pipeline.js";
 import type { TextSource } from "../guard/injection.js";
 import type { GatewayRoute } from "./route.js";
+import { sourceTrust } from "./auth.js";
+import { NO_TRUST } from "./proxy-responses.js";
 
 const SOURCES: readonly TextSource[] = ["user", "agent", "tool", "document", "system"];
 /**
@@ -67,11 +69,13 @@ function route(instance: Instance, direction: Direction): GatewayRoute {
       if (body.text.length > MAX_GUARD_TEXT_CHARS) {
         throw new AgentwallError("ERR_BODY_TOO_LARGE", `text is longer than ${MAX_GUARD_TEXT_CHARS} characters`);
       }
-      // A source claimed in a request is never trusted: it can only make the checks stricter.
+      // A claimed source only relaxes the checks where the caller's configuration establishes it.
+      const source = body.source as TextSource | undefined;
+      const trust = principal === undefined ? NO_TRUST : sourceTrust(principal);
       const verdict = instance.guard.scan(body.text, {
         direction,
-        source: body.source as TextSource | undefined,
-        trustedSource: false,
+        source,
+        trustedSource: (source === "system" && trust.system) || (source === "agent" && trust.agent),
         canaries,
       });
       if (verdict.verdict === "block") {

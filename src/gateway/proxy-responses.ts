@@ -6,6 +6,8 @@ export interface Slot {
   readonly text: string;
   readonly source: TextSource;
   readonly put: (text: string) => void;
+  /** Set when `source` relaxes a check and the caller's configuration establishes it ({@link SourceTrust}). */
+  readonly trusted?: true;
   /**
    * A group (see {@link jsonSlots}): `text` is these parts' texts joined by newlines and is scanned
    * once; the parts are scanned one by one only where that scan found something to redact, and `put`
@@ -31,9 +33,39 @@ export function jsonSlots(value: unknown, source: TextSource): Slot[] {
  * itself when alone): one scan for the lot, as the model reads them together. Scanned one by one, a
  * 1 MB request of tiny content parts cost one guard scan per part.
  */
-export function grouped(parts: readonly Slot[], source: TextSource): Slot[] {
+export function grouped(parts: readonly Slot[], source: TextSource, trusted?: true): Slot[] {
   if (parts.length <= 1) return [...parts];
-  return [{ text: parts.map((p) => p.text).join("\n"), source, put: () => undefined, parts }];
+  return [
+    {
+      text: parts.map((p) => p.text).join("\n"),
+      source,
+      ...(trusted ? { trusted } : {}),
+      put: () => undefined,
+      parts,
+    },
+  ];
+}
+
+/**
+ * The relaxing sources a caller's configuration establishes. A role claimed in a request never
+ * relaxes a check by itself: `system`/`developer` messages (and Responses `instructions`) are scanned
+ * as the operator's system prompt only for a caller granted `guard:trusted_system`, and `user`
+ * messages as a trusted agent's only for an agent identity (subject `agent:<id>`) granted
+ * `guard:trusted_agent`. Everything else is scanned as the user's (tool results stricter).
+ */
+export interface SourceTrust {
+  readonly system: boolean;
+  readonly agent: boolean;
+}
+
+export const NO_TRUST: SourceTrust = Object.freeze({ system: false, agent: false });
+
+/** The source a message of `role` is scanned as, and whether it is trusted. */
+export function messageSource(role: string, trust: SourceTrust): Pick<Slot, "source" | "trusted"> {
+  if (role === "tool" || role === "function") return { source: "tool" };
+  if ((role === "system" || role === "developer") && trust.system) return { source: "system", trusted: true };
+  if (role === "user" && trust.agent) return { source: "agent", trusted: true };
+  return { source: "user" };
 }
 
 function jsonStrings(value: unknown, source: TextSource): Slot[] {
@@ -208,16 +240,16 @@ export interface ResponsesRequest {
   [key: string]: unknown;
 }
 
-/** Every text of a Responses request; a role the caller claims never relaxes a check. */
-export function responsesRequestSlots(body: ResponsesRequest): Slot[] {
+/** Every text of a Responses request; a role the caller claims never relaxes a check ({@link SourceTrust}). */
+export function responsesRequestSlots(body: ResponsesRequest, trust: SourceTrust): Slot[] {
   const slots: Slot[] = [];
   if (typeof body.instructions === "string") {
     const text = body.instructions;
-    slots.push({ text, source: "user", put: (t) => (body.instructions = t) });
+    slots.push({ text, ...messageSource("system", trust), put: (t) => (body.instructions = t) });
   }
   if (typeof body.input === "string") {
     const text = body.input;
-    slots.push({ text, source: "user", put: (t) => (body.input = t) });
+    slots.push({ text, ...messageSource("user", trust), put: (t) => (body.input = t) });
   } else
     for (const item of body.input) {
       if (item.type === "function_call") {
@@ -226,16 +258,20 @@ export function responsesRequestSlots(body: ResponsesRequest): Slot[] {
       } else if (item.type === "function_call_output") {
         // A tool's result: scanned as tool text (stricter).
         slots.push({ text: item.output, source: "tool", put: (t) => (item.output = t) });
-      } else if (typeof item.content === "string") {
-        const text = item.content;
-        slots.push({ text, source: "user", put: (t) => (item.content = t) });
-      } else
-        slots.push(
-          ...grouped(
-            item.content.map((part) => ({ text: part.text, source: "user", put: (t: string) => (part.text = t) })),
-            "user",
-          ),
-        );
+      } else {
+        const from = messageSource(item.role, trust);
+        if (typeof item.content === "string") {
+          const text = item.content;
+          slots.push({ text, ...from, put: (t) => (item.content = t) });
+        } else
+          slots.push(
+            ...grouped(
+              item.content.map((part) => ({ text: part.text, ...from, put: (t: string) => (part.text = t) })),
+              from.source,
+              from.trusted,
+            ),
+          );
+      }
     }
   for (const tool of body.tools ?? []) {
     slots.push({ text: tool.name, source: "user", put: (t) => (tool.name = t) });

@@ -3,9 +3,8 @@ import { AgentwallError } from "../errors.js";
 import type { AgentwallConfig, AgentwallSecrets } from "../config/schema.js";
 import { EgressClient } from "../egress/client.js";
 import type { GuardVerdict } from "../guard/pipeline.js";
-import type { TextSource } from "../guard/injection.js";
 import type { Instance } from "../instance.js";
-import type { Principal } from "./auth.js";
+import { sourceTrust, type Principal } from "./auth.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { GatewayRoute } from "./route.js";
 import { permissionAudited } from "./pending-audit.js";
@@ -23,8 +22,10 @@ import {
   empty,
   grouped,
   jsonSlots,
+  messageSource,
   unknownField,
   type Slot,
+  type SourceTrust,
 } from "./proxy-responses.js";
 import { estimateTokens } from "../monitor/budget.js";
 
@@ -327,33 +328,36 @@ function route(upstreams: readonly ProxyUpstream[], model: string, roles: readon
   return { upstream, model: wanted };
 }
 
-/** Every text-bearing field of the request: message contents and parts, names, tool calls and tools. */
-function requestSlots(body: ChatRequest): Slot[] {
+/**
+ * Every text-bearing field of the request: message contents and parts, names, tool calls and tools.
+ * A role the caller claims never relaxes a check by itself ({@link SourceTrust}).
+ */
+function requestSlots(body: ChatRequest, trust: SourceTrust): Slot[] {
   const slots: Slot[] = [];
   for (const m of body.messages) {
-    // A role the caller claims never relaxes a check: only tool results are scanned differently (stricter).
-    const source: TextSource = m.role === "tool" || m.role === "function" ? "tool" : "user";
+    const from = messageSource(m.role, trust);
     const content = m.content;
-    if (typeof content === "string") slots.push({ text: content, source, put: (t) => (m.content = t) });
+    if (typeof content === "string") slots.push({ text: content, ...from, put: (t) => (m.content = t) });
     else if (Array.isArray(content))
       slots.push(
         ...grouped(
           content.flatMap((part) =>
-            part.type === "text" ? [{ text: part.text, source, put: (t: string) => (part.text = t) }] : [],
+            part.type === "text" ? [{ text: part.text, ...from, put: (t: string) => (part.text = t) }] : [],
           ),
-          source,
+          from.source,
+          from.trusted,
         ),
       );
     if (typeof m.refusal === "string") {
       const text = m.refusal;
-      slots.push({ text, source, put: (t) => (m.refusal = t) });
+      slots.push({ text, ...from, put: (t) => (m.refusal = t) });
     }
     if (typeof m.name === "string") {
       const text = m.name;
-      slots.push({ text, source, put: (t) => (m.name = t) });
+      slots.push({ text, ...from, put: (t) => (m.name = t) });
     }
     for (const call of m.tool_calls ?? [])
-      slots.push({ text: call.function.arguments, source, put: (t) => (call.function.arguments = t) });
+      slots.push({ text: call.function.arguments, ...from, put: (t) => (call.function.arguments = t) });
   }
   for (const tool of body.tools ?? []) {
     const f = tool.function;
@@ -379,7 +383,7 @@ function guardSlots(
   let redacted = 0;
   const flagged = new Set<string>();
   const scan = (slot: Slot): GuardVerdict => {
-    const v = instance.guard.scan(slot.text, { direction, source: slot.source });
+    const v = instance.guard.scan(slot.text, { direction, source: slot.source, trustedSource: slot.trusted === true });
     verdicts.push(v);
     for (const f of v.findings) flagged.add(f.type);
     if (v.verdict === "block") {
@@ -496,7 +500,7 @@ interface ProxyApi {
   cap(body: Record<string, unknown>, tokens: number): void;
   toolNames(body: Record<string, unknown>): string[];
   historyCalls(body: Record<string, unknown>): NamedCall[];
-  slots(body: Record<string, unknown>): Slot[];
+  slots(body: Record<string, unknown>, trust: SourceTrust): Slot[];
   answerSlots(answer: Record<string, unknown>): Slot[];
   answerCalls(answer: Record<string, unknown>): NamedCall[];
   usage(answer: Record<string, unknown>): Record<string, number>;
@@ -520,7 +524,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
     cap: (b, n) => ((b as ChatRequest).max_tokens = n),
     toolNames: (b) => ((b as ChatRequest).tools ?? []).map((t) => t.function.name),
     historyCalls: (b) => (b as ChatRequest).messages.flatMap((m) => (m.tool_calls ?? []).map((c) => c.function)),
-    slots: (b) => requestSlots(b as ChatRequest),
+    slots: (b, trust) => requestSlots(b as ChatRequest, trust),
     answerSlots: (a) => answerSlots(a),
     answerCalls: (a) =>
       // After answerSlots checked their shape.
@@ -540,7 +544,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
     cap: (b, n) => ((b as ResponsesRequest).max_output_tokens = n),
     toolNames: (b) => ((b as ResponsesRequest).tools ?? []).map((t) => t.name),
     historyCalls: (b) => responsesHistoryCalls(b as ResponsesRequest),
-    slots: (b) => responsesRequestSlots(b as ResponsesRequest),
+    slots: (b, trust) => responsesRequestSlots(b as ResponsesRequest, trust),
     answerSlots: (a) => responsesAnswerSlots(a),
     answerCalls: (a) => responsesAnswerCalls(a),
     usage: (a) => responsesUsage(a),
@@ -603,7 +607,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
       const d = await instance.tools.checkToolCall(caller, call.name, call.arguments);
       if (!d.allowed) throw new AgentwallError(d.code, d.reason);
     }
-    const slots = api.slots(body);
+    const slots = api.slots(body, sourceTrust(principal));
     const input = await audited(instance, principal, request.id, upstream.name, model, api.name, "input", () =>
       guardSlots(instance, slots, "input"),
     );
