@@ -187,14 +187,26 @@ const UNSPACED = /^[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Scrip
 // Bounded gaps ([^.!?\n]{0,40}) keep every rule linear and the words of one clause together.
 const GAP = "[^.!?\\n]{0,40}?";
 const IGNORE =
-  "(?:ignore|disregard|forget|overlook|override|bypass|skip|drop|abandon|neglect|stop following|do not follow|don't follow)";
+  "(?:ignore|disregard|discard|dismiss|forget|overlook|override|bypass|skip|drop|abandon|neglect|scrap|ditch|set aside|throw (?:out|away)|stop following|do not follow|don't follow)";
 const PRIOR =
   "(?:all|any|every|the|your|my|these|those|previous|prior|above|earlier|preceding|initial|original|old|former|system|existing|current)";
 const RULES_WORD =
   "(?:instructions?|rules|prompts?|directions|directives|guidelines|guidance|context|commands?|orders|constraints|restrictions|programming|policies|safeguards|filters|training)";
+/** Words that name the assistant's instructions whatever qualifies them. */
+const RULES_STRONG = "(?:instructions?|rules|prompts?|directives|guidelines|programming|safeguards)";
+/**
+ * Words that name them only right after a determiner ("your restrictions", "all the safety filters"):
+ * "forget about the budget constraints" or "ignore the merge commands" is ordinary speech.
+ */
+const RULES_WEAK =
+  "(?:(?:safety|ethical|moral|content|usage|ai|model|system)\\s+)?(?:directions|guidance|context|commands?|orders|constraints|restrictions|policies|filters|training|limitations|limits)";
 
 const SIGNALS: readonly Signal[] = [
-  s("instruction_override", 0.85, `\\b${IGNORE}\\b${GAP}\\b${PRIOR}\\b${GAP}\\b${RULES_WORD}\\b`),
+  s(
+    "instruction_override",
+    0.85,
+    `\\b${IGNORE}\\b${GAP}(?:\\b${PRIOR}\\b${GAP}\\b${RULES_STRONG}|\\b${PRIOR}\\s+${RULES_WEAK})\\b`,
+  ),
   s(
     "instruction_override",
     0.7,
@@ -346,13 +358,13 @@ const SIGNALS: readonly Signal[] = [
   s(
     "prompt_leak",
     0.8,
-    `\\b(?:reveal|show|print|repeat|output|display|leak|tell me|give me|share|dump|recite)\\b${GAP}\\b(?:your|the|initial|original|hidden|secret|system)\\s+(?:system\\s+)?(?:prompt|instructions|message|configuration|rules)\\b`,
+    `\\b(?:reveal|show|print|repeat|output|display|leak|tell me|give me|share|dump|recite|disclose|divulge|expose|spill)\\b${GAP}\\b(?:your|the|initial|original|hidden|secret|system)\\s+(?:system\\s+)?(?:prompt|instructions|message|configuration|rules)\\b`,
   ),
   // The assistant's own prompt named as the object, whatever the verb (encode, translate, summarise…).
   s(
     "prompt_leak",
     0.6,
-    `\\byour\\s+(?:system|initial|original|starting|first|hidden|secret|developer|pre-?prompt)\\s+(?:prompt|instructions|message|directives)\\b`,
+    `\\byour\\s+(?:(?:system|initial|original|starting|first|hidden|secret|developer|internal|confidential)\\s+){1,2}(?:prompt|instructions|message|directives)\\b|\\byour\\s+pre-?prompt\\b`,
   ),
   s(
     "prompt_leak",
