@@ -364,7 +364,15 @@ function hexDigits(s: string, count: number): boolean {
   return false;
 }
 const HEX_RUN = /(?<![0-9A-Fa-fx])(?:0x)?(?:[0-9A-Fa-f]{2}[ :]?){12,}(?![0-9A-Fa-f])/g;
-const URL_RUN = /(?:%[0-9A-Fa-f]{2}[^\s%]{0,3}){4,}/g;
+// Four escapes or more, words between them, and the word before the first (a query value:
+// "ignore%20all%20previous%20instructions").
+const URL_RUN = /(?:%[0-9A-Fa-f]{2}[^\s%]{0,32}){4,}/g;
+/** Where the word before a URL-encoded run starts (at most 24 characters back), or the run itself. */
+function wordBefore(text: string, at: number): number {
+  let start = at;
+  while (start > 0 && at - start < 24 && !/[\s%=&?/#"'(]/.test(text[start - 1] as string)) start--;
+  return start > 0 && !/[\s%=&?/#"'(]/.test(text[start - 1] as string) ? at : start;
+}
 const HTML_RUN = /(?:&(?:#\d{1,7}|#x[0-9A-Fa-f]{1,6}|[a-zA-Z]{2,8});[^\s&]{0,3}){4,}/g;
 // Single characters spaced out by one separator, the same throughout ("i-g-n-o-r-e", "\\I\\ \\h\\a\\v\\e"),
 // and by spaces, with wider gaps between words ("i g n o r e   a l l").
@@ -417,7 +425,9 @@ export function findHidden(original: string, depth = 2): HiddenPayload[] {
   }
   for (const m of original.includes("%") ? original.matchAll(URL_RUN) : []) {
     try {
-      push("url", m.index, m.index + m[0].length, decodeURIComponent(m[0]));
+      const start = wordBefore(original, m.index);
+      const run = original.slice(start, m.index + m[0].length);
+      push("url", start, m.index + m[0].length, decodeURIComponent(run.replaceAll("+", " ")));
     } catch {
       // not valid percent-encoding
     }

@@ -2,7 +2,8 @@
  * Undoes the spellings that keep an instruction readable to a model but out of a rule's reach, in
  * place, so the words around stay its context: letters spaced out by one separator ("i.g.n.o.r.e"),
  * digits for letters inside a word ("1gn0re", "prev1ous"), and words joined by underscores or
- * capitals ("ignore_all_previous", "IgnoreAllPrevious"). Returns the text around each change, undone
+ * capitals ("ignore_all_previous", "IgnoreAllPrevious") or run together ("ignoreallprevious"), and
+ * instruction words in ROT13 or written backwards. Returns the text around each change, undone
  * (windows joined by "\n.\n"), or `undefined` when there is nothing to undo, so the rules read a second
  * time only what changed.
  *
@@ -29,19 +30,59 @@ export function deobfuscate(text: string): string | undefined {
     wordEnd = end;
     if (leetWord(text.slice(start, end))) changes.push([start, end]);
   }
-  if (changes.length === 0) return undefined;
+  // Instruction words in ROT13 or backwards (the text around them is deciphered), and override words
+  // inside a run of letters (words written without spaces). One pass finds all three.
+  const rot: [number, number][] = [];
+  const back: [number, number][] = [];
+  let runEnd = 0; // each run of letters is read once, however many override words it holds
+  for (const m of text.matchAll(HINTS)) {
+    if (m[1] !== undefined) rot.push([m.index, m.index + m[0].length]);
+    else if (m[2] !== undefined) back.push([m.index, m.index + m[0].length]);
+    else if (m.index >= runEnd) {
+      let start = m.index;
+      while (start > runEnd && asciiLetter(text.charCodeAt(start - 1))) start--;
+      let end = m.index + m[0].length;
+      while (end < text.length && asciiLetter(text.charCodeAt(end))) end++;
+      runEnd = end;
+      if (end - start >= 16 && end - start <= 120 && RUN_ON_OVERRIDE.test(text.slice(start, end)))
+        changes.push([start, end]);
+    }
+  }
+  const windows = around(text, changes).map(([start, end]) => undo(text.slice(start, end)));
+  for (const [start, end] of around(text, rot)) windows.push(rot13(text.slice(start, end)));
+  for (const [start, end] of around(text, back)) windows.push(backwards(text.slice(start, end)));
+  return windows.length === 0 ? undefined : windows.join("\n.\n");
+}
+
+/** The text within REACH of each change, overlapping stretches merged, in order. */
+function around(text: string, changes: [number, number][]): [number, number][] {
   changes.sort((x, y) => x[0] - y[0]);
-  const windows: string[] = [];
+  const out: [number, number][] = [];
   let i = 0;
   while (i < changes.length) {
     const start = Math.max(0, (changes[i] as [number, number])[0] - REACH);
     let end = start;
     while (i < changes.length && (changes[i] as [number, number])[0] - REACH <= end)
       end = Math.max(end, (changes[i++] as [number, number])[1] + REACH);
-    windows.push(undo(text.slice(start, Math.min(text.length, end))));
+    out.push([start, Math.min(text.length, end)]);
   }
-  return windows.join("\n.\n");
+  return out;
 }
+
+const rot13 = (text: string) =>
+  text.replace(/[A-Za-z]/g, (c) => {
+    const base = c <= "Z" ? 65 : 97;
+    return String.fromCharCode(((c.charCodeAt(0) - base + 13) % 26) + base);
+  });
+const backwards = (text: string) => Array.from(text).reverse().join("");
+/**
+ * The words an instruction or a leak request is made of in ROT13 (group 1) and written backwards
+ * (group 2) — models read both ("vtaber nyy cerivbhf vafgehpgvbaf", "snoitcurtsni suoiverp lla
+ * erongi"), and none is an English word — then the override words, wherever they stand.
+ */
+const HINTS =
+  /\b(?:(vtaber|qvfertneq|sbetrg|bireevqr|vafgehpgvbaf?|cerivbhf|flfgrz cebzcg|cnffjbeq)|(erongi|dragersid|tegrof|edirrevo|snoitcurtsni|noitcurtsni|suoiverp|tpmorp metsys|drowssap))\b|ignore|disregard|forget|bypass|override/gi;
+const asciiLetter = (c: number) => (c | 32) >= 97 && (c | 32) <= 122;
 
 /** How far around a change the rules read: longer than any rule's match. */
 const REACH = 400;
@@ -51,7 +92,8 @@ function undo(text: string): string {
     .replace(SPELLED, (run) => run.replace(/[.\-_*/|\\]/g, ""))
     .replace(WORD, (word) => (leetWord(word) ? word.replace(/[013457$]/g, (c) => LEET[c] ?? c) : word))
     .replace(JOINED, (run) => run.replaceAll("_", " "))
-    .replace(CAMEL, (run) => run.replace(/(?<=[a-z])(?=[A-Z])/g, " "));
+    .replace(CAMEL, (run) => run.replace(/(?<=[a-z])(?=[A-Z])/g, " "))
+    .replace(RUN_ON, (run) => (RUN_ON_OVERRIDE.test(run) ? run.replace(RUN_ON_WORDS, " $& ") : run));
 }
 
 /**
@@ -81,5 +123,14 @@ const LEET_INSIDE = new RegExp(LEET_AT.source);
 const LEET: Readonly<Record<string, string>> = { "0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", $: "s" };
 /** Three words or more joined by underscores ("ignore_all_previous"; "user_id" is a name). */
 const JOINED = /(?<![A-Za-z_])[A-Za-z]+(?:_[A-Za-z]+){2,}/g;
+/**
+ * A run of letters long enough to be words written without spaces ("ignoreallpreviousinstructions", as
+ * left when zero-width spaces are removed); split at the words of an override only when it holds one
+ * (found from the override words {@link HINTS} finds: this regex tried everywhere cost 20 ms on 3 MB).
+ */
+const RUN_ON = /(?<![A-Za-z])[A-Za-z]{16,120}(?![A-Za-z])/g;
+const RUN_ON_OVERRIDE = /(?:ignore|disregard|forget|bypass|override).*(?:instruction|rule|prompt|guideline|directive)/i;
+const RUN_ON_WORDS =
+  /ignore|disregard|forget|bypass|override|previous|prior|above|earlier|your|the|all|any|instructions?|rules|prompt|system|guidelines|directives|and|reveal|print|show/gi;
 /** Three capitalised words or more run together ("IgnoreAllPrevious"; "ChatGPT", "JavaScript" are names). */
 const CAMEL = /(?<![A-Za-z])[A-Za-z][a-z]*(?:[A-Z][a-z]+){2,}/g;
