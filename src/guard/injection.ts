@@ -192,6 +192,8 @@ const PRIOR =
   "(?:all|any|every|the|your|my|these|those|previous|prior|above|earlier|preceding|initial|original|old|former|system|existing|current)";
 const RULES_WORD =
   "(?:instructions?|rules|prompts?|directions|directives|guidelines|guidance|context|commands?|orders|constraints|restrictions|programming|policies|safeguards|filters|training)";
+/** Between two words: spaces, or a sentence end or dash with optional spaces. */
+const BREAK = "(?:\\s*(?:[.!…,:;]{1,3}|-{1,2})\\s*|\\s+)";
 /** Words that name the assistant's instructions whatever qualifies them. */
 const RULES_STRONG = "(?:instructions?|rules|prompts?|directives|guidelines|programming|safeguards)";
 /**
@@ -206,6 +208,14 @@ const SIGNALS: readonly Signal[] = [
     "instruction_override",
     0.85,
     `\\b${IGNORE}\\b${GAP}(?:\\b${PRIOR}\\b${GAP}\\b${RULES_STRONG}|\\b${PRIOR}\\s+${RULES_WEAK})\\b`,
+  ),
+  // The words cut apart by sentence ends ("Ignore. All previous instructions.", "IGNORE. ALL. PREVIOUS."),
+  // which the gaps above never cross: only the plain override verbs, before instructions said to be
+  // earlier ones, with nothing else between.
+  s(
+    "instruction_override",
+    0.85,
+    `\\b(?:ignore|disregard|forget|override)${BREAK}(?:(?:all|any|every|the|your|these|those)${BREAK})?(?:of${BREAK})?(?:(?:the|your)${BREAK})?(?:previous|prior|above|earlier|preceding|initial|original|former|system|existing)${BREAK}${RULES_STRONG}\\b`,
   ),
   s(
     "instruction_override",
