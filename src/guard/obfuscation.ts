@@ -98,12 +98,12 @@ function undo(text: string): string {
 
 /**
  * A word with a digit or `$` standing for a letter: between two letters or before three ("prev1ous",
- * "1gnore"), and otherwise mostly letters and only those digits — not a number, a version ("gpt4")
- * or a hex string ("f3a9c2").
+ * "1gnore"), at least 40 % letters ("1gn0r3", "pr3v10u5") and only those digits — not a number, a
+ * version ("gpt4") or a hex string ("f3a9c2", "e4b1a0").
  */
 function leetWord(word: string): boolean {
-  if (!LEET_INSIDE.test(word) || /[2689]/.test(word)) return false;
-  return word.replace(/[^A-Za-z]/g, "").length >= 0.6 * word.length;
+  if (!LEET_INSIDE.test(word) || /[2689]/.test(word) || /^[0-9A-Fa-f]+$/.test(word)) return false;
+  return word.replace(/[^A-Za-z]/g, "").length >= 0.4 * word.length;
 }
 
 /** Separator, one character, the same separator: where {@link SPELLED} can match. */
