@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { Guard } from "./pipeline.js";
 import { detectInjection, matchingRules } from "./injection.js";
-import { normalize, originalSpan } from "./normalize.js";
+import { base64Runs, normalize, originalSpan } from "./normalize.js";
 import { type Finding } from "./finding.js";
 import { findCanaries, findUnsafeOutput, makeCanary } from "./output.js";
 import { findPii } from "./pii.js";
@@ -84,6 +84,23 @@ describe("normalization fast path", () => {
   });
 });
 
+describe("base64 runs", () => {
+  it("finds what the regex finds, probing every 16th character (property)", () => {
+    const regex = /(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])/g;
+    const unit = fc.constantFrom(..."aZ09+/_-= .\né€".split(""), "aaaaaaaaaaaaaaa", "QUJDREVGR0hJSktMTU5P");
+    fc.assert(
+      fc.property(fc.array(unit, { maxLength: 60 }), (units) => {
+        const text = units.join("");
+        assert.deepEqual(
+          [...base64Runs(text)].map((m) => [m.index, m[0]]),
+          [...text.matchAll(regex)].map((m) => [m.index, m[0]]),
+        );
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
+
 /** A Sentry org token: base64 JSON claims, "_", a 43-character secret (made up). */
 const SENTRY_ORG =
   "sntrys_eyJpYXQiOjE2ODczMzY1NDMuNjk4NjIzLCJ1cmwiOm51bGwsInJlZ2lvbl91cmwiOiJodHRwOi8vbG9jYWxob3N0OjgwMDAiLCJvcmciOiJzZW50cnkifQ==" +
@@ -121,6 +138,26 @@ describe("secrets", () => {
       assert.ok(f.start >= 0 && f.end <= text.length && f.end > f.start);
     });
   }
+
+  it("finds a secret written in base64 or base64url: the whole run, of the type inside", () => {
+    const aws = "AKIAZ7QW3EXAMPL3XY2Q";
+    const b64 = Buffer.from(aws).toString("base64");
+    assert.deepEqual(
+      findSecrets(`Here you go: ${b64}`).map((f) => [f.type, f.start, f.end]),
+      [["aws-access-key-id", 13, 13 + b64.length]],
+    );
+    const config = Buffer.from("retries=3\nGITHUB_TOKEN=ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5\n").toString(
+      "base64url",
+    );
+    assert.deepEqual(types(findSecrets(`cfg ${config}`)), ["github-token"]);
+    assert.equal(new Guard().scan(`echo ${b64} | base64 -d`, { direction: "output" }).text.includes(b64), false);
+    // Base64 of ordinary text, binary, or a PEM body is not a secret by itself.
+    assert.deepEqual(findSecrets(Buffer.from("hello world, nothing to see here").toString("base64")), []);
+    assert.deepEqual(
+      findSecrets(Buffer.from(Array.from({ length: 48 }, (_, i) => (i * 37) % 256)).toString("base64")),
+      [],
+    );
+  });
 
   it("leaves placeholders, references and identifiers alone", () => {
     for (const text of [

@@ -318,31 +318,39 @@ function foldLookalikes(text: string, at: readonly number[]): { text: string; co
 }
 
 const BASE64_AT = /(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])/y;
-const isBase64 = (c: number) =>
-  (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 95 || c === 45;
+/** 1 for the characters of base64 and base64url (padding aside), by code unit below 128. */
+const BASE64_CHAR = new Uint8Array(128);
+for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-") BASE64_CHAR[c.charCodeAt(0)] = 1;
+const isBase64 = (c: number) => c < 128 && BASE64_CHAR[c] === 1;
 const isHex = (c: number) => (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
 
 /**
  * The matches of `/(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])/g`: such a match
  * can only start where a run of base64 characters starts, so runs are found by character codes and the
  * regex is tried (sticky) at the start of each run of 16 or more — not at every position of the text.
+ * Runs are found by probing every 16th character: a run of 16 covers the probe at the end of the
+ * window it starts in, so only the characters around a probe that lands in one are read (prose is
+ * read about a third as often as by a character-by-character walk).
  */
-function* base64Runs(s: string): Generator<RegExpExecArray> {
+export function* base64Runs(s: string): Generator<RegExpExecArray> {
   const n = s.length;
-  let i = 0;
-  while (i < n) {
-    if (!isBase64(s.charCodeAt(i))) {
-      i++;
+  let from = 0; // no run of 16 starts before this
+  while (from + 16 <= n) {
+    const probe = from + 15;
+    if (!isBase64(s.charCodeAt(probe))) {
+      from = probe + 1;
       continue;
     }
-    let end = i + 1;
+    let start = probe;
+    while (start > from && isBase64(s.charCodeAt(start - 1))) start--;
+    let end = probe + 1;
     while (end < n && isBase64(s.charCodeAt(end))) end++;
-    if (end - i >= 16) {
-      BASE64_AT.lastIndex = i;
+    if (end - start >= 16 && (start === 0 || !isBase64(s.charCodeAt(start - 1)))) {
+      BASE64_AT.lastIndex = start;
       const m = BASE64_AT.exec(s);
       if (m !== null) yield m;
     }
-    i = end;
+    from = end + 1;
   }
 }
 
@@ -381,6 +389,15 @@ const SPACED_RUN = /(?<!\S)(?:\S {1,3}){7,}\S(?!\S)/gu;
 const LETTERS_4 = /(?:\p{L}[^\p{L}]*){4}/u;
 
 /** Whether decoded bytes read as text (mostly printable UTF-8 with some letters). */
+/**
+ * The text a base64 or base64url run (from {@link base64Runs}) encodes, if it is readable text. Base64
+ * of text mixes cases or has digits: a run of one letter case is not worth decoding.
+ */
+export function base64Text(run: string): string | undefined {
+  if (!/[0-9+/]/.test(run) && !(/[A-Z]/.test(run) && /[a-z]/.test(run))) return undefined;
+  return readable(Buffer.from(run, run.includes("-") || run.includes("_") ? "base64url" : "base64"));
+}
+
 function readable(bytes: Buffer): string | undefined {
   const text = bytes.toString("utf8");
   if (text.includes("\uFFFD")) return undefined;
@@ -409,16 +426,7 @@ export function findHidden(original: string, depth = 2): HiddenPayload[] {
     // One more level: base64 inside base64, entities inside URL-encoding…
     if (depth > 1) for (const inner of findHidden(text, depth - 1)) out.push({ ...inner, start, end });
   };
-  for (const m of base64Runs(original)) {
-    // Base64 of text mixes cases or has digits; a run of one letter is not worth decoding.
-    if (!/[0-9+/]/.test(m[0]) && !(/[A-Z]/.test(m[0]) && /[a-z]/.test(m[0]))) continue;
-    push(
-      "base64",
-      m.index,
-      m.index + m[0].length,
-      readable(Buffer.from(m[0], m[0].includes("-") || m[0].includes("_") ? "base64url" : "base64")),
-    );
-  }
+  for (const m of base64Runs(original)) push("base64", m.index, m.index + m[0].length, base64Text(m[0]));
   for (const m of hexDigits(original, 24) ? original.matchAll(HEX_RUN) : []) {
     const hex = m[0].replace(/^0x|[ :]/g, "");
     if (hex.length % 2 === 0) push("hex", m.index, m.index + m[0].length, readable(Buffer.from(hex, "hex")));

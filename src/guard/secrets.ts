@@ -1,5 +1,6 @@
 import { entropy, type Finding } from "./finding.js";
 import { LiteralTable } from "./literals.js";
+import { base64Runs, base64Text } from "./normalize.js";
 
 /**
  * Secret detection: provider key formats recognised by their fixed prefixes and shapes, private keys,
@@ -367,6 +368,31 @@ function assignmentValueOk(name: string, value: string): boolean {
 
 /** Finds secrets in `text`. Offsets are UTF-16 indices into `text`. */
 export function findSecrets(text: string): Finding[] {
+  const out = findPlainSecrets(text);
+  // A secret written in base64 ("echo QUtJQV… | base64 -d" — a model told to slip a key past the
+  // filter): the whole run is the finding, of the type found inside. A run holds no whitespace, so a
+  // streaming scan, which holds back the last whitespace-free run, never releases part of one.
+  for (const m of base64Runs(text)) {
+    if (m[0].length < 20 || m[0].length > MAX_ENCODED) continue;
+    const decoded = base64Text(m[0]);
+    if (decoded === undefined) continue;
+    const inner = findPlainSecrets(decoded).sort((a, b) => b.confidence - a.confidence)[0];
+    if (inner !== undefined)
+      out.push({
+        type: inner.type,
+        start: m.index,
+        end: m.index + m[0].length,
+        confidence: inner.confidence * 0.9,
+        kind: "secret",
+      });
+  }
+  return out;
+}
+
+/** Longest base64 run decoded to look for a secret inside (a config file of a few kilobytes). */
+const MAX_ENCODED = 16_384;
+
+function findPlainSecrets(text: string): Finding[] {
   const out: Finding[] = [];
   // One pass finds which rules' literals occur; only those rules (and the few without a literal) run.
   HINTS.mark(text);
