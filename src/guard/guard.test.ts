@@ -203,6 +203,13 @@ describe("PII", () => {
     assert.ok(value("phone").includes("+1 415-555-2671"));
     assert.deepEqual(value("ip_address"), ["192.168.10.20", "2001:db8::1"]);
     assert.deepEqual(types(findPii("Meet me on 2024-05-06 at 10:30 in room 1204.")), []);
+    // Digits without separators: after a + or a word naming a phone, not after "number" alone.
+    const compact = (t: string) =>
+      findPii(t)
+        .filter((f) => f.type === "phone")
+        .map((f) => t.slice(f.start, f.end));
+    assert.deepEqual(compact("Desk: +14155552671, Fax: 9498777106"), ["+14155552671", "9498777106"]);
+    assert.deepEqual(compact("My driver's license number is 6940579; order 4155552671 shipped."), []);
     // An extension belongs to the number's finding; the number itself is what is validated.
     for (const phone of ["+1-903-140-4508x769", "(415) 555-2671 ext. 12"]) {
       const hit = findPii(`Desk: ${phone}\n`).find((f) => f.type === "phone");

@@ -172,6 +172,13 @@ const COLONS = /:[0-9A-Fa-f]{0,4}:/;
 /** Candidates: digit groups with separators or a leading +, validated by libphonenumber-js. */
 const PHONE =
   /(?<![\w+.-])(?:\+\d{1,3}[ .-]?(?:\(0\)[ .-]?)?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]\d{2,5}){1,4}(?:(?:x| ?ext\.? ?)\d{1,6})?(?![\w-]|\.\d)/g;
+/**
+ * Digits written without separators: a phone number only after a + or a word naming a phone ("Fax:
+ * 9498777106") — not "number", which names licences and accounts as often.
+ */
+const PHONE_COMPACT = /(?<![\w+.-])\+?\d{7,15}(?![\w-]|\.\d)/g;
+const PHONE_WORD =
+  /(?<![A-Za-z])(?:phone|tel(?!l)|call|mobile|cell|fax|whatsapp|sms|dial|landline|desk|tél|telefon|teléfono|телефон)(?:[^\n\d]{0,20})$/i;
 /** An extension after the number ("x4587", " ext. 12"): part of the finding, not of the number checked. */
 const EXTENSION = /(?:x| ?ext\.? ?)\d{1,6}$/;
 const PHONE_CONTEXT =
@@ -275,6 +282,13 @@ export function findPii(text: string, options: { phoneRegion?: CountryCode } = {
       }
     }
     if (confidence > 0) add("phone", m.index, m.index + m[0].length, confidence);
+  }
+  for (const m of text.matchAll(PHONE_COMPACT)) {
+    if (taken(m.index, m.index + m[0].length)) continue;
+    const plus = m[0].startsWith("+");
+    if (!plus && !PHONE_WORD.test(text.slice(Math.max(0, m.index - 30), m.index))) continue;
+    const valid = plus ? isValidPhoneNumber(m[0]) : regions.some((region) => isValidPhoneNumber(m[0], region));
+    if (valid) add("phone", m.index, m.index + m[0].length, plus ? 0.85 : 0.75);
   }
   return out;
 }
