@@ -308,7 +308,14 @@ const SIGNALS: readonly Signal[] = [
   s(
     "role_override",
     0.55,
-    `\\b(?:enable|enter|activate|switch to)\\s+(?:developer|dev|god|debug|admin|unrestricted|jailbreak|sudo)\\s+mode\\b`,
+    `\\b(?:enable|enter|activate|switch to)\\s+(?:unrestricted|jailbreak|jailbroken|uncensored|dan)\\s+mode\\b`,
+  ),
+  // Developer, debug, admin and god modes are also real settings ("How do I enable debug mode in
+  // Flask?"): a cue that needs another.
+  s(
+    "role_override",
+    0.3,
+    `\\b(?:enable|enter|activate|switch to)\\s+(?:developer|dev|god|debug|admin|sudo)\\s+mode\\b`,
   ),
   s(
     "persona",
@@ -432,6 +439,40 @@ const SIGNALS: readonly Signal[] = [
     ["tool", "document", "user"],
   ),
   s("exfiltration", 0.6, `!\\[[^\\]\\n]{0,50}\\]\\(\\s*https?://[^)\\s]{1,200}[?&][^)\\s]{0,50}=\\s*(?:\\{|\\$|%7B)`),
+  // Text in a tool result or document that speaks to the AI reading it, or tells it to send data away.
+  s(
+    "addressed_to_ai",
+    0.6,
+    `\\b(?:note|message|instructions?|reminder)\\s+(?:to|for)\\s+(?:the\\s+|any\\s+|all\\s+)?(?:ai|assistant|agent|llm|language model|chatbot)s?(?:\\s+(?:assistants?|agents?|models?))?\\b|\\b(?:ai|llm)\\s+(?:agents?|assistants?|models?)\\s+(?:reading|processing|summari[sz]ing|seeing)\\s+this\\b`,
+    ["tool", "document"],
+  ),
+  s(
+    "exfiltration",
+    0.6,
+    `\\b(?:send|forward|e-?mail|upload|post|transmit|exfiltrate|leak|copy)\\b${GAP}\\bthe\\s+users?'?s?\\s+(?:[a-z]+\\s+){0,2}?(?:emails?|history|messages|files|documents|attachments|conversations?|credentials|passwords|keys|tokens|contacts|secrets|cookies|data)\\b${GAP}\\bto\\s+(?:https?://|[\\w.+-]+@[\\w-]+\\.[a-z]{2,})`,
+    ["tool", "document"],
+  ),
+  // "Sudo mode: on", "LAW ENFORCEMENT OVERRIDE MODE": alone under the threshold (GitHub has a sudo mode).
+  s(
+    "persona",
+    0.45,
+    `\\b(?:sudo|unrestricted|jailbreak|jailbroken|law enforcement override|admin override)\\s+mode\\b`,
+  ),
+  s(
+    "role_override",
+    0.6,
+    `\\byou\\s+are\\s+(?:now\\s+)?the\\s+(?:user|human)\\s+and\\s+i\\s+am\\s+(?:now\\s+)?the\\s+(?:ai|assistant|system|admin|administrator|developer)\\b`,
+  ),
+  s(
+    "prompt_leak",
+    0.7,
+    `\\b(?:everything|all|the text|the content|the contents)\\s+(?:in|of)\\s+your\\s+(?:context|prompt|memory before this)\\b|\\byour\\s+(?:context window|initiali[sz]ation (?:text|prompt)|startup instructions)\\b`,
+  ),
+  s(
+    "prompt_leak",
+    0.7,
+    `\\bwhat\\s+(?:instructions|rules|guidelines|directives)\\s+(?:were|have)\\s+you\\s+(?:been\\s+)?(?:given|told|programmed|instructed)\\b`,
+  ),
   // Ignore-the-instructions in other languages (the 15 most used, besides English).
   s(
     "instruction_override",
