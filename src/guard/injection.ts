@@ -192,6 +192,15 @@ const PRIOR =
   "(?:all|any|every|the|your|my|these|those|previous|prior|above|earlier|preceding|initial|original|old|former|system|existing|current)";
 const RULES_WORD =
   "(?:instructions?|rules|prompts?|directions|directives|guidelines|guidance|context|commands?|orders|constraints|restrictions|programming|policies|safeguards|filters|training)";
+/** The override verbs that name a setting as often as an instruction ("drop all existing constraints"). */
+const IGNORE_WEAK =
+  "(?:ignore|disregard|discard|dismiss|forget|overlook|override|bypass|abandon|neglect|set aside|stop following|do not follow|don't follow)";
+/**
+ * Not a question about what a tool or the asker does ("Can eslint ignore the previous rules?", "How do I
+ * override the system prompt in LangChain?") — asked of "you", it still counts.
+ */
+const NOT_ASKED =
+  "(?<!\\b(?:(?:can|does|do|did|will|would|should|could|might|make|makes|let|lets)\\s+(?!you\\b|u\\b)[a-z][\\w.-]{0,30}|how (?:do|can|could|would|should) (?:i|we)|how to)\\s+)";
 /** Between two words: spaces, or a sentence end or dash with optional spaces. */
 const BREAK = "(?:\\s*(?:[.!…,:;]{1,3}|-{1,2})\\s*|\\s+)";
 /** Words that name the assistant's instructions whatever qualifies them. */
@@ -207,7 +216,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "instruction_override",
     0.85,
-    `\\b${IGNORE}\\b${GAP}(?:\\b${PRIOR}\\b${GAP}\\b${RULES_STRONG}|\\b${PRIOR}\\s+${RULES_WEAK})\\b`,
+    `${NOT_ASKED}\\b(?:${IGNORE}\\b${GAP}\\b${PRIOR}\\b${GAP}\\b${RULES_STRONG}|${IGNORE_WEAK}\\b${GAP}\\b${PRIOR}\\s+${RULES_WEAK})\\b`,
   ),
   // The words cut apart by sentence ends ("Ignore. All previous instructions.", "IGNORE. ALL. PREVIOUS."),
   // which the gaps above never cross: only the plain override verbs, before instructions said to be
@@ -215,11 +224,11 @@ const SIGNALS: readonly Signal[] = [
   s(
     "instruction_override",
     0.85,
-    `\\b(?:ignore|disregard|forget|override)${BREAK}(?:(?:all|any|every|the|your|these|those)${BREAK})?(?:of${BREAK})?(?:(?:the|your)${BREAK})?(?:previous|prior|above|earlier|preceding|initial|original|former|system|existing)${BREAK}${RULES_STRONG}\\b`,
+    `${NOT_ASKED}\\b(?:ignore|disregard|forget|override)${BREAK}(?:(?:all|any|every|the|your|these|those)${BREAK})?(?:of${BREAK})?(?:(?:the|your)${BREAK})?(?:previous|prior|above|earlier|preceding|initial|original|former|system|existing)${BREAK}${RULES_STRONG}\\b`,
   ),
   s(
     "instruction_override",
-    0.7,
+    0.45,
     `\\b(?:new|updated|real|actual|revised|following)\\s+(?:instructions?|rules|task|directive)s?\\s*[:：]`,
   ),
   s(
@@ -275,7 +284,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "instruction_override",
     0.45,
-    `\\b(?:disregard|ignore|forget)\\s+(?:the|everything|all|what(?:'s| is))?\\s*(?:above|before|previous|preceding|said above)\\b`,
+    `${NOT_ASKED}\\b(?:disregard|ignore|forget)\\s+(?:the|everything|all|what(?:'s| is))?\\s*(?:above|before|previous|preceding|said above)\\b`,
   ),
   s(
     "instruction_override",
@@ -293,7 +302,12 @@ const SIGNALS: readonly Signal[] = [
   // role ("You are now in summarization mode", "From now on, answer only in French"): they count for
   // users, tool results and documents, not for an agent or system prompt that trusted configuration
   // established (a claimed one counts as the user). A role stripped of limits counts everywhere.
-  s("role_override", 0.7, `\\b(?:you are|you're)\\s+(?:now|no longer|from now on)\\b`, ["user", "tool", "document"]),
+  s(
+    "role_override",
+    0.7,
+    `\\b(?:you are|you're)\\s+(?:now|no longer|from now on)\\b(?!\\s+(?:connected|logged|signed|subscribed|registered|ready|done|finished|set up|up to date|using|running|viewing|editing|looking|talking|chatting|speaking|listening|on the|in the (?:queue|meeting|call|channel|room|waiting room)|an? (?:admin|member|owner|collaborator|subscriber) of)\\b)`,
+    ["user", "tool", "document"],
+  ),
   s("role_override", 0.6, `\\bfrom now on\\b${GAP}\\b(?:you|your|respond|act|answer)\\b`, ["user", "tool", "document"]),
   s(
     "role_override",
@@ -322,10 +336,16 @@ const SIGNALS: readonly Signal[] = [
     0.8,
     `\\b(?:DAN|STAN|DUDE|AIM|KEVIN|BetterDAN|AntiGPT|DevMode)\\b${GAP}\\b(?:do anything|no (?:rules|restrictions|limits|filters)|jailbr|unfiltered|stands for)`,
   ),
+  s("persona", 0.8, `\\bdo anything now\\b|\\bdeveloper mode (?:enabled|output)\\b|\\bevil confidant\\b`),
+  // "Jailbroken" describes the AI; "jailbreak" alone is also what researchers and phone owners say
+  // ("jailbreak detection datasets"), a cue that needs another.
+  s("persona", 0.8, `\\bjailbroken\\b`),
+  s("persona", 0.45, `\\bjailbreak\\b`),
+  // A persona named Jailbreak: "[🔓JAILBREAK]", "you are Jailbreak", "Jailbreak is free of…", "JAILBREAK:".
   s(
     "persona",
     0.8,
-    `\\bdo anything now\\b|\\bjailbr(?:eak|oken)\\b|\\bdeveloper mode (?:enabled|output)\\b|\\bevil confidant\\b`,
+    `🔓\\s*jailbreak|\\b(?:you are|named|called)\\s+["“']?jailbreak\\b|(?<!\\b(?:a|the|this|that|any|each|every|no)\\s)\\bjailbreak\\s+(?:is|will|must|has|can|does)\\b|["“']jailbreak:`,
   ),
   s(
     "persona",
