@@ -201,6 +201,12 @@ const IGNORE_WEAK =
  */
 const NOT_ASKED =
   "(?<!\\b(?:(?:can|does|do|did|will|would|should|could|might|make|makes|let|lets)\\s+(?!you\\b|u\\b)[a-z][\\w.-]{0,30}|how (?:do|can|could|would|should) (?:i|we)|how to)\\s+)";
+/**
+ * Not about a task or prompts in general: "your rules for formatting dates", "the system prompt in a
+ * chatbot" (about this conversation, or bare, it is a leak).
+ */
+const NOT_GENERAL =
+  "(?!\\s+(?:for|on|about)\\s+(?!this\\b|the (?:conversation|chat|session)\\b|me\\b|us\\b)[a-z]|\\s+(?:in|of|for)\\s+(?:a|an|any|such|most|chatbots?|llms?|language models?|ai (?:apps|assistants|models))\\b)";
 /** Between two words: spaces, or a sentence end or dash with optional spaces. */
 const BREAK = "(?:\\s*(?:[.!…,:;]{1,3}|-{1,2})\\s*|\\s+)";
 /** Words that name the assistant's instructions whatever qualifies them. */
@@ -417,7 +423,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "prompt_leak",
     0.8,
-    `\\bwhat (?:is|are|was|were)\\b${GAP}\\b(?:your|initial|original|hidden|secret|system)\\s+(?:system\\s+)?(?:prompt|instructions|message|configuration|rules)\\b`,
+    `\\bwhat (?:is|are|was|were)\\b${GAP}\\b(?:your|initial|original|hidden|secret|system)\\s+(?:system\\s+)?(?:prompt|instructions|message|configuration|rules)\\b${NOT_GENERAL}`,
   ),
   s(
     "prompt_leak",
