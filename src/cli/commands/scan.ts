@@ -32,12 +32,23 @@ export function registerScan(program: Command, run: (fn: () => Promise<number>) 
     .option("--file <file>", "scan this file as one text")
     .option("--jsonl <file>", 'scan each line {"id","text"} of this file; one JSON line out per line in')
     .option("--source <source>", `where the text comes from: ${SOURCES.join(", ")} (claimed; can only tighten)`, "user")
+    .option(
+      "--trusted-source",
+      "the operator vouches for --source: system or agent then relax the checks (a trusted system prompt, an agent briefing another)",
+    )
     .option("--output", "check as model output (unsafe HTML, exfiltrating links) instead of input")
     .option("--json", "print the verdict as JSON")
     .action(
       (
         text: string | undefined,
-        opts: { file?: string; jsonl?: string; source: string; output?: boolean; json?: boolean },
+        opts: {
+          file?: string;
+          jsonl?: string;
+          source: string;
+          trustedSource?: boolean;
+          output?: boolean;
+          json?: boolean;
+        },
       ) =>
         run(async () => {
           if (!SOURCES.includes(opts.source))
@@ -48,7 +59,11 @@ export function registerScan(program: Command, run: (fn: () => Promise<number>) 
           const { Guard } = await import("../../guard/pipeline.js");
           const guard = new Guard();
           const scan = (t: string) =>
-            guard.scan(t, { source: opts.source as TextSource, direction: opts.output === true ? "output" : "input" });
+            guard.scan(t, {
+              source: opts.source as TextSource,
+              trustedSource: opts.trustedSource === true,
+              direction: opts.output === true ? "output" : "input",
+            });
           if (opts.jsonl !== undefined) {
             let flagged = false;
             let bad = 0;
