@@ -503,17 +503,17 @@ const SIGNALS: readonly Signal[] = [
   s(
     "instruction_override",
     0.85,
-    `\\b(?:ignora|olvida|omite|descarta)\\b${GAP}\\b(?:las|todas|tus|anteriores|previas)\\b${GAP}\\b(?:instrucciones|reglas|indicaciones)\\b`,
+    `\\b(?:ignora|olvida|olvídate de|omite|descarta|desestima|no hagas caso|haz caso omiso)\\b${GAP}\\b(?:las|los|todas|tus|estas|anteriores|previas)\\b${GAP}\\b(?:instrucciones|reglas|indicaciones)\\b`,
   ),
   s(
     "instruction_override",
     0.85,
-    `\\b(?:ignore[zs]?|oublie[zs]?)\\b${GAP}\\b(?:les|toutes|tes|vos)\\b${GAP}\\b(?:instructions|règles|consignes)\\b`,
+    `\\b(?:ignore[zs]?|oublie[zs]?|ne tiens pas compte|ne tenez pas compte|fais abstraction|faites abstraction)\\b${GAP}\\b(?:les|des|toutes|tes|vos)\\b${GAP}\\b(?:instructions|règles|consignes)\\b`,
   ),
   s(
     "instruction_override",
     0.85,
-    `\\b(?:ignoriere|ignorieren|vergiss|vergessen)\\b${GAP}\\b(?:alle|die|deine|vorherigen|bisherigen)\\b${GAP}\\b(?:anweisungen|regeln|instruktionen|vorgaben)\\b`,
+    `\\b(?:ignoriere|ignorieren|vergiss|vergessen|missachte|missachten)\\b${GAP}\\b(?:alle|die|deine|vorherigen|bisherigen)\\b${GAP}\\b(?:anweisungen|regeln|instruktionen|vorgaben)\\b`,
   ),
   s(
     "instruction_override",
@@ -528,7 +528,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "instruction_override",
     0.85,
-    `(?:игнорируй|игнорируйте|игнорировать|проигнорируй|проигнорируйте|забудь|забудьте|забыть)${GAP}(?:предыдущие|все|свои|прошлые)?${GAP}(?:инструкции|правила|указания)`,
+    `(?:игнорируй|игнорируйте|игнорировать|проигнорируй|проигнорируйте|забудь|забудьте|забыть|не обращай внимания на|не обращайте внимания на|пренебреги|отбрось|отбросьте)${GAP}(?:предыдущие|все|свои|прошлые)?${GAP}(?:инструкции|правила|указания)`,
   ),
   s(
     "instruction_override",
@@ -570,7 +570,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "instruction_override",
     0.85,
-    `\\b(?:zignoruj|zapomnij|ignoruj)\\b${GAP}\\b(?:wszystkie|poprzednie|wcześniejsze)\\b${GAP}\\b(?:instrukcje|polecenia|zasady)\\b`,
+    `\\b(?:zignoruj|zapomnij|ignoruj)\\b${GAP}\\b(?:wszystkie|poprzednie|wcześniejsze|wszystkich|poprzednich|wcześniejszych)\\b${GAP}\\b(?:instrukcje|instrukcji|instrukcjach|polecenia|poleceń|poleceniach|zasady|zasad|zasadach)\\b`,
   ),
   s(
     "instruction_override",
