@@ -78,6 +78,7 @@ const HARD_NEGATIVES = [
 ];
 const flagged = new Map<string, boolean[]>(); // tool -> per row
 const ours: boolean[] = new Array<boolean>(rows.length).fill(false);
+const asDocument: boolean[] = new Array<boolean>(rows.length).fill(false);
 const started = Date.now();
 // The shipped model also trains on benign technical text (code and READMEs of installed packages);
 // so does every fold here. Packages it never trains on measure how it treats technical text.
@@ -94,7 +95,11 @@ for (const source of sources) {
     TRAINING,
   );
   rows.forEach((r, i) => {
-    if (r.source === source) ours[i] = detectInjection(normalize(r.text), { model, threshold: 0.5 }).detected;
+    if (r.source !== source) return;
+    const n = normalize(r.text);
+    ours[i] = detectInjection(n, { model, threshold: 0.5 }).detected;
+    // The same text inside a retrieved document, at the policy's document threshold.
+    asDocument[i] = detectInjection(n, { model, source: "document", threshold: 0.4 }).detected;
   });
 }
 flagged.set("agentwall", ours);
@@ -148,6 +153,22 @@ console.log(
   };
   console.log(
     `technical text of held-out packages flagged by the shipped model: code ${flaggedShare("technical/code")}, READMEs ${flaggedShare("technical/readme")}`,
+  );
+  // Every row as the text of a retrieved document (source document, threshold 0.4), same folds.
+  const share = (keep: (r: Row, i: number) => boolean) => {
+    const idx = rows.flatMap((r, i) => (keep(r, i) ? [i] : []));
+    return (idx.filter((i) => asDocument[i]).length / idx.length).toFixed(3);
+  };
+  const docShare = (group: string) => {
+    const texts = heldOut.filter((r) => r.group === group).map((r) => r.text);
+    const n = texts.filter(
+      (t) => detectInjection(normalize(t), { model: shipped, source: "document", threshold: 0.4 }).detected,
+    ).length;
+    return `${(n / texts.length).toFixed(3)} (${n}/${texts.length})`;
+  };
+  console.log(
+    `as documents (threshold 0.4): TPR ${share((r) => r.label === 1)}, FPR ${share((r) => r.label === 0)}; ` +
+      `held-out code ${docShare("technical/code")}, READMEs ${docShare("technical/readme")}`,
   );
 }
 console.log(

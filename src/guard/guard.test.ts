@@ -593,6 +593,10 @@ describe("prompt injection", () => {
     const [code, readmes] = [share("technical/code"), share("technical/readme")];
     assert.ok(code <= 0.05, `code ${code}`);
     assert.ok(readmes <= 0.15, `READMEs ${readmes}`);
+    // Retrieved as documents (stricter threshold, the model counting for more): at most 5 % of all
+    // (measured 14/342 = 0.041; 20/342 = 0.058 with the model's document floor at 0.8).
+    const asDocs = rows.filter((r) => guard.scan(r.text, { source: "document" }).injection.detected).length;
+    assert.ok(asDocs / rows.length <= 0.05, `as documents ${asDocs}/${rows.length}`);
   });
 });
 

@@ -771,8 +771,11 @@ export function detectInjection(n: NormalizedText, options: InjectionOptions = {
   let modelScore: number | undefined;
   if (options.model !== undefined) {
     modelScore = Math.max(...texts.slice(0, 4).map((t) => scoreLinear(options.model as LinearModel, t)));
-    // Tool results and documents: the model's doubts count for more.
-    const contribution = modelContribution(modelScore, source === "tool" || source === "document" ? 0.8 : 0.93);
+    // Tool results and documents: the model's doubts count for more (its floor 0.9, not 0.93). Read off
+    // leave-one-source-out scanned as documents at their threshold 0.4 (`bench/guard-quality.ts`):
+    // floors 0.8 / 0.85 / 0.9 / 0.93 caught 0.717 / 0.711 / 0.698 / 0.685 of attacks and flagged
+    // 0.053 / 0.040 / 0.028 / 0.021 of benign rows and 0.070 / 0.050 / 0.038 / 0.035 of held-out code.
+    const contribution = modelContribution(modelScore, source === "tool" || source === "document" ? 0.9 : 0.93);
     if (contribution > 0) fire("model", contribution);
   }
   const score = 1 - keep;
