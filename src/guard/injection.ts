@@ -197,10 +197,10 @@ const IGNORE_WEAK =
   "(?:ignore|disregard|discard|dismiss|forget|overlook|override|bypass|abandon|neglect|set aside|stop following|do not follow|don't follow)";
 /**
  * Not a question about what a tool or the asker does ("Can eslint ignore the previous rules?", "How do I
- * override the system prompt in LangChain?") — asked of "you", it still counts.
+ * override the system prompt in LangChain?") — asked of "you", "we", "us" or "me", it still counts.
  */
 const NOT_ASKED =
-  "(?<!\\b(?:(?:can|does|do|did|will|would|should|could|might|make|makes|let|lets)\\s+(?!you\\b|u\\b)[a-z][\\w.-]{0,30}|how (?:do|can|could|would|should) (?:i|we)|how to)\\s+)";
+  "(?<!\\b(?:(?:can|does|do|did|will|would|should|could|might|make|makes|let|lets)\\s+(?!you\\b|u\\b|we\\b|us\\b|me\\b)[a-z][\\w.-]{0,30}|how (?:do|can|could|would|should) (?:i|we)|how to)\\s+)";
 /**
  * Not about a task or prompts in general: "your rules for formatting dates", "the system prompt in a
  * chatbot" (about this conversation, or bare, it is a leak).
