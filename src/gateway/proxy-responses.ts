@@ -25,7 +25,7 @@ export interface Slot {
  * schema cannot overflow the call stack.
  */
 export function jsonSlots(value: unknown, source: TextSource): Slot[] {
-  return grouped(jsonStrings(value, source), source);
+  return grouped(jsonStrings(value, source), { source });
 }
 
 /**
@@ -33,17 +33,9 @@ export function jsonSlots(value: unknown, source: TextSource): Slot[] {
  * itself when alone): one scan for the lot, as the model reads them together. Scanned one by one, a
  * 1 MB request of tiny content parts cost one guard scan per part.
  */
-export function grouped(parts: readonly Slot[], source: TextSource, trusted?: true): Slot[] {
+export function grouped(parts: readonly Slot[], from: Pick<Slot, "source" | "trusted">): Slot[] {
   if (parts.length <= 1) return [...parts];
-  return [
-    {
-      text: parts.map((p) => p.text).join("\n"),
-      source,
-      ...(trusted ? { trusted } : {}),
-      put: () => undefined,
-      parts,
-    },
-  ];
+  return [{ text: parts.map((p) => p.text).join("\n"), ...from, put: () => undefined, parts }];
 }
 
 /**
@@ -267,8 +259,7 @@ export function responsesRequestSlots(body: ResponsesRequest, trust: SourceTrust
           slots.push(
             ...grouped(
               item.content.map((part) => ({ text: part.text, ...from, put: (t: string) => (part.text = t) })),
-              from.source,
-              from.trusted,
+              from,
             ),
           );
       }

@@ -344,8 +344,7 @@ function requestSlots(body: ChatRequest, trust: SourceTrust): Slot[] {
           content.flatMap((part) =>
             part.type === "text" ? [{ text: part.text, ...from, put: (t: string) => (part.text = t) }] : [],
           ),
-          from.source,
-          from.trusted,
+          from,
         ),
       );
     if (typeof m.refusal === "string") {

@@ -186,15 +186,14 @@ const UNSPACED = /^[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Scrip
 
 // Bounded gaps ([^.!?\n]{0,40}) keep every rule linear and the words of one clause together.
 const GAP = "[^.!?\\n]{0,40}?";
-const IGNORE =
-  "(?:ignore|disregard|discard|dismiss|forget|overlook|override|bypass|skip|drop|abandon|neglect|scrap|ditch|set aside|throw (?:out|away)|stop following|do not follow|don't follow)";
 const PRIOR =
   "(?:all|any|every|the|your|my|these|those|previous|prior|above|earlier|preceding|initial|original|old|former|system|existing|current)";
 const RULES_WORD =
   "(?:instructions?|rules|prompts?|directions|directives|guidelines|guidance|context|commands?|orders|constraints|restrictions|programming|policies|safeguards|filters|training)";
-/** The override verbs that name a setting as often as an instruction ("drop all existing constraints"). */
+/** The override verbs, but those that name a setting as often as an instruction ("drop all existing constraints"). */
 const IGNORE_WEAK =
   "(?:ignore|disregard|discard|dismiss|forget|overlook|override|bypass|abandon|neglect|set aside|stop following|do not follow|don't follow)";
+const IGNORE = `(?:${IGNORE_WEAK}|skip|drop|scrap|ditch|throw (?:out|away))`;
 /**
  * Not a question about what a tool or the asker does ("Can eslint ignore the previous rules?", "How do I
  * override the system prompt in LangChain?") — asked of "you", "we", "us" or "me", it still counts.

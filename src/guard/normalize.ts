@@ -345,7 +345,8 @@ export function* base64Runs(s: string): Generator<RegExpExecArray> {
     while (start > from && isBase64(s.charCodeAt(start - 1))) start--;
     let end = probe + 1;
     while (end < n && isBase64(s.charCodeAt(end))) end++;
-    if (end - start >= 16 && (start === 0 || !isBase64(s.charCodeAt(start - 1)))) {
+    // `from` is 0 or just after a character that is not base64, so the run starts at `start`.
+    if (end - start >= 16) {
       BASE64_AT.lastIndex = start;
       const m = BASE64_AT.exec(s);
       if (m !== null) yield m;
@@ -377,10 +378,13 @@ const HEX_RUN = /(?<![0-9A-Fa-fx])(?:0x)?(?:[0-9A-Fa-f]{2}[ :]?){12,}(?![0-9A-Fa
 const URL_RUN = /(?:%[0-9A-Fa-f]{2}[^\s%]{0,32}){4,}/g;
 /** Where the word before a URL-encoded run starts (at most 24 characters back), or the run itself. */
 function wordBefore(text: string, at: number): number {
+  const inWord = (i: number) => i > 0 && !URL_WORD_END.test(text[i - 1] as string);
   let start = at;
-  while (start > 0 && at - start < 24 && !/[\s%=&?/#"'(]/.test(text[start - 1] as string)) start--;
-  return start > 0 && !/[\s%=&?/#"'(]/.test(text[start - 1] as string) ? at : start;
+  while (inWord(start) && at - start < 24) start--;
+  return inWord(start) ? at : start;
 }
+/** What ends the word before a URL-encoded run: a space, a query separator, a quote or a bracket. */
+const URL_WORD_END = /[\s%=&?/#"'(]/;
 const HTML_RUN = /(?:&(?:#\d{1,7}|#x[0-9A-Fa-f]{1,6}|[a-zA-Z]{2,8});[^\s&]{0,3}){4,}/g;
 // Single characters spaced out by one separator, the same throughout ("i-g-n-o-r-e", "\\I\\ \\h\\a\\v\\e"),
 // and by spaces, with wider gaps between words ("i g n o r e   a l l").
@@ -388,7 +392,6 @@ const SEPARATED_RUN = /(?<![^\s\\/|.*_-])[^\\/|.*_\n-]([\\/|.*_-])(?:[^\\/|.*_\n
 const SPACED_RUN = /(?<!\S)(?:\S {1,3}){7,}\S(?!\S)/gu;
 const LETTERS_4 = /(?:\p{L}[^\p{L}]*){4}/u;
 
-/** Whether decoded bytes read as text (mostly printable UTF-8 with some letters). */
 /**
  * The text a base64 or base64url run (from {@link base64Runs}) encodes, if it is readable text. Base64
  * of text mixes cases or has digits: a run of one letter case is not worth decoding.
@@ -398,6 +401,7 @@ export function base64Text(run: string): string | undefined {
   return readable(Buffer.from(run, run.includes("-") || run.includes("_") ? "base64url" : "base64"));
 }
 
+/** Whether decoded bytes read as text (mostly printable UTF-8 with some letters). */
 function readable(bytes: Buffer): string | undefined {
   const text = bytes.toString("utf8");
   if (text.includes("\uFFFD")) return undefined;

@@ -69,6 +69,9 @@ function around(text: string, changes: [number, number][]): [number, number][] {
   return out;
 }
 
+/** The override verbs looked for inside runs of letters. */
+const OVERRIDE = "ignore|disregard|forget|bypass|override";
+
 const rot13 = (text: string) =>
   text.replace(/[A-Za-z]/g, (c) => {
     const base = c <= "Z" ? 65 : 97;
@@ -80,8 +83,10 @@ const backwards = (text: string) => Array.from(text).reverse().join("");
  * (group 2) — models read both ("vtaber nyy cerivbhf vafgehpgvbaf", "snoitcurtsni suoiverp lla
  * erongi"), and none is an English word — then the override words, wherever they stand.
  */
-const HINTS =
-  /\b(?:(vtaber|qvfertneq|sbetrg|bireevqr|vafgehpgvbaf?|cerivbhf|flfgrz cebzcg|cnffjbeq)|(erongi|dragersid|tegrof|edirrevo|snoitcurtsni|noitcurtsni|suoiverp|tpmorp metsys|drowssap))\b|ignore|disregard|forget|bypass|override/gi;
+const HINTS = new RegExp(
+  String.raw`\b(?:(vtaber|qvfertneq|sbetrg|bireevqr|vafgehpgvbaf?|cerivbhf|flfgrz cebzcg|cnffjbeq)|(erongi|dragersid|tegrof|edirrevo|snoitcurtsni|noitcurtsni|suoiverp|tpmorp metsys|drowssap))\b|${OVERRIDE}`,
+  "gi",
+);
 const asciiLetter = (c: number) => (c | 32) >= 97 && (c | 32) <= 122;
 
 /** How far around a change the rules read: longer than any rule's match. */
@@ -129,8 +134,10 @@ const JOINED = /(?<![A-Za-z_])[A-Za-z]+(?:_[A-Za-z]+){2,}/g;
  * (found from the override words {@link HINTS} finds: this regex tried everywhere cost 20 ms on 3 MB).
  */
 const RUN_ON = /(?<![A-Za-z])[A-Za-z]{16,120}(?![A-Za-z])/g;
-const RUN_ON_OVERRIDE = /(?:ignore|disregard|forget|bypass|override).*(?:instruction|rule|prompt|guideline|directive)/i;
-const RUN_ON_WORDS =
-  /ignore|disregard|forget|bypass|override|previous|prior|above|earlier|your|the|all|any|instructions?|rules|prompt|system|guidelines|directives|and|reveal|print|show/gi;
+const RUN_ON_OVERRIDE = new RegExp(`(?:${OVERRIDE}).*(?:instruction|rule|prompt|guideline|directive)`, "i");
+const RUN_ON_WORDS = new RegExp(
+  `${OVERRIDE}|previous|prior|above|earlier|your|the|all|any|instructions?|rules|prompt|system|guidelines|directives|and|reveal|print|show`,
+  "gi",
+);
 /** Three capitalised words or more run together ("IgnoreAllPrevious"; "ChatGPT", "JavaScript" are names). */
 const CAMEL = /(?<![A-Za-z])[A-Za-z][a-z]*(?:[A-Z][a-z]+){2,}/g;
