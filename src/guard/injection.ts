@@ -34,71 +34,119 @@ interface Signal {
 }
 
 /**
- * The literals a rule's first group can start with: `\\b(?:ignore|disregard)…` → ["ign", "dis"], and
- * `\\b(?:what(?:'s| is)|tell me)…` → ["what", "tell me"] (the letters each alternative starts with,
- * lower case). A match must contain one, so the rule is skipped when none occurs. Empty when the
- * pattern does not start with a plain group or word.
+ * The literals a rule can start with: `\\b(?:ignore|disregard)…` → ["ignore\0", "disregard\0"],
+ * `\\b(?:what(?:'s| is)|tell me)…` → ["what", "tell me"], a group inside a group expanded
+ * (`\\b(?:(?:ignore|forget)|skip)…` → ["ignore", "forget", "skip"]) — the letters each alternative
+ * starts with, lower case; "\0" marks a hint that must stand as a whole word. A match must contain
+ * one, so the rule is skipped when none occurs. Leading `\\b`, negative lookbehinds (however long:
+ * "not asked about a tool") and `(?:^|\\n)\\s*` are read past; a rule of several alternatives at its top
+ * has hints only when each alternative starts at a word. Empty when some match could start otherwise.
  */
 function hintsOf(source: string): string[] {
-  const body = source.replace(/^(?:\\b|\(\?<!\[[^\]]*\]\)|\(\?:\^\|\\n\)\\s\*)+/, "");
-  let depth0 = 0;
-  for (let i = 0; i < body.length; i++) {
-    if (body[i] === "\\") i++;
-    else if (body[i] === "(") depth0++;
-    else if (body[i] === ")") depth0--;
-    else if (body[i] === "|" && depth0 === 0) return []; // alternatives at the top: no single start
-  }
-  let alternatives: string[];
-  if (body.startsWith("(?:")) {
-    let depth = 0;
-    let end = -1;
-    for (let i = 0; i < body.length; i++) {
-      if (body[i] === "(") depth++;
-      else if (body[i] === ")" && --depth === 0) {
-        end = i;
-        break;
-      }
+  const alternatives = topAlternatives(source);
+  const out: string[] = [];
+  if (alternatives.length === 1) out.push(...firstWords(afterStart(source).body));
+  else
+    for (const alternative of alternatives) {
+      const { body, atWord } = afterStart(alternative);
+      const words = atWord ? firstWords(body) : [];
+      if (words.length === 0) return [];
+      out.push(...words);
     }
-    if (end < 0) return [];
-    alternatives = topAlternatives(body.slice(3, end));
-    // A group of plain words followed by a word boundary: each hint must stand as a whole word
-    // ("dan" should not wake the persona rule for "dance"). Marked with a trailing NUL.
-    const after = body.slice(end + 1);
-    if (after.startsWith("\\b") || after.startsWith("\\s")) {
-      return alternatives.every((a) => /^[\p{L}\p{M}' ]{2,}$/u.test(a))
-        ? alternatives.map((a) => `${a.toLowerCase()}\0`)
-        : prefixes(alternatives);
-    }
-    return prefixes(alternatives);
-  }
-  return prefixes([body]);
+  // A hint that may stand anywhere covers the same hint as a whole word.
+  return [...new Set(out)].filter((h) => !h.endsWith("\0") || !out.includes(h.slice(0, -1)));
 }
 
-/** `a|b(?:c|d)|e` → ["a", "b(?:c|d)", "e"]: the alternatives of a group's top level. */
+/** `source` past the `\\b`, negative lookbehinds and line start it opens with; `atWord` if one of the first two was there. */
+function afterStart(source: string): { body: string; atWord: boolean } {
+  let body = source;
+  let atWord = false;
+  for (;;) {
+    if (body.startsWith("\\b")) body = body.slice(2);
+    else if (body.startsWith("(?<!")) {
+      const end = groupEnd(body, 0);
+      if (end < 0) return { body, atWord: false };
+      body = body.slice(end);
+    }
+    else if (body.startsWith("(?:^|\\n)\\s*")) {
+      body = body.slice(11);
+      continue;
+    } else return { body, atWord };
+    atWord = true;
+  }
+}
+
+/** A quantifier that makes what it follows optional. */
+const OPTIONAL = /^(?:[?*]|\{0[,}])/;
+
+/** The literals `body` must start with (see {@link hintsOf}); empty when it may start otherwise. */
+function firstWords(body: string): string[] {
+  if (body.startsWith("(?:")) {
+    const end = groupEnd(body, 0);
+    if (end < 0 || OPTIONAL.test(body.slice(end))) return [];
+    const alternatives = topAlternatives(body.slice(3, end - 1));
+    // A group of plain words followed by a word boundary: each hint must stand as a whole word
+    // ("dan" should not wake the persona rule for "dance").
+    const after = body.slice(end);
+    if (
+      /^\\b|^\\s(?![*?]|\{0)/.test(after) &&
+      alternatives.every((a) => /^[\p{L}\p{M}' ]{2,}$/u.test(a))
+    )
+      return alternatives.map((a) => `${a.toLowerCase()}\0`);
+    const out: string[] = [];
+    for (const alternative of alternatives) {
+      const words = firstWords(alternative);
+      if (words.length === 0) return [];
+      out.push(...words);
+    }
+    return out;
+  }
+  const literal = /^[\p{L}\p{M}' ]+/u.exec(body)?.[0] ?? "";
+  const prefix = OPTIONAL.test(body.slice(literal.length)) ? literal.slice(0, -1) : literal;
+  return prefix.trim().length < 2 ? [] : [prefix.toLowerCase()];
+}
+
+/** Where the class opening at `i` ends (the index of its `]`); -1 if it does not. */
+function classEnd(source: string, i: number): number {
+  for (let j = i + 1; j < source.length; j++) {
+    if (source[j] === "\\") j++;
+    else if (source[j] === "]") return j;
+  }
+  return -1;
+}
+
+/** Just past the group opening at `i`, escapes and classes read past; -1 if it does not close. */
+function groupEnd(source: string, i: number): number {
+  let depth = 0;
+  for (let j = i; j < source.length; j++) {
+    const c = source[j];
+    if (c === "\\") j++;
+    else if (c === "[") {
+      j = classEnd(source, j);
+      if (j < 0) return -1;
+    } else if (c === "(") depth++;
+    else if (c === ")" && --depth === 0) return j + 1;
+  }
+  return -1;
+}
+
+/** `a|b(?:c|d)|e` → ["a", "b(?:c|d)", "e"]: the alternatives of a pattern's top level. */
 function topAlternatives(inner: string): string[] {
   const out: string[] = [];
   let depth = 0;
   let from = 0;
   for (let i = 0; i < inner.length; i++) {
-    if (inner[i] === "\\") i++;
-    else if (inner[i] === "(") depth++;
-    else if (inner[i] === ")") depth--;
-    else if (inner[i] === "|" && depth === 0) {
+    const c = inner[i];
+    if (c === "\\") i++;
+    else if (c === "[") i = Math.max(classEnd(inner, i), i);
+    else if (c === "(") depth++;
+    else if (c === ")") depth--;
+    else if (c === "|" && depth === 0) {
       out.push(inner.slice(from, i));
       from = i + 1;
     }
   }
   out.push(inner.slice(from));
-  return out;
-}
-
-function prefixes(alternatives: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const alt of alternatives) {
-    const prefix = /^[\p{L}\p{M}' ]+/u.exec(alt)?.[0]?.toLowerCase() ?? "";
-    if (prefix.trim().length < 2) return [];
-    out.push(prefix);
-  }
   return out;
 }
 
@@ -122,6 +170,7 @@ function symbolHints(source: string): string[] {
   if (source.includes("(?:system|assistant)\\s*:")) return ["system", "assistant"];
   if (source.startsWith("\\{\\{")) return ["{{", "${"];
   if (source.startsWith("!\\[")) return ["!["];
+  if (source.startsWith("🔓")) return ["jailbreak"];
   // Word rules whose first group has nested alternatives: substrings every alternative needs.
   if (source.includes("repeat\\s+(?:the\\s+)?(?:words")) return ["repeat", "what were you told", "beginning of"];
   if (source.includes("(?:secret|hidden|private|internal)")) return ["secret", "hidden", "private", "internal"];
@@ -474,7 +523,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "exfiltration",
     0.6,
-    `\\b(?:send|forward|e-?mail|upload|post|transmit|exfiltrate|leak|copy)\\b${GAP}\\bthe\\s+users?'?s?\\s+(?:[a-z]+\\s+){0,2}?(?:emails?|history|messages|files|documents|attachments|conversations?|credentials|passwords|keys|tokens|contacts|secrets|cookies|data)\\b${GAP}\\bto\\s+(?:https?://|[\\w.+-]+@[\\w-]+\\.[a-z]{2,})`,
+    `\\b(?:send|forward|e-mail|email|upload|post|transmit|exfiltrate|leak|copy)\\b${GAP}\\bthe\\s+users?'?s?\\s+(?:[a-z]+\\s+){0,2}?(?:emails?|history|messages|files|documents|attachments|conversations?|credentials|passwords|keys|tokens|contacts|secrets|cookies|data)\\b${GAP}\\bto\\s+(?:https?://|[\\w.+-]+@[\\w-]+\\.[a-z]{2,})`,
     ["tool", "document"],
   ),
   // "Sudo mode: on", "LAW ENFORCEMENT OVERRIDE MODE": alone under the threshold (GitHub has a sudo mode).
