@@ -67,8 +67,7 @@ function afterStart(source: string): { body: string; atWord: boolean } {
       const end = groupEnd(body, 0);
       if (end < 0) return { body, atWord: false };
       body = body.slice(end);
-    }
-    else if (body.startsWith("(?:^|\\n)\\s*")) {
+    } else if (body.startsWith("(?:^|\\n)\\s*")) {
       body = body.slice(11);
       continue;
     } else return { body, atWord };
@@ -88,10 +87,7 @@ function firstWords(body: string): string[] {
     // A group of plain words followed by a word boundary: each hint must stand as a whole word
     // ("dan" should not wake the persona rule for "dance").
     const after = body.slice(end);
-    if (
-      /^\\b|^\\s(?![*?]|\{0)/.test(after) &&
-      alternatives.every((a) => /^[\p{L}\p{M}' ]{2,}$/u.test(a))
-    )
+    if (/^\\b|^\\s(?![*?]|\{0)/.test(after) && alternatives.every((a) => /^[\p{L}\p{M}' ]{2,}$/u.test(a)))
       return alternatives.map((a) => `${a.toLowerCase()}\0`);
     const out: string[] = [];
     for (const alternative of alternatives) {
@@ -359,14 +355,16 @@ const SIGNALS: readonly Signal[] = [
   s(
     "role_override",
     0.7,
-    `\\b(?:you are|you're)\\s+(?:now|no longer|from now on)\\b(?!\\s+(?:connected|logged|signed|subscribed|registered|ready|done|finished|set up|up to date|using|running|viewing|editing|looking|talking|chatting|speaking|listening|on the|in the (?:queue|meeting|call|channel|room|waiting room)|an? (?:admin|member|owner|collaborator|subscriber) of)\\b)`,
+    `\\b(?:you are|you're)\\s+(?:now|no longer|from now on)\\b(?!\\s+(?:connected|logged|signed|subscribed|registered|ready|done|finished|set up|up to date|using|running|viewing|editing|looking|talking|chatting|speaking|listening|on the|in the (?:queue|meeting|call|channel|room|waiting room)|an? (?:admin|member|owner|collaborator|subscriber) of|my|our)\\b)`,
     ["user", "tool", "document"],
   ),
+  // "You are now my study buddy" is how people start a role-play: a cue that needs another.
+  s("role_override", 0.3, `\\b(?:you are|you're)\\s+now\\s+(?:my|our)\\b`, ["user", "tool", "document"]),
   s("role_override", 0.6, `\\bfrom now on\\b${GAP}\\b(?:you|your|respond|act|answer)\\b`, ["user", "tool", "document"]),
   s(
     "role_override",
     0.75,
-    `\\b(?:you are|you're)\\s+(?:now|no longer|from now on)\\s+(?:an?\\s+)?(?:unrestricted|uncensored|unfiltered|evil|jailbroken|amoral|unethical|rogue|malicious|free from|dan\\b|in (?:developer|dev|god|jailbreak|unrestricted|sudo) mode)`,
+    `\\b(?:you are|you're)\\s+(?:now|no longer|from now on)\\s+(?:(?:an?|my|our)\\s+)?(?:unrestricted|uncensored|unfiltered|evil|jailbroken|amoral|unethical|rogue|malicious|free from|dan\\b|in (?:developer|dev|god|jailbreak|unrestricted|sudo) mode)`,
   ),
   s(
     "role_override",
@@ -531,6 +529,14 @@ const SIGNALS: readonly Signal[] = [
     "persona",
     0.45,
     `\\b(?:sudo|unrestricted|jailbreak|jailbroken|law enforcement override|admin override)\\s+mode\\b`,
+  ),
+  // A mode declared switched on ("Developer Mode enabled", "DAN mode: on", "APOPHIS Mode activated"): 535
+  // times in the corpus's attacks, never in its benign rows; alone under the threshold, and not for the
+  // modes of devices and apps ("dark mode enabled") or a mode on something ("developer mode on Android").
+  s(
+    "persona",
+    0.4,
+    `(?<!\\b(?:dark|light|airplane|flight|safe|silent|night|focus|reading|strict|debug|debugging|power saving|low power|battery saver|incognito|private|offline|maintenance|test|demo|sleep|eco|sport|auto|manual|full ?screen|kiosk|compatibility|high contrast|performance|quiet|vacation)\\s)\\bmode(?:\\s*[:=]\\s*(?:on|enabled|activated|engaged)\\b|\\s+(?:is\\s+)?(?:now\\s+)?(?:enabled|activated|engaged)\\b|\\s+(?:is\\s+)?(?:now\\s+)?on(?=\\s*(?:[.!,;)\\]]|$)))`,
   ),
   s(
     "role_override",
