@@ -139,7 +139,7 @@ describe("secrets", () => {
     });
   }
 
-  it("finds a secret written in base64 or base64url: the whole run, of the type inside", () => {
+  it("finds a secret written in base64, base64url or hex: the whole run, of the type inside", () => {
     const aws = "AKIAZ7QW3EXAMPL3XY2Q";
     const b64 = Buffer.from(aws).toString("base64");
     assert.deepEqual(
@@ -151,6 +151,21 @@ describe("secrets", () => {
     );
     assert.deepEqual(types(findSecrets(`cfg ${config}`)), ["github-token"]);
     assert.equal(new Guard().scan(`echo ${b64} | base64 -d`, { direction: "output" }).text.includes(b64), false);
+    // In hex, with or without 0x; a commit id or a SHA-256 decodes to bytes that are not text.
+    const hex = Buffer.from(aws).toString("hex");
+    assert.deepEqual(
+      findSecrets(`key in hex: ${hex} and 0x${hex}`).map((f) => [f.type, f.start, f.end]),
+      [
+        ["aws-access-key-id", 12, 12 + hex.length],
+        ["aws-access-key-id", 17 + hex.length, 19 + 2 * hex.length],
+      ],
+    );
+    assert.deepEqual(
+      findSecrets(
+        "commit 3f786850e387550fdab836ed7e6dc881de23001b, sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+      ),
+      [],
+    );
     // Base64 of ordinary text, binary, or a PEM body is not a secret by itself.
     assert.deepEqual(findSecrets(Buffer.from("hello world, nothing to see here").toString("base64")), []);
     assert.deepEqual(

@@ -401,6 +401,16 @@ export function base64Text(run: string): string | undefined {
   return readable(Buffer.from(run, run.includes("-") || run.includes("_") ? "base64url" : "base64"));
 }
 
+/**
+ * The text a run of hex digits (from {@link base64Runs}: they are base64 characters too, "0x" allowed
+ * before) encodes, if it is readable text; a hash or a random id decodes to bytes that are not.
+ */
+export function hexText(run: string): string | undefined {
+  const hex = run.startsWith("0x") ? run.slice(2) : run;
+  if (hex.length < 16 || hex.length % 2 !== 0 || !/^[0-9A-Fa-f]+$/.test(hex)) return undefined;
+  return readable(Buffer.from(hex, "hex"));
+}
+
 /** Whether decoded bytes read as text (mostly printable UTF-8 with some letters). */
 function readable(bytes: Buffer): string | undefined {
   const text = bytes.toString("utf8");

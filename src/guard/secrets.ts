@@ -1,6 +1,6 @@
 import { entropy, type Finding } from "./finding.js";
 import { LiteralTable } from "./literals.js";
-import { base64Runs, base64Text } from "./normalize.js";
+import { base64Runs, base64Text, hexText } from "./normalize.js";
 
 /**
  * Secret detection: provider key formats recognised by their fixed prefixes and shapes, private keys,
@@ -369,12 +369,12 @@ function assignmentValueOk(name: string, value: string): boolean {
 /** Finds secrets in `text`. Offsets are UTF-16 indices into `text`. */
 export function findSecrets(text: string): Finding[] {
   const out = findPlainSecrets(text);
-  // A secret written in base64 ("echo QUtJQV… | base64 -d" — a model told to slip a key past the
-  // filter): the whole run is the finding, of the type found inside. A run holds no whitespace, so a
+  // A secret written in base64 or hex ("echo QUtJQV… | base64 -d" — a model told to slip a key past
+  // the filter): the whole run is the finding, of the type found inside. A run holds no whitespace, so a
   // streaming scan, which holds back the last whitespace-free run, never releases part of one.
   for (const m of base64Runs(text)) {
     if (m[0].length < 20 || m[0].length > MAX_ENCODED) continue;
-    const decoded = base64Text(m[0]);
+    const decoded = hexText(m[0]) ?? base64Text(m[0]);
     if (decoded === undefined) continue;
     const inner = findPlainSecrets(decoded).sort((a, b) => b.confidence - a.confidence)[0];
     if (inner !== undefined)

@@ -128,8 +128,9 @@ describe("streaming with the guard's adaptive hold-back", () => {
     `api_key = "${"Zq8vN2rT5wX7pL4mK3sD9fG1hJ6kL0pQ".repeat(6)}" `,
     `sk-ant-api03-${"Qw3Er5Ty7Ui9Op1As3Df5Gh7Jk9Lz1Xc3Vb5Nm7".repeat(3)}AA `,
     `TOK${"0123456789abcdef".repeat(19).slice(0, 300)}END `,
-    // Secrets in base64: the run is the finding, however long.
+    // Secrets in base64 or hex: the run is the finding, however long.
     `echo ${Buffer.from("AKIAZ7QW3EXAMPL3XY2Q").toString("base64")} | base64 -d `,
+    `xxd -r -p <<< 0x${Buffer.from("token=ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5").toString("hex")} `,
     `cfg:${Buffer.from(`${"# settings for the deploy job\n".repeat(12)}GITHUB_TOKEN=ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5\n`).toString("base64url")} `,
   ];
 
