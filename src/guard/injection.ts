@@ -567,7 +567,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "instruction_override",
     0.85,
-    `\\b(?:ignoriere|ignorieren|vergiss|vergessen|missachte|missachten)\\b${GAP}\\b(?:alle|die|deine|vorherigen|bisherigen)\\b${GAP}\\b(?:anweisungen|regeln|instruktionen|vorgaben)\\b`,
+    `(?<![\\p{L}\\p{N}_])(?:ignoriere|ignorieren|vergiss|vergessen|missachte|missachten|übergehe|übergehen|überspringe|überspringen)(?![\\p{L}\\p{N}_])${GAP}\\b(?:alle|die|deine|vorherigen|bisherigen)\\b${GAP}\\b(?:anweisungen|regeln|instruktionen|vorgaben)\\b`,
   ),
   s(
     "instruction_override",
