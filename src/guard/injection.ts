@@ -567,7 +567,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "instruction_override",
     0.85,
-    `(?<![\\p{L}\\p{N}_])(?:ignoriere|ignorieren|vergiss|vergessen|missachte|missachten|übergehe|übergehen|überspringe|überspringen)(?![\\p{L}\\p{N}_])${GAP}\\b(?:alle|die|deine|vorherigen|bisherigen)\\b${GAP}\\b(?:anweisungen|regeln|instruktionen|vorgaben)\\b`,
+    `(?<![\\p{L}\\p{M}\\p{N}_])(?:ignoriere|ignorieren|vergiss|vergessen|missachte|missachten|übergehe|übergehen|überspringe|überspringen)(?![\\p{L}\\p{N}_])${GAP}\\b(?:alle|die|deine|vorherigen|bisherigen)\\b${GAP}\\b(?:anweisungen|regeln|instruktionen|vorgaben)\\b`,
   ),
   s(
     "instruction_override",
@@ -673,15 +673,19 @@ const asciiLetter = (code: number) => (code >= 97 && code <= 122) || (code >= 65
 /** What a regex's `\w` is (the rules run with `u` and without `i`: ASCII only). */
 const wordCode = (code: number) => asciiLetter(code) || (code >= 48 && code <= 57) || code === 95;
 
-/** Per UTF-16 code unit beyond ASCII: 0 not looked at yet, 1 a letter or mark, 2 neither. */
+/** Per UTF-16 code unit beyond ASCII: 0 not looked at yet, 1 a letter, 2 not. */
 const LETTER_UNITS = new Uint8Array(65536);
-const LETTER_OR_MARK = /^[\p{L}\p{M}]$/u;
-/** Whether `code` is a letter (or combining mark); lone surrogates count as neither. */
+const LETTER = /^\p{L}$/u;
+/**
+ * Whether `code` is a letter. A combining mark is not: a rule's `(?<![\p{L}])` holds after one (" ́önceki
+ * talimatları yok say" was missed), so a place after a mark must count as a word start. Lone surrogates
+ * are not letters either.
+ */
 function letter(code: number): boolean {
   if (code < 128) return asciiLetter(code);
   let kind = LETTER_UNITS[code] as number;
   if (kind === 0) {
-    kind = LETTER_OR_MARK.test(String.fromCharCode(code)) ? 1 : 2;
+    kind = LETTER.test(String.fromCharCode(code)) ? 1 : 2;
     LETTER_UNITS[code] = kind;
   }
   return kind === 1;
@@ -756,8 +760,8 @@ function ruleMatches(signal: Signal, k: number, lower: string, exhaustive = fals
 
 /**
  * The names of the rules that match `text` for `source`, each run only where its hints allow;
- * `exhaustive` scans the whole text with each such rule instead of trying it at its hints' places —
- * the reference the tests hold the fast path to.
+ * `exhaustive` scans the whole text with every rule for the source, hints or not — the reference the
+ * tests hold the fast path to.
  */
 export function matchingRules(text: string, source: TextSource = "user", exhaustive = false): string[] {
   return matchingSignals(text, source, exhaustive).map((x) => x.name);
@@ -770,7 +774,7 @@ function matchingSignals(text: string, source: TextSource, exhaustive = false): 
   for (let k = 0; k < SIGNALS.length; k++) {
     const signal = SIGNALS[k] as Signal;
     if (signal.sources !== undefined && !signal.sources.includes(source)) continue;
-    if (!anyPresent(SIGNAL_HINTS[k] as Int32Array, PRESENT) || !SUBSTRINGS.allows(k)) continue;
+    if (!exhaustive && (!anyPresent(SIGNAL_HINTS[k] as Int32Array, PRESENT) || !SUBSTRINGS.allows(k))) continue;
     if (ruleMatches(signal, k, lower, exhaustive)) out.push(signal);
   }
   return out;
