@@ -711,15 +711,24 @@ function wordStart(code: number, previous: number): boolean {
 function presentHints(lower: string, present: Uint8Array): void {
   present.fill(0);
   SUBSTRINGS.clear();
+  const pairs = SUBSTRINGS.asciiPairs;
+  const last = lower.length - 1;
   let previous = 32;
-  for (let i = 0; i < lower.length - 1; i++) {
-    const code = lower.charCodeAt(i);
+  let code = lower.charCodeAt(0);
+  for (let i = 0; i < last; i++, previous = code, code = lower.charCodeAt(i)) {
     const next = lower.charCodeAt(i + 1);
-    SUBSTRINGS.markAt(lower, i, code, next);
-    const start = wordStart(code, previous);
-    previous = code;
-    if (!start) continue;
-    const candidates = code < 128 && next < 128 ? ASCII_HEADS[code * 128 + next] : OTHER_HEADS.get(code * 65536 + next);
+    let candidates: readonly HeadHint[] | undefined;
+    if (code < 128 && next < 128) {
+      // Two ASCII characters (most of most texts): one table for the substrings, one for the hints.
+      const pair = code * 128 + next;
+      if (pairs[pair] === 1) SUBSTRINGS.markAt(lower, i, code, next);
+      if (!asciiLetter(code) || (previous < 128 && asciiLetter(previous))) continue;
+      candidates = ASCII_HEADS[pair];
+    } else {
+      SUBSTRINGS.markAt(lower, i, code, next);
+      if (!wordStart(code, previous)) continue;
+      candidates = OTHER_HEADS.get(code * 65536 + next);
+    }
     if (candidates === undefined) continue;
     for (const { id, text, whole } of candidates) {
       // A whole-word hint is out only where `\b` after it cannot hold (an ASCII word character follows).

@@ -17,6 +17,8 @@ export class LiteralTable {
   readonly #others: { id: number; text: string }[] = [];
   /** Which literals the last {@link mark} found. */
   readonly present: Uint8Array;
+  /** 1 at `a * 128 + b` where a literal starts with the two ASCII characters `a`, `b`. */
+  readonly asciiPairs = new Uint8Array(128 * 128);
 
   /** `rules[k]`: the literals one of which every match of rule `k` contains. */
   constructor(rules: readonly (readonly string[])[]) {
@@ -25,8 +27,10 @@ export class LiteralTable {
     this.#ruleIds = rules.map((literals) => Int32Array.from(literals, (l) => ids.get(l) as number));
     for (const [id, text] of this.literals.entries()) {
       const [a, b] = [text.charCodeAt(0), text.charCodeAt(1)];
-      if (text.length >= 2 && a < 128 && b < 128) (this.#heads[a * 128 + b] ??= []).push({ id, text });
-      else this.#others.push({ id, text });
+      if (text.length >= 2 && a < 128 && b < 128) {
+        (this.#heads[a * 128 + b] ??= []).push({ id, text });
+        this.asciiPairs[a * 128 + b] = 1;
+      } else this.#others.push({ id, text });
     }
     this.present = new Uint8Array(this.literals.length);
   }
