@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { Guard } from "./pipeline.js";
+import { FEATURE_BITS, hashedFeatures } from "./features.js";
 import { detectInjection, matchingRules } from "./injection.js";
 import { base64Runs, normalize, originalSpan } from "./normalize.js";
 import { type Finding } from "./finding.js";
@@ -98,6 +99,28 @@ describe("base64 runs", () => {
       }),
       { numRuns: 3000 },
     );
+  });
+});
+
+describe("model features", () => {
+  it("tokens found by code point classes are the regex's tokens, in any script (property)", () => {
+    const same = (text: string) =>
+      assert.deepEqual([...hashedFeatures(text)], [...hashedFeatures(text, FEATURE_BITS, true)], JSON.stringify(text));
+    // Letters and numbers of several scripts, both apostrophes, spaces beyond ASCII, astral letters and
+    // emoji, lone surrogates, a combining mark, and a letter whose lower case is two code units.
+    const unit = fc.constantFrom(
+      ..."a1Zé’' \u00a0\u3000٣中-ßİ\u0301".split(""),
+      "𝑵",
+      "😀",
+      "\ud800",
+      "\udc00",
+      "don't",
+    );
+    fc.assert(
+      fc.property(fc.array(unit, { maxLength: 40 }), (units) => same(units.join(""))),
+      { numRuns: 3000 },
+    );
+    fc.assert(fc.property(fc.string({ unit: "binary", maxLength: 60 }), same), { numRuns: 3000 });
   });
 });
 
