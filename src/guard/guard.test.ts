@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { Guard } from "./pipeline.js";
 import { FEATURE_BITS, hashedFeatures } from "./features.js";
 import { detectInjection, matchingRules } from "./injection.js";
-import { base64Runs, normalize, originalSpan } from "./normalize.js";
+import { base64Runs, normalize, originalSpan, spacedOutRuns } from "./normalize.js";
 import { type Finding } from "./finding.js";
 import { findCanaries, findUnsafeOutput, makeCanary } from "./output.js";
 import { findPii } from "./pii.js";
@@ -98,6 +98,42 @@ describe("base64 runs", () => {
         );
       }),
       { numRuns: 3000 },
+    );
+  });
+});
+
+describe("spaced-out runs", () => {
+  it("match what the same patterns match with the u flag, astral characters included (property)", () => {
+    const separated = /(?<![^\s\\/|.*_-])[^\\/|.*_\n-]([\\/|.*_-])(?:[^\\/|.*_\n-]\1){6,}[^\\/|.*_\s-]?/gu;
+    const spaced = /(?<!\S)(?:\S {1,3}){7,}\S(?!\S)/gu;
+    const unit = fc.constantFrom(..."ab-.*_/\\| \n\té".split(""), "  ", "𝑰", "😀", "\ud800", "\udc00");
+    const char = fc.constantFrom("a", "é", "𝑰", "😀", "\ud800", "\udc00", "-");
+    // Noise, then characters joined by one separator or by spaces, then noise.
+    const text = fc
+      .tuple(
+        fc.array(unit, { maxLength: 8 }),
+        fc.array(char, { minLength: 6, maxLength: 12 }),
+        fc.constantFrom("-", ".", "*", "_", "/", "\\", "|", " ", "  "),
+        fc.array(unit, { maxLength: 8 }),
+      )
+      .map(([before, chars, separator, after]) => before.join("") + chars.join(separator) + after.join(""));
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          text,
+          fc.array(unit, { maxLength: 50 }).map((u) => u.join("")),
+        ),
+        (text) => {
+          assert.deepEqual(
+            [...spacedOutRuns(text)].map(({ kind, match }) => [kind, match.index, match[0]]),
+            [
+              ...[...text.matchAll(separated)].map((m) => ["separated", m.index, m[0]]),
+              ...[...text.matchAll(spaced)].map((m) => ["spaced", m.index, m[0]]),
+            ],
+          );
+        },
+      ),
+      { numRuns: 5000 },
     );
   });
 });

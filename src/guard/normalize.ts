@@ -388,8 +388,34 @@ const URL_WORD_END = /[\s%=&?/#"'(]/;
 const HTML_RUN = /(?:&(?:#\d{1,7}|#x[0-9A-Fa-f]{1,6}|[a-zA-Z]{2,8});[^\s&]{0,3}){4,}/g;
 // Single characters spaced out by one separator, the same throughout ("i-g-n-o-r-e", "\\I\\ \\h\\a\\v\\e"),
 // and by spaces, with wider gaps between words ("i g n o r e   a l l").
-const SEPARATED_RUN = /(?<![^\s\\/|.*_-])[^\\/|.*_\n-]([\\/|.*_-])(?:[^\\/|.*_\n-]\1){6,}[^\\/|.*_\s-]?/gu;
-const SPACED_RUN = /(?<!\S)(?:\S {1,3}){7,}\S(?!\S)/gu;
+// One character of a run: a code unit, or also a surrogate pair where the text holds one ("𝑰-𝒈-𝒏-𝒐…").
+// Written without `u`: V8 ran these with `u` about ten times slower (33 against 2 us on a 2 KB prompt
+// with dashes and dots); the pair-aware form costs more, so it is used only where a surrogate occurs.
+// Both match what the `u` patterns matched (property test).
+const PAIR = "[\\ud800-\\udbff][\\udc00-\\udfff]";
+const runPatterns = (astral: boolean) => {
+  const one = (cls: string) => (astral ? `(?:${PAIR}|${cls})` : cls);
+  return {
+    separated: new RegExp(
+      `(?<![^\\s\\\\/|.*_-])${one("[^\\\\/|.*_\\n-]")}([\\\\/|.*_-])(?:${one("[^\\\\/|.*_\\n-]")}\\1){6,}${one("[^\\\\/|.*_\\s-]")}?`,
+      "g",
+    ),
+    spaced: new RegExp(`(?<!\\S)(?:${one("\\S")} {1,3}){7,}${one("\\S")}(?!\\S)`, "g"),
+  };
+};
+const RUNS = runPatterns(false);
+const RUNS_ASTRAL = runPatterns(true);
+const SURROGATE = /[\ud800-\udfff]/;
+
+/**
+ * Runs of single characters spaced out by one separator (`separated`, the separator in group 1) and by
+ * spaces (`spaced`), in order of kind then position.
+ */
+export function* spacedOutRuns(text: string): Generator<{ kind: "separated" | "spaced"; match: RegExpExecArray }> {
+  const runs = SURROGATE.test(text) ? RUNS_ASTRAL : RUNS;
+  for (const match of text.matchAll(runs.separated)) yield { kind: "separated", match };
+  for (const match of text.matchAll(runs.spaced)) yield { kind: "spaced", match };
+}
 const LETTERS_4 = /(?:\p{L}[^\p{L}]*){4}/u;
 
 /**
@@ -462,12 +488,11 @@ export function findHidden(original: string, depth = 2): HiddenPayload[] {
     });
     push("html", m.index, m.index + m[0].length, decoded);
   }
-  for (const m of original.matchAll(SEPARATED_RUN)) {
-    const joined = m[0].split(m[1] as string).join("");
-    if (LETTERS_4.test(joined)) push("spaced", m.index, m.index + m[0].length, joined);
-  }
-  for (const m of original.matchAll(SPACED_RUN)) {
-    const joined = m[0].replace(/ {2,}/g, "\0").replaceAll(" ", "").replaceAll("\0", " ");
+  for (const { kind, match: m } of spacedOutRuns(original)) {
+    const joined =
+      kind === "separated"
+        ? m[0].split(m[1] as string).join("")
+        : m[0].replace(/ {2,}/g, "\0").replaceAll(" ", "").replaceAll("\0", " ");
     if (LETTERS_4.test(joined)) push("spaced", m.index, m.index + m[0].length, joined);
   }
   return out;
