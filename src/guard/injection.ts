@@ -649,6 +649,8 @@ interface HeadHint {
   readonly id: number;
   readonly text: string;
   readonly whole: boolean;
+  /** The code of its third character, -1 if it has two: compared before the whole hint ("re" heads 14). */
+  readonly third: number;
 }
 /** Hints by their first two characters: a table for two ASCII characters, a map beyond. */
 const ASCII_HEADS: (HeadHint[] | undefined)[] = new Array<HeadHint[] | undefined>(128 * 128).fill(undefined);
@@ -660,7 +662,8 @@ for (const [id, hint] of ALL_HINTS.entries()) {
     continue;
   }
   const whole = hint.endsWith("\0");
-  const entry = { id, text: whole ? hint.slice(0, -1) : hint, whole };
+  const text = whole ? hint.slice(0, -1) : hint;
+  const entry = { id, text, whole, third: text.length > 2 ? text.charCodeAt(2) : -1 };
   const [a, b] = [hint.charCodeAt(0), hint.charCodeAt(1)];
   if (a < 128 && b < 128) (ASCII_HEADS[a * 128 + b] ??= []).push(entry);
   else OTHER_HEADS.set(a * 65536 + b, [...(OTHER_HEADS.get(a * 65536 + b) ?? []), entry]);
@@ -730,9 +733,11 @@ function presentHints(lower: string, present: Uint8Array): void {
       candidates = OTHER_HEADS.get(code * 65536 + next);
     }
     if (candidates === undefined) continue;
-    for (const { id, text, whole } of candidates) {
+    const third = lower.charCodeAt(i + 2);
+    for (const { id, text, whole, third: expected } of candidates) {
       // A whole-word hint is out only where `\b` after it cannot hold (an ASCII word character follows).
-      if (!lower.startsWith(text, i) || (whole && wordCode(lower.charCodeAt(i + text.length)))) continue;
+      if ((expected >= 0 && expected !== third) || !lower.startsWith(text, i)) continue;
+      if (whole && wordCode(lower.charCodeAt(i + text.length))) continue;
       const at = POSITIONS[id] as number[];
       if (present[id] === 0) at.length = 0;
       present[id] = 1;
