@@ -303,6 +303,15 @@ describe("PII", () => {
     assert.deepEqual(span("with a limit of 500-1000 words"), []);
     assert.deepEqual(span("Tell me what happened 1947-1949"), []);
     assert.deepEqual(span("Call 718-622-0221"), ["phone:718-622-0221"]);
+    // A phone word after the number ("-Office", " fax"), and a group of six digits or more with one.
+    assert.deepEqual(span("082 490 1693-Office,+41 (0)69 979 80 58-Fax"), [
+      "phone:082 490 1693",
+      "phone:+41 (0)69 979 80 58",
+    ]);
+    assert.deepEqual(span("3660170548-Fax"), ["phone:3660170548"]);
+    assert.deepEqual(span("Mobile: 0341 8387176"), ["phone:0341 8387176"]);
+    assert.deepEqual(span("any message on my registered 0961-7596216"), ["phone:0961-7596216"]);
+    assert.deepEqual(span("Order 0341 8387176 shipped; invoice 0961-7596216 is paid."), []);
     // A word ending in hex letters before "::" is not an IPv6 address ("PWNED::" would read as ed::).
     assert.deepEqual(span("I have been PWNED:: now"), []);
     assert.deepEqual(span("from fe80::1 and 2001:db8::8a2e:370:7334"), [

@@ -171,18 +171,20 @@ const COLONS = /:[0-9A-Fa-f]{0,4}:/;
 
 /** Candidates: digit groups with separators or a leading +, validated by libphonenumber-js. */
 const PHONE =
-  /(?<![\w+.-])(?:\+\d{1,3}[ .-]?(?:\(0\)[ .-]?)?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]\d{2,5}){1,4}(?:(?:x| ?ext\.? ?)\d{1,6})?(?![\w-]|\.\d)/g;
+  /(?<![\w+.-])(?:\+\d{1,3}[ .-]?(?:\(0\)[ .-]?)?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]\d{2,8}){1,4}(?:(?:x| ?ext\.? ?)\d{1,6})?(?!\w|-(?![A-Za-z])|\.\d)/g;
 /**
  * Digits written without separators: a phone number only after a + or a word naming a phone ("Fax:
  * 9498777106") — not "number", which names licences and accounts as often.
  */
-const PHONE_COMPACT = /(?<![\w+.-])\+?\d{7,15}(?![\w-]|\.\d)/g;
+const PHONE_COMPACT = /(?<![\w+.-])\+?\d{7,15}(?!\w|-(?![A-Za-z])|\.\d)/g;
 const PHONE_WORD =
   /(?<![A-Za-z])(?:phone|tel(?!l)|call|mobile|cell|fax|whatsapp|sms|dial|landline|desk|tél|telefon|teléfono|телефон)(?:[^\n\d]{0,20})$/i;
 /** An extension after the number ("x4587", " ext. 12"): part of the finding, not of the number checked. */
 const EXTENSION = /(?:x| ?ext\.? ?)\d{1,6}$/;
 const PHONE_CONTEXT =
   /(?<![A-Za-z])(?:phone|tel(?!l)|call|mobile|cell|fax|number|whatsapp|sms|messages?|texts? me|contact|reach|dial|ring|answering|registered|landline|desk|tél|telefon|teléfono|телефон)(?:[^\n]{0,30}|:[ \t]*\r?\n[ \t]*)$/i;
+/** A word naming the line right after the number ("082 490 1693-Office", "930.167.3943 fax"). */
+const PHONE_AFTER = /^[ \t]*[-(]?[ \t]*(?:office|fax|mobile|cell|home|work|phone|tel|landline|desk)\b/i;
 const POSTCODE_CONTEXT = /\b(?:zip|postal|post ?code|postcode|cep|plz)\b[^\n\d]{0,20}$/i;
 /** Regions tried for numbers written without a country code. */
 const PHONE_REGIONS: readonly CountryCode[] = [
@@ -253,7 +255,11 @@ export function findPii(text: string, options: { phoneRegion?: CountryCode } = {
     if (POSTCODE_CONTEXT.test(text.slice(Math.max(0, m.index - 40), m.index))) continue;
     // Two space-separated groups are as often a house number and a postcode: only with a phone word near.
     const groups = candidate.split(/[ .()-]+/).filter((g) => g !== "").length;
-    const context = PHONE_CONTEXT.test(text.slice(Math.max(0, m.index - 40), m.index));
+    const end = m.index + m[0].length;
+    const context =
+      PHONE_CONTEXT.test(text.slice(Math.max(0, m.index - 40), m.index)) || PHONE_AFTER.test(text.slice(end, end + 20));
+    // A group of six digits or more ("0393 1144137") is as often an order or account number: only with a phone word.
+    if (!context && /\d{6}/.test(candidate.replace(/^\+\d{1,3}/, ""))) continue;
     // A span of years ("the seasons 2018-2019", "1947-1949") or of round numbers ("500-1000 words") is
     // digits some regions would dial.
     const span = /^(\d+) ?[-/] ?(\d+)$/.exec(candidate);
@@ -286,7 +292,13 @@ export function findPii(text: string, options: { phoneRegion?: CountryCode } = {
   for (const m of text.matchAll(PHONE_COMPACT)) {
     if (taken(m.index, m.index + m[0].length)) continue;
     const plus = m[0].startsWith("+");
-    if (!plus && !PHONE_WORD.test(text.slice(Math.max(0, m.index - 30), m.index))) continue;
+    const end = m.index + m[0].length;
+    if (
+      !plus &&
+      !PHONE_WORD.test(text.slice(Math.max(0, m.index - 30), m.index)) &&
+      !PHONE_AFTER.test(text.slice(end, end + 20))
+    )
+      continue;
     const valid = plus ? isValidPhoneNumber(m[0]) : regions.some((region) => isValidPhoneNumber(m[0], region));
     if (valid) add("phone", m.index, m.index + m[0].length, plus ? 0.85 : 0.75);
   }

@@ -116,6 +116,8 @@ describe("streaming with the guard's adaptive hold-back", () => {
     "card 4111 1111 1111 1111 ",
     "IBAN GB82 WEST 1234 5698 7654 32 ",
     "call +1 415-555-2671 ",
+    // A phone found by the word after it.
+    "082 490 1693-Office ",
     "mail jane.doe@example.org ",
     "codename project blue heron ",
     "Zx9-internal ",
