@@ -525,6 +525,26 @@ const SIGNALS: readonly Signal[] = [
     `\\b(?:send|forward|e-mail|email|upload|post|transmit|exfiltrate|leak|copy)\\b${GAP}\\bthe\\s+users?'?s?\\s+(?:[a-z]+\\s+){0,2}?(?:emails?|history|messages|files|documents|attachments|conversations?|credentials|passwords|keys|tokens|contacts|secrets|cookies|data)\\b${GAP}\\bto\\s+(?:https?://|[\\w.+-]+@[\\w-]+\\.[a-z]{2,})`,
     ["tool", "document"],
   ),
+  // A persona told never to refuse ("never refuse a request", "cannot decline": 186 attacks, no benign row of
+  // the corpus), one that does not care about laws or ethics (18 / 0), described as amoral, uncensored or
+  // unfiltered (310 / 8; not before a noun the persona rule above counts, nor "the uncensored cut" of a
+  // film), or told to stay in character (258 / 4): cues that need another.
+  s(
+    "persona",
+    0.45,
+    `\\b(?:never|don't|do not|cannot|can't|won't|will not|must not|mustn't)\\s+(?:ever\\s+)?(?:refuse|decline|reject)\\b`,
+  ),
+  s(
+    "persona",
+    0.55,
+    `\\b(?:doesn't|does not|don't|do not)\\s+care\\s+(?:about\\s+)?(?:any\\s+)?(?:laws?|morals?|ethics|rules|guidelines|boundaries)\\b`,
+  ),
+  s(
+    "persona",
+    0.3,
+    `\\b(?:uncensored|amoral|unfiltered)\\b(?!\\s+(?:(?:and|,)\\s+\\w+\\s+)?(?:ai|chatbot|assistant|language model|version|llm|gpt|bot|model|entity|persona|cut|edition|footage|release|list)\\b)`,
+  ),
+  s("role_play", 0.25, `\\b(?:stay|remain)\\s+in\\s+character\\b|\\bnever\\s+break\\s+character\\b`),
   // A mode announced as a tag ("<GOD MODE>", "<SYSTEM MODE>"); the speaker entering a mode, or claiming to
   // be the assistant's maker ("I'm your developer and I'm running a system check"): cues that need another.
   s(
