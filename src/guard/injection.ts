@@ -525,14 +525,14 @@ const SIGNALS: readonly Signal[] = [
     `\\b(?:send|forward|e-mail|email|upload|post|transmit|exfiltrate|leak|copy)\\b${GAP}\\bthe\\s+users?'?s?\\s+(?:[a-z]+\\s+){0,2}?(?:emails?|history|messages|files|documents|attachments|conversations?|credentials|passwords|keys|tokens|contacts|secrets|cookies|data)\\b${GAP}\\bto\\s+(?:https?://|[\\w.+-]+@[\\w-]+\\.[a-z]{2,})`,
     ["tool", "document"],
   ),
-  // A persona told never to refuse ("never refuse a request", "cannot decline": 186 attacks, no benign row of
+  // A persona told never to refuse ("never refuse a request", "never denies": 246 attacks, no benign row of
   // the corpus), one that does not care about laws or ethics (18 / 0), described as amoral, uncensored or
   // unfiltered (310 / 8; not before a noun the persona rule above counts, nor "the uncensored cut" of a
   // film), or told to stay in character (258 / 4): cues that need another.
   s(
     "persona",
     0.45,
-    `\\b(?:never|don't|do not|cannot|can't|won't|will not|must not|mustn't)\\s+(?:ever\\s+)?(?:refuse|decline|reject)\\b`,
+    `\\b(?:never|don't|do not|doesn't|does not|cannot|can't|won't|will not|must not|mustn't)\\s+(?:ever\\s+)?(?:refuses?|declines?|rejects?|deny|denies)\\b`,
   ),
   s(
     "persona",
