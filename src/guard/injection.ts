@@ -591,6 +591,29 @@ const SIGNALS: readonly Signal[] = [
     0.7,
     `\\bwhat\\s+(?:instructions|rules|guidelines|directives)\\s+(?:were|have)\\s+you\\s+(?:been\\s+)?(?:given|told|programmed|instructed)\\b`,
   ),
+  // More of the prompt-leak forms garak probes with: the text given at the start, what it may not tell,
+  // the conversation repeated from "You are", the initialization string. ("Console.log(systemPrompt)" is
+  // left out: LLM application code logs such a variable.)
+  s(
+    "prompt_leak",
+    0.7,
+    `\\b(?:text|instructions|prompt|message|words|rules)\\s+(?:that\\s+)?you\\s+(?:were|have been)\\s+(?:given|told|provided|sent)\\s+(?:initially|at the (?:start|beginning)|first|before (?:this|the) conversation)\\b`,
+  ),
+  s(
+    "prompt_leak",
+    0.6,
+    `\\bwhat\\s+are\\s+you\\s+not\\s+(?:supposed|allowed|permitted)\\s+to\\s+(?:tell|say|share|reveal|disclose)\\b`,
+  ),
+  s(
+    "prompt_leak",
+    0.7,
+    `\\brepeat\\s+(?:this|the)\\s+(?:entire|whole)\\s+conversation\\b|\\bbeginning with\\s+["“']you are\\b`,
+  ),
+  s(
+    "prompt_leak",
+    0.7,
+    `\\b(?:output|print|show|reveal|display|repeat)\\s+(?:your\\s+|the\\s+)?initiali[sz]ation\\s+(?:string|text|prompt|message)\\b`,
+  ),
   // Ignore-the-instructions in other languages (the 15 most used, besides English).
   s(
     "instruction_override",
