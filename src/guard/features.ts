@@ -173,7 +173,10 @@ function walk(text: string, bits: number, unicodePath: boolean): number {
  * `unicodePath` splits words with the regex (the property test's reference for the class-table walk).
  */
 export function hashedFeatures(text: string, bits = FEATURE_BITS, unicodePath = false): Uint32Array {
-  return scratch.slice(0, walk(text, bits, unicodePath));
+  // walk() first: it may replace `scratch` with a larger buffer, and `scratch.slice(0, walk(…))` took the
+  // old one before the call — a text that grew the buffer got the previous text's features.
+  const n = walk(text, bits, unicodePath);
+  return scratch.slice(0, n);
 }
 
 /**
