@@ -218,6 +218,22 @@ describe("secrets", () => {
     );
     assert.deepEqual(types(findSecrets(`cfg ${config}`)), ["github-token"]);
     assert.equal(new Guard().scan(`echo ${b64} | base64 -d`, { direction: "output" }).text.includes(b64), false);
+    // Wrapped twice (base64 of base64, hex of base64): the outer run is the finding.
+    const twice = Buffer.from(b64).toString("base64");
+    assert.deepEqual(
+      findSecrets(`here: ${twice}`).map((f) => [f.type, f.start, f.end]),
+      [["aws-access-key-id", 6, 6 + twice.length]],
+    );
+    assert.deepEqual(
+      types(
+        findSecrets(
+          Buffer.from(Buffer.from("GITHUB_TOKEN=ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5").toString("base64")).toString(
+            "hex",
+          ),
+        ),
+      ),
+      ["github-token"],
+    );
     // In hex, with or without 0x; a commit id or a SHA-256 decodes to bytes that are not text.
     const hex = Buffer.from(aws).toString("hex");
     assert.deepEqual(

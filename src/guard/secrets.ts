@@ -373,10 +373,7 @@ export function findSecrets(text: string): Finding[] {
   // the filter): the whole run is the finding, of the type found inside. A run holds no whitespace, so a
   // streaming scan, which holds back the last whitespace-free run, never releases part of one.
   for (const m of base64Runs(text)) {
-    if (m[0].length < 20 || m[0].length > MAX_ENCODED) continue;
-    const decoded = hexText(m[0]) ?? base64Text(m[0]);
-    if (decoded === undefined) continue;
-    const inner = findPlainSecrets(decoded).sort((a, b) => b.confidence - a.confidence)[0];
+    const inner = encodedSecret(m[0], 2);
     if (inner !== undefined)
       out.push({
         type: inner.type,
@@ -387,6 +384,23 @@ export function findSecrets(text: string): Finding[] {
       });
   }
   return out;
+}
+
+/**
+ * The likeliest secret in what a base64 or hex run encodes, looking `depth` encodings deep (base64 of
+ * base64, hex of base64: a second wrapping is one more command for the model told to hide a key).
+ */
+function encodedSecret(run: string, depth: number): Finding | undefined {
+  if (run.length < 20 || run.length > MAX_ENCODED) return undefined;
+  const decoded = hexText(run) ?? base64Text(run);
+  if (decoded === undefined) return undefined;
+  const found = findPlainSecrets(decoded).sort((a, b) => b.confidence - a.confidence)[0];
+  if (found !== undefined || depth <= 1) return found;
+  for (const m of base64Runs(decoded)) {
+    const inner = encodedSecret(m[0], depth - 1);
+    if (inner !== undefined) return inner;
+  }
+  return undefined;
 }
 
 /** Longest base64 run decoded to look for a secret inside (a config file of a few kilobytes). */

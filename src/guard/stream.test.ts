@@ -133,6 +133,7 @@ describe("streaming with the guard's adaptive hold-back", () => {
     // Secrets in base64 or hex: the run is the finding, however long.
     `echo ${Buffer.from("AKIAZ7QW3EXAMPL3XY2Q").toString("base64")} | base64 -d `,
     `xxd -r -p <<< 0x${Buffer.from("token=ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5").toString("hex")} `,
+    `echo ${Buffer.from(Buffer.from("AKIAZ7QW3EXAMPL3XY2Q").toString("base64")).toString("base64")} | base64 -d | base64 -d `,
     `cfg:${Buffer.from(`${"# settings for the deploy job\n".repeat(12)}GITHUB_TOKEN=ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5\n`).toString("base64url")} `,
   ];
 
