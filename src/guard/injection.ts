@@ -163,22 +163,11 @@ function symbolHints(source: string): string[] {
       "</assistant",
     ];
   if (source.includes("#{2,}")) return ["##", "===", "---"];
-  if (source.includes("(?:system|assistant)\\s*:")) return ["system", "assistant"];
   if (source.startsWith("\\{\\{")) return ["{{", "${"];
   if (source.startsWith("!\\[")) return ["!["];
   if (source.startsWith("🔓")) return ["jailbreak"];
   if (source.startsWith("<\\s*(?:god")) return ["mode"];
-  // Word rules whose first group has nested alternatives: substrings every alternative needs.
-  if (source.includes("repeat\\s+(?:the\\s+)?(?:words")) return ["repeat", "what were you told", "beginning of"];
-  if (source.includes("(?:secret|hidden|private|internal)")) return ["secret", "hidden", "private", "internal"];
-  if (source.includes("do anything now")) return ["do anything now", "jailbr", "developer mode", "evil confidant"];
-  if (source.includes("(?:restrictions|censorship|filters|filtering|limitations|guidelines|boundaries)")) {
-    return ["restriction", "censorship", "filter", "limitation", "guideline", "boundar"];
-  }
   if (source.includes("been\\s+p")) return ["been p"]; // whitespace runs are one space after normalization
-  if (source.includes("(?:prompt|instructions|message|configuration|rules)")) {
-    return ["prompt", "instruction", "message", "configuration", "rules"];
-  }
   return [];
 }
 
@@ -789,7 +778,7 @@ function presentHints(lower: string, present: Uint8Array): void {
       if (!asciiLetter(code) || (previous < 128 && asciiLetter(previous))) continue;
       candidates = ASCII_HEADS[pair];
     } else {
-      SUBSTRINGS.markAt(lower, i, code, next);
+      // Literals with a head beyond ASCII are SUBSTRINGS' others, marked after the walk.
       if (!wordStart(code, previous)) continue;
       candidates = OTHER_HEADS.get(code * 65536 + next);
     }

@@ -467,10 +467,8 @@ export function findHidden(original: string, depth = 2): HiddenPayload[] {
     if (depth > 1) for (const inner of findHidden(text, depth - 1)) out.push({ ...inner, start, end });
   };
   for (const m of base64Runs(original)) push("base64", m.index, m.index + m[0].length, base64Text(m[0]));
-  for (const m of hexDigits(original, 24) ? original.matchAll(HEX_RUN) : []) {
-    const hex = m[0].replace(/^0x|[ :]/g, "");
-    if (hex.length % 2 === 0) push("hex", m.index, m.index + m[0].length, readable(Buffer.from(hex, "hex")));
-  }
+  for (const m of hexDigits(original, 24) ? original.matchAll(HEX_RUN) : [])
+    push("hex", m.index, m.index + m[0].length, hexText(m[0].replace(/[ :]/g, "")));
   for (const m of original.includes("%") ? original.matchAll(URL_RUN) : []) {
     try {
       const start = wordBefore(original, m.index);
