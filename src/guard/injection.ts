@@ -87,7 +87,7 @@ function firstWords(body: string): string[] {
     // A group of plain words followed by a word boundary: each hint must stand as a whole word
     // ("dan" should not wake the persona rule for "dance").
     const after = body.slice(end);
-    if (/^\\b|^\\s(?![*?]|\{0)/.test(after) && alternatives.every((a) => /^[\p{L}\p{M}' ]{2,}$/u.test(a)))
+    if (/^\\b|^\\s(?![*?]|\{0)/.test(after) && alternatives.every((a) => /^[\p{L}\p{M}' -]{2,}$/u.test(a)))
       return alternatives.map((a) => `${a.toLowerCase()}\0`);
     const out: string[] = [];
     for (const alternative of alternatives) {
@@ -97,7 +97,7 @@ function firstWords(body: string): string[] {
     }
     return out;
   }
-  const literal = /^[\p{L}\p{M}' ]+/u.exec(body)?.[0] ?? "";
+  const literal = /^[\p{L}\p{M}' -]+/u.exec(body)?.[0] ?? "";
   const prefix = OPTIONAL.test(body.slice(literal.length)) ? literal.slice(0, -1) : literal;
   return prefix.trim().length < 2 ? [] : [prefix.toLowerCase()];
 }
