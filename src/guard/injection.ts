@@ -354,17 +354,23 @@ const SIGNALS: readonly Signal[] = [
   ),
   s("secret_request", 0.35, `\\bonly\\s+(?:print|output|say|write|respond with)\\b`),
   // The password asked for in a form meant to slip past an output filter: a poem or acrostic about it,
-  // spelled in another alphabet or order (no benign row of the corpus, 9 attacks).
+  // spelled in another alphabet or order (no benign row of the corpus, 9 attacks). The rarer word first
+  // and the request in a lookbehind, so the rule runs only where a password is named.
   s(
     "secret_request",
     0.5,
-    `\\b(?:write|compose)\\s+(?:a|an)\\s+(?:poem|haiku|song|story|acrostic|riddle|limerick)\\b${GAP}\\b(?:the|your)\\s+(?:password|passphrase|passcode|secret (?:key|word|code))\\b|\\b(?:write|spell|say|type|print|give me|encode|translate)\\s+(?:the|your)\\s+(?:password|passphrase|passcode|secret (?:key|word|code))\\s+(?:in|as|into|using|backwards|reversed)\\b`,
+    `\\b(?:password|passphrase|passcode|secret (?:key|word|code))\\b(?:(?<=\\b(?:write|compose)\\s+(?:a|an)\\s+(?:poem|haiku|song|story|acrostic|riddle|limerick)\\b${GAP}\\b(?:the|your)\\s+(?:password|passphrase|passcode|secret (?:key|word|code)))|\\s+(?:in|as|into|using|backwards|reversed)\\b(?<=\\b(?:write|spell|say|type|print|give me|encode|translate)\\s+(?:the|your)\\s+(?:password|passphrase|passcode|secret (?:key|word|code))\\s+\\w+))`,
   ),
   // "What is the password?" in the languages of the other rules.
   s(
     "secret_request",
     0.5,
-    `\\b(?:quel est|donne(?:z)?-moi|dis-moi|dites-moi)\\s+(?:le|ton|votre)\\s+mot de passe\\b|\\b(?:was ist|wie lautet|gib mir|geben sie mir|nenne mir|verrate mir)\\s+(?:das|dein|ihr|euer)\\s+passwort\\b|\\b(?:ihr|dein)\\s+passwort\\s+(?:geben|gibst|sagen|verraten|nennen)\\b|(?:¿\\s*)?\\b(?:cuál es|cual es|dime|dame)\\s+(?:la|tu|su)\\s+contraseña\\b|\\b(?:qual è|dimmi|dammi)\\s+(?:la|la tua|tua)\\s+password\\b|\\b(?:qual é|qual e|diga|me dê|me de)\\s+(?:a\\s+)?(?:sua|tua)\\s+senha\\b|パスワードは何|パスワードを教え|비밀번호(?:가|는|를)?\\s*(?:뭐|무엇|알려)|密码是什么|告诉我[^。\\n]{0,10}密码`,
+    `\\b(?:mot de passe|passwort|contraseña|password|senha)\\b(?<=\\b(?:quel est|donne(?:z)?-moi|dis-moi|dites-moi)\\s+(?:le|ton|votre)\\s+mot de passe|\\b(?:was ist|wie lautet|gib mir|geben sie mir|nenne mir|verrate mir)\\s+(?:das|dein|ihr|euer)\\s+passwort|\\b(?:cuál es|cual es|dime|dame)\\s+(?:la|tu|su)\\s+contraseña|\\b(?:qual è|dimmi|dammi)\\s+(?:la|la tua|tua)\\s+password|\\b(?:qual é|qual e|diga|me dê|me de)\\s+(?:a\\s+)?(?:sua|tua)\\s+senha)|\\bpasswort\\s+(?:geben|gibst|sagen|verraten|nennen)\\b(?<=\\b(?:ihr|dein)\\s+passwort\\s+\\w+)`,
+  ),
+  s(
+    "secret_request",
+    0.5,
+    `パスワードは何|パスワードを教え|비밀번호(?:가|는|를)?\\s*(?:뭐|무엇|알려)|密码是什么|告诉我[^。\\n]{0,10}密码`,
   ),
   // "You are now …" and "from now on you …" open many jailbreaks, and are how agents hand each other a
   // role ("You are now in summarization mode", "From now on, answer only in French"): they count for
@@ -587,11 +593,12 @@ const SIGNALS: readonly Signal[] = [
   ),
   // A mode declared switched on ("Developer Mode enabled", "DAN mode: on", "APOPHIS Mode activated"): 535
   // times in the corpus's attacks, never in its benign rows; alone under the threshold, and not for the
-  // modes of devices and apps ("dark mode enabled") or a mode on something ("developer mode on Android").
+  // modes of devices and apps ("dark mode enabled") or a mode on something ("developer mode on Android")
+  // or set for someone, as a log line says ("Admin mode enabled for user bob": none of the 535).
   s(
     "persona",
     0.4,
-    `(?<!\\b(?:dark|light|airplane|flight|safe|silent|night|focus|reading|strict|debug|debugging|power saving|low power|battery saver|incognito|private|offline|maintenance|test|demo|sleep|eco|sport|auto|manual|full ?screen|kiosk|compatibility|high contrast|performance|quiet|vacation)\\s)\\bmode(?:\\s*[:=]\\s*(?:on|enabled|activated|engaged)\\b|\\s+(?:is\\s+)?(?:now\\s+)?(?:enabled|activated|engaged)\\b|\\s+(?:is\\s+)?(?:now\\s+)?on(?=\\s*(?:[.!,;)\\]]|$)))`,
+    `(?<!\\b(?:dark|light|airplane|flight|safe|silent|night|focus|reading|strict|debug|debugging|power saving|low power|battery saver|incognito|private|offline|maintenance|test|demo|sleep|eco|sport|auto|manual|full ?screen|kiosk|compatibility|high contrast|performance|quiet|vacation)\\s)\\bmode(?:\\s*[:=]\\s*(?:on|enabled|activated|engaged)\\b|\\s+(?:is\\s+)?(?:now\\s+)?(?:enabled|activated|engaged)\\b(?!\\s+(?:for|on|in|at)\\s)|\\s+(?:is\\s+)?(?:now\\s+)?on(?=\\s*(?:[.!,;)\\]]|$)))`,
   ),
   s(
     "role_override",
