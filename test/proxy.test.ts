@@ -110,6 +110,14 @@ describe("POST /v1/chat/completions", () => {
     const last = events.events[0];
     assert.equal(last?.actor, "alice");
     assert.deepEqual((last?.details as { usage: unknown }).usage, { prompt: 12, completion: 5, total: 17 });
+    // One event records the request and its permission check: no permission_check row of its own.
+    assert.equal(last?.requestId, res.headers["x-request-id"]);
+    assert.deepEqual((last?.details as { authorized: unknown }).authorized, {
+      permission: "llm:chat",
+      roles: ["user"],
+    });
+    const checks = await instance.audit.query({ type: "permission_check" });
+    assert.equal(checks.events.filter((x) => x.requestId === res.headers["x-request-id"]).length, 0);
   });
 
   it("blocks a prompt injection on input without forwarding it, in any message or part", async () => {
@@ -387,6 +395,13 @@ describe("POST /v1/chat/completions", () => {
     const res = await chat(hello);
     assert.equal(res.statusCode, 502);
     assert.equal(code(res), "ERR_UPSTREAM_FAILED");
+    // No llm_request event recorded the allowed check: it has its own, durable before the answer left.
+    const checks = await instance.audit.query({ type: "permission_check", outcome: "allowed" });
+    const own = checks.events.filter((x) => x.requestId === res.headers["x-request-id"]);
+    assert.deepEqual(
+      own.map((x) => [x.action, x.resource]),
+      [["POST /v1/chat/completions", "llm:chat"]],
+    );
   });
 
   it("scans reasoning in the answer and relays no field it has not scanned", async () => {
@@ -463,6 +478,11 @@ describe("POST /v1/chat/completions with stream: true", () => {
       (x) => x.requestId === res.headers["x-request-id"],
     );
     assert.deepEqual(audit.map((x) => x.action).sort(), ["llm.chat.stream.end", "llm.chat.stream.start"]);
+    const start = audit.find((x) => x.action === "llm.chat.stream.start");
+    assert.deepEqual((start?.details as { authorized: unknown }).authorized, {
+      permission: "llm:chat",
+      roles: ["user"],
+    });
   });
 
   it("redacts a secret split across many chunks; the caller never sees it whole or in pieces", async () => {

@@ -7,7 +7,7 @@ import type { Instance } from "../instance.js";
 import { sourceTrust, type Principal } from "./auth.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { GatewayRoute } from "./route.js";
-import { permissionAudited } from "./pending-audit.js";
+import { claimPermissionCheck, permissionAudited } from "./pending-audit.js";
 import { responsesProtocol } from "./proxy-responses-stream.js";
 import { CHUNK_KEYS, chatProtocol, contentFilterField, relayStream, usageOf } from "./proxy-stream.js";
 import {
@@ -552,13 +552,13 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
     {
       method: "POST",
       url: "/v1/chat/completions",
-      access: { permission: "llm:chat" },
+      access: { permission: "llm:chat", checkInRouteEvent: true },
       handler: (request, reply, principal) => clients.use((deps) => proxied(chatApi, request, reply, principal, deps)),
     },
     {
       method: "POST",
       url: "/v1/responses",
-      access: { permission: "llm:chat" },
+      access: { permission: "llm:chat", checkInRouteEvent: true },
       handler: (request, reply, principal) =>
         clients.use((deps) => proxied(responsesApi, request, reply, principal, deps)),
     },
@@ -586,8 +586,10 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
     if (asked !== undefined && asked > instance.config.maxTokensCap)
       throw new AgentwallError("ERR_BAD_REQUEST", `max_tokens is at most ${instance.config.maxTokensCap}`);
     const caller = callerOf(principal);
-    const auditLlm = (action: string, outcome: "allowed" | "success", details: Record<string, unknown>) =>
-      instance.audit.append({
+    // The request's first durable event records its permission check too (`checkInRouteEvent`).
+    const auditLlm = (action: string, outcome: "allowed" | "success", details: Record<string, unknown>) => {
+      const authorized = claimPermissionCheck(request);
+      return instance.audit.append({
         type: "llm_request",
         actor: principal.subject,
         action,
@@ -596,8 +598,9 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
         ip: request.ip,
         userAgent: request.headers["user-agent"],
         requestId: request.id,
-        details,
+        details: authorized === undefined ? details : { ...details, authorized },
       });
+    };
     for (const name of api.toolNames(body)) {
       const d = instance.tools.mayUse(caller, name);
       if (!d.allowed) throw new AgentwallError(d.code, d.reason);
