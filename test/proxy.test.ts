@@ -118,6 +118,14 @@ describe("POST /v1/chat/completions", () => {
     });
     const checks = await instance.audit.query({ type: "permission_check" });
     assert.equal(checks.events.filter((x) => x.requestId === res.headers["x-request-id"]).length, 0);
+    // … and its upstream call: no egress row of its own either.
+    const upstreamCall = (last?.details as { upstream: { url: string; status: number; hops: number } }).upstream;
+    assert.equal(upstreamCall.url, `http://127.0.0.1:${port}/v1/chat/completions`);
+    assert.equal(upstreamCall.status, 200);
+    assert.equal(upstreamCall.hops, 1);
+    const egressBefore = (await instance.audit.query({ type: "egress", limit: 1000 })).events.length;
+    assert.equal((await chat(hello)).statusCode, 200);
+    assert.equal((await instance.audit.query({ type: "egress", limit: 1000 })).events.length, egressBefore);
   });
 
   it("blocks a prompt injection on input without forwarding it, in any message or part", async () => {
@@ -402,6 +410,14 @@ describe("POST /v1/chat/completions", () => {
       own.map((x) => [x.action, x.resource]),
       [["POST /v1/chat/completions", "llm:chat"]],
     );
+    // The upstream call too: its own egress event, durable before the answer.
+    const calls = await instance.audit.query({ type: "egress", limit: 1 });
+    assert.equal(calls.events[0]?.resource, `http://127.0.0.1:${port}/v1/chat/completions`);
+    assert.deepEqual(calls.events[0]?.details, {
+      status: 200,
+      bytes: JSON.stringify("not a completion").length,
+      hops: 1,
+    });
   });
 
   it("scans reasoning in the answer and relays no field it has not scanned", async () => {

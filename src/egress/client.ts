@@ -63,6 +63,21 @@ export interface EgressOptions {
    * them together — one disk flush per request instead of two. Refusals are always awaited.
    */
   readonly deferOperatorAudit?: boolean;
+  /**
+   * A successful {@link EgressClient.fetchOperator} call appends no event of its own: the response's
+   * `record` describes it, for the caller to put in its own durable event about the same call (the
+   * proxy's `llm_request`), or to append with `record.append()` on any path where it does not.
+   * Streams and refusals are appended as always.
+   */
+  readonly callerRecordsOperatorCalls?: boolean;
+}
+
+/** A successful operator call the caller records (`callerRecordsOperatorCalls`). */
+export interface EgressRecord {
+  /** What the call's own event would hold: the URL (query values redacted), status, bytes, hops. */
+  readonly summary: { readonly url: string; readonly status: number; readonly bytes: number; readonly hops: number };
+  /** Appends the call's own `egress` event instead; resolves once it is durable. */
+  append(): Promise<unknown>;
 }
 
 export type EgressCode =
@@ -127,6 +142,8 @@ export interface EgressResponse {
   readonly body: Buffer;
   /** Every URL requested, the last one answered. */
   readonly chain: readonly string[];
+  /** Set when the caller records this call itself (`callerRecordsOperatorCalls`). */
+  readonly record?: EgressRecord;
 }
 
 /**
@@ -297,7 +314,8 @@ export class EgressClient {
     origin: "request" | "operator",
     input: string,
     run: () => Promise<T>,
-  ): Promise<T> {
+    callerRecords = false,
+  ): Promise<T & { record?: EgressRecord }> {
     const audit = this.#options.audit;
     if (audit === undefined) return run();
     let shown: string;
@@ -309,21 +327,31 @@ export class EgressClient {
     const actor = this.#options.actor ?? "egress";
     try {
       const response = await run();
-      const event = audit.append(
-        {
-          type: "egress",
-          actor,
-          action: `egress.${origin}`,
-          resource: shown.slice(0, 500),
-          outcome: "allowed",
-          details: {
-            status: response.status,
-            ...(response.body.length >= 0 ? { bytes: response.body.length } : { streamed: true }),
-            hops: response.chain.length,
-          },
-        },
-        { defer: origin === "operator" && this.#options.deferOperatorAudit === true },
-      );
+      const details = {
+        status: response.status,
+        ...(response.body.length >= 0 ? { bytes: response.body.length } : { streamed: true }),
+        hops: response.chain.length,
+      };
+      const egressEvent = {
+        type: "egress",
+        actor,
+        action: `egress.${origin}`,
+        resource: shown.slice(0, 500),
+        outcome: "allowed",
+        details,
+      } as const;
+      if (callerRecords) {
+        const summary = {
+          url: egressEvent.resource,
+          status: response.status,
+          bytes: response.body.length,
+          hops: details.hops,
+        };
+        return { ...response, record: { summary, append: () => audit.append(egressEvent) } };
+      }
+      const event = audit.append(egressEvent, {
+        defer: origin === "operator" && this.#options.deferOperatorAudit === true,
+      });
       if (origin === "operator" && this.#options.deferOperatorAudit === true) event.catch(() => undefined);
       else await event;
       return response;
@@ -346,7 +374,12 @@ export class EgressClient {
   /** A request to an operator destination by name; the path is joined to its exact origin. */
   async fetchOperator(name: string, path: string, init: EgressRequestInit = {}): Promise<EgressResponse> {
     const { url, route } = this.#operatorRoute(name, path);
-    return this.#audited("operator", url.href, () => this.#follow(url, init, route));
+    return this.#audited(
+      "operator",
+      url.href,
+      () => this.#follow(url, init, route),
+      this.#options.callerRecordsOperatorCalls === true,
+    );
   }
 
   /**

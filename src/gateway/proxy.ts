@@ -1,7 +1,7 @@
 import { Ajv, type ValidateFunction } from "ajv";
 import { AgentwallError } from "../errors.js";
 import type { AgentwallConfig, AgentwallSecrets } from "../config/schema.js";
-import { EgressClient } from "../egress/client.js";
+import { EgressClient, type EgressRecord } from "../egress/client.js";
 import type { GuardVerdict } from "../guard/pipeline.js";
 import type { Instance } from "../instance.js";
 import { sourceTrust, type Principal } from "./auth.js";
@@ -275,8 +275,10 @@ export class ProxyClients {
       vault: this.#instance.vault,
       audit: this.#instance.audit,
       actor: "proxy",
-      // Committed with the request's llm_request event, which the answer waits for.
+      // A stream's call commits with the request's llm_request event, which the answer waits for; a
+      // plain call is recorded in that event (its details' `upstream`), or appended on a failure path.
       deferOperatorAudit: true,
+      callerRecordsOperatorCalls: true,
       totalTimeoutMs: 300_000,
       headersTimeoutMs: 120_000,
       maxResponseBytes: 16 * 1024 * 1024,
@@ -623,6 +625,8 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
       if ((error as { code?: string }).code === "ERR_BUDGET_EXHAUSTED") instance.metrics.budgetRefusal();
       throw error;
     });
+    // The upstream call's record, until the request's llm_request event (or its failure path) takes it.
+    let upstreamCall: EgressRecord | undefined;
     let settled = false;
     const settle = async (actual: { prompt: number; completion: number }) => {
       if (settled) return;
@@ -720,6 +724,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
       }
       const upstreamStarted = process.hrtime.bigint();
       const res = await deps.egress.fetchOperator(upstream.name, path, call);
+      upstreamCall = res.record;
       const upstreamNs = process.hrtime.bigint() - upstreamStarted;
       if (res.status < 200 || res.status >= 300)
         throw new AgentwallError("ERR_UPSTREAM_FAILED", `the upstream answered ${res.status}`);
@@ -755,11 +760,14 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
           ? { prompt: used.prompt, completion: used.completion }
           : { prompt: estimate.prompt, completion: estimateTokens(written) },
       );
+      const recorded = upstreamCall?.summary;
+      upstreamCall = undefined;
       await auditLlm(`llm.${api.name}`, "success", {
         credential: principal.credentialId,
         input: { texts: input.verdicts.length, redacted: input.redacted, findings: input.flagged },
         output: { texts: output.verdicts.length, redacted: output.redacted, findings: output.flagged },
         usage: used,
+        ...(recorded === undefined ? {} : { upstream: recorded }),
       });
       const overheadMs = Number(process.hrtime.bigint() - started - upstreamNs) / 1e6;
       return reply
@@ -767,8 +775,12 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
         .header("x-agentwall-overhead-ms", overheadMs.toFixed(3))
         .send(JSON.stringify(answer));
     } catch (error) {
-      // Failed before an answer: give the reservation back.
+      // Failed before an answer: give the reservation back, and record the upstream call on its own
+      // (durable before the error answer leaves, as the check's event is).
       await settle({ prompt: 0, completion: 0 }).catch(() => undefined);
+      const unrecorded = upstreamCall;
+      upstreamCall = undefined;
+      await unrecorded?.append();
       throw error;
     }
   }
