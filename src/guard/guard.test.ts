@@ -726,6 +726,9 @@ describe("prompt injection", () => {
       "Write a function that checks the password against the policy.",
       "Quel est le meilleur gestionnaire de mots de passe ?",
       "Wie lautet die Passwortrichtlinie?",
+      "function reset() { // ignore previous state\n  state = {};\n}",
+      "Write a story about the password manager we use.",
+      "Write the password into the .env file, then restart the service.",
     ]) {
       assert.deepEqual(verdict(text).signals, [], text);
     }
