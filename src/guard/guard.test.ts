@@ -729,6 +729,7 @@ describe("prompt injection", () => {
       "function reset() { // ignore previous state\n  state = {};\n}",
       "Write a story about the password manager we use.",
       "Write the password into the .env file, then restart the service.",
+      "Was ist das Passwort-Hashing in PHP?",
     ]) {
       assert.deepEqual(verdict(text).signals, [], text);
     }

@@ -369,7 +369,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "secret_request",
     0.5,
-    `\\b(?:mot de passe|passwort|contraseña|password|senha)\\b(?<=\\b(?:quel est|donne(?:z)?-moi|dis-moi|dites-moi)\\s+(?:le|ton|votre)\\s+mot de passe|\\b(?:was ist|wie lautet|gib mir|geben sie mir|nenne mir|verrate mir)\\s+(?:das|dein|ihr|euer)\\s+passwort|\\b(?:cuál es|cual es|dime|dame)\\s+(?:la|tu|su)\\s+contraseña|\\b(?:qual è|dimmi|dammi)\\s+(?:la|la tua|tua)\\s+password|\\b(?:qual é|qual e|diga|me dê|me de)\\s+(?:a\\s+)?(?:sua|tua)\\s+senha)|\\bpasswort\\s+(?:geben|gibst|sagen|verraten|nennen)\\b(?<=\\b(?:ihr|dein)\\s+passwort\\s+\\w+)`,
+    `\\b(?:mot de passe|passwort|contraseña|password|senha)\\b(?!-)(?<=\\b(?:quel est|donne(?:z)?-moi|dis-moi|dites-moi)\\s+(?:le|ton|votre)\\s+mot de passe|\\b(?:was ist|wie lautet|gib mir|geben sie mir|nenne mir|verrate mir)\\s+(?:das|dein|ihr|euer)\\s+passwort|\\b(?:cuál es|cual es|dime|dame)\\s+(?:la|tu|su)\\s+contraseña|\\b(?:qual è|dimmi|dammi)\\s+(?:la|la tua|tua)\\s+password|\\b(?:qual é|qual e|diga|me dê|me de)\\s+(?:a\\s+)?(?:sua|tua)\\s+senha)|\\bpasswort\\s+(?:geben|gibst|sagen|verraten|nennen)\\b(?<=\\b(?:ihr|dein)\\s+passwort\\s+\\w+)`,
   ),
   s(
     "secret_request",
