@@ -314,7 +314,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "secret_request",
     0.5,
-    `\\b(?:tell|give|share|confirm|provide|reveal|send|what(?:'s| is))\\b${GAP}\\b(?:the|your|our)\\s+(?:system\\s+|admin\\s+|secret\\s+)?(?:password|passcode|pin code|api key|credentials)\\b(?!\\s+(?:requirements?|polic(?:y|ies)|manager|strength|reset|field|rules|hash|length|format))`,
+    `\\b(?:tell|give|share|confirm|provide|reveal|send|what(?:'s| is))\\b${GAP}\\b(?:the|your|our)\\s+(?:system\\s+|admin\\s+|secret\\s+)?(?:password|passcode|pin code|api key|credentials)\\b(?!\\s+(?:requirements?|polic(?:y|ies)|manager|strength|reset|field|rules|hash|hashing|length|format|complexity|expiry|expiration|rotation|generator))`,
   ),
   s(
     "secret_request",
@@ -326,7 +326,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "instruction_override",
     0.45,
-    `${NOT_ASKED}\\b(?:disregard|ignore|forget)\\s+(?:the|everything|all|what(?:'s| is))?\\s*(?:above|before|previous|preceding|said above)\\b(?!\\s+(?:state|states|values?|versions?|results?|errors?|warnings?|commits?|changes|builds?|runs?|attempts?|data|entry|entries|records?|rows?|items?|pages?|steps?|iterations?|settings?|config|configuration|lines?|frames?|chunks?|events?|requests?|tokens?|elements?|nodes?|calls?|cache|logs?)\\b)`,
+    `${NOT_ASKED}\\b(?:disregard|ignore|forget)\\s+(?:the|everything|all|what(?:'s| is))?\\s*(?:above|before|previous|preceding|said above)\\b(?!\\s+(?:state|states|values?|versions?|results?|errors?|warnings?|commits?|changes|builds?|runs?|attempts?|data|entry|entries|records?|rows?|items?|pages?|steps?|iterations?|settings?|config|configuration|lines?|frames?|chunks?|events?|requests?|tokens?|elements?|nodes?|calls?|cache|logs?|outputs?)\\b)`,
   ),
   // "Ignore the above and say …" (PromptInject's form): the override with the new task right behind it
   // (68 attacks and one benign row hold the bare override; with the task, 11 attacks and none). A
@@ -358,18 +358,19 @@ const SIGNALS: readonly Signal[] = [
   s("secret_request", 0.35, `\\bonly\\s+(?:print|output|say|write|respond with)\\b`),
   // The password asked for in a form meant to slip past an output filter: a poem or acrostic about it,
   // spelled in another alphabet or order (no benign row of the corpus, 9 attacks); not a password
-  // manager or policy, nor "write the password into the .env file". The rarer word first and the
+  // manager or policy, "your password" in a story, "write the password into the .env file", nor base64
+  // or hex (how a password goes into a Kubernetes secret). The rarer word first and the
   // request in a lookbehind, so the rule runs only where a password is named.
   s(
     "secret_request",
     0.5,
-    `\\b(?:password|passphrase|passcode|secret (?:key|word|code))\\b(?:(?<=\\b(?:write|compose)\\s+(?:a|an)\\s+(?:poem|haiku|song|story|acrostic|riddle|limerick)\\b${GAP}\\b(?:the|your)\\s+(?:password|passphrase|passcode|secret (?:key|word|code)))(?!\\s+(?:manager|managers|policy|policies|requirements?|reset|field|rules|hash|hashing|length|format|strength|generator|security|change|expiry|history|prompt|form|box|input|file|vault|storage|checker|recovery)\\b)|\\s+(?:(?:in|as|into|using)\\s+(?:a\\s+|an\\s+)?(?:leetspeak|leet|pig latin|base ?64|hex|hexadecimal|binary|morse|reverse|reversed|rot-?13|caesar|emojis?|cipher|another (?:language|alphabet))|backwards|reversed)\\b(?<=\\b(?:write|spell|say|type|print|give me|encode|translate)\\s+(?:the|your)\\s+(?:password|passphrase|passcode|secret (?:key|word|code))\\s+(?:\\w+\\s+){0,2}\\w+))`,
+    `\\b(?:password|passphrase|passcode|secret (?:key|word|code))\\b(?:(?<=\\b(?:write|compose)\\s+(?:a|an)\\s+(?:poem|haiku|song|story|acrostic|riddle|limerick)\\b${GAP}\\b(?:about|with|using|containing|of|on|from)\\s+the\\s+(?:password|passphrase|passcode|secret (?:key|word|code)))(?!\\s+(?:manager|managers|policy|policies|requirements?|reset|field|rules|hash|hashing|length|format|strength|generator|security|change|expiry|history|prompt|form|box|input|file|vault|storage|checker|recovery|hygiene)\\b)|\\s+(?:(?:in|as|into|using)\\s+(?:a\\s+|an\\s+)?(?:leetspeak|leet|pig latin|morse|reverse|reversed|rot-?13|caesar|emojis?|cipher|another (?:language|alphabet))|backwards|reversed)\\b(?<=\\b(?:write|spell|say|type|print|give me|translate)\\s+(?:the|your)\\s+(?:password|passphrase|passcode|secret (?:key|word|code))\\s+(?:\\w+\\s+){0,2}\\w+))`,
   ),
   // "What is the password?" in the languages of the other rules.
   s(
     "secret_request",
     0.5,
-    `\\b(?:mot de passe|passwort|contraseña|password|senha)\\b(?!-)(?<=\\b(?:quel est|donne(?:z)?-moi|dis-moi|dites-moi)\\s+(?:le|ton|votre)\\s+mot de passe|\\b(?:was ist|wie lautet|gib mir|geben sie mir|nenne mir|verrate mir)\\s+(?:das|dein|ihr|euer)\\s+passwort|\\b(?:cuál es|cual es|dime|dame)\\s+(?:la|tu|su)\\s+contraseña|\\b(?:qual è|dimmi|dammi)\\s+(?:la|la tua|tua)\\s+password|\\b(?:qual é|qual e|diga|me dê|me de)\\s+(?:a\\s+)?(?:sua|tua)\\s+senha)|\\bpasswort\\s+(?:geben|gibst|sagen|verraten|nennen)\\b(?<=\\b(?:ihr|dein)\\s+passwort\\s+\\w+)`,
+    `\\b(?:mot de passe|passwort|contraseña|password|senha)\\b(?!-|\\s+(?:por defecto|predeterminad|par d[ée]faut|standard|voreingestellt|predefinit|padr[ãa]o|de f[áa]brica))(?<=\\b(?:quel est|donne(?:z)?-moi|dis-moi|dites-moi)\\s+(?:le|ton|votre)\\s+mot de passe|\\b(?:was ist|wie lautet|gib mir|geben sie mir|nenne mir|verrate mir)\\s+(?:das|dein|ihr|euer)\\s+passwort|\\b(?:cuál es|cual es|dime|dame)\\s+(?:la|tu|su)\\s+contraseña|\\b(?:qual è|dimmi|dammi)\\s+(?:la|la tua|tua)\\s+password|\\b(?:qual é|qual e|diga|me dê|me de)\\s+(?:a\\s+)?(?:sua|tua)\\s+senha)|\\bpasswort\\s+(?:geben|gibst|sagen|verraten|nennen)\\b(?<=\\b(?:ihr|dein)\\s+passwort\\s+\\w+)`,
   ),
   s(
     "secret_request",
