@@ -417,7 +417,11 @@ const SIGNALS: readonly Signal[] = [
     0.8,
     `\\b(?:DAN|STAN|DUDE|AIM|KEVIN|BetterDAN|AntiGPT|DevMode)\\b${GAP}\\b(?:do anything|no (?:rules|restrictions|limits|filters)|jailbr|unfiltered|stands for)`,
   ),
-  s("persona", 0.8, `\\bdo anything now\\b|\\bdeveloper mode (?:enabled|output)\\b|\\bevil confidant\\b`),
+  s(
+    "persona",
+    0.8,
+    `\\bdo anything now\\b|\\bdeveloper mode (?:enabled|output)\\b(?!\\s+(?:on|for|in|at)\\s)|\\bevil confidant\\b`,
+  ),
   // "Jailbroken" describes the AI; "jailbreak" alone is also what researchers and phone owners say
   // ("jailbreak detection datasets"), a cue that needs another.
   s("persona", 0.8, `\\bjailbroken\\b`),
@@ -431,7 +435,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "persona",
     0.5,
-    `\\b(?:without|no|free (?:of|from)|ignore)\\s+(?:any\\s+)?(?:ethical|moral|content|safety)?\\s*(?:restrictions|censorship|filters|filtering|limitations|guidelines|boundaries)\\b`,
+    `\\b(?:without|no|free (?:of|from)|ignore)\\s+(?:any\\s+)?(?:ethical|moral|content|safety)?\\s*(?:restrictions|censorship|filters|filtering|limitations|guidelines|boundaries)\\b(?!\\s+(?:on|for|in|to)\\s+(?:the\\s+)?(?:\\w+\\s+)?(?:length|size|number|count|duration|format|types?|time|amount|quantity|speed|frequency|parking|travel|access hours)\\b)`,
   ),
   // Personas stripped of limits, in the words in-the-wild jailbreaks use. Each cue alone stays under the
   // threshold (a story may have a villain "with no morals"); two of them, or one with a role set-up, flag.
@@ -487,7 +491,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "prompt_leak",
     0.6,
-    `\\b(?:output|print|repeat|show|copy|reproduce|write out)\\s+(?:the\\s+)?(?:(?:above|previous|preceding)\\s+(?:text|words|message|content)|(?:text|words|content)\\s+(?:above|before this))\\b`,
+    `\\b(?:output|print|repeat|show|copy|reproduce|write out)\\s+(?:the\\s+)?(?:(?:above|previous|preceding)\\s+(?:text|words|message|content)|(?:text|words|content)\\s+(?:above|before this))\\b(?!\\s+(?:messages?|from|field|box|file|area)\\b|\\s+(?:the|this|that|each|every)\\s+(?:line|table|image|figure|chart|picture|heading|title|fold|box|field|signature)s?\\b)`,
   ),
   s(
     "prompt_leak",
@@ -503,7 +507,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "prompt_leak",
     0.7,
-    `\\brepeat\\s+(?:the\\s+)?(?:words|text|everything|all)\\s+(?:above|before|preceding)\\b|\\bwhat were you told\\b|\\bbeginning of (?:this|the) (?:conversation|prompt)\\b`,
+    `\\brepeat\\s+(?:the\\s+)?(?:words|text|everything|all)\\s+(?:above|before|preceding)\\b(?!\\s+(?:the|this|that|each|every)\\s+(?:line|table|image|figure|chart|picture|heading|title|fold|box|field|signature)s?\\b)|\\bwhat were you told\\b(?!\\s+(?:about|regarding|on|in)\\s+(?!(?:your|the)\\s+(?:rules|instructions|prompt|system)))|\\bbeginning of (?:this|the) (?:conversation|prompt)\\b`,
   ),
   s(
     "delimiter_injection",
@@ -513,7 +517,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "delimiter_injection",
     0.6,
-    `(?:^|\\n)\\s*(?:#{2,}|={3,}|-{3,})\\s*(?:system|new instructions?|end of (?:prompt|instructions|context))\\b`,
+    `(?:^|\\n)\\s*(?:#{2,}|={3,}|-{3,})\\s*(?:system(?:\\s+(?:prompt|message|instructions?|override|note))?\\s*(?:[:\\]#=-]|$|\\n)|new instructions?|end of (?:prompt|instructions|context))`,
   ),
   s("delimiter_injection", 0.55, `(?:^|\\n)\\s*(?:system|assistant)\\s*:\\s*\\S`),
   s(
@@ -544,7 +548,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "addressed_to_ai",
     0.6,
-    `\\b(?:note|message|instructions?|reminder)\\s+(?:to|for)\\s+(?:the\\s+|any\\s+|all\\s+)?(?:ai|assistant|agent|llm|language model|chatbot)s?(?:\\s+(?:assistants?|agents?|models?))?\\b|\\b(?:ai|llm)\\s+(?:agents?|assistants?|models?)\\s+(?:reading|processing|summari[sz]ing|seeing)\\s+this\\b`,
+    `\\b(?:note|message|instructions?|reminder)\\s+(?:to|for)\\s+(?:the\\s+|any\\s+|all\\s+)?(?:ai|assistant|agent|llm|language model|chatbot)s?(?:\\s+(?:assistants?|agents?|models?))?\\b(?!\\s+(?:team|teams|group|department|lab|community|committee|researchers?|engineers?|developers?|vendors?|staff)\\b)|\\b(?:ai|llm)\\s+(?:agents?|assistants?|models?)\\s+(?:reading|processing|summari[sz]ing|seeing)\\s+this\\b`,
     ["tool", "document"],
   ),
   s(
