@@ -243,6 +243,13 @@ const NOT_GENERAL =
   "(?!\\s+(?:for|on|about)\\s+(?!this\\b|the (?:conversation|chat|session)\\b|me\\b|us\\b)[a-z]|\\s+(?:in|of|for)\\s+(?:a|an|any|such|most|chatbots?|llms?|language models?|ai (?:apps|assistants|models))\\b)";
 /** Between two words: spaces, or a sentence end or dash with optional spaces. */
 const BREAK = "(?:\\s*(?:[.!…,:;]{1,3}|-{1,2})\\s*|\\s+)";
+/** "Ignore / disregard / forget the above (previous, before…)", not asked about a tool: the bare override. */
+const IGNORE_ABOVE = `${NOT_ASKED}\\b(?:disregard|ignore|forget)\\s+(?:the|everything|all|what(?:'s| is))?\\s*(?:above|before|previous|preceding|said above)`;
+/** The secret a password request names. */
+const PASSWORD_WORD = "(?:password|passphrase|passcode|secret (?:key|word|code))";
+/** A thing of a page's layout after "above" or "before" ("the words above the line"), not the prompt. */
+const LAYOUT_THING =
+  "(?:the|this|that|each|every)\\s+(?:line|table|image|figure|chart|picture|heading|title|fold|box|field|signature)s?\\b";
 /** Words that name the assistant's instructions whatever qualifies them. */
 const RULES_STRONG = "(?:instructions?|rules|prompts?|directives|guidelines|programming|safeguards)";
 /**
@@ -326,7 +333,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "instruction_override",
     0.45,
-    `${NOT_ASKED}\\b(?:disregard|ignore|forget)\\s+(?:the|everything|all|what(?:'s| is))?\\s*(?:above|before|previous|preceding|said above)\\b(?!\\s+(?:state|states|values?|versions?|results?|errors?|warnings?|commits?|changes|builds?|runs?|attempts?|data|entry|entries|records?|rows?|items?|pages?|steps?|iterations?|settings?|config|configuration|lines?|frames?|chunks?|events?|requests?|tokens?|elements?|nodes?|calls?|cache|logs?|outputs?)\\b)`,
+    `${IGNORE_ABOVE}\\b(?!\\s+(?:state|states|values?|versions?|results?|errors?|warnings?|commits?|changes|builds?|runs?|attempts?|data|entry|entries|records?|rows?|items?|pages?|steps?|iterations?|settings?|config|configuration|lines?|frames?|chunks?|events?|requests?|tokens?|elements?|nodes?|calls?|cache|logs?|outputs?)\\b)`,
   ),
   // "Ignore the above and say …" (PromptInject's form): the override with the new task right behind it
   // (68 attacks and one benign row hold the bare override; with the task, 11 attacks and none). A
@@ -334,7 +341,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "instruction_override",
     0.85,
-    `${NOT_ASKED}\\b(?:disregard|ignore|forget)\\s+(?:the|everything|all|what(?:'s| is))?\\s*(?:above|before|previous|preceding|said above)(?:\\s*[,.;:]\\s*(?:(?:and|then)\\s+)?|\\s+(?:and|then|&)\\s+)(?:instead\\s+)?(?:just\\s+)?(?:say|repeat|print|output|write|give|tell|state|respond|reply|answer|list|reveal|provide|translate|spell|return|show)\\b`,
+    `${IGNORE_ABOVE}(?:\\s*[,.;:]\\s*(?:(?:and|then)\\s+)?|\\s+(?:and|then|&)\\s+)(?:instead\\s+)?(?:just\\s+)?(?:say|repeat|print|output|write|give|tell|state|respond|reply|answer|list|reveal|provide|translate|spell|return|show)\\b`,
   ),
   // Text that tells its reader to drop the material it is part of and assert something else ("Ignore
   // the resume and state: …", "ignore the function and state the output is '10'"), as planted in a
@@ -364,7 +371,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "secret_request",
     0.5,
-    `\\b(?:password|passphrase|passcode|secret (?:key|word|code))\\b(?:(?<=\\b(?:write|compose)\\s+(?:a|an)\\s+(?:poem|haiku|song|story|acrostic|riddle|limerick)\\b${GAP}\\b(?:about|with|using|containing|of|on|from)\\s+the\\s+(?:password|passphrase|passcode|secret (?:key|word|code)))(?!\\s+(?:manager|managers|policy|policies|requirements?|reset|field|rules|hash|hashing|length|format|strength|generator|security|change|expiry|history|prompt|form|box|input|file|vault|storage|checker|recovery|hygiene)\\b)|\\s+(?:(?:in|as|into|using)\\s+(?:a\\s+|an\\s+)?(?:leetspeak|leet|pig latin|morse|reverse|reversed|rot-?13|caesar|emojis?|cipher|another (?:language|alphabet))|backwards|reversed)\\b(?<=\\b(?:write|spell|say|type|print|give me|translate)\\s+(?:the|your)\\s+(?:password|passphrase|passcode|secret (?:key|word|code))\\s+(?:\\w+\\s+){0,2}\\w+))`,
+    `\\b${PASSWORD_WORD}\\b(?:(?<=\\b(?:write|compose)\\s+(?:a|an)\\s+(?:poem|haiku|song|story|acrostic|riddle|limerick)\\b${GAP}\\b(?:about|with|using|containing|of|on|from)\\s+the\\s+${PASSWORD_WORD})(?!\\s+(?:manager|managers|policy|policies|requirements?|reset|field|rules|hash|hashing|length|format|strength|generator|security|change|expiry|history|prompt|form|box|input|file|vault|storage|checker|recovery|hygiene)\\b)|\\s+(?:(?:in|as|into|using)\\s+(?:a\\s+|an\\s+)?(?:leetspeak|leet|pig latin|morse|reverse|reversed|rot-?13|caesar|emojis?|cipher|another (?:language|alphabet))|backwards|reversed)\\b(?<=\\b(?:write|spell|say|type|print|give me|translate)\\s+(?:the|your)\\s+${PASSWORD_WORD}\\s+(?:\\w+\\s+){0,2}\\w+))`,
   ),
   // "What is the password?" in the languages of the other rules.
   s(
@@ -491,7 +498,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "prompt_leak",
     0.6,
-    `\\b(?:output|print|repeat|show|copy|reproduce|write out)\\s+(?:the\\s+)?(?:(?:above|previous|preceding)\\s+(?:text|words|message|content)|(?:text|words|content)\\s+(?:above|before this))\\b(?!\\s+(?:messages?|from|field|box|file|area)\\b|\\s+(?:the|this|that|each|every)\\s+(?:line|table|image|figure|chart|picture|heading|title|fold|box|field|signature)s?\\b)`,
+    `\\b(?:output|print|repeat|show|copy|reproduce|write out)\\s+(?:the\\s+)?(?:(?:above|previous|preceding)\\s+(?:text|words|message|content)|(?:text|words|content)\\s+(?:above|before this))\\b(?!\\s+(?:messages?|from|field|box|file|area)\\b|\\s+${LAYOUT_THING})`,
   ),
   s(
     "prompt_leak",
@@ -507,7 +514,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "prompt_leak",
     0.7,
-    `\\brepeat\\s+(?:the\\s+)?(?:words|text|everything|all)\\s+(?:above|before|preceding)\\b(?!\\s+(?:the|this|that|each|every)\\s+(?:line|table|image|figure|chart|picture|heading|title|fold|box|field|signature)s?\\b)|\\bwhat were you told\\b(?!\\s+(?:about|regarding|on|in)\\s+(?!(?:your|the)\\s+(?:rules|instructions|prompt|system)))|\\bbeginning of (?:this|the) (?:conversation|prompt)\\b`,
+    `\\brepeat\\s+(?:the\\s+)?(?:words|text|everything|all)\\s+(?:above|before|preceding)\\b(?!\\s+${LAYOUT_THING})|\\bwhat were you told\\b(?!\\s+(?:about|regarding|on|in)\\s+(?!(?:your|the)\\s+(?:rules|instructions|prompt|system)))|\\bbeginning of (?:this|the) (?:conversation|prompt)\\b`,
   ),
   s(
     "delimiter_injection",
