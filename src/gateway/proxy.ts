@@ -778,9 +778,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
       // Failed before an answer: give the reservation back, and record the upstream call on its own
       // (durable before the error answer leaves, as the check's event is).
       await settle({ prompt: 0, completion: 0 }).catch(() => undefined);
-      const unrecorded = upstreamCall;
-      upstreamCall = undefined;
-      await unrecorded?.append();
+      await upstreamCall?.append();
       throw error;
     }
   }
