@@ -221,6 +221,11 @@ const UNSPACED = /^[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Scrip
 
 // Bounded gaps ([^.!?\n]{0,40}) keep every rule linear and the words of one clause together.
 const GAP = "[^.!?\\n]{0,40}?";
+/**
+ * A gap inside one clause: no comma or semicolon either ("When both `server` and `override` are
+ * specified, the context is…" is no override of the context).
+ */
+const CLAUSE_GAP = "[^.!?\\n,;]{0,40}?";
 const PRIOR =
   "(?:all|any|every|the|your|my|these|those|previous|prior|above|earlier|preceding|initial|original|old|former|system|existing|current)";
 const RULES_WORD =
@@ -259,11 +264,19 @@ const RULES_STRONG = "(?:instructions?|rules|prompts?|directives|guidelines|prog
 const RULES_WEAK =
   "(?:(?:safety|ethical|moral|content|usage|ai|model|system)\\s+)?(?:directions|guidance|context|commands?|orders|constraints|restrictions|policies|filters|training|limitations|limits)";
 
+/**
+ * After "Important:" / "Attention!" in a tool result or document: words for the AI reading it — an
+ * override, its instructions, its answer's form, the AI itself — in the next 60 characters. Alone, the
+ * heading is how documentation and mail mark a note ("**Important:** Once a ConfigArray is normalized,
+ * it cannot be changed further." — in 9 of 716 Markdown files of the installed packages).
+ */
+const IMPORTANT_TO_AI = `[^\\n]{0,60}?\\b(?:ignore|disregard|do not follow|don't follow|instructions?|output only|(?:respond|reply|answer) (?:only|with)|your (?:answer|response|output|reply)|(?:the|an?) (?:ai|llm|chatbot|language model)|you are (?:now|an?)|new task)\\b`;
+
 const SIGNALS: readonly Signal[] = [
   s(
     "instruction_override",
     0.85,
-    `${NOT_ASKED}\\b(?:${IGNORE}\\b${GAP}\\b${PRIOR}\\b${GAP}\\b${RULES_STRONG}|${IGNORE_WEAK}\\b${GAP}\\b${PRIOR}\\s+${RULES_WEAK})\\b`,
+    `${NOT_ASKED}\\b(?:${IGNORE}\\b${GAP}\\b${PRIOR}\\b${GAP}\\b${RULES_STRONG}|${IGNORE_WEAK}\\b${CLAUSE_GAP}\\b${PRIOR}\\s+${RULES_WEAK})\\b`,
   ),
   // The words cut apart by sentence ends ("Ignore. All previous instructions.", "IGNORE. ALL. PREVIOUS."),
   // which the gaps above never cross: only the plain override verbs, before instructions said to be
@@ -281,7 +294,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "instruction_override",
     0.6,
-    `\\binstead\\s*,?\\s*(?:you\\s+(?:must|should|will)|say|output|print|respond|write)\\b`,
+    `\\binstead\\s*,?\\s*(?:you\\s+(?:must|should|will)\\s+(?:say|make up|create answers|answer|respond|reply|pretend|act as)|say|output|print|respond|write)\\b`,
   ),
   s(
     "instruction_override",
@@ -493,7 +506,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "prompt_leak",
     0.6,
-    `\\byour\\s+(?:(?:system|initial|original|starting|first|hidden|secret|developer|internal|confidential)\\s+){1,2}(?:prompt|instructions|message|directives)\\b|\\byour\\s+pre-?prompt\\b`,
+    `\\byour\\s+(?:(?:system|initial|original|starting|first|hidden|secret|developer|internal|confidential)\\s+){1,2}(?:prompt|instructions|directives)\\b|\\byour\\s+(?:(?:initial|original|starting|first)\\s+)?(?:system|hidden|secret|developer|internal|confidential)\\s+message\\b|\\byour\\s+pre-?prompt\\b`,
   ),
   s(
     "prompt_leak",
@@ -541,7 +554,7 @@ const SIGNALS: readonly Signal[] = [
   s(
     "addressed_to_ai",
     0.6,
-    `\\b(?:ai|assistant|chatbot|llm|language model|gpt|claude|model)\\s*[,:]?\\s*(?:you must|please|ignore|now|important)\\b|\\b(?:important|attention|note to (?:the )?(?:ai|assistant|model))\\s*[:!]`,
+    `\\b(?:ai|assistant|chatbot|llm|language model|gpt|claude|model)\\s*[,:]?\\s*(?:you must|please|ignore|now|important)\\b|\\bnote to (?:the )?(?:ai|assistant|model)\\s*[:!]|\\b(?:important|attention)\\s*[:!]+${IMPORTANT_TO_AI}`,
     ["tool", "document"],
   ),
   s(
