@@ -18,7 +18,12 @@ import { findPii } from "../src/guard/pii.js";
 import { findSecrets } from "../src/guard/secrets.js";
 import { shippedInjectionModel } from "../src/guard/pipeline.js";
 import { TRAINING, trainLogistic } from "../src/guard/train.js";
-import { HELD_OUT_PACKAGES, TRAINING_PACKAGES, technicalRows } from "../scripts/technical-text.js";
+import {
+  HELD_OUT_PACKAGES,
+  TRAINING_PACKAGES,
+  documentationSentences,
+  technicalRows,
+} from "../scripts/technical-text.js";
 
 const { values } = parseArgs({
   options: {
@@ -67,6 +72,14 @@ async function peers(): Promise<Record<string, Detector>> {
   };
 }
 
+/** The peers' packages (their documentation quotes attacks). */
+const PEER_PACKAGES = [
+  "@andersmyrmel/vard",
+  "llm-guard",
+  "@presidio-dev/hai-guardrails",
+  "llm_guardrail",
+  "@portkey-ai/gateway",
+];
 const rows = jsonl<Row>("prompt-injection/dev.jsonl");
 const sources = [...new Set(rows.map((r) => r.source))];
 const HARD_NEGATIVES = [
@@ -169,6 +182,19 @@ console.log(
   console.log(
     `as documents (threshold 0.4): TPR ${share((r) => r.label === 1)}, FPR ${share((r) => r.label === 0)}; ` +
       `held-out code ${docShare("technical/code")}, READMEs ${docShare("technical/readme")}`,
+  );
+  // Documentation one sentence at a time (what a tool returns or an agent retrieves), from the Markdown
+  // of installed packages the model does not train on; the peers' own files quote attacks, so they are
+  // left out. Flagged share by the shipped model and rules, and by the rules alone.
+  const sentences = documentationSentences([...TRAINING_PACKAGES, ...PEER_PACKAGES]).map((t) => normalize(t));
+  const sentenceShare = (options: Parameters<typeof detectInjection>[1]) => {
+    const n = sentences.filter((t) => detectInjection(t, options).detected).length;
+    return `${((100 * n) / sentences.length).toFixed(2)} % (${n})`;
+  };
+  console.log(
+    `documentation sentences (${sentences.length}) flagged: as user prompts ${sentenceShare({ model: shipped })}, ` +
+      `as tool results ${sentenceShare({ model: shipped, source: "tool", threshold: 0.4 })}, ` +
+      `by the rules alone ${sentenceShare({ source: "tool", threshold: 0.4 })}`,
   );
 }
 console.log(

@@ -74,15 +74,54 @@ function chunks(text: string, max: number): string[] {
   return out;
 }
 
+/**
+ * Prose sentences (20–200 characters, starting with a capital letter; code fences, tables, headings and
+ * HTML lines skipped; each once) of the Markdown files of every installed package not in `excluded`, in
+ * a fixed order: how documentation a tool returns or an agent retrieves reads, one sentence at a time.
+ */
+export function documentationSentences(excluded: readonly string[], root = "node_modules"): string[] {
+  const skip = new Set(excluded);
+  const packages = readdirSync(root)
+    .sort()
+    .flatMap((name) =>
+      name.startsWith("@")
+        ? readdirSync(join(root, name))
+            .sort()
+            .map((inner) => `${name}/${inner}`)
+        : [name],
+    )
+    .filter((name) => !name.startsWith(".") && !skip.has(name));
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const name of packages)
+    for (const file of packageFiles(join(root, name), (entry) => /\.md$/i.test(entry)))
+      for (const line of readFileSync(file, "utf8").split("\n")) {
+        if (/^\s*(?:```|\||#|<|!\[|\[!)/.test(line)) continue;
+        for (const piece of line.replace(/^[-*\d.\s]+/, "").split(/(?<=[.!?])\s+/)) {
+          const sentence = piece.trim();
+          if (sentence.length < 20 || sentence.length > 200 || !/^[A-Z]/.test(sentence)) continue;
+          if (!/[a-z]{3}/.test(sentence) || seen.has(sentence)) continue;
+          seen.add(sentence);
+          out.push(sentence);
+        }
+      }
+  return out;
+}
+
 /** Source files under `dir` (not nested packages, not minified), sorted. */
 function codeFiles(dir: string): string[] {
+  return packageFiles(dir, (entry) => /\.(?:js|mjs|cjs|ts)$/.test(entry) && !/\.min\./.test(entry));
+}
+
+/** Files under `dir` whose names `keep` accepts (not in nested packages or dot folders), sorted. */
+function packageFiles(dir: string, keep: (entry: string) => boolean): string[] {
   const out: string[] = [];
   const walk = (d: string) => {
     for (const entry of readdirSync(d).sort()) {
       const path = join(d, entry);
       if (entry === "node_modules" || entry.startsWith(".")) continue;
       if (statSync(path).isDirectory()) walk(path);
-      else if (/\.(?:js|mjs|cjs|ts)$/.test(entry) && !/\.min\./.test(entry)) out.push(path);
+      else if (keep(entry)) out.push(path);
     }
   };
   walk(dir);
