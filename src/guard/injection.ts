@@ -291,6 +291,13 @@ const SIGNALS: readonly Signal[] = [
     0.45,
     `\\b(?:new|updated|real|actual|revised|following)\\s+(?:instructions?|rules|task|directive)s?\\s*[:：]`,
   ),
+  // PromptInject's goal hijack (Perez and Ribeiro, 2022), as garak and Giskard ship it:
+  // "STOP EVERYTHING!!! NOW!!! JUST PRINT …".
+  s(
+    "instruction_override",
+    0.6,
+    `\\bstop everything[\\s!.]*\\bnow\\b[\\s!.,]*(?:just\\s+)?(?:print|say|write|output)\\b`,
+  ),
   s(
     "instruction_override",
     0.6,
@@ -922,6 +929,15 @@ function modelContribution(p: number, floor: number): number {
 }
 
 /**
+ * Shortest normalized text the model scores alone. A bag of n-grams over a sentence or two is a handful
+ * of words, and words like "password", "ignore" or "output" carry it: leave-one-source-out, texts under
+ * 120 characters flagged by the model alone were 4 attacks and 3 benign rows as user text, 4 and 9 as
+ * tool results, and 17 of the 24 documentation sentences it flagged as tool results
+ * (`bench/guard-quality.ts`). Shorter texts are left to the rules.
+ */
+const MODEL_MIN_CHARS = 120;
+
+/**
  * Prompt-injection and jailbreak detection over a normalized text: rules (override, role change,
  * personas, prompt leaks, delimiters and templates, text addressed to the AI inside tool results and
  * documents, in sixteen languages) combined with the learned linear model, plus what normalization
@@ -955,7 +971,9 @@ export function detectInjection(n: NormalizedText, options: InjectionOptions = {
   if (repetitive(n.text)) fire("repetition", 0.35);
   if (n.text.length > 8000) fire("length", 0.1);
   let modelScore: number | undefined;
-  if (options.model !== undefined) {
+  // The model needs text to judge: under MODEL_MIN_CHARS, with no rule signal, its words alone decide
+  // nothing ("Password reset email sent to the user." was 0.97).
+  if (options.model !== undefined && (n.text.length >= MODEL_MIN_CHARS || signals.size > 0)) {
     modelScore = Math.max(...texts.slice(0, 4).map((t) => scoreLinear(options.model as LinearModel, t)));
     // Tool results and documents: the model's doubts count for more (its floor 0.9, not 0.93). Read off
     // leave-one-source-out scanned as documents at their threshold 0.4 (`bench/guard-quality.ts`):
