@@ -1,6 +1,6 @@
 import { dedupe, type Finding } from "./finding.js";
 import { detectInjection, type InjectionResult, type TextSource } from "./injection.js";
-import { INJECTION_MODEL_V1 } from "./model/injection-v1.js";
+import { INJECTION_MODEL_V2 } from "./model/injection-v2.js";
 import { normalize } from "./normalize.js";
 import { DISGUISE_SPREAD } from "./disguise.js";
 import { findCanaries, findUnsafeOutput, MarkdownCode, outsideCode } from "./output.js";
@@ -104,7 +104,7 @@ export interface ScanOptions {
 let shippedModel: LinearModel | undefined;
 /** The model shipped with this version (unpacked once). */
 export function shippedInjectionModel(): LinearModel {
-  shippedModel ??= unpackModel(INJECTION_MODEL_V1);
+  shippedModel ??= unpackModel(INJECTION_MODEL_V2);
   return shippedModel;
 }
 
