@@ -13,6 +13,7 @@ export interface InjectionResult {
   readonly detected: boolean;
   /** The rules that fired (and `model` when the learned model contributed). */
   readonly signals: readonly string[];
+  /** The model's probability; undefined without a model, or for a short text no rule fired on. */
   readonly modelScore: number | undefined;
 }
 
@@ -930,7 +931,7 @@ function modelContribution(p: number, floor: number): number {
 
 /**
  * Shortest normalized text the model scores alone. A bag of n-grams over a sentence or two is a handful
- * of words, and words like "password", "ignore" or "output" carry it: leave-one-source-out, texts under
+ * of words, and words like "password", "ignore" or "output" carry it: leave-one-source-out (model v1), texts under
  * 120 characters flagged by the model alone were 4 attacks and 3 benign rows as user text, 4 and 9 as
  * tool results, and 17 of the 24 documentation sentences it flagged as tool results
  * (`bench/guard-quality.ts`). Shorter texts are left to the rules.
