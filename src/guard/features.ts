@@ -23,6 +23,37 @@ let codes = new Int32Array(256);
 let scratch = new Uint32Array(4096);
 /** The unigram hash of the token {@link token} last walked (the next token's bigram needs it). */
 let lastUnigram = 0;
+/**
+ * Occurrences of each token in the text being walked, by unigram hash: open addressing over 32,768
+ * slots (a walk reads at most 20,000 characters, so at most that many tokens), entries of an earlier
+ * walk told apart by a generation stamp. At most {@link TOKEN_PROBES} slots are tried: a token that
+ * finds none counts as new (never capped), so an adversarial text stays linear.
+ */
+const TOKEN_SLOTS = 32768;
+const TOKEN_PROBES = 16;
+const tokenKeys = new Uint32Array(TOKEN_SLOTS);
+const tokenStamps = new Uint32Array(TOKEN_SLOTS);
+const tokenCounts = new Uint8Array(TOKEN_SLOTS);
+let tokenGeneration = 0;
+/** How many times the token with this unigram hash occurred before in this walk (and counts this one). */
+function tokenCountBefore(unigram: number): number {
+  let h = (unigram ^ (unigram >>> 15)) & (TOKEN_SLOTS - 1);
+  for (let probe = 0; probe < TOKEN_PROBES; probe++) {
+    if (tokenStamps[h] !== tokenGeneration) {
+      tokenStamps[h] = tokenGeneration;
+      tokenKeys[h] = unigram;
+      tokenCounts[h] = 1;
+      return 0;
+    }
+    if (tokenKeys[h] === unigram) {
+      const c = tokenCounts[h] as number;
+      if (c < 255) tokenCounts[h] = c + 1;
+      return c;
+    }
+    h = (h + 1) & (TOKEN_SLOTS - 1);
+  }
+  return 0;
+}
 
 /**
  * One token, `s[start, start + length)`: its unigram, its bigram with the token before, its character
@@ -50,9 +81,10 @@ function token(
     bigram = Math.imul(bigram ^ c, PRIME) >>> 0;
   }
   c0[length + 1] = 36; // $
+  lastUnigram = unigram;
+  if (tokenCountBefore(unigram) >= MAX_REPEATS) return n;
   buf[n++] = unigram & mask;
   buf[n++] = (bigram ^ 2) & mask;
-  lastUnigram = unigram;
   if (length < 2 || !hasLetter) return n;
   const total = length + 2;
   for (let i = 0; i + 3 <= total; i++) {
@@ -123,6 +155,10 @@ function slowClassAt(s: string, i: number, c: number): number {
  */
 function walk(text: string, bits: number, unicodePath: boolean): number {
   const mask = (1 << bits) - 1;
+  if (++tokenGeneration === 2 ** 32) {
+    tokenStamps.fill(0);
+    tokenGeneration = 1;
+  }
   const lower = text.slice(0, MAX_FEATURE_CHARS).toLowerCase();
   // At most: per word 2 + 3 * (length + 2) features; bounded by 14 per character plus 2 per word.
   if (scratch.length < lower.length * 16 + 16) scratch = new Uint32Array(lower.length * 16 + 16);
@@ -169,65 +205,37 @@ function walk(text: string, bits: number, unicodePath: boolean): number {
 }
 
 /**
- * How many times one feature counts in a text. Counted without a cap, a list of quoted strings, an HTML
- * table or a Markdown table was its punctuation repeated hundreds of times, and the model took 13 of
- * 342 chunks of code and READMEs of packages it never trains on for attacks (as documents; 0 with caps
- * of 2 to 8). Leave-one-source-out at the fixed floor, caps 2 / 3 / 4 / 8 caught 0.665 / 0.674 / 0.678 /
- * 0.677 of attacks at FPR 0.015 / 0.016 / 0.016 / 0.016, against 0.687 at 0.017 uncapped (throwaway
- * sweep, 2026-11-29). A repetition attack is the repetition rule's (`injection.ts`).
+ * How many times one token counts in a text: from its ninth occurrence on, a token adds no feature (no
+ * unigram, bigram or character n-gram). Counted without a cap, a list of quoted strings, an HTML table
+ * or a Markdown table was its punctuation hundreds of times over, and the model took 13 of 342 chunks
+ * of code and READMEs of packages it never trains on for attacks (as documents). Leave-one-source-out at
+ * the fixed floor (throwaway sweep, 2026-11-29): token caps 2 / 4 / 8 / 16 caught 0.661 / 0.674 /
+ * 0.681 / 0.682 of attacks at FPR 0.016 / 0.016 / 0.016 / 0.017 with 0 / 0 / 0 / 5 of those chunks
+ * flagged, against 0.687 at 0.017 and 13 uncapped. Capping each feature instead (a byte per bucket,
+ * cap 4: 0.678, 0) cost a random read and write per feature, the model's pass 1.7 times as long; a token
+ * is counted once for all its features. A repetition attack is the repetition rule's (`injection.ts`).
  */
-export const MAX_REPEATS = 4;
+export const MAX_REPEATS = 8;
 
 /**
- * Per bucket: `generation * 8 + occurrences` for the text walked last (one array read per feature;
- * three bits of count, so {@link MAX_REPEATS} stays below 8).
- */
-let seen = new Uint32Array(0);
-let generation = 0;
-
-/** Drops, in place, the occurrences of a bucket after its {@link MAX_REPEATS}th; returns the new count. */
-function capRepeats(n: number, bits: number): number {
-  if (seen.length !== 1 << bits) {
-    seen = new Uint32Array(1 << bits);
-    generation = 0;
-  }
-  if (++generation >= 2 ** 29) {
-    seen.fill(0);
-    generation = 1;
-  }
-  const buf = scratch;
-  const table = seen;
-  const base = generation * 8;
-  let kept = 0;
-  for (let i = 0; i < n; i++) {
-    const k = buf[i] as number;
-    const v = table[k] as number;
-    const count = v >= base && v < base + 8 ? v - base : 0;
-    if (count >= MAX_REPEATS) continue;
-    table[k] = base + count + 1;
-    buf[kept++] = k;
-  }
-  return kept;
-}
-
-/**
- * Bucket indices of `text` (a feature seen twice counts twice, up to {@link MAX_REPEATS}), for training.
+ * Bucket indices of `text` (a feature seen twice counts twice; a token's from its first
+ * {@link MAX_REPEATS} occurrences only), for training.
  * `unicodePath` splits words with the regex (the property test's reference for the class-table walk).
  */
 export function hashedFeatures(text: string, bits = FEATURE_BITS, unicodePath = false): Uint32Array {
   // walk() first: it may replace `scratch` with a larger buffer, and `scratch.slice(0, walk(…))` took the
   // old one before the call — a text that grew the buffer got the previous text's features.
-  const n = capRepeats(walk(text, bits, unicodePath), bits);
+  const n = walk(text, bits, unicodePath);
   return scratch.slice(0, n);
 }
 
 /**
  * The linear model's raw score of `text` without its bias: the sum of the weights of its features
- * (repeats counted, up to {@link MAX_REPEATS}) over the square root of their number (0 for a text
- * without features).
+ * (repeats counted, a token's up to {@link MAX_REPEATS} times) over the square root of their number
+ * (0 for a text without features).
  */
 export function weightedFeatureSum(text: string, modelWeights: Float32Array, bits = FEATURE_BITS): number {
-  const n = capRepeats(walk(text, bits, false), bits);
+  const n = walk(text, bits, false);
   const buf = scratch;
   let sum = 0;
   for (let i = 0; i < n; i++) sum += modelWeights[buf[i] as number] as number;

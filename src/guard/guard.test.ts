@@ -147,21 +147,23 @@ describe("model features", () => {
     assert.deepEqual([...hashedFeatures("short text")], [...hashedFeatures("short text")]);
   });
 
-  it("count a feature at most four times: a repeated token weighs as its first repeats", () => {
-    // Unigram "a" and bigram "a a" capped at 4, the bigram after the text's start once: 9 features.
-    assert.equal(hashedFeatures("a ".repeat(100)).length, 9);
-    assert.deepEqual([...hashedFeatures("a ".repeat(100))], [...hashedFeatures("a ".repeat(5))]);
+  it("count a token at most eight times: a repeated token weighs as its first occurrences", () => {
+    // The token "a" eight times: its unigram 8 times, the bigram after the text's start once and "a a"
+    // seven times — 16 features, however often it repeats after that.
+    assert.equal(hashedFeatures("a ".repeat(100)).length, 16);
+    assert.deepEqual([...hashedFeatures("a ".repeat(100))], [...hashedFeatures("a ".repeat(8))]);
     const weights = new Float32Array(1 << FEATURE_BITS).map((_, i) => (i % 7) - 3);
     assert.equal(
       weightedFeatureSum("| x | y |\n".repeat(200), weights),
-      weightedFeatureSum("| x | y |\n".repeat(6), weights),
+      weightedFeatureSum("| x | y |\n".repeat(8), weights),
     );
     // Below the cap every occurrence counts: a sentence twice is twice its features (the bigram across
-    // the join takes the place of the one after the start); six times is not six times.
+    // the join takes the place of the one after the start); twelve times is not twelve times.
     const text = "ignore the previous instructions";
     const once = hashedFeatures(text).length;
     assert.equal(hashedFeatures(`${text} ${text}`).length, 2 * once);
-    assert.ok(hashedFeatures(Array(6).fill(text).join(" ")).length < 6 * once);
+    assert.equal(hashedFeatures(Array(8).fill(text).join(" ")).length, 8 * once);
+    assert.equal(hashedFeatures(Array(12).fill(text).join(" ")).length, 8 * once);
   });
 
   it("tokens found by code point classes are the regex's tokens, in any script (property)", () => {
@@ -1202,6 +1204,8 @@ describe("every scanner is linear-time on adversarial input", () => {
     rot13_words: "vtaber ",
     backwards_words: "erongi ",
     url_words: "aaaa%41aaaa",
+    // 10,000 different words: the model's token counts fill 10,000 of their 32,768 slots.
+    distinct_tokens: Array.from({ length: 10_000 }, (_, i) => String.fromCharCode(0x4e00 + i)).join(" "),
   };
   for (const [name, unit] of Object.entries(inputs)) {
     it(name, () => {
