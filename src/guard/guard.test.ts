@@ -1227,8 +1227,10 @@ describe("every scanner is linear-time on adversarial input", () => {
         return Number(process.hrtime.bigint() - start) / 1e6;
       };
       time(10_000); // warm-up
-      const small = Math.max(time(20_000), 0.5);
-      const large = time(320_000);
+      // Best of three each: one GC pause or a busy neighbour on the machine is not the scanner's time.
+      const best = (size: number) => Math.min(time(size), time(size), time(size));
+      const small = Math.max(best(20_000), 0.5);
+      const large = best(320_000);
       // 16 times the input: a linear scanner takes about 16 times as long; allow 4x noise on top.
       assert.ok(large / small < 64, `${name}: ${small.toFixed(1)} ms -> ${large.toFixed(1)} ms for 16x the input`);
     });
