@@ -89,7 +89,15 @@ try {
     "buying a museum pass, how far in advance we should book train tickets, and what the weather is usually like in April. " +
     "Finally, please mention a few regional dishes we should try and any customs about tipping in restaurants that " +
     "visitors often get wrong. What is the capital of France, and how long has it been the capital? Thank you very much.";
-  const body = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: prompt.slice(0, 1024) }] });
+  // Every request carries a prompt of its own (a request number in it), as real traffic does: a
+  // fixed body would let a gateway that caches verdicts skip its input guard after the first request.
+  let sent = 0;
+  const bodyOf = (n: number) =>
+    JSON.stringify({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: `${prompt.slice(0, 1000)} (request ${String(n).padStart(9, "0")})` }],
+    });
+  const body = bodyOf(0);
   const targets = {
     upstream: { url: `${upstream}/chat/completions`, headers: { "content-type": "application/json" } },
     agentwall: {
@@ -121,9 +129,14 @@ try {
       url: t.url,
       method: "POST",
       headers: t.headers,
-      body,
       connections,
       duration: seconds,
+      requests: [
+        {
+          body,
+          setupRequest: (req) => ({ ...req, body: bodyOf(++sent) }),
+        },
+      ],
     });
     return {
       rps: r.requests.average,
