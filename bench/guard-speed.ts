@@ -4,6 +4,7 @@
 //   npx tsx bench/guard-speed.ts [--seconds 2] [--no-peers]
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { VerdictCache } from "../src/guard/cache.js";
 import { Guard } from "../src/guard/pipeline.js";
 import { fmt } from "./common.js";
 
@@ -71,4 +72,34 @@ for (const [name, op] of Object.entries(tools)) {
     `${name.padEnd(16)}${fmt(a * 100) === "0" ? a.toFixed(3) : a.toFixed(2).padStart(16)}${b.toFixed(2).padStart(20)}`,
   );
 }
+
+// A conversation as the gateway sees it: an agent resends its whole history with every call, so turn t
+// scans 2t messages (t asked, t answered) of about 600 characters. Without kept verdicts that is
+// n²-ish scanning over a conversation; with them (a VerdictCache, on in the gateway by default) each
+// message is scanned once. A new cache for each conversation, 20 turns each.
+const messages = texts(600, 40);
+const cache = new VerdictCache();
+const cached = new Guard({}, { cache });
+function conversation(g: Guard, partition: string | undefined): void {
+  cache.clear();
+  for (let turn = 1; turn <= 20; turn++)
+    for (let m = 0; m < 2 * turn; m++) g.scan(messages[m] as string, { source: "user", partition });
+}
+function perTurnMs(g: Guard, partition: string | undefined): number {
+  let runs = 0;
+  const start = process.hrtime.bigint();
+  let elapsed = 0;
+  while (elapsed < SECONDS || runs < 2) {
+    conversation(g, partition);
+    runs++;
+    elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  }
+  return (elapsed * 1000) / (runs * 20);
+}
+const scanned = perTurnMs(guard, undefined);
+const kept = perTurnMs(cached, "caller");
+console.log(
+  `\nconversation of 20 turns (history resent, 600-character messages), agentwall, ms per turn: ` +
+    `${scanned.toFixed(2)} scanning every message, ${kept.toFixed(2)} with kept verdicts (${(scanned / kept).toFixed(1)}x)`,
+);
 process.exit(0);

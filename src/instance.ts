@@ -14,6 +14,7 @@ import { Rbac } from "./access/rbac.js";
 import { ToolPolicy } from "./access/tool-policy.js";
 import { Vault } from "./identity/vault.js";
 import { RecordStore } from "./store/records.js";
+import { VerdictCache } from "./guard/cache.js";
 import { DEFAULT_GUARD_POLICY, Guard, type DirectionPolicy, type GuardPolicy } from "./guard/pipeline.js";
 import type { TextSource } from "./guard/injection.js";
 import { MemoryRateLimiter, type RateLimiter } from "./monitor/ratelimit/limiter.js";
@@ -123,19 +124,24 @@ function changedFields(a: AgentwallConfig, b: AgentwallConfig): string[] {
 /** The guard with the configured policy merged over the defaults. */
 export function guardFromConfig(config: AgentwallConfig): Guard {
   const g = config.guard;
-  if (g === undefined) return new Guard();
+  // A new guard on every reload, with a new cache: no verdict outlives the policy it was made under.
+  const cache = g?.cache === false ? undefined : new VerdictCache(g?.cache ?? {});
+  if (g === undefined) return new Guard({}, { cache });
   const bySource: GuardPolicy["bySource"] = { ...DEFAULT_GUARD_POLICY.bySource };
   for (const [source, policy] of Object.entries(g.bySource ?? {}) as [TextSource, Partial<DirectionPolicy>][]) {
     bySource[source] = { ...bySource[source], ...policy };
   }
-  return new Guard({
-    input: { ...DEFAULT_GUARD_POLICY.input, ...g.input },
-    output: { ...DEFAULT_GUARD_POLICY.output, ...g.output },
-    bySource,
-    ...(g.allowedHosts === undefined ? {} : { allowedHosts: g.allowedHosts }),
-    ...(g.onScannerError === undefined ? {} : { onScannerError: g.onScannerError }),
-    ...(g.codeIsText === undefined ? {} : { codeIsText: g.codeIsText }),
-  });
+  return new Guard(
+    {
+      input: { ...DEFAULT_GUARD_POLICY.input, ...g.input },
+      output: { ...DEFAULT_GUARD_POLICY.output, ...g.output },
+      bySource,
+      ...(g.allowedHosts === undefined ? {} : { allowedHosts: g.allowedHosts }),
+      ...(g.onScannerError === undefined ? {} : { onScannerError: g.onScannerError }),
+      ...(g.codeIsText === undefined ? {} : { codeIsText: g.codeIsText }),
+    },
+    { cache },
+  );
 }
 
 /**

@@ -86,8 +86,11 @@ describe("SIGHUP reload", () => {
     try {
       assert.equal((await chat("m1")).status, 200);
       assert.equal(await codeOf(await chat("m2")), "ERR_MODEL_NOT_ALLOWED");
-      const email = await chat("shared", "Write to jane.doe@example.com please");
-      assert.equal(email.status, 200, "PII is flagged, not blocked, by default");
+      // Long enough for its verdict to be kept (guard.cache): twice, so the second is the kept verdict,
+      // which must not outlive the policy it was made under.
+      const mail = "Write to jane.doe@example.com please, and copy the whole project team on the reply.";
+      for (let i = 0; i < 2; i++)
+        assert.equal((await chat("shared", mail)).status, 200, "PII is flagged, not blocked, by default");
 
       // Load through the reload: a stream on upstream a, and a steady flow of plain requests.
       const stream = chat("m1", "Count.", true).then(async (res) => ({ status: res.status, text: await res.text() }));
@@ -132,7 +135,7 @@ describe("SIGHUP reload", () => {
         "from b",
       );
       assert.equal(b.calls(), before + 1);
-      assert.equal(await codeOf(await chat("shared", "Write to jane.doe@example.com please")), "ERR_GUARD_BLOCKED");
+      assert.equal(await codeOf(await chat("shared", mail)), "ERR_GUARD_BLOCKED");
       const capped = await fetch(`${gw.url}/v1/chat/completions`, {
         method: "POST",
         headers: { authorization: `Bearer ${userKey}`, "content-type": "application/json" },

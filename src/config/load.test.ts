@@ -99,7 +99,21 @@ describe("guard policy in the configuration", () => {
     assert.equal(guard.policy.bySource.tool?.injection, "flag");
     assert.equal(guard.policy.bySource.tool?.injectionThreshold, 0.4, "the default per-source setting stays");
     assert.equal(guard.scan("mail jane@example.org").text, "mail [REDACTED:email]");
-    for (const bad of [{ input: { pii: "shred" } }, { input: { injectionThreshold: 2 } }, { bySource: { root: {} } }]) {
+    assert.deepEqual(guard.cache?.maxEntries, 10_000, "verdicts are kept by default");
+    const sized = { guard: { cache: { maxEntries: 50, maxChars: 1000 } } };
+    writeFileSync(join(dir, "agentwall.config.json"), JSON.stringify(sized));
+    const kept = guardFromConfig(loadConfig({}, { cwd: dir }).config).cache;
+    assert.deepEqual([kept?.maxEntries, kept?.maxChars], [50, 1000]);
+    writeFileSync(join(dir, "agentwall.config.json"), JSON.stringify({ guard: { cache: false } }));
+    assert.equal(guardFromConfig(loadConfig({}, { cwd: dir }).config).cache, undefined);
+    for (const bad of [
+      { input: { pii: "shred" } },
+      { input: { injectionThreshold: 2 } },
+      { bySource: { root: {} } },
+      { cache: true },
+      { cache: { maxEntries: 0 } },
+      { cache: { ttl: 5 } },
+    ]) {
       writeFileSync(join(dir, "agentwall.config.json"), JSON.stringify({ guard: bad }));
       assert.throws(() => loadConfig({}, { cwd: dir }), { code: "ERR_CONFIG_INVALID" }, JSON.stringify(bad));
     }

@@ -90,6 +90,11 @@ export interface AgentwallConfig {
     onScannerError?: "block" | "flag";
     /** Markup inside markdown code is text (default true); false where outputs are inserted as HTML. */
     codeIsText?: boolean;
+    /**
+     * Verdicts kept per caller for texts sent again (a conversation's history on every turn); `false`
+     * scans every text every time. Default: on, 10,000 verdicts, 4,000,000 characters of redacted text.
+     */
+    cache?: false | { maxEntries?: number; maxChars?: number };
   };
   /** Tool policies: which role or agent may call which tool with which arguments. Unlisted tools are denied. */
   tools: Array<{
@@ -290,6 +295,16 @@ export const CONFIG_SCHEMA = {
         },
         onScannerError: { enum: ["block", "flag"] },
         codeIsText: { type: "boolean" },
+        cache: {
+          oneOf: [
+            { const: false },
+            {
+              type: "object",
+              additionalProperties: false,
+              properties: { maxEntries: positiveInt(1, 10_000_000), maxChars: positiveInt(0, 1_000_000_000) },
+            },
+          ],
+        },
       },
     },
     tools: {

@@ -77,6 +77,7 @@ function route(instance: Instance, direction: Direction): GatewayRoute {
         source,
         trustedSource: (source === "system" && trust.system) || (source === "agent" && trust.agent),
         canaries,
+        partition: principal?.subject,
       });
       if (verdict.verdict === "block") {
         await instance.audit.append({

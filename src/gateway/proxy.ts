@@ -379,12 +379,18 @@ function guardSlots(
   instance: Instance,
   slots: readonly Slot[],
   direction: "input" | "output",
+  partition?: string,
 ): { verdicts: GuardVerdict[]; redacted: number; flagged: string[] } {
   const verdicts: GuardVerdict[] = [];
   let redacted = 0;
   const flagged = new Set<string>();
   const scan = (slot: Slot): GuardVerdict => {
-    const v = instance.guard.scan(slot.text, { direction, source: slot.source, trustedSource: slot.trusted === true });
+    const v = instance.guard.scan(slot.text, {
+      direction,
+      source: slot.source,
+      trustedSource: slot.trusted === true,
+      partition,
+    });
     verdicts.push(v);
     for (const f of v.findings) flagged.add(f.type);
     if (v.verdict === "block") {
@@ -613,7 +619,8 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
     }
     const slots = api.slots(body, sourceTrust(principal));
     const input = await audited(instance, principal, request.id, upstream.name, model, api.name, "input", () =>
-      guardSlots(instance, slots, "input"),
+      // The caller's history comes again on every turn: its verdicts are kept (per caller, see VerdictCache).
+      guardSlots(instance, slots, "input", principal.subject),
     );
     // Budgets: the estimate is reserved before anything leaves, then corrected to the real usage.
     const estimate = {

@@ -1,3 +1,4 @@
+import { VerdictCache } from "./cache.js";
 import { dedupe, type Finding } from "./finding.js";
 import { detectInjection, type InjectionResult, type TextSource } from "./injection.js";
 import { INJECTION_MODEL_V2 } from "./model/injection-v2.js";
@@ -99,6 +100,12 @@ export interface ScanOptions {
   /** Exact values to find and redact (vault values, keys the caller knows). */
   readonly markedSecrets?: readonly string[];
   readonly canaries?: readonly string[];
+  /**
+   * Whose text this is (a caller's identity). With a {@link VerdictCache} on the guard, a text already
+   * scanned in the same partition, direction and source gets its kept verdict instead of a new scan.
+   * Without a partition, or with marked secrets or canaries, every scan is new.
+   */
+  readonly partition?: string;
 }
 
 let shippedModel: LinearModel | undefined;
@@ -127,11 +134,14 @@ function effectiveSource(claimed: TextSource | undefined, trusted: boolean): Tex
  */
 export class Guard {
   readonly policy: GuardPolicy;
+  /** Verdicts kept for texts scanned again (see {@link ScanOptions.partition}); none by default. */
+  readonly cache: VerdictCache | undefined;
   readonly #model: LinearModel;
 
-  constructor(policy: Partial<GuardPolicy> = {}, options: { model?: LinearModel } = {}) {
+  constructor(policy: Partial<GuardPolicy> = {}, options: { model?: LinearModel; cache?: VerdictCache } = {}) {
     this.policy = { ...DEFAULT_GUARD_POLICY, ...policy };
     this.#model = options.model ?? shippedInjectionModel();
+    this.cache = options.cache;
   }
 
   /** The span scanners' findings (secrets, PII, marked secrets, unsafe output, canaries); false if one threw. */
@@ -190,6 +200,45 @@ export class Guard {
         source,
       };
     }
+    const cache = this.cache;
+    const cacheable =
+      cache !== undefined &&
+      options.partition !== undefined &&
+      options.partition !== "" &&
+      text.length >= cache.minChars &&
+      (options.markedSecrets?.length ?? 0) === 0 &&
+      (options.canaries?.length ?? 0) === 0;
+    if (!cacheable) return this.#scan(text, options, source, policy).result;
+    const key = VerdictCache.key({ partition: options.partition, direction, source, text });
+    const kept = cache.get(key);
+    if (kept !== undefined)
+      return {
+        verdict: kept.verdict,
+        text: kept.redacted ?? text,
+        findings: kept.findings,
+        injection: kept.injection,
+        source,
+      };
+    const { result, failed } = this.#scan(text, options, source, policy);
+    // A scanner's failure is not kept: the next scan of the text tries again.
+    if (!failed)
+      cache.set(key, {
+        verdict: result.verdict,
+        redacted: result.text === text ? undefined : result.text,
+        findings: result.findings,
+        injection: result.injection,
+        source,
+      });
+    return result;
+  }
+
+  /** The scan itself, and whether a scanner failed. */
+  #scan(
+    text: string,
+    options: ScanOptions,
+    source: TextSource,
+    policy: DirectionPolicy,
+  ): { result: GuardVerdict; failed: boolean } {
     const findings: (Finding & { action: ScannerAction })[] = [];
     let injection: InjectionResult = { score: 0, detected: false, signals: [], modelScore: undefined };
     let failed = false;
@@ -234,11 +283,14 @@ export class Guard {
       else if (verdict === "allow") verdict = "flag";
     }
     return {
-      verdict,
-      text: verdict === "block" ? "" : out,
-      findings: kept,
-      injection: { score: injection.score, detected: injection.detected, signals: injection.signals },
-      source,
+      result: {
+        verdict,
+        text: verdict === "block" ? "" : out,
+        findings: kept,
+        injection: { score: injection.score, detected: injection.detected, signals: injection.signals },
+        source,
+      },
+      failed,
     };
   }
 }
