@@ -98,6 +98,70 @@ try {
       messages: [{ role: "user", content: `${prompt.slice(0, 1000)} (request ${String(n).padStart(9, "0")})` }],
     });
   const body = bodyOf(0);
+  // An agent's next turn: its conversation so far comes again with the new message (chat completions
+  // are stateless), about 3.4 KB of history before the 1 KB prompt.
+  const history = [
+    {
+      role: "system",
+      content:
+        "You are a travel planning assistant for a small agency. Answer in plain prose, keep each answer under " +
+        "two hundred words, say when prices or opening hours may have changed, and suggest checking official " +
+        "sources for visas, health requirements and rail strikes before anyone books a ticket.",
+    },
+    {
+      role: "user",
+      content:
+        "We are a family of four thinking about a spring holiday in Europe. We have about ten days, we like " +
+        "walking and food markets, and we would rather not drive. Which countries are easy to get around by " +
+        "train, and is April a good month for that kind of trip, or should we wait until May?",
+    },
+    {
+      role: "assistant",
+      content:
+        "April works well for a rail holiday: trains are less crowded than in summer and most museums keep " +
+        "their longer spring hours. France, Switzerland, the Netherlands and northern Italy all have dense " +
+        "networks with frequent regional services. May is warmer, but school holidays in several countries " +
+        "make popular routes busier, so if your dates are flexible the second half of April is a good choice.",
+    },
+    {
+      role: "user",
+      content:
+        "France sounds good. We were thinking of starting in Paris and then going south, maybe to Lyon and " +
+        "the coast. How many nights would you spend in each place, and are there regional passes that make " +
+        "the trains cheaper for a family, or is it better to book each journey separately in advance?",
+    },
+    {
+      role: "assistant",
+      content:
+        "Four nights in Paris, three in Lyon and three on the coast around Marseille or Nice would give each " +
+        "place time without rushing. Long-distance high-speed trains are usually cheapest when booked a few " +
+        "weeks ahead, and children travel at reduced fares. A rail pass rarely pays off for three or four " +
+        "journeys; booking each leg separately is simpler and often cheaper for a family of four.",
+    },
+    {
+      role: "user",
+      content:
+        "Thanks, that helps. Our children are eight and eleven. Which museums in Paris and Lyon are good for " +
+        "that age, and how long should a visit be before they get tired? We would also like a few ideas for " +
+        "rainy afternoons that do not involve another museum, in case the weather turns.",
+    },
+    {
+      role: "assistant",
+      content:
+        "In Paris the science museum at La Villette and the natural history galleries in the Jardin des " +
+        "Plantes hold children's attention well; two hours is usually enough. In Lyon the Musée des " +
+        "Confluences mixes science and anthropology in short rooms. For rainy afternoons, covered passages, " +
+        "a cooking class or the aquarium are good choices, and many bakeries welcome children to watch.",
+    },
+  ];
+  const conversationOf = (n: number) =>
+    JSON.stringify({
+      model: "gpt-4o-mini",
+      messages: [
+        ...history,
+        { role: "user", content: `${prompt.slice(0, 1000)} (request ${String(n).padStart(9, "0")})` },
+      ],
+    });
   const targets = {
     upstream: { url: `${upstream}/chat/completions`, headers: { "content-type": "application/json" } },
     agentwall: {
@@ -115,16 +179,23 @@ try {
     },
   } as const;
 
-  // Every target must answer the request correctly before it is timed.
-  for (const [name, t] of Object.entries(targets)) {
-    const r = await fetch(t.url, { method: "POST", headers: t.headers, body });
-    const text = await r.text();
-    if (r.status !== 200 || !text.includes("Paris"))
-      throw new Error(`${name} answered ${r.status}: ${text.slice(0, 200)}`);
-  }
+  // Every target must answer both requests correctly before it is timed.
+  for (const [name, t] of Object.entries(targets))
+    for (const sample of [body, conversationOf(0)]) {
+      const r = await fetch(t.url, { method: "POST", headers: t.headers, body: sample });
+      const text = await r.text();
+      if (r.status !== 200 || !text.includes("Paris"))
+        throw new Error(`${name} answered ${r.status}: ${text.slice(0, 200)}`);
+    }
 
-  const load = async (name: keyof typeof targets, connections: number, seconds: number) => {
+  const load = async (
+    name: keyof typeof targets,
+    connections: number,
+    seconds: number,
+    shape: "prompt" | "conversation" = "prompt",
+  ) => {
     const t = targets[name];
+    const make = shape === "prompt" ? bodyOf : conversationOf;
     const r = await autocannon({
       url: t.url,
       method: "POST",
@@ -134,7 +205,7 @@ try {
       requests: [
         {
           body,
-          setupRequest: (req) => ({ ...req, body: bodyOf(++sent) }),
+          setupRequest: (req) => ({ ...req, body: make(++sent) }),
         },
       ],
     });
@@ -161,6 +232,14 @@ try {
     agentwall: await load("agentwall", 1, Math.max(3, SECONDS / 2)),
     portkey: await load("portkey", 1, Math.max(3, SECONDS / 2)),
   };
+  // An agent's next turn, its history resent (agentwall keeps the history's input verdicts per caller).
+  await load("agentwall", CONNECTIONS, 2, "conversation");
+  const cpuConversation = cpuMs(gateway.pid ?? 0);
+  const conversation = {
+    agentwall: await load("agentwall", CONNECTIONS, SECONDS, "conversation"),
+    cpuMs: cpuMs(gateway.pid ?? 0) - cpuConversation,
+    portkey: await load("portkey", CONNECTIONS, SECONDS, "conversation"),
+  };
 
   console.log(`gateway, ${CONNECTIONS} connections, ${SECONDS} s each, 1 KB prompt, node ${process.version}`);
   const row = (name: string, r: { rps: number; p50: number; p99: number; ok: number; errors: number }) =>
@@ -177,6 +256,13 @@ try {
   console.log(
     `ratios: agentwall / portkey ${(results.agentwall.rps / portkey.rps).toFixed(2)} (aim >= 5), ` +
       `agentwall / upstream ${(results.agentwall.rps / results.upstream.rps).toFixed(2)}`,
+  );
+  console.log(
+    `next turn of a conversation (7 messages of history, 3.4 KB, then the prompt): agentwall ` +
+      `${conversation.agentwall.rps.toFixed(0)} req/s (${conversation.agentwall.errors} errors, ` +
+      `${(conversation.cpuMs / Math.max(conversation.agentwall.ok, 1)).toFixed(3)} ms CPU per request), portkey ` +
+      `${conversation.portkey.rps.toFixed(0)} req/s (${conversation.portkey.errors} errors); ratio ` +
+      `${(conversation.agentwall.rps / conversation.portkey.rps).toFixed(2)}`,
   );
   console.log(
     `added latency at 1 connection (autocannon's p50 is in whole ms, so the means are printed too): ` +
