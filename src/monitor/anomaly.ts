@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { LRUCache } from "lru-cache";
 import type { AuditSink } from "../audit/event.js";
 import type { Store } from "../store/database.js";
 
@@ -91,7 +92,11 @@ export class AnomalyDetector {
   readonly #max: number;
   readonly #subjects = new Map<string, SubjectState>();
   readonly #loading = new Map<string, Promise<SubjectState>>();
-  readonly #authFailures = new Map<string, { minute: number; count: number; raised: boolean }>();
+  /**
+   * Per client address (unauthenticated, so an attacker picks as many as it likes): lru-cache, O(1) per
+   * failure. A Map kept in recency order left a hole per update that every eviction walked past.
+   */
+  readonly #authFailures: LRUCache<string, { minute: number; count: number; raised: boolean }>;
 
   constructor(options: AnomalyOptions) {
     this.#store = options.store;
@@ -99,6 +104,7 @@ export class AnomalyDetector {
     this.#now = options.now ?? Date.now;
     this.#onAlert = options.onAlert;
     this.#max = options.maxSubjects ?? 100_000;
+    this.#authFailures = new LRUCache({ max: this.#max });
   }
 
   async #state(subject: string): Promise<SubjectState> {
@@ -260,10 +266,7 @@ export class AnomalyDetector {
     let f = this.#authFailures.get(ip);
     if (f === undefined || f.minute !== minute) {
       f = { minute, count: 0, raised: false };
-      this.#authFailures.delete(ip);
       this.#authFailures.set(ip, f);
-      while (this.#authFailures.size > this.#max)
-        this.#authFailures.delete(this.#authFailures.keys().next().value as string);
     }
     f.count++;
     if (f.count >= 20 && !f.raised) {
