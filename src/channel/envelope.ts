@@ -102,6 +102,15 @@ export class ReplayGuard {
   readonly #seen = new Map<string, readonly [number, string]>();
   /** Live entries per sender: one peer cannot fill the cache and lock the others out. */
   readonly #bySender = new Map<string, number>();
+  /**
+   * Keys by when they can go, in slices of {@link #slice} ms, so pruning visits only what expired: a
+   * walk over every entry, as pruning was, cost a sender at its share the whole cache per message it
+   * sent (100,000 entries by default) — an authenticated peer could keep the process busy that way.
+   */
+  readonly #expiring = new Map<number, string[]>();
+  readonly #slice: number;
+  /** Slices before this one have been pruned. */
+  #prunedUpTo: number;
 
   /**
    * @param options.perSender Live nonces one sender may hold (default: a quarter of `capacity`, at
@@ -125,6 +134,8 @@ export class ReplayGuard {
       );
     this.#now = options.now ?? Date.now;
     this.#startedAt = this.#now();
+    this.#slice = Math.max(1, Math.floor(this.#windowMs / 100));
+    this.#prunedUpTo = Math.floor(this.#startedAt / this.#slice);
   }
 
   get size(): number {
@@ -140,7 +151,7 @@ export class ReplayGuard {
       throw new AgentwallError("ERR_CHANNEL_STALE", `the message's timestamp is more than ${this.#windowMs} ms off`);
     const key = `${sender} ${nonce}`;
     if (this.#seen.has(key)) throw new AgentwallError("ERR_CHANNEL_REPLAY", "the message was already received");
-    if (this.#seen.size >= this.#capacity || (this.#bySender.get(sender) ?? 0) >= this.#perSender) this.#prune(now);
+    this.#prune(now);
     if (this.#seen.size >= this.#capacity)
       throw new AgentwallError("ERR_CHANNEL_REPLAY_CACHE_FULL", "too many messages inside the replay window");
     const held = this.#bySender.get(sender) ?? 0;
@@ -149,18 +160,49 @@ export class ReplayGuard {
         "ERR_CHANNEL_REPLAY_CACHE_FULL",
         "this sender has too many messages inside the replay window",
       );
-    this.#seen.set(key, [ts + this.#windowMs, sender]);
+    const until = ts + this.#windowMs;
+    this.#seen.set(key, [until, sender]);
     this.#bySender.set(sender, held + 1);
+    // Not before the slices already pruned (the clock went back): such an entry stays a little longer.
+    const slice = Math.max(Math.floor(until / this.#slice), this.#prunedUpTo);
+    const keys = this.#expiring.get(slice);
+    if (keys === undefined) this.#expiring.set(slice, [key]);
+    else keys.push(key);
   }
 
+  /**
+   * Forgets the entries of every slice that ended by `now` (their messages would be stale); an entry
+   * stays at most one slice (1 % of the window) past its time, never less.
+   */
   #prune(now: number): void {
-    for (const [key, [until, sender]] of this.#seen) {
-      if (until >= now) continue;
-      this.#seen.delete(key);
-      const left = (this.#bySender.get(sender) ?? 1) - 1;
-      if (left === 0) this.#bySender.delete(sender);
-      else this.#bySender.set(sender, left);
+    const upTo = Math.floor(now / this.#slice);
+    if (upTo <= this.#prunedUpTo) return;
+    const forget = (keys: readonly string[]) => {
+      for (const key of keys) {
+        const entry = this.#seen.get(key);
+        if (entry === undefined) continue;
+        this.#seen.delete(key);
+        const left = (this.#bySender.get(entry[1]) ?? 1) - 1;
+        if (left === 0) this.#bySender.delete(entry[1]);
+        else this.#bySender.set(entry[1], left);
+      }
+    };
+    if (upTo - this.#prunedUpTo <= this.#expiring.size) {
+      for (let slice = this.#prunedUpTo; slice < upTo; slice++) {
+        const keys = this.#expiring.get(slice);
+        if (keys === undefined) continue;
+        forget(keys);
+        this.#expiring.delete(slice);
+      }
+    } else {
+      // Long idle: fewer slices held than elapsed, so look at those held.
+      for (const [slice, keys] of this.#expiring) {
+        if (slice >= upTo) continue;
+        forget(keys);
+        this.#expiring.delete(slice);
+      }
     }
+    this.#prunedUpTo = upTo;
   }
 }
 
