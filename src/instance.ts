@@ -324,6 +324,7 @@ export async function openInstance(
       audit.limitPruning(() => shipper.shippedThrough());
     }
     const budgets = new Budgets({ store, rules: config.budgets, pricing: config.pricing, now: options.now });
+    metrics.guardCache(() => live.guard.cache?.stats());
     let live = {
       config,
       guard: guardFromConfig(config),

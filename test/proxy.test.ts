@@ -683,6 +683,12 @@ describe("GET /metrics", () => {
     assert.match(text, /agentwall_llm_requests_total\{upstream="default",outcome="success"\} [1-9]/);
     assert.match(text, /agentwall_llm_tokens_total\{upstream="default",kind="prompt"\} [1-9]/);
     assert.match(text, /agentwall_guard_blocks_total\{direction="input"\} [1-9]/);
+    // The kept-verdict cache, as it stands (earlier tests sent a conversation twice).
+    const stats = instance.guard.cache?.stats();
+    assert.ok(stats !== undefined && stats.hits > 0);
+    assert.match(text, new RegExp(`agentwall_guard_cache_lookups_total\\{result="hit"\\} ${stats.hits}\\n`));
+    assert.match(text, new RegExp(`agentwall_guard_cache_lookups_total\\{result="miss"\\} ${stats.misses}\\n`));
+    assert.match(text, new RegExp(`agentwall_guard_cache_entries ${stats.entries}\\n`));
     assert.match(
       text,
       /agentwall_http_requests_total\{method="POST",route="\/v1\/chat\/completions",status="200"\} [1-9]/,

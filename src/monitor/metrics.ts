@@ -82,6 +82,34 @@ export class Metrics {
     this.#budgetRefusals.inc();
   }
 
+  /**
+   * Adds the kept-verdict cache's figures, read from `stats` at each scrape (the guard in force; a
+   * reload starts a new cache, which Prometheus sees as a counter reset):
+   * `agentwall_guard_cache_lookups_total{result="hit"|"miss"}` and `agentwall_guard_cache_entries`.
+   */
+  guardCache(stats: () => { entries: number; hits: number; misses: number } | undefined): void {
+    new Counter({
+      name: "agentwall_guard_cache_lookups_total",
+      help: "Input texts looked up among the kept guard verdicts, by result (hit: not scanned again)",
+      labelNames: ["result"],
+      registers: [this.registry],
+      collect() {
+        const s = stats();
+        this.reset();
+        this.inc({ result: "hit" }, s?.hits ?? 0);
+        this.inc({ result: "miss" }, s?.misses ?? 0);
+      },
+    });
+    new Gauge({
+      name: "agentwall_guard_cache_entries",
+      help: "Guard verdicts kept for texts sent again",
+      registers: [this.registry],
+      collect() {
+        this.set(stats()?.entries ?? 0);
+      },
+    });
+  }
+
   /** Adds `agentwall_audit_ship_lag_events{sink}`, read from `lag` at each scrape. */
   auditShipLag(lag: () => Promise<Record<string, number>>): void {
     new Gauge({
