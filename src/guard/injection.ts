@@ -453,7 +453,7 @@ const SIGNALS: readonly Signal[] = [
   // "Jailbroken" describes the AI; "jailbreak" alone is also what researchers and phone owners say
   // ("jailbreak detection datasets"), a cue that needs another.
   s("persona", 0.8, `\\bjailbroken\\b`),
-  s("persona", 0.45, `\\bjailbreak\\b`),
+  s("persona", 0.35, `\\bjailbreak\\b`),
   // A persona named Jailbreak: "[🔓JAILBREAK]", "you are Jailbreak", "Jailbreak is free of…", "JAILBREAK:".
   s(
     "persona",
