@@ -1,20 +1,40 @@
 /**
  * Keeps a flood of failed authentications from flooding the audit log: the first `perMinute` failures
  * from one client address in a minute are recorded one by one; the rest are counted and recorded as one
- * summary event when that address's minute ends (or at the next failure after it). Memory is bounded:
- * at most `maxAddresses` addresses are tracked; beyond that every failure is recorded individually
- * (nothing is ever dropped silently).
+ * summary event when that address's minute ends — found by {@link sweep}, which the gateway runs every
+ * few seconds, or at the address's next failure, whichever comes first. Memory is bounded: at most
+ * `maxAddresses` addresses are tracked; beyond that every failure is recorded individually (nothing is
+ * ever dropped silently), and a swept window frees its slot.
  */
 export class FailureAggregator {
   readonly #perMinute: number;
   readonly #maxAddresses: number;
+  readonly #windowMs: number;
   readonly #now: () => number;
   readonly #windows = new Map<string, { start: number; count: number; suppressed: number }>();
 
-  constructor(options: { perMinute?: number; maxAddresses?: number; now?: () => number } = {}) {
+  constructor(options: { perMinute?: number; maxAddresses?: number; windowMs?: number; now?: () => number } = {}) {
     this.#perMinute = options.perMinute ?? 20;
     this.#maxAddresses = options.maxAddresses ?? 10_000;
+    this.#windowMs = options.windowMs ?? 60_000;
     this.#now = options.now ?? Date.now;
+  }
+
+  /** Tracked addresses. */
+  get size(): number {
+    return this.#windows.size;
+  }
+
+  /** Summaries of the windows that have ended with failures suppressed; every ended window is forgotten. */
+  sweep(): Array<{ ip: string; suppressed: number; windowStart: number }> {
+    const now = this.#now();
+    const out: Array<{ ip: string; suppressed: number; windowStart: number }> = [];
+    for (const [ip, w] of this.#windows) {
+      if (now - w.start < this.#windowMs) continue;
+      if (w.suppressed > 0) out.push({ ip, suppressed: w.suppressed, windowStart: w.start });
+      this.#windows.delete(ip);
+    }
+    return out;
   }
 
   /**
@@ -25,7 +45,7 @@ export class FailureAggregator {
     const now = this.#now();
     let summary: { ip: string; suppressed: number; windowStart: number } | undefined;
     let w = this.#windows.get(ip);
-    if (w !== undefined && now - w.start >= 60_000) {
+    if (w !== undefined && now - w.start >= this.#windowMs) {
       if (w.suppressed > 0) summary = { ip, suppressed: w.suppressed, windowStart: w.start };
       this.#windows.delete(ip);
       w = undefined;

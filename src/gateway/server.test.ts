@@ -263,6 +263,39 @@ describe("gateway skeleton", () => {
     assert.equal(all[0]?.details?.suppressed, 45);
   });
 
+  it("records the summary when an address's window ends, without waiting for its next failure or a shutdown", async () => {
+    const instance = await testInstance({
+      rateLimits: { perIp: { limit: 100_000, periodMs: 60_000, burst: 100_000 }, expectedInstances: 1 },
+    });
+    const app = await buildServer(instance, { failuresPerMinute: 5, failureWindowMs: 300, failureSweepMs: 50 });
+    try {
+      for (let i = 0; i < 30; i++) {
+        const res = await app.inject({
+          method: "GET",
+          url: "/v1/admin/audit/events",
+          headers: { authorization: `Bearer aw_garbage${i}` },
+          remoteAddress: "10.9.8.7",
+        });
+        assert.equal(res.statusCode, 401);
+      }
+      // The address never comes back and the gateway keeps running: the sweep writes the summary.
+      let events: Awaited<ReturnType<typeof instance.audit.query>>["events"] = [];
+      for (let waited = 0; waited < 5_000 && events.length < 6; waited += 50) {
+        await new Promise((r) => setTimeout(r, 50));
+        events = (await instance.audit.query({ type: "auth_failed", limit: 1000 })).events;
+      }
+      assert.equal(events.length, 6);
+      assert.deepEqual(
+        [events[0]?.action, events[0]?.ip, events[0]?.details?.suppressed],
+        ["auth.failures.aggregated", "10.9.8.7", 25],
+      );
+    } finally {
+      await app.close();
+    }
+    // Nothing is summarized twice at shutdown.
+    assert.equal((await instance.audit.query({ type: "auth_failed", limit: 1000 })).events.length, 6);
+  });
+
   it("accepts the key in x-api-key, and refuses two credentials at once", async () => {
     const { app, admin } = await setup();
     assert.equal(

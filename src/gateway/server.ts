@@ -22,6 +22,9 @@ export interface BuildServerOptions {
   readonly logger?: Logger;
   /** Failed authentications recorded one by one per client address and minute; the rest are summarised. Default 20. */
   readonly failuresPerMinute?: number;
+  /** Length of an address's failure window (default one minute) and how often ended ones are swept (5 s). */
+  readonly failureWindowMs?: number;
+  readonly failureSweepMs?: number;
   /** Extra routes (later capabilities), each with its declared access. */
   readonly routes?: readonly GatewayRoute[];
 }
@@ -192,9 +195,10 @@ export async function buildServer(instance: Instance, options: BuildServerOption
     return sendError(reply, request, "ERR_INTERNAL", "internal error");
   });
 
-  const failures = new FailureAggregator(
-    options.failuresPerMinute === undefined ? {} : { perMinute: options.failuresPerMinute },
-  );
+  const failures = new FailureAggregator({
+    ...(options.failuresPerMinute === undefined ? {} : { perMinute: options.failuresPerMinute }),
+    ...(options.failureWindowMs === undefined ? {} : { windowMs: options.failureWindowMs }),
+  });
   const recordSuppressed = (s: { ip: string; suppressed: number; windowStart: number }) =>
     instance.audit.append({
       type: "auth_failed",
@@ -204,7 +208,17 @@ export async function buildServer(instance: Instance, options: BuildServerOption
       ip: s.ip,
       details: { suppressed: s.suppressed, windowStart: s.windowStart },
     });
+  // Ended windows are summarized within seconds, not when the address fails again (which may be never)
+  // or at shutdown (which a crash skips): at most a window and a sweep of suppressed counts is in memory.
+  const sweeper = setInterval(() => {
+    for (const s of failures.sweep())
+      recordSuppressed(s).catch((error: unknown) =>
+        log?.error({ code: (error as { code?: string }).code ?? "unknown" }, "audit of suppressed failures failed"),
+      );
+  }, options.failureSweepMs ?? 5_000);
+  sweeper.unref();
   app.addHook("onClose", async () => {
+    clearInterval(sweeper);
     for (const s of failures.drain()) await recordSuppressed(s).catch(() => undefined);
   });
 
