@@ -276,6 +276,15 @@ describe("secrets", () => {
     );
   });
 
+  it("finds GNU make's :::= assignments and curl credentials on a continued line", () => {
+    // GNU make 4.4 assigns with :::= too; a long curl command goes on over lines ending in a backslash.
+    assert.deepEqual(types(findSecrets('DEPLOY_TOKEN :::= "fo_ezq4zy7h-lv9xmg040gwi9orgyosz"')), ["secret-assignment"]);
+    const curl = "curl https://api.example.com/oauth2/token \\\n  --user c28wlsosanujy2z:qgsnai0xokrw4j1 --data x=1";
+    const found = findSecrets(curl);
+    assert.deepEqual(types(found), ["curl-credentials"]);
+    assert.equal(curl.slice(found[0]?.start, found[0]?.end), "qgsnai0xokrw4j1");
+  });
+
   it("leaves placeholders, references and identifiers alone", () => {
     for (const text of [
       'api_key = "YOUR_API_KEY_HERE"',

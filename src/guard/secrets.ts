@@ -262,7 +262,8 @@ const PREFIXED: readonly Rule[] = [
   ),
   r(
     "curl-credentials",
-    `curl\\b[^\\n]{0,200}?\\s(?:-u|--user)\\s+['"]?[^\\s:'"]{1,100}:([^\\s'"]{3,200})`,
+    // A long command goes on over lines ending in a backslash (shell continuation).
+    `curl\\b(?:[^\\n]|\\\\\\r?\\n){0,200}?\\s(?:-u|--user)\\s+['"]?[^\\s:'"]{1,100}:([^\\s'"]{3,200})`,
     0.85,
     1,
     realPassword,
@@ -319,7 +320,7 @@ const SECRET_WORDS =
 const SECRET_WORD = new RegExp(`${SECRET_WORDS}s?(?![A-Za-z0-9])`, "gi");
 /** What follows a secret word in an assignment: optional quote and type, the operator, the value. */
 const ASSIGNMENT_TAIL = new RegExp(
-  `["'\`]?(?:[ \\t]{0,4}(?:string|str|String|const|final|:[ \\t]?[A-Za-z]{1,10}))?[ \\t]{0,8}(?:=|:=|::=|\\?=|\\.=|\\+=|=>|->|:|,|\\|\\|=)[ \\t]{0,8}(?:[rRbBuU]?["'\`]|\\(\\s?["'\`]?)?([^\\s"'\`<>,;)(\\\\]{8,300})`,
+  `["'\`]?(?:[ \\t]{0,4}(?:string|str|String|const|final|:[ \\t]?[A-Za-z]{1,10}))?[ \\t]{0,8}(?:=|:=|::=|:::=|\\?=|\\.=|\\+=|=>|->|:|,|\\|\\|=)[ \\t]{0,8}(?:[rRbBuU]?["'\`]|\\(\\s?["'\`]?)?([^\\s"'\`<>,;)(\\\\]{8,300})`,
   "dy",
 );
 const NAME_CHAR = /[A-Za-z0-9_.$@-]/;

