@@ -276,9 +276,14 @@ describe("secrets", () => {
     );
   });
 
-  it("finds GNU make's :::= assignments and curl credentials on a continued line", () => {
+  it("finds GNU make's :::= assignments, .NET key/value passwords and curl credentials on a continued line", () => {
     // GNU make 4.4 assigns with :::= too; a long curl command goes on over lines ending in a backslash.
     assert.deepEqual(types(findSecrets('DEPLOY_TOKEN :::= "fo_ezq4zy7h-lv9xmg040gwi9orgyosz"')), ["secret-assignment"]);
+    // .NET and NuGet configuration: <add key="…Password" value="…" />.
+    assert.deepEqual(types(findSecrets('<add key="ClearTextPassword" value="CleartextPassword1" />')), [
+      "secret-assignment",
+    ]);
+    assert.deepEqual(types(findSecrets('<add key="PasswordLength" value="12" />')), []);
     const curl = "curl https://api.example.com/oauth2/token \\\n  --user c28wlsosanujy2z:qgsnai0xokrw4j1 --data x=1";
     const found = findSecrets(curl);
     assert.deepEqual(types(found), ["curl-credentials"]);
@@ -301,6 +306,8 @@ describe("secrets", () => {
       // Elided in documentation, public by name, an anti-forgery nonce, an identifier of capitalised words.
       "export OP_SERVICE_ACCOUNT_TOKEN=ops_eyJzaWduSW5BZGRyZXNzIjoiaHR0cHM6...",
       'publicToken = "9Cnzj4p4WGeKLs1Pt8QuKUpRKfFLfRYC9AIKjbJTWit"',
+      // Rails' anti-forgery field.
+      '<input type="hidden" name="authenticity_token" value="7SWa-Fo1_hsC6oovfBsJFLGPUl2EhkSWPbJhWANwgaJWBDl1vxd9VNqXTNA" />',
       "csrf-token=Mj2qykJO5rELyHgezQ69nzUX0i3OH67V7+V4eUrLfpuyOuxmiW9rhROG/Whikle15syazJOkrjJa3U2AbhIvUw==",
       'token = "clm63608:AgencyIdentificationCodeContentType"',
       // A signature is no credential.

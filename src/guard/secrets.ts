@@ -320,7 +320,7 @@ const SECRET_WORDS =
 const SECRET_WORD = new RegExp(`${SECRET_WORDS}s?(?![A-Za-z0-9])`, "gi");
 /** What follows a secret word in an assignment: optional quote and type, the operator, the value. */
 const ASSIGNMENT_TAIL = new RegExp(
-  `["'\`]?(?:[ \\t]{0,4}(?:string|str|String|const|final|:[ \\t]?[A-Za-z]{1,10}))?[ \\t]{0,8}(?:=|:=|::=|:::=|\\?=|\\.=|\\+=|=>|->|:|,|\\|\\|=)[ \\t]{0,8}(?:[rRbBuU]?["'\`]|\\(\\s?["'\`]?)?([^\\s"'\`<>,;)(\\\\]{8,300})`,
+  `["'\`]?(?:[ \\t]{0,4}(?:string|str|String|const|final|:[ \\t]?[A-Za-z]{1,10}))?[ \\t]{0,8}(?:=|:=|::=|:::=|\\?=|\\.=|\\+=|=>|->|:|,|\\|\\|=|value[ \\t]{0,4}=)[ \\t]{0,8}(?:[rRbBuU]?["'\`]|\\(\\s?["'\`]?)?([^\\s"'\`<>,;)(\\\\]{8,300})`,
   "dy",
 );
 const NAME_CHAR = /[A-Za-z0-9_.$@-]/;
@@ -357,7 +357,7 @@ function assignmentValueOk(name: string, value: string): boolean {
   )
     return false;
   if (
-    /^(?:public|publishable)|(?:csrf|xsrf)[_.-]?token$|(?:public|primary|foreign|partition|sort|cache|map|index|idx|row|hash|lookup|shortcut|hot|unique|composite|surrogate|natural|ssh)[_.-]?key$/i.test(
+    /^(?:public|publishable)|(?:csrf|xsrf|authenticity)[_.-]?token$|(?:public|primary|foreign|partition|sort|cache|map|index|idx|row|hash|lookup|shortcut|hot|unique|composite|surrogate|natural|ssh)[_.-]?key$/i.test(
       name,
     )
   )
