@@ -98,6 +98,7 @@ describe("streaming with the guard's adaptive hold-back", () => {
     "words ",
     'password = "Tr0ub4dor&3xK9!qLm" ',
     "db_secret:   Zq8vN2rT5wX7pL4m ",
+    '<add key="DbPassword"    value =  "Zq8vN2rT5wX7pL4m" /> ',
     "Authorization: Bearer Zq8vN2rT5wX7pL4mK3sD9fG1hJ6kL0pQ ",
     "curl -s https://api.example.net/v1 -H 'Accept: x' -u deploy:Zq8vN2rT5wX7 ",
     "curl -s https://api.example.net/v1 \\\n  -H 'Accept: x' \\\n  --user deploy:Zq8vN2rT5wX7 ",
