@@ -204,6 +204,8 @@ describe("secrets", () => {
         "Qw3Er5Ty7Ui9Op1As3Df5Gh7Jk9Lz1Xc3Vb5Nm7Qw9Er1Ty3Ui5Op7As9Df1Gh3Jk5Lz7Xc9Vb1Nm3Qw5Er7Ty9Ui1Op3AA",
     ],
     ["slack-token", "xoxb-123456789012-1234567890123-Ab3De5Fg7Hi9Jk1Lm3No5Pq7"],
+    // A legacy token: ten hex digits at the end (entropy 2.72 bits a character here).
+    ["slack-token", '"access_token": "xoxs-3206092076-3204538285-3743137121-836b042620"'],
     ["stripe-key", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"],
     ["google-api-key", "AIzaSyD7x9Ql2Mn4Bv6Cx8Zs0Aq1Wz3Ed5Rf7Tg"],
     ["private-key", `-----BEGIN RSA PRIVATE KEY-----\n${"MIIEowIBAAKCAQEA7".repeat(6)}\n-----END RSA PRIVATE KEY-----`],

@@ -120,8 +120,13 @@ const PREFIXED: readonly Rule[] = [
     `${B}xox[abposr]-(?:\\d-)?\\d{8,14}(?:-\\d{8,14}){0,3}-[A-Za-z0-9]{8,250}(?![A-Za-z0-9_#-])`,
     0.95,
     0,
-    // The ids may be anything; the randomness that matters is in the last part.
-    (t) => notPlaceholder(t) && entropy(t.slice(t.lastIndexOf("-") + 1)) >= 3,
+    // The ids may be anything; the randomness that matters is in the last part, which in legacy
+    // tokens is ten hex digits: a random ten-character string rarely reaches 3 bits a character
+    // (log2 10 = 3.32 at most), so short tails are held to less.
+    (t) => {
+      const tail = t.slice(t.lastIndexOf("-") + 1);
+      return notPlaceholder(t) && entropy(tail) >= Math.min(3, Math.log2(tail.length) - 0.75);
+    },
   ),
   // Legacy workspace and refresh tokens: a short random part, no ids.
   r("slack-token", `${B}xox[ar]-(?:\\d-)?[A-Za-z0-9]{10,48}${E}`, 0.9, 0, random(3)),
