@@ -96,6 +96,16 @@ describe("security agents", () => {
     assert.equal(coarse.body.safe, false);
     assert.equal(coarse.body.risk_score, undefined);
     assert.equal(coarse.body.signals, undefined);
+    // A workflow checks the same message again on later turns: the kept verdict answers, per caller.
+    const cache = instance.guard.cache;
+    assert.ok(cache !== undefined);
+    const message = { text: "Please summarise the attached quarterly report for the finance team by Friday." };
+    const before = cache.stats().hits;
+    for (const key of [undefined, undefined, screener]) {
+      const again = await run("prompt_security", "check", message, key);
+      assert.deepEqual([again.status, again.body.safe], [200, true]);
+    }
+    assert.equal(cache.stats().hits - before, 1, "the second check by the same caller; another caller scans anew");
     const o = await run("output_filter", "filter", { text: "hi <script>alert(1)</script>" });
     assert.equal(o.body.blocked, true);
     assert.equal(o.body.filtered_text, "");

@@ -212,8 +212,9 @@ const inputValidation: SecurityAgent = {
 const promptSecurity: SecurityAgent = {
   name: "prompt_security",
   operations: ["check"],
-  async execute(_operation, input, { instance, details }) {
-    const v = instance.guard.scan(str(input, "text", 200_000), { direction: "input" });
+  async execute(_operation, input, { instance, details, caller }) {
+    // A workflow checks each message as it passes, the same ones again on later turns: kept per caller.
+    const v = instance.guard.scan(str(input, "text", 200_000), { direction: "input", partition: caller.subject });
     return {
       safe: v.verdict === "allow",
       verdict: v.verdict,
