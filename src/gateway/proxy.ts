@@ -634,6 +634,10 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
     });
     // The upstream call's record, until the request's llm_request event (or its failure path) takes it.
     let upstreamCall: EgressRecord | undefined;
+    // What the upstream used once it has answered: a failure after that (an answer blocked by the output
+    // guard, a tool call refused, the audit failing) still counts it — the tokens were spent upstream, and
+    // giving them back would let answers that get blocked run free of every budget.
+    let spent: { prompt: number; completion: number } | undefined;
     let settled = false;
     const settle = async (actual: { prompt: number; completion: number }) => {
       if (settled) return;
@@ -703,10 +707,12 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
                   credentialId: principal.credentialId,
                 })
                 .catch(() => undefined);
+            // A stream cut short (blocked, failed) has no usage: the upstream generated an unknown part
+            // of the answer, so the reservation stands as it is rather than be given back.
             await settle(
               Object.keys(o.usage).length > 0
                 ? { prompt: o.usage.prompt ?? 0, completion: o.usage.completion ?? 0 }
-                : { prompt: estimate.prompt, completion: o.outcome === "success" ? estimate.completion : 0 },
+                : estimate,
             );
             await instance.audit.append({
               type: o.outcome === "success" ? "llm_request" : "guard_block",
@@ -735,6 +741,8 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
       const upstreamNs = process.hrtime.bigint() - upstreamStarted;
       if (res.status < 200 || res.status >= 300)
         throw new AgentwallError("ERR_UPSTREAM_FAILED", `the upstream answered ${res.status}`);
+      // Answered: until its usage is read, the reservation stands as it is.
+      spent = estimate;
       let answer: Record<string, unknown>;
       try {
         answer = JSON.parse(res.body.toString("utf8")) as Record<string, unknown>;
@@ -743,9 +751,14 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
       }
       if (typeof answer !== "object" || answer === null)
         throw new AgentwallError("ERR_UPSTREAM_FAILED", "the upstream's answer is not an object");
+      const used = api.usage(answer);
+      if (used.prompt !== undefined && used.completion !== undefined)
+        spent = { prompt: used.prompt, completion: used.completion };
       const outSlots = api.answerSlots(answer);
       // The texts as the model wrote them (the guard may redact the answer in place): what was used.
       const written = outSlots.map((x) => x.text);
+      if (used.prompt === undefined || used.completion === undefined)
+        spent = { prompt: estimate.prompt, completion: estimateTokens(written) };
       const output = await audited(instance, principal, request.id, upstream.name, model, api.name, "output", () =>
         guardSlots(instance, outSlots, "output"),
       );
@@ -756,17 +769,12 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
           throw new AgentwallError(d.code, `the model's answer calls a tool it may not: ${d.reason}`);
         }
       }
-      const used = api.usage(answer);
       instance.metrics.llm(upstream.name, "success", used);
       if (used.total !== undefined)
         await instance.anomaly
           .observeTokens({ subject: principal.subject, tokens: used.total, credentialId: principal.credentialId })
           .catch(() => undefined);
-      await settle(
-        used.prompt !== undefined && used.completion !== undefined
-          ? { prompt: used.prompt, completion: used.completion }
-          : { prompt: estimate.prompt, completion: estimateTokens(written) },
-      );
+      await settle(spent);
       const recorded = upstreamCall?.summary;
       upstreamCall = undefined;
       await auditLlm(`llm.${api.name}`, "success", {
@@ -782,9 +790,9 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
         .header("x-agentwall-overhead-ms", overheadMs.toFixed(3))
         .send(JSON.stringify(answer));
     } catch (error) {
-      // Failed before an answer: give the reservation back, and record the upstream call on its own
-      // (durable before the error answer leaves, as the check's event is).
-      await settle({ prompt: 0, completion: 0 }).catch(() => undefined);
+      // Failed: settle to what the upstream used (nothing if it never answered), and record the upstream
+      // call on its own (durable before the error answer leaves, as the check's event is).
+      await settle(spent ?? { prompt: 0, completion: 0 }).catch(() => undefined);
       await upstreamCall?.append();
       throw error;
     }
