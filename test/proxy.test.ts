@@ -854,4 +854,39 @@ describe("anomaly alerts through the gateway", () => {
       await new Promise<void>((r) => hook.close(() => r()));
     }
   });
+
+  it("sees the tokens of an answer it blocks: a spike hidden in blocked answers still raises token_spike", async () => {
+    const watched = await testInstance(
+      {},
+      { AGENTWALL_UPSTREAM_URL: `http://127.0.0.1:${port}/v1`, AGENTWALL_UPSTREAM_KEY: UPSTREAM_KEY },
+    );
+    const server = await buildServer(watched, { logger: pino({ level: "silent" }) });
+    try {
+      const key = (await watched.apiKeys.create({ owner: "trent", name: "t", roles: ["user"], creator: "test" })).key;
+      const send = () =>
+        server.inject({
+          method: "POST",
+          url: "/v1/chat/completions",
+          headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+          payload: JSON.stringify(hello),
+        });
+      answers.length = 0;
+      for (let i = 0; i < 25; i++) assert.equal((await send()).statusCode, 200); // 17 tokens each
+      answers.push({
+        choices: [
+          { index: 0, message: { role: "assistant", content: "<script>steal()</script>" }, finish_reason: "stop" },
+        ],
+        usage: { prompt_tokens: 12, completion_tokens: 4000, total_tokens: 4012 },
+      });
+      assert.equal(code(await send()), "ERR_GUARD_BLOCKED");
+      const alerts = await watched.anomaly.list({ subject: "trent" });
+      assert.ok(
+        alerts.some((a) => a.kind === "token_spike"),
+        JSON.stringify(alerts.map((a) => a.kind)),
+      );
+    } finally {
+      answers.length = 0;
+      await server.close();
+    }
+  });
 });

@@ -754,6 +754,12 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
       const used = api.usage(answer);
       if (used.prompt !== undefined && used.completion !== undefined)
         spent = { prompt: used.prompt, completion: used.completion };
+      // Seen by the anomaly detector whatever becomes of the answer: tokens spent on answers that are
+      // then blocked are a spike all the same.
+      if (used.total !== undefined)
+        await instance.anomaly
+          .observeTokens({ subject: principal.subject, tokens: used.total, credentialId: principal.credentialId })
+          .catch(() => undefined);
       const outSlots = api.answerSlots(answer);
       // The texts as the model wrote them (the guard may redact the answer in place): what was used.
       const written = outSlots.map((x) => x.text);
@@ -770,10 +776,6 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
         }
       }
       instance.metrics.llm(upstream.name, "success", used);
-      if (used.total !== undefined)
-        await instance.anomaly
-          .observeTokens({ subject: principal.subject, tokens: used.total, credentialId: principal.credentialId })
-          .catch(() => undefined);
       await settle(spent);
       const recorded = upstreamCall?.summary;
       upstreamCall = undefined;
