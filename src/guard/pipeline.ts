@@ -404,6 +404,11 @@ export class GuardStream {
     return this.#blocked;
   }
 
+  /** Characters pushed so far (released, held back, or the chunk that was blocked). */
+  get received(): number {
+    return this.#whole.length;
+  }
+
   push(chunk: string): GuardStreamRelease {
     if (this.#blocked) return { text: "", blocked: true, findings: [] };
     this.#whole += chunk;
