@@ -731,6 +731,24 @@ describe("budgets through the proxy", () => {
       const used = Number(row.used);
       assert.ok(used > 12 + 40 && used <= 12 + Math.ceil(text.length / 4), `${used} tokens counted`);
       streams.length = 0;
+
+      // A 2xx answer that is no completion (a JSON string here) is paid for by its size.
+      const other = await budgeted.apiKeys.create({ owner: "frank", name: "b", roles: ["user"], creator: "test" });
+      answers.length = 0;
+      answers.push("x".repeat(200));
+      const odd = await server.inject({
+        method: "POST",
+        url: "/v1/chat/completions",
+        headers: { authorization: `Bearer ${other.key}`, "content-type": "application/json" },
+        payload: JSON.stringify({ ...hello, max_tokens: 80 }),
+      });
+      assert.equal(code(odd), "ERR_UPSTREAM_FAILED");
+      const oddRow = await budgeted.store.db
+        .selectFrom("budget_usage")
+        .select("used")
+        .where("key", "like", `daily:tokens:key:${other.id}:%`)
+        .executeTakeFirstOrThrow();
+      assert.equal(Number(oddRow.used), 12 + Math.ceil(JSON.stringify("x".repeat(200)).length / 4));
     } finally {
       answers.length = 0;
       await server.close();

@@ -744,8 +744,9 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
       const upstreamNs = process.hrtime.bigint() - upstreamStarted;
       if (res.status < 200 || res.status >= 300)
         throw new AgentwallError("ERR_UPSTREAM_FAILED", `the upstream answered ${res.status}`);
-      // Answered: until its usage is read, the reservation stands as it is.
-      spent = estimate;
+      // Answered: until its usage is read, it counts the prompt and what the upstream sent (an answer
+      // that is not JSON, or not a completion, is paid for all the same).
+      spent = { prompt: estimate.prompt, completion: Math.ceil(res.body.length / 4) };
       let answer: Record<string, unknown>;
       try {
         answer = JSON.parse(res.body.toString("utf8")) as Record<string, unknown>;
