@@ -732,6 +732,26 @@ describe("budgets through the proxy", () => {
       assert.ok(used > 12 + 40 && used <= 12 + Math.ceil(text.length / 4), `${used} tokens counted`);
       streams.length = 0;
 
+      // A complete stream that reports no usage counts the same way: the prompt and what was sent.
+      const quiet = await budgeted.apiKeys.create({ owner: "gina", name: "b", roles: ["user"], creator: "test" });
+      const plain = "A complete answer with no usage report at its end. ".repeat(3);
+      streams.push(
+        textStream(plain, 9).filter((e) => typeof e === "string" || (e as { usage?: unknown }).usage === undefined),
+      );
+      const whole = await server.inject({
+        method: "POST",
+        url: "/v1/chat/completions",
+        headers: { authorization: `Bearer ${quiet.key}`, "content-type": "application/json" },
+        payload: JSON.stringify({ ...hello, max_tokens: 80, stream: true }),
+      });
+      assert.match(whole.body, /data: \[DONE\]/);
+      const quietRow = await budgeted.store.db
+        .selectFrom("budget_usage")
+        .select("used")
+        .where("key", "like", `daily:tokens:key:${quiet.id}:%`)
+        .executeTakeFirstOrThrow();
+      assert.equal(Number(quietRow.used), 12 + Math.ceil(plain.length / 4));
+
       // A 2xx answer that is no completion (a JSON string here) is paid for by its size.
       const other = await budgeted.apiKeys.create({ owner: "frank", name: "b", roles: ["user"], creator: "test" });
       answers.length = 0;

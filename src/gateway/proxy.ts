@@ -707,15 +707,13 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
                   credentialId: principal.credentialId,
                 })
                 .catch(() => undefined);
-            // A stream cut short (blocked, failed) has no usage: it counts the prompt's estimate and the
-            // tokens of what the upstream had sent by then — not nothing (that let answers made to be
-            // blocked run outside the budget), not the whole max_tokens it never wrote.
+            // Without usage (a stream cut short, an upstream that sends none) it counts the prompt's
+            // estimate and the tokens of what the upstream sent — not nothing (that let answers made to
+            // be blocked run outside the budget), not the whole max_tokens it never wrote.
             await settle(
               Object.keys(o.usage).length > 0
                 ? { prompt: o.usage.prompt ?? 0, completion: o.usage.completion ?? 0 }
-                : o.outcome === "success"
-                  ? estimate
-                  : { prompt: estimate.prompt, completion: Math.ceil(o.written / 4) },
+                : { prompt: estimate.prompt, completion: Math.ceil(o.written / 4) },
             );
             await instance.audit.append({
               type: o.outcome === "success" ? "llm_request" : "guard_block",
