@@ -641,28 +641,50 @@ describe("POST /v1/chat/completions with stream: true", () => {
 });
 
 describe("budgets through the proxy", () => {
-  it("reserves the estimate, settles to the upstream's usage, and refuses with 429 once the key's budget is used", async () => {
+  /** A gateway with a 100-token daily budget per key; callers made by owner; usage read from the table. */
+  async function budgetedGateway(config: Record<string, unknown> = {}) {
     const budgeted = await testInstance(
-      { budgets: [{ name: "daily", per: "key", period: "day", tokens: 100 }] },
+      { budgets: [{ name: "daily", per: "key", period: "day", tokens: 100 }], ...config },
       { AGENTWALL_UPSTREAM_URL: `http://127.0.0.1:${port}/v1`, AGENTWALL_UPSTREAM_KEY: UPSTREAM_KEY },
     );
     const server = await buildServer(budgeted, { logger: pino({ level: "silent" }) });
+    const caller = async (owner: string) => {
+      const made = await budgeted.apiKeys.create({ owner, name: "b", roles: ["user"], creator: "test" });
+      return {
+        send: (body: Record<string, unknown>) =>
+          server.inject({
+            method: "POST",
+            url: "/v1/chat/completions",
+            headers: { authorization: `Bearer ${made.key}`, "content-type": "application/json" },
+            payload: JSON.stringify({ ...hello, ...body }),
+          }),
+        used: async () =>
+          Number(
+            (
+              await budgeted.store.db
+                .selectFrom("budget_usage")
+                .select("used")
+                .where("key", "like", `daily:tokens:key:${made.id}:%`)
+                .executeTakeFirstOrThrow()
+            ).used,
+          ),
+      };
+    };
+    return { server, caller };
+  }
+
+  it("reserves the estimate, settles to the upstream's usage, and refuses with 429 once the key's budget is used", async () => {
+    const { server, caller } = await budgetedGateway();
     try {
-      const key = (await budgeted.apiKeys.create({ owner: "carol", name: "b", roles: ["user"], creator: "test" })).key;
-      const send = () =>
-        server.inject({
-          method: "POST",
-          url: "/v1/chat/completions",
-          headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-          payload: JSON.stringify({ ...hello, max_tokens: 20 }),
-        });
+      const carol = await caller("carol");
       received.length = 0;
       const statuses: number[] = [];
-      for (let i = 0; i < 8; i++) statuses.push((await send()).statusCode);
+      for (let i = 0; i < 8; i++) statuses.push((await carol.send({ max_tokens: 20 })).statusCode);
       // Each answer uses 17 tokens; a request needs room for its estimate (about 12 + 20).
       assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
       assert.equal(received.length, 5, "refused requests never reached the upstream");
-      const refused = await send();
+      assert.equal(await carol.used(), 85);
+      const refused = await carol.send({ max_tokens: 20 });
       assert.equal(refused.json<{ error: { code: string } }>().error.code, "ERR_BUDGET_EXHAUSTED");
     } finally {
       await server.close();
@@ -670,23 +692,11 @@ describe("budgets through the proxy", () => {
   });
 
   it("counts the tokens of an answer it blocks or refuses, streamed or not: the upstream spent them", async () => {
-    const budgeted = await testInstance(
-      {
-        budgets: [{ name: "daily", per: "key", period: "day", tokens: 100 }],
-        tools: [{ name: "wire_money", allow: { roles: ["finance"] } }],
-      },
-      { AGENTWALL_UPSTREAM_URL: `http://127.0.0.1:${port}/v1`, AGENTWALL_UPSTREAM_KEY: UPSTREAM_KEY },
-    );
-    const server = await buildServer(budgeted, { logger: pino({ level: "silent" }) });
+    const { server, caller } = await budgetedGateway({
+      tools: [{ name: "wire_money", allow: { roles: ["finance"] } }],
+    });
     try {
-      const key = (await budgeted.apiKeys.create({ owner: "dave", name: "b", roles: ["user"], creator: "test" })).key;
-      const send = () =>
-        server.inject({
-          method: "POST",
-          url: "/v1/chat/completions",
-          headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-          payload: JSON.stringify({ ...hello, max_tokens: 20 }),
-        });
+      const dave = await caller("dave");
       const usage = { prompt_tokens: 12, completion_tokens: 5, total_tokens: 17 };
       const unsafe = { role: "assistant", content: "Click <script>steal(document.cookie)</script>" };
       const denied = {
@@ -699,7 +709,7 @@ describe("budgets through the proxy", () => {
       for (let i = 0; i < 8; i++)
         answers.push({ choices: [{ index: 0, message: i % 2 === 0 ? unsafe : denied, finish_reason: "stop" }], usage });
       const codes: string[] = [];
-      for (let i = 0; i < 8; i++) codes.push(code(await send()));
+      for (let i = 0; i < 8; i++) codes.push(code(await dave.send({ max_tokens: 20 })));
       // 17 tokens each were used upstream: after five the next estimate (about 32) no longer fits.
       assert.deepEqual(codes.slice(0, 5), [
         "ERR_GUARD_BLOCKED",
@@ -710,67 +720,34 @@ describe("budgets through the proxy", () => {
       ]);
       assert.deepEqual(codes.slice(5), ["ERR_BUDGET_EXHAUSTED", "ERR_BUDGET_EXHAUSTED", "ERR_BUDGET_EXHAUSTED"]);
       assert.equal(received.length, 5);
+      answers.length = 0;
 
       // A stream the guard cuts carries no usage: it counts the prompt (12 tokens) and what the upstream
       // had sent before the cut — not its whole max_tokens (80), and not the prompt alone.
-      const made = await budgeted.apiKeys.create({ owner: "erin", name: "b", roles: ["user"], creator: "test" });
+      const erin = await caller("erin");
       const text = `${"Here is a longer answer, written in short pieces. ".repeat(4)}<script>steal(document.cookie)</script> more`;
       streams.push(textStream(text, 7));
-      const cutRes = await server.inject({
-        method: "POST",
-        url: "/v1/chat/completions",
-        headers: { authorization: `Bearer ${made.key}`, "content-type": "application/json" },
-        payload: JSON.stringify({ ...hello, max_tokens: 80, stream: true }),
-      });
-      assert.match(cutRes.body, /ERR_GUARD_BLOCKED/);
-      const row = await budgeted.store.db
-        .selectFrom("budget_usage")
-        .select("used")
-        .where("key", "like", `daily:tokens:key:${made.id}:%`)
-        .executeTakeFirstOrThrow();
-      const used = Number(row.used);
+      assert.match((await erin.send({ max_tokens: 80, stream: true })).body, /ERR_GUARD_BLOCKED/);
+      const used = await erin.used();
       assert.ok(used > 12 + 40 && used <= 12 + Math.ceil(text.length / 4), `${used} tokens counted`);
-      streams.length = 0;
 
       // A complete stream that reports no usage counts the same way: the prompt and what was sent.
-      const quiet = await budgeted.apiKeys.create({ owner: "gina", name: "b", roles: ["user"], creator: "test" });
+      const gina = await caller("gina");
       const plain = "A complete answer with no usage report at its end. ".repeat(3);
       streams.push(
         textStream(plain, 9).filter((e) => typeof e === "string" || (e as { usage?: unknown }).usage === undefined),
       );
-      const whole = await server.inject({
-        method: "POST",
-        url: "/v1/chat/completions",
-        headers: { authorization: `Bearer ${quiet.key}`, "content-type": "application/json" },
-        payload: JSON.stringify({ ...hello, max_tokens: 80, stream: true }),
-      });
-      assert.match(whole.body, /data: \[DONE\]/);
-      const quietRow = await budgeted.store.db
-        .selectFrom("budget_usage")
-        .select("used")
-        .where("key", "like", `daily:tokens:key:${quiet.id}:%`)
-        .executeTakeFirstOrThrow();
-      assert.equal(Number(quietRow.used), 12 + Math.ceil(plain.length / 4));
+      assert.match((await gina.send({ max_tokens: 80, stream: true })).body, /data: \[DONE\]/);
+      assert.equal(await gina.used(), 12 + Math.ceil(plain.length / 4));
 
       // A 2xx answer that is no completion (a JSON string here) is paid for by its size.
-      const other = await budgeted.apiKeys.create({ owner: "frank", name: "b", roles: ["user"], creator: "test" });
-      answers.length = 0;
+      const frank = await caller("frank");
       answers.push("x".repeat(200));
-      const odd = await server.inject({
-        method: "POST",
-        url: "/v1/chat/completions",
-        headers: { authorization: `Bearer ${other.key}`, "content-type": "application/json" },
-        payload: JSON.stringify({ ...hello, max_tokens: 80 }),
-      });
-      assert.equal(code(odd), "ERR_UPSTREAM_FAILED");
-      const oddRow = await budgeted.store.db
-        .selectFrom("budget_usage")
-        .select("used")
-        .where("key", "like", `daily:tokens:key:${other.id}:%`)
-        .executeTakeFirstOrThrow();
-      assert.equal(Number(oddRow.used), 12 + Math.ceil(JSON.stringify("x".repeat(200)).length / 4));
+      assert.equal(code(await frank.send({ max_tokens: 80 })), "ERR_UPSTREAM_FAILED");
+      assert.equal(await frank.used(), 12 + Math.ceil(JSON.stringify("x".repeat(200)).length / 4));
     } finally {
       answers.length = 0;
+      streams.length = 0;
       await server.close();
     }
   });
