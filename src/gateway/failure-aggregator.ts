@@ -6,6 +6,13 @@
  * `maxAddresses` addresses are tracked; beyond that every failure is recorded individually (nothing is
  * ever dropped silently), and a swept window frees its slot.
  */
+/** The failures of one address's finished window that were counted, not recorded one by one. */
+export interface SuppressedFailures {
+  readonly ip: string;
+  readonly suppressed: number;
+  readonly windowStart: number;
+}
+
 export class FailureAggregator {
   readonly #perMinute: number;
   readonly #maxAddresses: number;
@@ -20,34 +27,39 @@ export class FailureAggregator {
     this.#now = options.now ?? Date.now;
   }
 
-  /** Tracked addresses. */
-  get size(): number {
-    return this.#windows.size;
+  /** Forgets `ip`'s window; its summary when failures were suppressed in it. */
+  #close(ip: string, w: { start: number; suppressed: number }): SuppressedFailures | undefined {
+    this.#windows.delete(ip);
+    return w.suppressed > 0 ? { ip, suppressed: w.suppressed, windowStart: w.start } : undefined;
+  }
+
+  /** Forgets every window `done` says is over; the summaries of those with failures suppressed. */
+  #closeWhere(done: (w: { start: number }) => boolean): SuppressedFailures[] {
+    const out: SuppressedFailures[] = [];
+    for (const [ip, w] of this.#windows) {
+      if (!done(w)) continue;
+      const summary = this.#close(ip, w);
+      if (summary !== undefined) out.push(summary);
+    }
+    return out;
   }
 
   /** Summaries of the windows that have ended with failures suppressed; every ended window is forgotten. */
-  sweep(): Array<{ ip: string; suppressed: number; windowStart: number }> {
+  sweep(): SuppressedFailures[] {
     const now = this.#now();
-    const out: Array<{ ip: string; suppressed: number; windowStart: number }> = [];
-    for (const [ip, w] of this.#windows) {
-      if (now - w.start < this.#windowMs) continue;
-      if (w.suppressed > 0) out.push({ ip, suppressed: w.suppressed, windowStart: w.start });
-      this.#windows.delete(ip);
-    }
-    return out;
+    return this.#closeWhere((w) => now - w.start >= this.#windowMs);
   }
 
   /**
    * Registers one failure from `ip`. Returns whether to record it individually, and a summary of a
    * finished window to record first (when there is one).
    */
-  register(ip: string): { record: boolean; summary?: { ip: string; suppressed: number; windowStart: number } } {
+  register(ip: string): { record: boolean; summary?: SuppressedFailures } {
     const now = this.#now();
-    let summary: { ip: string; suppressed: number; windowStart: number } | undefined;
+    let summary: SuppressedFailures | undefined;
     let w = this.#windows.get(ip);
     if (w !== undefined && now - w.start >= this.#windowMs) {
-      if (w.suppressed > 0) summary = { ip, suppressed: w.suppressed, windowStart: w.start };
-      this.#windows.delete(ip);
+      summary = this.#close(ip, w);
       w = undefined;
     }
     if (w === undefined) {
@@ -63,11 +75,7 @@ export class FailureAggregator {
   }
 
   /** Summaries of every window with suppressed failures (on shutdown), clearing them. */
-  drain(): Array<{ ip: string; suppressed: number; windowStart: number }> {
-    const out = [...this.#windows]
-      .filter(([, w]) => w.suppressed > 0)
-      .map(([ip, w]) => ({ ip, suppressed: w.suppressed, windowStart: w.start }));
-    this.#windows.clear();
-    return out;
+  drain(): SuppressedFailures[] {
+    return this.#closeWhere(() => true);
   }
 }

@@ -7,7 +7,7 @@ import { AgentwallError, isAgentwallError, type ErrorCode } from "../errors.js";
 import type { Instance } from "../instance.js";
 import { authenticate, type Principal } from "./auth.js";
 import { pendingChecks, permissionAudited } from "./pending-audit.js";
-import { FailureAggregator } from "./failure-aggregator.js";
+import { FailureAggregator, type SuppressedFailures } from "./failure-aggregator.js";
 import { applySecurityHeaders } from "./headers.js";
 import { PUBLIC_ROUTES, type GatewayRoute } from "./route.js";
 import { coreRoutes } from "./routes.js";
@@ -199,7 +199,7 @@ export async function buildServer(instance: Instance, options: BuildServerOption
     ...(options.failuresPerMinute === undefined ? {} : { perMinute: options.failuresPerMinute }),
     ...(options.failureWindowMs === undefined ? {} : { windowMs: options.failureWindowMs }),
   });
-  const recordSuppressed = (s: { ip: string; suppressed: number; windowStart: number }) =>
+  const recordSuppressed = (s: SuppressedFailures) =>
     instance.audit.append({
       type: "auth_failed",
       actor: "anonymous",
