@@ -754,8 +754,9 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
       if (typeof answer !== "object" || answer === null)
         throw new AgentwallError("ERR_UPSTREAM_FAILED", "the upstream's answer is not an object");
       const used = api.usage(answer);
-      if (used.prompt !== undefined && used.completion !== undefined)
-        spent = { prompt: used.prompt, completion: used.completion };
+      const { prompt, completion } = used;
+      const reported = prompt !== undefined && completion !== undefined;
+      if (reported) spent = { prompt, completion };
       // Seen by the anomaly detector whatever becomes of the answer: tokens spent on answers that are
       // then blocked are a spike all the same.
       if (used.total !== undefined)
@@ -765,8 +766,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
       const outSlots = api.answerSlots(answer);
       // The texts as the model wrote them (the guard may redact the answer in place): what was used.
       const written = outSlots.map((x) => x.text);
-      if (used.prompt === undefined || used.completion === undefined)
-        spent = { prompt: estimate.prompt, completion: estimateTokens(written) };
+      if (!reported) spent = { prompt: estimate.prompt, completion: estimateTokens(written) };
       const output = await audited(instance, principal, request.id, upstream.name, model, api.name, "output", () =>
         guardSlots(instance, outSlots, "output"),
       );
