@@ -640,41 +640,48 @@ describe("POST /v1/chat/completions with stream: true", () => {
   });
 });
 
-describe("budgets through the proxy", () => {
-  /** A gateway with a 100-token daily budget per key; callers made by owner; usage read from the table. */
-  async function budgetedGateway(config: Record<string, unknown> = {}) {
-    const budgeted = await testInstance(
-      { budgets: [{ name: "daily", per: "key", period: "day", tokens: 100 }], ...config },
-      { AGENTWALL_UPSTREAM_URL: `http://127.0.0.1:${port}/v1`, AGENTWALL_UPSTREAM_KEY: UPSTREAM_KEY },
-    );
-    const server = await buildServer(budgeted, { logger: pino({ level: "silent" }) });
-    const caller = async (owner: string) => {
-      const made = await budgeted.apiKeys.create({ owner, name: "b", roles: ["user"], creator: "test" });
-      return {
-        send: (body: Record<string, unknown>) =>
-          server.inject({
-            method: "POST",
-            url: "/v1/chat/completions",
-            headers: { authorization: `Bearer ${made.key}`, "content-type": "application/json" },
-            payload: JSON.stringify({ ...hello, ...body }),
-          }),
-        used: async () =>
-          Number(
-            (
-              await budgeted.store.db
-                .selectFrom("budget_usage")
-                .select("used")
-                .where("key", "like", `daily:tokens:key:${made.id}:%`)
-                .executeTakeFirstOrThrow()
-            ).used,
-          ),
-      };
+/**
+ * A gateway of its own in front of the test upstream, with `config`; callers made by owner (role
+ * `user`), each with `send` (a chat completion, `hello` unless the body overrides it) and `used` (the
+ * tokens counted against a budget named `daily`).
+ */
+async function gatewayFor(config: Record<string, unknown> = {}) {
+  const instance = await testInstance(config, {
+    AGENTWALL_UPSTREAM_URL: `http://127.0.0.1:${port}/v1`,
+    AGENTWALL_UPSTREAM_KEY: UPSTREAM_KEY,
+  });
+  const server = await buildServer(instance, { logger: pino({ level: "silent" }) });
+  const caller = async (owner: string) => {
+    const made = await instance.apiKeys.create({ owner, name: "b", roles: ["user"], creator: "test" });
+    return {
+      send: (body: Record<string, unknown> = {}) =>
+        server.inject({
+          method: "POST",
+          url: "/v1/chat/completions",
+          headers: { authorization: `Bearer ${made.key}`, "content-type": "application/json" },
+          payload: JSON.stringify({ ...hello, ...body }),
+        }),
+      used: async () =>
+        Number(
+          (
+            await instance.store.db
+              .selectFrom("budget_usage")
+              .select("used")
+              .where("key", "like", `daily:tokens:key:${made.id}:%`)
+              .executeTakeFirstOrThrow()
+          ).used,
+        ),
     };
-    return { server, caller };
-  }
+  };
+  return { instance, server, caller };
+}
 
+/** A budget of 100 tokens per key and day. */
+const DAILY_100 = [{ name: "daily", per: "key", period: "day", tokens: 100 }];
+
+describe("budgets through the proxy", () => {
   it("reserves the estimate, settles to the upstream's usage, and refuses with 429 once the key's budget is used", async () => {
-    const { server, caller } = await budgetedGateway();
+    const { server, caller } = await gatewayFor({ budgets: DAILY_100 });
     try {
       const carol = await caller("carol");
       received.length = 0;
@@ -692,7 +699,8 @@ describe("budgets through the proxy", () => {
   });
 
   it("counts the tokens of an answer it blocks or refuses, streamed or not: the upstream spent them", async () => {
-    const { server, caller } = await budgetedGateway({
+    const { server, caller } = await gatewayFor({
+      budgets: DAILY_100,
       tools: [{ name: "wire_money", allow: { roles: ["finance"] } }],
     });
     try {
@@ -873,29 +881,18 @@ describe("anomaly alerts through the gateway", () => {
   });
 
   it("sees the tokens of an answer it blocks: a spike hidden in blocked answers still raises token_spike", async () => {
-    const watched = await testInstance(
-      {},
-      { AGENTWALL_UPSTREAM_URL: `http://127.0.0.1:${port}/v1`, AGENTWALL_UPSTREAM_KEY: UPSTREAM_KEY },
-    );
-    const server = await buildServer(watched, { logger: pino({ level: "silent" }) });
+    const { instance: watched, server, caller } = await gatewayFor();
     try {
-      const key = (await watched.apiKeys.create({ owner: "trent", name: "t", roles: ["user"], creator: "test" })).key;
-      const send = () =>
-        server.inject({
-          method: "POST",
-          url: "/v1/chat/completions",
-          headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-          payload: JSON.stringify(hello),
-        });
+      const trent = await caller("trent");
       answers.length = 0;
-      for (let i = 0; i < 25; i++) assert.equal((await send()).statusCode, 200); // 17 tokens each
+      for (let i = 0; i < 25; i++) assert.equal((await trent.send()).statusCode, 200); // 17 tokens each
       answers.push({
         choices: [
           { index: 0, message: { role: "assistant", content: "<script>steal()</script>" }, finish_reason: "stop" },
         ],
         usage: { prompt_tokens: 12, completion_tokens: 4000, total_tokens: 4012 },
       });
-      assert.equal(code(await send()), "ERR_GUARD_BLOCKED");
+      assert.equal(code(await trent.send()), "ERR_GUARD_BLOCKED");
       const alerts = await watched.anomaly.list({ subject: "trent" });
       assert.ok(
         alerts.some((a) => a.kind === "token_spike"),
