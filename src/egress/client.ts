@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import { isIP, type LookupFunction } from "node:net";
 import { Agent, Dispatcher } from "undici";
 import { AgentwallError, isAgentwallError } from "../errors.js";
+import { canonicalHost, hostMatches, hostPattern } from "./hosts.js";
 import type { AuditSink } from "../audit/event.js";
 import { classifyAddress } from "./address.js";
 
@@ -26,8 +27,13 @@ export interface OperatorDestination {
 export interface EgressOptions {
   /** Plain HTTP for request URLs (default false: HTTPS only). */
   readonly allowHttp?: boolean;
-  /** Hosts request URLs may reach (exact or `*.example.com`); empty: any public host. */
+  /**
+   * Hosts request URLs may reach: `example.com` (that host), `*.example.com` (hosts under it) or an
+   * address; empty: any public host. Matched in any case and with or without a trailing dot; a pattern
+   * of another form throws `ERR_INVALID_ARGUMENT` when the client is made.
+   */
   readonly allowHosts?: readonly string[];
+  /** Hosts request URLs may not reach, in the same forms; checked first. */
   readonly denyHosts?: readonly string[];
   /** Ports request URLs may use (default 443, and 80 with allowHttp). */
   readonly ports?: readonly number[];
@@ -103,12 +109,6 @@ export type EgressDecision =
       readonly addresses: readonly string[];
     };
 
-function hostMatches(host: string, patterns: readonly string[]): boolean {
-  return patterns.some((p) =>
-    p.startsWith("*.") ? host.endsWith(p.slice(1)) && host.length > p.length - 1 : host === p.toLowerCase(),
-  );
-}
-
 const deny = (url: string, code: EgressCode, reason: string, addresses: readonly string[] = []): EgressDecision => ({
   allowed: false,
   url,
@@ -159,9 +159,13 @@ export class EgressClient {
   readonly #requestAgent: Agent;
   readonly #operators = new Map<string, { destination: OperatorDestination; origin: URL; agent: Agent }>();
   readonly #operatorByOrigin = new Map<string, { destination: OperatorDestination; origin: URL; agent: Agent }>();
+  readonly #allowHosts: readonly string[];
+  readonly #denyHosts: readonly string[];
 
   constructor(options: EgressOptions = {}) {
     this.#options = options;
+    this.#allowHosts = (options.allowHosts ?? []).map(hostPattern);
+    this.#denyHosts = (options.denyHosts ?? []).map(hostPattern);
     this.#resolver = options.resolver ?? systemResolver;
     this.#requestAgent = this.#agent((host, all) => this.#checkedAddresses(host, all));
     for (const d of options.operatorDestinations ?? []) {
@@ -255,12 +259,10 @@ export class EgressClient {
     const port = url.port === "" ? (url.protocol === "https:" ? 443 : 80) : Number(url.port);
     const ports = this.#options.ports ?? (httpAllowed ? [443, 80] : [443]);
     if (!ports.includes(port)) return deny(text, "ERR_EGRESS_PORT", `port ${port} is not allowed`);
-    const host = url.hostname.replace(/^\[|\]$/g, "").toLowerCase();
+    const host = canonicalHost(url.hostname.replace(/^\[|\]$/g, ""));
     if (host === "") return deny(text, "ERR_EGRESS_URL_INVALID", "no host");
-    if (hostMatches(host, this.#options.denyHosts ?? []))
-      return deny(text, "ERR_EGRESS_HOST_DENIED", `${host} is denied`);
-    const allow = this.#options.allowHosts ?? [];
-    if (allow.length > 0 && !hostMatches(host, allow))
+    if (hostMatches(host, this.#denyHosts)) return deny(text, "ERR_EGRESS_HOST_DENIED", `${host} is denied`);
+    if (this.#allowHosts.length > 0 && !hostMatches(host, this.#allowHosts))
       return deny(text, "ERR_EGRESS_HOST_DENIED", `${host} is not allowed`);
     if (isIP(host) !== 0) {
       const verdict = classifyAddress(host);

@@ -303,4 +303,45 @@ describe("the egress client against real listeners", () => {
       await client.close();
     }
   });
+
+  it("host lists hold for every spelling of a name: case, the trailing dot, an escaped dot", async () => {
+    const client = new EgressClient({
+      resolver: hostile,
+      denyHosts: ["ok.example", "*.Evil.Example"],
+      allowHosts: ["*.example.", "other.test"],
+    });
+    try {
+      for (const url of [
+        "https://ok.example./",
+        "https://OK.Example/",
+        "https://ok.example%2e/",
+        "https://ok.example../",
+        "https://a.evil.example./",
+        "https://A.EVIL.example/",
+      ]) {
+        const d = client.checkUrlSyntax(url);
+        assert.equal(d.allowed ? "allowed" : d.code, "ERR_EGRESS_HOST_DENIED", url);
+        await assert.rejects(client.fetch(url), { code: "ERR_EGRESS_HOST_DENIED" }, url);
+      }
+      // The allow list matches the same way: a trailing dot names the same host.
+      for (const url of ["https://a.example./", "https://A.example/", "https://other.test./"])
+        assert.equal(client.checkUrlSyntax(url).allowed, true, url);
+      assert.equal(client.checkUrlSyntax("https://example/").allowed, false, "*.example is not example itself");
+    } finally {
+      await client.close();
+    }
+    // A pattern that could match nothing (and so turn a deny list off) is refused when the client is made.
+    for (const pattern of [
+      "*",
+      "*.",
+      "evil.*",
+      "https://evil.example",
+      "evil.example/path",
+      "",
+      "a..b",
+      "ev il.example",
+    ])
+      assert.throws(() => new EgressClient({ denyHosts: [pattern] }), { code: "ERR_INVALID_ARGUMENT" }, pattern);
+    assert.doesNotThrow(() => new EgressClient({ denyHosts: ["[::1]", "10.0.0.1", "_dmarc.example"] }));
+  });
 });

@@ -979,6 +979,13 @@ describe("output checks and redaction", () => {
     for (const t of ["html_script", "html_event_handler", "external_image", "dangerous_url", "canary"])
       assert.ok(found.includes(t), t);
     assert.ok(!found.includes("data_in_link"), "the allowlisted link passes");
+    // An allowlisted host in any spelling DNS treats as the same name; one only ending like it is outside.
+    const image = (url: string, allowedHosts: string[]) => types(findUnsafeOutput(`![p](${url})`, { allowedHosts }));
+    for (const url of ["https://DOCS.example.com/p.png", "https://docs.example.com./p.png"])
+      assert.deepEqual(image(url, ["docs.example.com", "*.Other.Example."]), [], url);
+    assert.deepEqual(image("https://a.other.example./p.png", ["*.Other.Example."]), []);
+    for (const url of ["https://.other.example/p.png", "https://evildocs.example.com/p.png"])
+      assert.deepEqual(image(url, ["docs.example.com", "*.other.example"]), ["external_image"], url);
     // A link carries data when its URL holds an encoded run, a secret or PII — not any query at all.
     const link = (url: string) => types(findUnsafeOutput(`[x](${url})`));
     for (const url of [

@@ -1,6 +1,7 @@
 import { entropy, type Finding } from "./finding.js";
 import { findPii } from "./pii.js";
 import { decodeHTML } from "entities";
+import { canonicalHost, hostMatches } from "../egress/hosts.js";
 import { findDisguised } from "./disguise.js";
 import { forEachStartTag, urlScheme } from "./html-tags.js";
 import { MarkdownCode } from "./markdown.js";
@@ -84,11 +85,6 @@ function httpUrl(value: string): string | undefined {
 /** A markdown destination as CommonMark resolves it: backslash escapes and character references. */
 const markdownUrl = (raw: string) => decodeHTML(raw.replace(/^</, "").replace(/\\([!-/:-@[-`{-~])/g, "$1"));
 
-function hostAllowed(host: string, allowed: readonly string[]): boolean {
-  const h = host.toLowerCase();
-  return allowed.some((a) => (a.startsWith("*.") ? h.endsWith(a.slice(1)) : h === a.toLowerCase()));
-}
-
 /** A run of at least 24 characters of an encoding (base64, hex), not words joined by underscores. */
 const OPAQUE = /[A-Za-z0-9+/=-]{24,}/g;
 
@@ -120,7 +116,7 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
   const out: Finding[] = [];
   const push = (type: string, start: number, end: number, confidence = 0.95) =>
     out.push({ type, start, end, confidence, kind: "unsafe_output" });
-  const allowed = options.allowedHosts ?? [];
+  const allowed = (options.allowedHosts ?? []).map(canonicalHost);
   const check = (url: string, start: number, end: number, image: boolean) => {
     let parsed: URL;
     try {
@@ -128,7 +124,7 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
     } catch {
       return;
     }
-    if (hostAllowed(parsed.hostname, allowed)) return;
+    if (hostMatches(canonicalHost(parsed.hostname.replace(/^\[|\]$/g, "")), allowed)) return;
     // An image loads without a click: any outside image is a beacon. A link is unsafe when it carries data.
     const carries = carriesData(parsed);
     if (image || carries) push(image ? "external_image" : "data_in_link", start, end, image && carries ? 0.9 : 0.7);
