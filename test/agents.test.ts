@@ -35,6 +35,14 @@ describe("security agents", () => {
     const back = await run("authentication", "jwt", { credential: session.body.session_token });
     assert.equal(back.body.authenticated, true);
     assert.equal(back.body.user_id, "dana");
+    // A session cannot mint the next one (POST /v1/sessions refuses that too): a chain of sessions would
+    // outlive each one's expiry, and revoking the first would leave the rest valid.
+    const token = String(session.body.session_token);
+    const chained = await run("authentication", "session", {}, token);
+    assert.equal(chained.body.error, "ERR_FORBIDDEN", "an agent's refusal is its result's error field");
+    assert.equal(chained.body.session_token, undefined);
+    const still = await run("authentication", "api_key", { credential: user }, token);
+    assert.equal(still.body.authenticated, true, "the session itself still runs the agent");
   });
 
   it("authorization: checks a permission through RBAC", async () => {

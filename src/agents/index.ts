@@ -44,7 +44,12 @@ const authentication: SecurityAgent = {
   operations: ["api_key", "jwt", "oauth", "session"],
   async execute(operation, input, { instance, caller, ip }) {
     if (operation === "session") {
-      // A session only for the caller itself: no one mints tokens for someone else's identity.
+      // A session only for the caller itself: no one mints tokens for someone else's identity. And only
+      // for an API key, as POST /v1/sessions: a session minting the next one would live past its own
+      // expiry for ever, and out of reach of its revocation (the creator chain follows keys only); an
+      // OIDC token's session would outlive the token.
+      if (!caller.credentialId.startsWith("key:"))
+        throw new AgentwallError("ERR_FORBIDDEN", "sessions are created with an API key");
       const s = await instance.sessions.issue({
         subject: caller.subject,
         roles: caller.roles,
