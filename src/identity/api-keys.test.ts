@@ -149,6 +149,40 @@ describe("API keys", () => {
     assert.equal(await result(keys, grandchild.key), "REVOKED");
     assert.equal((await sessions.verify(session.token)).valid, false);
   });
+
+  it("the creator chain runs through sessions: a key made in a session ends with that session's revocation or its key's", async () => {
+    let clock = Date.now();
+    const now = () => clock;
+    const { keys, store, keyring, audit } = await setup({ now });
+    const sessions = new Sessions({ store, keyring, audit, now, ttlMs: 60_000 });
+    const sessionResult = async (token: string) => {
+      const v = await sessions.verify(token);
+      return v.valid ? "VALID" : v.result;
+    };
+    const admin = await keys.create({ owner: "ops", name: "admin", roles: ["admin"], creator: "bootstrap" });
+    const web = await sessions.issue({ subject: "ops", roles: ["admin"], creator: `key:${admin.id}` });
+    const made = await keys.create({ owner: "ci", name: "made in a session", creator: `session:${web.jti}` });
+    assert.equal(await result(keys, made.key), "VALID");
+    // The session ending on its own is no revocation: what was made in it stays.
+    clock += 120_000;
+    assert.equal(await sessionResult(web.token), "EXPIRED");
+    assert.equal(await result(keys, made.key), "VALID");
+    const itsSession = await sessions.issue({ subject: "ci", roles: [], creator: `key:${made.id}` });
+    assert.equal((await sessions.verify(itsSession.token)).valid, true);
+    await sessions.revoke(web.jti, "admin");
+    assert.equal(await result(keys, made.key), "REVOKED");
+    assert.equal(await sessionResult(itsSession.token), "REVOKED");
+    // Revoking the key the session came from reaches a key made in it.
+    const admin2 = await keys.create({ owner: "ops", name: "admin 2", roles: ["admin"], creator: "bootstrap" });
+    const web2 = await sessions.issue({ subject: "ops", roles: ["admin"], creator: `key:${admin2.id}` });
+    const made2 = await keys.create({ owner: "ci", name: "made 2", creator: `session:${web2.jti}` });
+    assert.equal(await result(keys, made2.key), "VALID");
+    await keys.revoke(admin2.id, "admin");
+    assert.equal(await result(keys, made2.key), "REVOKED");
+    // A session that does not exist breaks the chain.
+    const orphan = await keys.create({ owner: "ci", name: "orphan", creator: "session:nosuchsession0000000" });
+    assert.equal(await result(keys, orphan.key), "REVOKED");
+  });
 });
 
 describe("API keys on PostgreSQL", async () => {

@@ -387,9 +387,12 @@ export class ApiKeys {
 }
 
 /**
- * Whether the chain of credentials that created something is intact: `key:<id>` creators are followed up
- * to 16 levels; a revoked or missing key anywhere (or a chain deeper than that) means no, and so does a
- * suspended one, for as long as it is suspended.
+ * Whether the chain of credentials that created something is intact: `key:<id>` and `session:<jti>`
+ * creators are followed up to 16 levels; a revoked or missing key or session anywhere (or a chain deeper
+ * than that) means no, and so does a suspended key, for as long as it is suspended. A session that has
+ * merely expired passes the question on to its own creator: what was made in it stays, unless that
+ * session, or a credential above it, is revoked. (Without sessions in the chain, a key made in a session
+ * outlived the revocation of the key the session came from.)
  */
 export async function creatorChainActive(store: Store, creator: string): Promise<boolean> {
   return (await creatorChainStatus(store, creator)) === "active";
@@ -400,6 +403,16 @@ export async function creatorChainStatus(store: Store, creator: string): Promise
   let current = creator;
   let suspended = false;
   for (let depth = 0; depth < 16; depth++) {
+    if (current.startsWith("session:")) {
+      const session = await store.db
+        .selectFrom("sessions")
+        .select(["revoked_at", "creator"])
+        .where("jti", "=", current.slice(8))
+        .executeTakeFirst();
+      if (session === undefined || session.revoked_at !== null) return "revoked";
+      current = session.creator;
+      continue;
+    }
     if (!current.startsWith("key:")) return suspended ? "suspended" : "active";
     const parent = await store.db
       .selectFrom("api_keys")
