@@ -441,6 +441,25 @@ describe("POST /v1/chat/completions", () => {
     assert.equal((await chat({ ...hello, tool_choice: "none" })).statusCode, 200);
     const none = await app.inject({ method: "POST", url: "/v1/chat/completions", payload: hello });
     assert.equal(none.statusCode, 401);
+    // JSON nested past what JSON.stringify can forward is refused as such (it was a 500); a schema of
+    // ordinary depth still goes through.
+    const nested = (levels: number) =>
+      app.inject({
+        method: "POST",
+        url: "/v1/chat/completions",
+        headers: { authorization: `Bearer ${userKey}`, "content-type": "application/json" },
+        payload:
+          `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Answer as JSON."}],` +
+          `"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":` +
+          `${'{"a":'.repeat(levels)}1${"}".repeat(levels)}}}}`,
+      });
+    // The body's own three levels and the schema's: 64 in all is the most.
+    for (const levels of [62, 20_000]) {
+      const deep = await nested(levels);
+      assert.equal(deep.statusCode, 400, `${levels} levels`);
+      assert.match(deep.json<{ error: { message: string } }>().error.message, /nested deeper than 64 levels/);
+    }
+    assert.equal((await nested(61)).statusCode, 200);
   });
 
   it("reports an upstream error as ERR_UPSTREAM_FAILED without its body", async () => {

@@ -91,6 +91,11 @@ for (const engine of ENGINES)
           { headers: { ...auth, "content-type": "application/json" }, payload: "{not json" },
           { headers: { ...auth, "content-type": "application/json" }, payload: '{"__proto__":{"x":1}}' },
           { headers: { ...auth, "content-type": "application/json" }, payload: "[]" },
+          // Deeper than JSON.stringify (or a recursive validator) can follow.
+          {
+            headers: { ...auth, "content-type": "application/json" },
+            payload: `{"subject":${'{"a":'.repeat(20_000)}1${"}".repeat(20_000)}}`,
+          },
           {
             headers: { ...auth, "content-type": "application/json" },
             payload: '{"subject":5,"role":[],"value":{},"hosts":"x","version":"1"}',

@@ -15,6 +15,7 @@ import { ProxyClients, proxyRoutes } from "./proxy.js";
 import { agentRoutes } from "./agent-routes.js";
 import { EgressClient } from "../egress/client.js";
 import { bucketKey } from "../monitor/ratelimit/limiter.js";
+import { MAX_JSON_DEPTH, jsonDepthWithin } from "../guard/json-strict.js";
 
 /** Options of {@link buildServer}. */
 export interface BuildServerOptions {
@@ -112,6 +113,18 @@ export async function buildServer(instance: Instance, options: BuildServerOption
     routerOptions: { maxParamLength: 200 },
     return503OnClosing: true,
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
+
+  // Fastify's JSON parser (prototype and constructor poisoning refused), after a bound on nesting: what
+  // JSON.parse accepts thousands of levels deep, JSON.stringify (the forward) and recursive validators
+  // cannot handle, which made such a body a 500 instead of a refusal.
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    const text = typeof body === "string" ? body : body.toString("utf8");
+    if (!jsonDepthWithin(text))
+      return done(new AgentwallError("ERR_BAD_REQUEST", `JSON nested deeper than ${MAX_JSON_DEPTH} levels`), undefined);
+    return parseJson(request, text, done);
+  });
 
   app.addHook("onRequest", async (request, reply) => {
     applySecurityHeaders(reply);
