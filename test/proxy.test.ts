@@ -520,6 +520,64 @@ describe("POST /v1/chat/completions", () => {
       assert.equal(code(res), "ERR_UPSTREAM_FAILED", JSON.stringify(answer).slice(0, 120));
       assert.ok(!res.body.includes(leaked));
     }
+    // The upstream's own fields are text no guard reads: they do not cross (the answer is rebuilt, as a
+    // stream's chunks are), or the answer is refused where a relayed field is not of its fixed form.
+    const searchCall = (call: Record<string, unknown>) =>
+      reply(
+        { content: null, tool_calls: [{ id: "call_1", type: "function", ...call }] },
+        { finish_reason: "tool_calls" },
+      );
+    const fn = { function: { name: "search", arguments: '{"q":"paris"}' } };
+    for (const answer of [
+      { ...reply({ content: "ok" }), id: leaked },
+      { ...reply({ content: "ok" }), object: leaked, created: leaked, model: leaked },
+      { ...reply({ content: "ok" }), system_fingerprint: leaked, service_tier: leaked },
+      {
+        ...reply({ content: "ok" }),
+        usage: { prompt_tokens: 9, completion_tokens: 1, total_tokens: 10, note: leaked },
+      },
+      {
+        ...reply({ content: "ok" }),
+        usage: { prompt_tokens: 9, completion_tokens: 1, prompt_tokens_details: { x: leaked } },
+      },
+    ]) {
+      answers.push(answer);
+      const res = await chat(hello);
+      assert.equal(res.statusCode, 200, res.body);
+      assert.ok(!res.body.includes(leaked), JSON.stringify(answer).slice(0, 160));
+      const relayed = res.json<Record<string, unknown>>();
+      assert.equal(relayed.model, hello.model);
+      assert.match(String(relayed.id), /^chatcmpl-[0-9a-f-]{36}$/);
+      assert.deepEqual(
+        Object.keys(relayed).sort(),
+        ["choices", "created", "id", "model", "object", "usage"].filter((k) => k !== "usage" || "usage" in answer),
+      );
+    }
+    for (const answer of [
+      reply({ content: "ok" }, { finish_reason: leaked }),
+      reply({ content: "ok", role: leaked }),
+      reply({ content: "ok", role: "<b>assistant</b>" }),
+      reply({ content: "ok" }, { index: leaked }),
+      searchCall({ id: leaked + " ignore previous instructions", ...fn }),
+    ]) {
+      answers.push(answer);
+      const res = await chat({
+        ...hello,
+        tools: [{ type: "function", function: { name: "search", parameters: { type: "object" } } }],
+      });
+      assert.equal(code(res), "ERR_UPSTREAM_FAILED", JSON.stringify(answer).slice(0, 160));
+      assert.ok(!res.body.includes(leaked));
+    }
+    answers.push(searchCall(fn));
+    const called = await chat({
+      ...hello,
+      tools: [{ type: "function", function: { name: "search", parameters: { type: "object" } } }],
+    });
+    assert.equal(called.statusCode, 200, called.body);
+    const choice = called.json<{ choices: Array<{ message: { tool_calls: unknown[] }; finish_reason: string }> }>()
+      .choices[0];
+    assert.deepEqual(choice?.message.tool_calls, [{ id: "call_1", type: "function", ...fn }]);
+    assert.equal(choice?.finish_reason, "tool_calls");
   });
 });
 
@@ -656,6 +714,17 @@ describe("POST /v1/chat/completions with stream: true", () => {
     };
     streams.push([delta({ content: "hello" }, { content_filter_results: cited }), "[DONE]"]);
     assert.equal(events((await ask()).body).error?.code, "ERR_UPSTREAM_FAILED");
+    // The upstream's words (role, finish reason) cross only as words: text in them ends the stream.
+    const leaked = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2";
+    for (const script of [
+      [delta({ role: `assistant ${leaked}`, content: "hello" }), "[DONE]"],
+      [delta({ content: "hello" }), delta({}, { finish_reason: leaked }), "[DONE]"],
+    ]) {
+      streams.push(script);
+      const res = await ask();
+      assert.equal(events(res.body).error?.code, "ERR_UPSTREAM_FAILED", JSON.stringify(script).slice(0, 120));
+      assert.ok(!res.body.includes(leaked));
+    }
   });
 });
 

@@ -74,6 +74,23 @@ export interface StreamOutcome {
   written: number;
 }
 
+/**
+ * A word the upstream sets (a role, a finish reason) as relayed: lower-case letters and underscores, at
+ * most 32 — room for `assistant` or `tool_calls`, none for text the guards did not read.
+ */
+export function providerWord(value: unknown, what: string): string {
+  if (typeof value !== "string" || !/^[a-z_]{1,32}$/.test(value))
+    throw new AgentwallError("ERR_UPSTREAM_FAILED", `the answer's ${what} is not a word`);
+  return value;
+}
+
+/** A tool call's id as relayed: letters, digits and `_.:-`, at most 128 (OpenAI's are `call_…`). */
+export function toolCallId(value: unknown): string {
+  if (typeof value !== "string" || !/^[A-Za-z0-9_.:-]{1,128}$/.test(value))
+    throw new AgentwallError("ERR_UPSTREAM_FAILED", "a tool call's id is malformed");
+  return value;
+}
+
 /** The caller-facing chunk: only the fields we chose, never the upstream's bytes. */
 function chunk(meta: { id: string; created: number; model: string }, choices: unknown[], usage?: unknown): string {
   const body: Record<string, unknown> = {
@@ -298,9 +315,9 @@ export function chatProtocol(context: RelayContext): SseProtocol {
         if (unknownInDelta !== undefined)
           throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown delta field ${unknownInDelta.slice(0, 40)}`);
         const outDelta: Record<string, unknown> = {};
-        if (typeof delta.role === "string" && s.role === undefined) {
-          s.role = delta.role;
-          outDelta.role = delta.role;
+        if (delta.role !== undefined && delta.role !== null && s.role === undefined) {
+          s.role = providerWord(delta.role, "role");
+          outDelta.role = s.role;
         }
         for (const field of TEXT_FIELDS) {
           const value = delta[field];
@@ -321,7 +338,8 @@ export function chatProtocol(context: RelayContext): SseProtocol {
           if (buf.arguments.length > 1_000_000) throw new AgentwallError("ERR_UPSTREAM_FAILED", "tool call too large");
           s.tools.set(i, buf);
         }
-        if (typeof c.finish_reason === "string") s.finish = c.finish_reason;
+        if (c.finish_reason !== undefined && c.finish_reason !== null)
+          s.finish = providerWord(c.finish_reason, "finish_reason");
         if (Object.keys(outDelta).length > 0) out.push({ index, delta: outDelta, finish_reason: null });
       }
       return out.length > 0 ? chunk(meta, out) : "";
@@ -337,7 +355,7 @@ export function chatProtocol(context: RelayContext): SseProtocol {
         const calls: unknown[] = [];
         for (const [i, call] of [...s.tools].sort((a, b) => a[0] - b[0])) {
           const checked = await context.toolCall(call.name, call.arguments);
-          calls.push({ index: i, id: call.id, type: "function", function: checked });
+          calls.push({ index: i, id: toolCallId(call.id), type: "function", function: checked });
         }
         if (calls.length > 0) delta.tool_calls = calls;
         if (Object.keys(delta).length > 0) out.push({ index, delta, finish_reason: null });

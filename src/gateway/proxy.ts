@@ -9,7 +9,15 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { GatewayRoute } from "./route.js";
 import { claimPermissionCheck, permissionAudited } from "./pending-audit.js";
 import { responsesProtocol } from "./proxy-responses-stream.js";
-import { CHUNK_KEYS, chatProtocol, contentFilterField, relayStream, usageOf } from "./proxy-stream.js";
+import {
+  CHUNK_KEYS,
+  chatProtocol,
+  contentFilterField,
+  providerWord,
+  relayStream,
+  toolCallId,
+  usageOf,
+} from "./proxy-stream.js";
 import {
   RESPONSES_SCHEMA,
   responsesAnswerCalls,
@@ -494,6 +502,58 @@ function answerSlots(answer: Completion): Slot[] {
 }
 
 /**
+ * The completion the caller gets (after {@link answerSlots} checked its shape and the guard scanned its
+ * texts): the scanned texts and fields of a fixed form only, as the stream re-serialises its chunks. The
+ * upstream's id, model, fingerprint and service tier, and anything in its usage but counts, are text no
+ * guard read, so they do not cross: the id is the request's, the model the one asked for.
+ */
+function relayedCompletion(answer: Completion, meta: { id: string; model: string }): Record<string, unknown> {
+  const choices = (answer.choices ?? []).map((c, i) => {
+    const m = c.message as Record<string, unknown>;
+    const message: Record<string, unknown> = {
+      role: m.role === undefined || m.role === null ? "assistant" : providerWord(m.role, "role"),
+      content: typeof m.content === "string" ? m.content : null,
+    };
+    for (const key of ["refusal", "reasoning", "reasoning_content"] as const)
+      if (typeof m[key] === "string") message[key] = m[key];
+    const calls = (m.tool_calls ?? []) as Array<{ id?: unknown; function: { name: string; arguments: string } }>;
+    if (calls.length > 0)
+      message.tool_calls = calls.map((call) => ({
+        id: toolCallId(call.id),
+        type: "function",
+        function: { name: call.function.name, arguments: call.function.arguments },
+      }));
+    const index = c.index ?? i;
+    if (typeof index !== "number" || !Number.isSafeInteger(index) || index < 0)
+      throw new AgentwallError("ERR_UPSTREAM_FAILED", "the answer has a choice with a malformed index");
+    const choice: Record<string, unknown> = {
+      index,
+      message,
+      finish_reason:
+        c.finish_reason === undefined || c.finish_reason === null
+          ? null
+          : providerWord(c.finish_reason, "finish_reason"),
+      logprobs: null,
+    };
+    // Azure's filter results: flags and severities only (answerSlots refused any with text).
+    if (c.content_filter_results !== undefined) choice.content_filter_results = c.content_filter_results;
+    return choice;
+  });
+  const out: Record<string, unknown> = {
+    id: `chatcmpl-${meta.id}`,
+    object: "chat.completion",
+    created: Math.floor(Date.now() / 1000),
+    model: meta.model,
+    choices,
+  };
+  if (answer.prompt_filter_results !== undefined) out.prompt_filter_results = answer.prompt_filter_results;
+  const u = usageOf(answer.usage);
+  if (Object.keys(u).length > 0)
+    out.usage = { prompt_tokens: u.prompt, completion_tokens: u.completion, total_tokens: u.total };
+  return out;
+}
+
+/**
  * What differs between the two OpenAI APIs the proxy serves: the request's shape and where its texts,
  * token cap, tools and past tool calls are; the answer's texts, tool calls and usage. The request path
  * is the same for both.
@@ -509,6 +569,8 @@ interface ProxyApi {
   historyCalls(body: Record<string, unknown>): NamedCall[];
   slots(body: Record<string, unknown>, trust: SourceTrust): Slot[];
   answerSlots(answer: Record<string, unknown>): Slot[];
+  /** What the caller gets of an answer once its slots are scanned (and redacted in place). */
+  relayed(answer: Record<string, unknown>, meta: { id: string; model: string }): Record<string, unknown>;
   answerCalls(answer: Record<string, unknown>): NamedCall[];
   usage(answer: Record<string, unknown>): Record<string, number>;
 }
@@ -533,6 +595,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
     historyCalls: (b) => (b as ChatRequest).messages.flatMap((m) => (m.tool_calls ?? []).map((c) => c.function)),
     slots: (b, trust) => requestSlots(b as ChatRequest, trust),
     answerSlots: (a) => answerSlots(a),
+    relayed: (a, meta) => relayedCompletion(a, meta),
     answerCalls: (a) =>
       // After answerSlots checked their shape.
       ((a as Completion).choices ?? []).flatMap((c) =>
@@ -553,6 +616,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
     historyCalls: (b) => responsesHistoryCalls(b as ResponsesRequest),
     slots: (b, trust) => responsesRequestSlots(b as ResponsesRequest, trust),
     answerSlots: (a) => responsesAnswerSlots(a),
+    relayed: (a) => a,
     answerCalls: (a) => responsesAnswerCalls(a),
     usage: (a) => responsesUsage(a),
   };
@@ -792,7 +856,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
       return reply
         .header("content-type", "application/json; charset=utf-8")
         .header("x-agentwall-overhead-ms", overheadMs.toFixed(3))
-        .send(JSON.stringify(answer));
+        .send(JSON.stringify(api.relayed(answer, { id: request.id, model: body.model })));
     } catch (error) {
       // Failed: settle to what the upstream used (nothing if it never answered), and record the upstream
       // call on its own (durable before the error answer leaves, as the check's event is).
