@@ -308,6 +308,49 @@ describe("POST /v1/responses", () => {
       assert.equal(code(res), "ERR_UPSTREAM_FAILED", JSON.stringify(extra));
       assert.ok(!res.body.includes(secret));
     }
+    // The echoed settings and the upstream's ids are text no guard read: the answer is re-made without
+    // them (agentwall's ids, the model asked for, usage as counts), or refused where a word is not one.
+    answers.push({
+      id: secret,
+      model: secret,
+      instructions: secret,
+      metadata: { note: secret },
+      user: secret,
+      tools: [{ type: "function", name: "search", description: secret }],
+      billing: { payer: secret },
+      output: [
+        { ...message("fine"), id: secret },
+        { type: "function_call", id: secret, call_id: "call_1", name: "search", arguments: '{"q":"paris"}' },
+        { type: "reasoning", id: secret, summary: [{ type: "summary_text", text: "thinking" }] },
+      ],
+      usage: { input_tokens: 3, output_tokens: 2, total_tokens: 5, input_tokens_details: { note: secret } },
+    });
+    const remade = await respond({ model: "gpt-4o-mini", input: "hi" });
+    assert.equal(remade.statusCode, 200, remade.body);
+    assert.ok(!remade.body.includes(secret), remade.body.slice(0, 300));
+    const r = remade.json<Record<string, unknown> & { output: Record<string, unknown>[] }>();
+    assert.equal(r.model, "gpt-4o-mini");
+    assert.match(String(r.id), /^resp_[0-9a-f-]{36}$/);
+    assert.deepEqual(r.usage, { input_tokens: 3, output_tokens: 2, total_tokens: 5 });
+    assert.deepEqual(
+      r.output.map((o) => [o.id, o.type]),
+      [
+        ["msg_0", "message"],
+        ["fc_1", "function_call"],
+        ["rs_2", "reasoning"],
+      ],
+    );
+    assert.equal(r.output[1]?.call_id, "call_1");
+    for (const extra of [
+      { status: secret },
+      { status: "incomplete", incomplete_details: { reason: `max ${secret}` } },
+      { output: [{ type: "function_call", call_id: `${secret} now`, name: "search", arguments: '{"q":"x"}' }] },
+    ]) {
+      answers.push({ output: [message("fine")], ...extra });
+      const res = await respond({ model: "m", input: "hi" });
+      assert.equal(code(res), "ERR_UPSTREAM_FAILED", JSON.stringify(extra));
+      assert.ok(!res.body.includes(secret));
+    }
   });
 });
 

@@ -1,11 +1,10 @@
 import { AgentwallError } from "../errors.js";
 import type { GuardStream } from "../guard/pipeline.js";
-import { responsesUsage } from "./proxy-responses.js";
+import { responsesUsage, toolCallId } from "./proxy-responses.js";
 import { jsonObject, type RelayContext, type SseProtocol } from "./proxy-stream.js";
 
 const MAX_ITEMS = 64;
 const MAX_PARTS = 16;
-const CALL_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 type PartType = "output_text" | "refusal" | "summary_text" | "reasoning_text";
 
@@ -234,8 +233,7 @@ export function responsesProtocol(context: RelayContext): SseProtocol {
             });
           }
           if (added.type === "function_call") {
-            const callId = text(added.call_id, "a call_id");
-            if (!CALL_ID.test(callId)) throw upstreamFailed("has a call_id that is not an identifier");
+            const callId = toolCallId(added.call_id);
             const name = typeof added.name === "string" ? added.name : "";
             const args = typeof added.arguments === "string" ? added.arguments : "";
             open("function_call", `fc_${at}`, { callId, name, arguments: args });

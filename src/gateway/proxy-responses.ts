@@ -316,6 +316,23 @@ const ITEM_KEYS: Readonly<Record<string, ReadonlySet<string>>> = {
 };
 
 /**
+ * A word the upstream sets (a role, a finish reason) as relayed: lower-case letters and underscores, at
+ * most 32 — room for `assistant` or `tool_calls`, none for text the guards did not read.
+ */
+export function providerWord(value: unknown, what: string): string {
+  if (typeof value !== "string" || !/^[a-z_]{1,32}$/.test(value))
+    throw new AgentwallError("ERR_UPSTREAM_FAILED", `the answer's ${what} is not a word`);
+  return value;
+}
+
+/** A tool call's id as relayed: letters, digits and `_.:-`, at most 128 (OpenAI's are `call_…`). */
+export function toolCallId(value: unknown): string {
+  if (typeof value !== "string" || !/^[A-Za-z0-9_.:-]{1,128}$/.test(value))
+    throw new AgentwallError("ERR_UPSTREAM_FAILED", "a tool call's id is malformed");
+  return value;
+}
+
+/**
  * The first field of an upstream's answer (or chunk, item, part) outside `keys` that `excused` does not
  * let through, or undefined: what the gateway relays must hold no field it did not scan.
  */
@@ -398,6 +415,64 @@ export function responsesAnswerSlots(answer: ResponsesAnswer): Slot[] {
   }
   if (answer.output_text !== undefined) textOf(answer, "output_text", "output_text");
   return slots;
+}
+
+/**
+ * The Responses answer the caller gets (after {@link responsesAnswerSlots} checked its shape and the
+ * guard scanned its texts), re-made as the stream re-makes its events: agentwall's ids (`resp_<request
+ * id>`, `msg_<n>`, `fc_<n>`, `rs_<n>`; a call's `call_id` passed on when it is an identifier), the model
+ * asked for, the status as a word, the scanned texts, and usage as its three counts. The settings a
+ * response echoes from its request, and the upstream's ids, are text no guard read: they do not cross.
+ */
+export function relayedResponse(answer: ResponsesAnswer, meta: { id: string; model: string }): Record<string, unknown> {
+  const output = (answer.output as Record<string, unknown>[]).map((item, at) => {
+    const parts = (key: string) => (item[key] ?? []) as Record<string, unknown>[];
+    if (item.type === "message")
+      return {
+        id: `msg_${at}`,
+        type: "message",
+        role: "assistant",
+        status: "completed",
+        content: parts("content").map((p) =>
+          p.type === "refusal"
+            ? { type: "refusal", refusal: p.refusal }
+            : { type: "output_text", text: p.text, annotations: [] },
+        ),
+      };
+    if (item.type === "function_call")
+      return {
+        id: `fc_${at}`,
+        type: "function_call",
+        status: "completed",
+        call_id: toolCallId(item.call_id),
+        name: item.name,
+        arguments: item.arguments,
+      };
+    const reasoning: Record<string, unknown> = {
+      id: `rs_${at}`,
+      type: "reasoning",
+      summary: parts("summary").map((p) => ({ type: "summary_text", text: p.text })),
+    };
+    const content = parts("content");
+    if (content.length > 0) reasoning.content = content.map((p) => ({ type: "reasoning_text", text: p.text }));
+    return reasoning;
+  });
+  const out: Record<string, unknown> = {
+    id: `resp_${meta.id}`,
+    object: "response",
+    created_at: Math.floor(Date.now() / 1000),
+    model: meta.model,
+    status: answer.status === undefined || answer.status === null ? "completed" : providerWord(answer.status, "status"),
+    output,
+  };
+  const reason = (answer.incomplete_details as { reason?: unknown } | null | undefined)?.reason;
+  if (reason !== undefined && reason !== null)
+    out.incomplete_details = { reason: providerWord(reason, "incomplete reason") };
+  if (typeof answer.output_text === "string") out.output_text = answer.output_text;
+  const u = responsesUsage(answer);
+  if (Object.keys(u).length > 0)
+    out.usage = { input_tokens: u.prompt, output_tokens: u.completion, total_tokens: u.total };
+  return out;
 }
 
 /** Function calls in a Responses answer (after {@link responsesAnswerSlots} checked their shape). */

@@ -7,7 +7,7 @@ import type { EgressStream } from "../egress/client.js";
 import type { GuardStream, GuardStreamRelease } from "../guard/pipeline.js";
 import type { Instance } from "../instance.js";
 import type { Principal } from "./auth.js";
-import { unknownField } from "./proxy-responses.js";
+import { providerWord, toolCallId, unknownField } from "./proxy-responses.js";
 
 /** Top-level fields of a chat completion or chunk: ids, times, counts and the choices. Nothing else is relayed. */
 export const CHUNK_KEYS = new Set([
@@ -72,23 +72,6 @@ export interface StreamOutcome {
   usage: Record<string, number>;
   /** Characters of answer text (every text field, tool-call names and arguments) the upstream sent. */
   written: number;
-}
-
-/**
- * A word the upstream sets (a role, a finish reason) as relayed: lower-case letters and underscores, at
- * most 32 — room for `assistant` or `tool_calls`, none for text the guards did not read.
- */
-export function providerWord(value: unknown, what: string): string {
-  if (typeof value !== "string" || !/^[a-z_]{1,32}$/.test(value))
-    throw new AgentwallError("ERR_UPSTREAM_FAILED", `the answer's ${what} is not a word`);
-  return value;
-}
-
-/** A tool call's id as relayed: letters, digits and `_.:-`, at most 128 (OpenAI's are `call_…`). */
-export function toolCallId(value: unknown): string {
-  if (typeof value !== "string" || !/^[A-Za-z0-9_.:-]{1,128}$/.test(value))
-    throw new AgentwallError("ERR_UPSTREAM_FAILED", "a tool call's id is malformed");
-  return value;
 }
 
 /** The caller-facing chunk: only the fields we chose, never the upstream's bytes. */

@@ -9,15 +9,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { GatewayRoute } from "./route.js";
 import { claimPermissionCheck, permissionAudited } from "./pending-audit.js";
 import { responsesProtocol } from "./proxy-responses-stream.js";
-import {
-  CHUNK_KEYS,
-  chatProtocol,
-  contentFilterField,
-  providerWord,
-  relayStream,
-  toolCallId,
-  usageOf,
-} from "./proxy-stream.js";
+import { CHUNK_KEYS, chatProtocol, contentFilterField, relayStream, usageOf } from "./proxy-stream.js";
 import {
   RESPONSES_SCHEMA,
   responsesAnswerCalls,
@@ -25,6 +17,9 @@ import {
   responsesHistoryCalls,
   responsesRequestSlots,
   responsesUsage,
+  relayedResponse,
+  providerWord,
+  toolCallId,
   type NamedCall,
   type ResponsesRequest,
   empty,
@@ -616,7 +611,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
     historyCalls: (b) => responsesHistoryCalls(b as ResponsesRequest),
     slots: (b, trust) => responsesRequestSlots(b as ResponsesRequest, trust),
     answerSlots: (a) => responsesAnswerSlots(a),
-    relayed: (a) => a,
+    relayed: (a, meta) => relayedResponse(a, meta),
     answerCalls: (a) => responsesAnswerCalls(a),
     usage: (a) => responsesUsage(a),
   };
