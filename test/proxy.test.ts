@@ -781,6 +781,11 @@ describe("budgets through the proxy", () => {
       assert.equal(await carol.used(), 85);
       const refused = await carol.send({ max_tokens: 20 });
       assert.equal(refused.json<{ error: { code: string } }>().error.code, "ERR_BUDGET_EXHAUSTED");
+      // n answers may each write max_tokens: eight of 20 do not fit a fresh 100-token budget, four do.
+      const dave = await caller("dave");
+      const eight = await dave.send({ max_tokens: 20, n: 8 });
+      assert.equal(eight.json<{ error: { code: string } }>().error.code, "ERR_BUDGET_EXHAUSTED");
+      assert.equal((await dave.send({ max_tokens: 20, n: 4 })).statusCode, 200);
     } finally {
       await server.close();
     }

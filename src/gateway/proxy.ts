@@ -240,6 +240,7 @@ interface ChatRequest {
   stream?: boolean;
   max_tokens?: number;
   max_completion_tokens?: number;
+  n?: number;
   [key: string]: unknown;
 }
 
@@ -559,6 +560,8 @@ interface ProxyApi {
   readonly path: string;
   readonly validate: ValidateFunction;
   asked(body: Record<string, unknown>): number | undefined;
+  /** How many answers the request asks for (`n`), each up to the token cap. */
+  choices(body: Record<string, unknown>): number;
   cap(body: Record<string, unknown>, tokens: number): void;
   toolNames(body: Record<string, unknown>): string[];
   historyCalls(body: Record<string, unknown>): NamedCall[];
@@ -585,6 +588,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
     path: "/chat/completions",
     validate: ajv.compile(REQUEST_SCHEMA),
     asked: (b) => (b as ChatRequest).max_completion_tokens ?? (b as ChatRequest).max_tokens,
+    choices: (b) => (b as ChatRequest).n ?? 1,
     cap: (b, n) => ((b as ChatRequest).max_tokens = n),
     toolNames: (b) => ((b as ChatRequest).tools ?? []).map((t) => t.function.name),
     historyCalls: (b) => (b as ChatRequest).messages.flatMap((m) => (m.tool_calls ?? []).map((c) => c.function)),
@@ -606,6 +610,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
     path: "/responses",
     validate: ajv.compile(RESPONSES_SCHEMA),
     asked: (b) => (b as ResponsesRequest).max_output_tokens,
+    choices: () => 1,
     cap: (b, n) => ((b as ResponsesRequest).max_output_tokens = n),
     toolNames: (b) => ((b as ResponsesRequest).tools ?? []).map((t) => t.name),
     historyCalls: (b) => responsesHistoryCalls(b as ResponsesRequest),
@@ -682,9 +687,11 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
       guardSlots(instance, slots, "input", principal.subject),
     );
     // Budgets: the estimate is reserved before anything leaves, then corrected to the real usage.
+    // Each of n choices may write up to the token cap: the reservation covers them all, or a budget with
+    // room for one answer would let eight through.
     const estimate = {
       prompt: estimateTokens(slots.map((x) => x.text)),
-      completion: asked ?? instance.config.maxTokensCap,
+      completion: (asked ?? instance.config.maxTokensCap) * api.choices(body),
     };
     if (asked === undefined) api.cap(body, instance.config.maxTokensCap);
     const reservation = await instance.budgets.reserve(principal, model, estimate).catch((error: unknown) => {
