@@ -714,6 +714,17 @@ describe("POST /v1/chat/completions with stream: true", () => {
     };
     streams.push([delta({ content: "hello" }, { content_filter_results: cited }), "[DONE]"]);
     assert.equal(events((await ask()).body).error?.code, "ERR_UPSTREAM_FAILED");
+    // Malformed structure is the upstream's failure, named as such (it was ERR_INTERNAL, a TypeError).
+    for (const script of [
+      [{ choices: false }],
+      [{ choices: [{ index: 0, delta: { tool_calls: 5 } }] }],
+      [{ choices: [{ index: 0, delta: { tool_calls: [null] } }] }],
+      [{ choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: "search" }] } }] }],
+      [{ choices: [{ index: 0, delta: 7 }] }],
+    ]) {
+      streams.push([...script, "[DONE]"]);
+      assert.equal(events((await ask()).body).error?.code, "ERR_UPSTREAM_FAILED", JSON.stringify(script));
+    }
     // The upstream's words (role, finish reason) cross only as words: text in them ends the stream.
     const leaked = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2";
     for (const script of [

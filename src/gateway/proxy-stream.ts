@@ -283,7 +283,7 @@ export function chatProtocol(context: RelayContext): SseProtocol {
         throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown field ${unknown.slice(0, 40)} in the stream`);
       if (parsed.usage !== undefined && parsed.usage !== null) usage = parsed.usage as Record<string, unknown>;
       const out: unknown[] = [];
-      for (const c of (parsed.choices ?? []) as Array<Record<string, unknown>>) {
+      for (const c of list(parsed.choices, "choices")) {
         const unknownInChoice = unknownField(c, CHOICE_KEYS, contentFilterField);
         if (unknownInChoice !== undefined)
           throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown choice field ${unknownInChoice.slice(0, 40)}`);
@@ -293,7 +293,7 @@ export function chatProtocol(context: RelayContext): SseProtocol {
         if (typeof index !== "number" || !Number.isSafeInteger(index) || index < 0)
           throw new AgentwallError("ERR_UPSTREAM_FAILED", "a choice has no index");
         const s = state(index);
-        const delta = (c.delta ?? {}) as Record<string, unknown>;
+        const delta = object(c.delta ?? {}, "a delta");
         const unknownInDelta = unknownField(delta, DELTA_KEYS);
         if (unknownInDelta !== undefined)
           throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown delta field ${unknownInDelta.slice(0, 40)}`);
@@ -309,12 +309,12 @@ export function chatProtocol(context: RelayContext): SseProtocol {
           const text = released(guardOf(s, field).push(value));
           if (text !== "") outDelta[field] = text;
         }
-        for (const call of (delta.tool_calls ?? []) as Array<Record<string, unknown>>) {
+        for (const call of list(delta.tool_calls, "tool_calls")) {
           const i = call.index;
           if (typeof i !== "number" || !Number.isSafeInteger(i) || i < 0 || i >= MAX_TOOL_CALLS)
             throw new AgentwallError("ERR_UPSTREAM_FAILED", "a tool call has no index");
           const buf = s.tools.get(i) ?? { id: "", name: "", arguments: "" };
-          const f = (call.function ?? {}) as Record<string, unknown>;
+          const f = object(call.function ?? {}, "a tool call's function");
           if (typeof call.id === "string") buf.id += call.id;
           if (typeof f.name === "string") buf.name += f.name;
           if (typeof f.arguments === "string") buf.arguments += f.arguments;
@@ -357,6 +357,20 @@ export function chatProtocol(context: RelayContext): SseProtocol {
     },
     error: (code, message, requestId) => `data: ${JSON.stringify({ error: { code, message, requestId } })}\n\n`,
   };
+}
+
+/** `value` as an object (not null, not a list), or `ERR_UPSTREAM_FAILED` naming `what`. */
+function object(value: unknown, what: string): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new AgentwallError("ERR_UPSTREAM_FAILED", `${what} in the stream is not an object`);
+  return value as Record<string, unknown>;
+}
+
+/** A list of objects (absent or null: none), or `ERR_UPSTREAM_FAILED` naming `what`. */
+function list(value: unknown, what: string): Record<string, unknown>[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new AgentwallError("ERR_UPSTREAM_FAILED", `${what} in the stream is not a list`);
+  return value.map((v) => object(v, `an item of ${what}`));
 }
 
 /** An upstream event's data as a JSON object, or `ERR_UPSTREAM_FAILED`. */
