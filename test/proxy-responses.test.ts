@@ -195,6 +195,11 @@ describe("POST /v1/responses", () => {
     const res = await respond({ model: "m", input: [{ role: "user", content: `my key is ${key}` }] });
     assert.equal(res.statusCode, 200, res.body);
     assert.ok(!JSON.stringify(received[0]?.body).includes(key));
+    // The end-user id and the metadata reach the provider too: scanned like the input.
+    received.length = 0;
+    const attributes = await respond({ model: "m", input: "hi", user: `svc ${key}`, metadata: { note: `key ${key}` } });
+    assert.equal(attributes.statusCode, 200, attributes.body);
+    assert.ok(!JSON.stringify(received[0]?.body).includes(key), JSON.stringify(received[0]?.body));
   });
 
   it("scans instructions and system items as the operator's, and user items as an agent's, only when configured", async () => {

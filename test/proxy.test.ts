@@ -303,6 +303,19 @@ describe("POST /v1/chat/completions", () => {
     });
     assert.equal(res.statusCode, 200, res.body);
     assert.ok(!JSON.stringify(received[0]?.body).includes(aws), "the upstream never saw the key");
+    // The end-user id reaches the provider as well: scanned like the messages.
+    received.length = 0;
+    assert.equal((await chat({ ...hello, user: `svc ${aws}` })).statusCode, 200);
+    assert.ok(!JSON.stringify(received[0]?.body).includes(aws), "nor in the user field");
+    // Log probabilities would come back as unscanned token texts: refused before anything is spent.
+    received.length = 0;
+    for (const asked of [{ logprobs: true }, { top_logprobs: 3 }]) {
+      const res = await chat({ ...hello, ...asked });
+      assert.equal(code(res), "ERR_BAD_REQUEST", JSON.stringify(asked));
+      assert.match(res.body, /logprobs/);
+    }
+    assert.equal(received.length, 0);
+    assert.equal((await chat({ ...hello, logprobs: false })).statusCode, 200);
 
     const leaked = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8";
     answers.push({

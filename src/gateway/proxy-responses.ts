@@ -235,6 +235,13 @@ export interface ResponsesRequest {
 /** Every text of a Responses request; a role the caller claims never relaxes a check ({@link SourceTrust}). */
 export function responsesRequestSlots(body: ResponsesRequest, trust: SourceTrust): Slot[] {
   const slots: Slot[] = [];
+  // The end-user id and the metadata go to the provider too: a key or an address in them leaves all the same.
+  const attributes: Slot[] = jsonStrings(body.metadata, "user");
+  if (typeof body.user === "string") {
+    const text = body.user;
+    attributes.push({ text, source: "user", put: (t) => (body.user = t) });
+  }
+  slots.push(...grouped(attributes, { source: "user" }));
   if (typeof body.instructions === "string") {
     const text = body.instructions;
     slots.push({ text, ...messageSource("system", trust), put: (t) => (body.instructions = t) });

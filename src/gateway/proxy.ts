@@ -212,7 +212,7 @@ const REQUEST_SCHEMA = {
     stop: {
       anyOf: [
         { type: "string", maxLength: 200 },
-        { type: "array", maxItems: 4, items: { type: "string" } },
+        { type: "array", maxItems: 4, items: { type: "string", maxLength: 200 } },
       ],
     },
     presence_penalty: { type: "number" },
@@ -241,6 +241,7 @@ interface ChatRequest {
   max_tokens?: number;
   max_completion_tokens?: number;
   n?: number;
+  user?: string;
   [key: string]: unknown;
 }
 
@@ -375,6 +376,11 @@ function requestSlots(body: ChatRequest, trust: SourceTrust): Slot[] {
   }
   // A structured-output schema reaches the model too (its descriptions read as instructions).
   slots.push(...jsonSlots(body.response_format, "user"));
+  // The end-user id goes to the provider too: a key or an address in it leaves all the same.
+  if (typeof body.user === "string") {
+    const text = body.user;
+    slots.push({ text, source: "user", put: (t) => (body.user = t) });
+  }
   return slots;
 }
 
@@ -653,6 +659,10 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
         `request${e?.instancePath ?? ""}: ${e?.keyword === "additionalProperties" ? `unexpected field ${String(e.params.additionalProperty)}` : (e?.message ?? "invalid")}`,
       );
     }
+    // Log probabilities come back as token texts beside the answer, which the output guard does not read:
+    // an answer carrying them is refused, so the request is, before it costs anything.
+    if (body.logprobs === true || (typeof body.top_logprobs === "number" && body.top_logprobs > 0))
+      throw new AgentwallError("ERR_BAD_REQUEST", "logprobs carry token texts the guards do not scan; not relayed");
     const { upstream, model } = route(deps.upstreams, body.model, principal.roles);
     const asked = api.asked(body);
     if (asked !== undefined && asked > instance.config.maxTokensCap)
