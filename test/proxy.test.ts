@@ -591,6 +591,13 @@ describe("POST /v1/chat/completions", () => {
       .choices[0];
     assert.deepEqual(choice?.message.tool_calls, [{ id: "call_1", type: "function", ...fn }]);
     assert.equal(choice?.finish_reason, "tool_calls");
+    // A compatible server's word in capitals is still a word.
+    answers.push(reply({ content: "ok" }, { finish_reason: "MAX_TOKENS" }));
+    const capitals = await chat(hello);
+    assert.equal(
+      capitals.json<{ choices: Array<{ finish_reason: string }> }>().choices[0]?.finish_reason,
+      "MAX_TOKENS",
+    );
   });
 });
 

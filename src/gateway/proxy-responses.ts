@@ -323,11 +323,12 @@ const ITEM_KEYS: Readonly<Record<string, ReadonlySet<string>>> = {
 };
 
 /**
- * A word the upstream sets (a role, a finish reason) as relayed: lower-case letters and underscores, at
- * most 32 — room for `assistant` or `tool_calls`, none for text the guards did not read.
+ * A word the upstream sets (a role, a finish reason) as relayed: letters and underscores, at most 32 —
+ * room for `assistant`, `tool_calls` or a compatible server's `MAX_TOKENS`, none for text the guards did
+ * not read (no digits, spaces or punctuation: no key, no sentence, no markup).
  */
 export function providerWord(value: unknown, what: string): string {
-  if (typeof value !== "string" || !/^[a-z_]{1,32}$/.test(value))
+  if (typeof value !== "string" || !/^[A-Za-z_]{1,32}$/.test(value))
     throw new AgentwallError("ERR_UPSTREAM_FAILED", `the answer's ${what} is not a word`);
   return value;
 }
