@@ -822,6 +822,31 @@ describe("budgets through the proxy", () => {
     }
   });
 
+  it("reserves what a request's images may cost: a budget with room for one high-detail image refuses two", async () => {
+    const { server, caller } = await gatewayFor({
+      budgets: [{ name: "daily", per: "key", period: "day", tokens: 2_000 }],
+    });
+    try {
+      const image = (detail?: "low") => ({
+        type: "image_url",
+        image_url: { url: "https://images.example/cat.png", ...(detail === undefined ? {} : { detail }) },
+      });
+      const ask = (parts: unknown[]) => ({
+        max_tokens: 20,
+        messages: [{ role: "user", content: [{ type: "text", text: "What is this?" }, ...parts] }],
+      });
+      const two = await (await caller("erin")).send(ask([image(), image()]));
+      assert.equal(two.json<{ error: { code: string } }>().error.code, "ERR_BUDGET_EXHAUSTED");
+      assert.equal((await (await caller("frank")).send(ask([image()]))).statusCode, 200);
+      assert.equal(
+        (await (await caller("gina")).send(ask(Array.from({ length: 10 }, () => image("low"))))).statusCode,
+        200,
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
   it("counts the tokens of an answer it blocks or refuses, streamed or not: the upstream spent them", async () => {
     const { server, caller } = await gatewayFor({
       budgets: DAILY_100,

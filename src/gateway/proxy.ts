@@ -504,6 +504,22 @@ function answerSlots(answer: Completion): Slot[] {
 }
 
 /**
+ * What a chat request's images may cost: OpenAI counts 85 tokens for a `low` detail image and up to
+ * 85 + 170 per 512-pixel tile otherwise — 1,445 for the largest a `high` image is scaled to (768 x 2048,
+ * 8 tiles). A budget reserves the most, and is corrected to the usage the upstream reports; counted as
+ * nothing, a request of many images overshot its budget by all of them.
+ */
+function chatImageTokens(body: ChatRequest): number {
+  let tokens = 0;
+  for (const m of body.messages)
+    if (Array.isArray(m.content))
+      for (const part of m.content)
+        if (part.type === "image_url")
+          tokens += (part.image_url as { detail?: string }).detail === "low" ? 85 : 85 + 170 * 8;
+  return tokens;
+}
+
+/**
  * The completion the caller gets (after {@link answerSlots} checked its shape and the guard scanned its
  * texts): the scanned texts and fields of a fixed form only, as the stream re-serialises its chunks. The
  * upstream's id, model, fingerprint and service tier, and anything in its usage but counts, are text no
@@ -568,6 +584,8 @@ interface ProxyApi {
   asked(body: Record<string, unknown>): number | undefined;
   /** How many answers the request asks for (`n`), each up to the token cap. */
   choices(body: Record<string, unknown>): number;
+  /** Tokens the request's images may cost (they carry no text, so the text estimate misses them). */
+  imageTokens(body: Record<string, unknown>): number;
   cap(body: Record<string, unknown>, tokens: number): void;
   toolNames(body: Record<string, unknown>): string[];
   historyCalls(body: Record<string, unknown>): NamedCall[];
@@ -595,6 +613,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
     validate: ajv.compile(REQUEST_SCHEMA),
     asked: (b) => (b as ChatRequest).max_completion_tokens ?? (b as ChatRequest).max_tokens,
     choices: (b) => (b as ChatRequest).n ?? 1,
+    imageTokens: (b) => chatImageTokens(b as ChatRequest),
     cap: (b, n) => ((b as ChatRequest).max_tokens = n),
     toolNames: (b) => ((b as ChatRequest).tools ?? []).map((t) => t.function.name),
     historyCalls: (b) => (b as ChatRequest).messages.flatMap((m) => (m.tool_calls ?? []).map((c) => c.function)),
@@ -617,6 +636,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
     validate: ajv.compile(RESPONSES_SCHEMA),
     asked: (b) => (b as ResponsesRequest).max_output_tokens,
     choices: () => 1,
+    imageTokens: () => 0, // images are refused on this API
     cap: (b, n) => ((b as ResponsesRequest).max_output_tokens = n),
     toolNames: (b) => ((b as ResponsesRequest).tools ?? []).map((t) => t.name),
     historyCalls: (b) => responsesHistoryCalls(b as ResponsesRequest),
@@ -700,7 +720,7 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
     // Each of n choices may write up to the token cap: the reservation covers them all, or a budget with
     // room for one answer would let eight through.
     const estimate = {
-      prompt: estimateTokens(slots.map((x) => x.text)),
+      prompt: estimateTokens(slots.map((x) => x.text)) + api.imageTokens(body),
       completion: (asked ?? instance.config.maxTokensCap) * api.choices(body),
     };
     if (asked === undefined) api.cap(body, instance.config.maxTokensCap);
