@@ -504,10 +504,11 @@ function answerSlots(answer: Completion): Slot[] {
 }
 
 /**
- * What a chat request's images may cost: OpenAI counts 85 tokens for a `low` detail image and up to
+ * What a chat request's images may cost: gpt-4o counts 85 tokens for a `low` detail image and up to
  * 85 + 170 per 512-pixel tile otherwise — 1,445 for the largest a `high` image is scaled to (768 x 2048,
- * 8 tiles). A budget reserves the most, and is corrected to the usage the upstream reports; counted as
- * nothing, a request of many images overshot its budget by all of them.
+ * 8 tiles). A budget reserves that, and is corrected to the usage the upstream reports (models that
+ * count images otherwise, as gpt-4o-mini does with many more tokens, only then); counted as nothing, a
+ * request of many images overshot its budget by all of them.
  */
 function chatImageTokens(body: ChatRequest): number {
   let tokens = 0;
