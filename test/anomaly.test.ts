@@ -89,5 +89,15 @@ describe("anomaly detection", () => {
     const d = detector(clock, { maxSubjects: 10 });
     for (let i = 0; i < 50; i++) await d.observeRequest({ subject: `s${i}`, ip: "10.0.0.3", status: 200 });
     assert.equal(d.trackedSubjects, 10);
+    // The least recently seen goes first, and its baseline is written on the way out (token samples are
+    // kept in memory until then): a subject pushed out by others still has its mean when it comes back.
+    for (let i = 0; i < 25; i++) await d.observeTokens({ subject: "wanderer", tokens: 100 });
+    for (let i = 0; i < 9; i++) await d.observeRequest({ subject: `t${i}`, ip: "10.0.0.3", status: 200 });
+    await d.observeTokens({ subject: "wanderer", tokens: 100 }); // seen again: the most recent, kept
+    for (let i = 9; i < 30; i++) await d.observeRequest({ subject: `t${i}`, ip: "10.0.0.3", status: 200 });
+    assert.equal(d.trackedSubjects, 10);
+    await d.observeTokens({ subject: "wanderer", tokens: 5_000 });
+    const raised = (await d.list({ subject: "wanderer" })).map((a) => a.kind);
+    assert.ok(raised.includes("token_spike"), `50x the evicted baseline's mean: ${raised.join(",")}`);
   });
 });

@@ -90,7 +90,13 @@ export class AnomalyDetector {
   readonly #now: () => number;
   readonly #onAlert: ((alert: Alert) => Promise<void>) | undefined;
   readonly #max: number;
-  readonly #subjects = new Map<string, SubjectState>();
+  /**
+   * Per authenticated subject, most recently seen kept: lru-cache, O(1) per request. A Map re-inserted on
+   * every request (its order the eviction order) left a hole each time that an eviction walked past.
+   * An evicted subject's changed baseline is written before its slot is reused ({@link #evicted}).
+   */
+  readonly #subjects: LRUCache<string, SubjectState>;
+  readonly #evicted: Array<[string, SubjectState]> = [];
   readonly #loading = new Map<string, Promise<SubjectState>>();
   /**
    * Per client address (unauthenticated, so an attacker picks as many as it likes): lru-cache, O(1) per
@@ -105,16 +111,17 @@ export class AnomalyDetector {
     this.#onAlert = options.onAlert;
     this.#max = options.maxSubjects ?? 100_000;
     this.#authFailures = new LRUCache({ max: this.#max });
+    this.#subjects = new LRUCache({
+      max: this.#max,
+      dispose: (state, subject, reason) => {
+        if (reason === "evict" && state.dirty) this.#evicted.push([subject, state]);
+      },
+    });
   }
 
   async #state(subject: string): Promise<SubjectState> {
     const held = this.#subjects.get(subject);
-    if (held !== undefined) {
-      // Most recently seen last: the map's order is the eviction order.
-      this.#subjects.delete(subject);
-      this.#subjects.set(subject, held);
-      return held;
-    }
+    if (held !== undefined) return held;
     let loading = this.#loading.get(subject);
     if (loading === undefined) {
       loading = this.#load(subject);
@@ -155,12 +162,7 @@ export class AnomalyDetector {
     const again = this.#subjects.get(subject);
     if (again !== undefined) return again;
     this.#subjects.set(subject, state);
-    while (this.#subjects.size > this.#max) {
-      const oldest = this.#subjects.keys().next().value as string;
-      const s = this.#subjects.get(oldest);
-      this.#subjects.delete(oldest);
-      if (s?.dirty === true) await this.#persist(oldest, s);
-    }
+    for (let e = this.#evicted.shift(); e !== undefined; e = this.#evicted.shift()) await this.#persist(e[0], e[1]);
     return state;
   }
 
@@ -358,7 +360,8 @@ export class AnomalyDetector {
 
   /** Writes every changed baseline (on shutdown, and periodically). */
   async flush(): Promise<void> {
-    for (const [subject, s] of this.#subjects) if (s.dirty) await this.#persist(subject, s);
+    for (const [subject, s] of [...this.#evicted.splice(0), ...this.#subjects.entries()])
+      if (s.dirty) await this.#persist(subject, s);
   }
 
   /** Stored alerts, newest first. */
