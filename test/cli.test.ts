@@ -304,13 +304,21 @@ describe("agentwall CLI", () => {
       AGENTWALL_CONFIG: writeConfig(home, {
         guard: { onScannerError: "flag" },
         metricsListen: { host: "0.0.0.0", port: 9464 },
+        // Two halves of the address space trust everyone as surely as 0.0.0.0/0.
+        trustProxy: ["10.0.0.0/8", "0.0.0.0/1", "128.0.0.0/1"],
       }),
     });
     assert.equal(risky.code, 1, risky.stdout);
     const riskyNames = (JSON.parse(risky.stdout).checks as Array<{ name: string; status: string }>).map(
       (c) => `${c.name}:${c.status}`,
     );
-    for (const n of ["upstream-tls:fail", "metrics-listener:warn", "guard-fail-open:warn", "session-secret:fail"])
+    for (const n of [
+      "upstream-tls:fail",
+      "metrics-listener:warn",
+      "guard-fail-open:warn",
+      "session-secret:fail",
+      "trust-proxy:fail",
+    ])
       assert.ok(riskyNames.includes(n), n);
     // Keys older than their rotation periods (the clock moved back in the database).
     const db = new Database(join(home, "agentwall.db"));

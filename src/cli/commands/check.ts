@@ -1,4 +1,5 @@
 import { existsSync, statSync } from "node:fs";
+import ipaddr from "ipaddr.js";
 import { readWitnessFile } from "../../audit/checkpoint.js";
 import type { Command } from "commander";
 import type { Instance } from "../../instance.js";
@@ -24,6 +25,40 @@ export interface CheckItem {
 
 const DAY_MS = 86_400_000;
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
+
+/** proxy-addr's names for address classes (all private to a site). */
+const PROXY_NAMES = new Set(["loopback", "linklocal", "uniquelocal"]);
+const SITE_RANGES = new Set(["private", "loopback", "linkLocal", "uniqueLocal"]);
+
+/**
+ * Why a `trustProxy` entry believes too many addresses, or undefined: a range of 2^24 or more addresses
+ * (IPv4 /8 or wider, IPv6 /16 or wider; an IPv4-mapped IPv6 range counts as IPv4) that is not one of the
+ * site-private classes (10/8, 127/8, fc00::/7 …) — `0.0.0.0/1` and `128.0.0.0/1` trust everyone as
+ * surely as `0.0.0.0/0` — or an entry that is neither an address, a range nor a proxy-addr class name.
+ */
+export function tooTrusting(entry: string): string | undefined {
+  if (entry === "*") return "* trusts every address";
+  if (PROXY_NAMES.has(entry)) return undefined;
+  let address: ipaddr.IPv4 | ipaddr.IPv6;
+  let bits: number;
+  try {
+    if (entry.includes("/")) [address, bits] = ipaddr.parseCIDR(entry);
+    else {
+      address = ipaddr.parse(entry);
+      bits = address.kind() === "ipv4" ? 32 : 128;
+    }
+  } catch {
+    return `${JSON.stringify(entry.slice(0, 64))} is not an address, a range or loopback/linklocal/uniquelocal`;
+  }
+  if (address.kind() === "ipv6" && (address as ipaddr.IPv6).isIPv4MappedAddress()) {
+    address = (address as ipaddr.IPv6).toIPv4Address();
+    bits = Math.max(bits - 96, 0);
+  }
+  const v4 = address.kind() === "ipv4";
+  if (bits > (v4 ? 8 : 16)) return undefined;
+  if (SITE_RANGES.has(address.range()) && bits >= (v4 ? 8 : 7)) return undefined;
+  return `${entry} spans 2^${(v4 ? 32 : 128) - bits} addresses, public ones among them`;
+}
 
 function modeOf(path: string): number | undefined {
   try {
@@ -114,8 +149,9 @@ export async function runChecks(
     add("guard-fail-open", "warn", "guard.onScannerError is flag: a scanner that fails lets the text through");
   else add("guard-fail-open", "pass", "a failing scanner blocks the text");
 
-  if (config.trustProxy.some((p) => p === "0.0.0.0/0" || p === "::/0" || p === "*")) {
-    add("trust-proxy", "fail", "trustProxy believes X-Forwarded-For from every address; list your proxies");
+  const overTrusting = config.trustProxy.map(tooTrusting).find((why) => why !== undefined);
+  if (overTrusting !== undefined) {
+    add("trust-proxy", "fail", `trustProxy ${overTrusting}: it believes X-Forwarded-For from them; list your proxies`);
   } else
     add(
       "trust-proxy",
