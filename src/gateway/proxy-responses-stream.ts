@@ -1,6 +1,6 @@
 import { AgentwallError } from "../errors.js";
 import type { GuardStream } from "../guard/pipeline.js";
-import { responsesUsage, toolCallId } from "./proxy-responses.js";
+import { relayedUsage, responsesUsage, toolCallId } from "./proxy-responses.js";
 import { jsonObject, type RelayContext, type SseProtocol } from "./proxy-stream.js";
 
 const MAX_ITEMS = 64;
@@ -313,11 +313,10 @@ export function responsesProtocol(context: RelayContext): SseProtocol {
     usage: () => responsesUsage({ usage }),
     final(u) {
       const output = [...items].sort((a, b) => a[0] - b[0]).map(([, s]) => s.done);
-      const counts =
-        Object.keys(u).length === 0
-          ? {}
-          : { usage: { input_tokens: u.prompt, output_tokens: u.completion, total_tokens: u.total } };
-      return emit("response.completed", { response: response("completed", { output, ...counts }) });
+      const usage = relayedUsage(u, "responses");
+      return emit("response.completed", {
+        response: response("completed", { output, ...(usage === undefined ? {} : { usage }) }),
+      });
     },
     error: (code, message, requestId) => emit("error", { code, message, requestId }),
   };

@@ -333,6 +333,27 @@ export function providerWord(value: unknown, what: string): string {
   return value;
 }
 
+/** A choice's index as relayed: a whole number from 0. */
+export function choiceIndex(value: unknown): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0)
+    throw new AgentwallError("ERR_UPSTREAM_FAILED", "a choice has no index");
+  return value;
+}
+
+/**
+ * Usage as relayed, under each API's names: the three counts only, never other fields of the upstream's
+ * usage object (text no guard read); undefined when the upstream reported none.
+ */
+export function relayedUsage(
+  u: Readonly<Record<string, number>>,
+  api: "chat" | "responses",
+): Record<string, number | undefined> | undefined {
+  if (Object.keys(u).length === 0) return undefined;
+  return api === "chat"
+    ? { prompt_tokens: u.prompt, completion_tokens: u.completion, total_tokens: u.total }
+    : { input_tokens: u.prompt, output_tokens: u.completion, total_tokens: u.total };
+}
+
 /** A tool call's id as relayed: letters, digits and `_.:-`, at most 128 (OpenAI's are `call_…`). */
 export function toolCallId(value: unknown): string {
   if (typeof value !== "string" || !/^[A-Za-z0-9_.:-]{1,128}$/.test(value))
@@ -477,9 +498,8 @@ export function relayedResponse(answer: ResponsesAnswer, meta: { id: string; mod
   if (reason !== undefined && reason !== null)
     out.incomplete_details = { reason: providerWord(reason, "incomplete reason") };
   if (typeof answer.output_text === "string") out.output_text = answer.output_text;
-  const u = responsesUsage(answer);
-  if (Object.keys(u).length > 0)
-    out.usage = { input_tokens: u.prompt, output_tokens: u.completion, total_tokens: u.total };
+  const usage = relayedUsage(responsesUsage(answer), "responses");
+  if (usage !== undefined) out.usage = usage;
   return out;
 }
 

@@ -7,7 +7,7 @@ import type { EgressStream } from "../egress/client.js";
 import type { GuardStream, GuardStreamRelease } from "../guard/pipeline.js";
 import type { Instance } from "../instance.js";
 import type { Principal } from "./auth.js";
-import { providerWord, toolCallId, unknownField } from "./proxy-responses.js";
+import { choiceIndex, providerWord, relayedUsage, toolCallId, unknownField } from "./proxy-responses.js";
 
 /** Top-level fields of a chat completion or chunk: ids, times, counts and the choices. Nothing else is relayed. */
 export const CHUNK_KEYS = new Set([
@@ -289,9 +289,7 @@ export function chatProtocol(context: RelayContext): SseProtocol {
           throw new AgentwallError("ERR_UPSTREAM_FAILED", `unknown choice field ${unknownInChoice.slice(0, 40)}`);
         if (c.logprobs !== undefined && c.logprobs !== null)
           throw new AgentwallError("ERR_UPSTREAM_FAILED", "logprobs carry text and are not relayed");
-        const index = c.index;
-        if (typeof index !== "number" || !Number.isSafeInteger(index) || index < 0)
-          throw new AgentwallError("ERR_UPSTREAM_FAILED", "a choice has no index");
+        const index = choiceIndex(c.index);
         const s = state(index);
         const delta = object(c.delta ?? {}, "a delta");
         const unknownInDelta = unknownField(delta, DELTA_KEYS);
@@ -348,12 +346,7 @@ export function chatProtocol(context: RelayContext): SseProtocol {
     usage: () => usageOf(usage),
     final(u) {
       const finals = [...choices].map(([index, s]) => ({ index, delta: {}, finish_reason: s.finish ?? "stop" }));
-      // Only the three counts cross, never other fields of the upstream's usage object.
-      const counts =
-        Object.keys(u).length === 0
-          ? undefined
-          : { prompt_tokens: u.prompt, completion_tokens: u.completion, total_tokens: u.total };
-      return chunk(meta, finals, counts) + "data: [DONE]\n\n";
+      return chunk(meta, finals, relayedUsage(u, "chat")) + "data: [DONE]\n\n";
     },
     error: (code, message, requestId) => `data: ${JSON.stringify({ error: { code, message, requestId } })}\n\n`,
   };

@@ -18,6 +18,8 @@ import {
   responsesRequestSlots,
   responsesUsage,
   relayedResponse,
+  relayedUsage,
+  choiceIndex,
   providerWord,
   toolCallId,
   type NamedCall,
@@ -542,11 +544,8 @@ function relayedCompletion(answer: Completion, meta: { id: string; model: string
         type: "function",
         function: { name: call.function.name, arguments: call.function.arguments },
       }));
-    const index = c.index ?? i;
-    if (typeof index !== "number" || !Number.isSafeInteger(index) || index < 0)
-      throw new AgentwallError("ERR_UPSTREAM_FAILED", "the answer has a choice with a malformed index");
     const choice: Record<string, unknown> = {
-      index,
+      index: choiceIndex(c.index ?? i),
       message,
       finish_reason:
         c.finish_reason === undefined || c.finish_reason === null
@@ -566,9 +565,8 @@ function relayedCompletion(answer: Completion, meta: { id: string; model: string
     choices,
   };
   if (answer.prompt_filter_results !== undefined) out.prompt_filter_results = answer.prompt_filter_results;
-  const u = usageOf(answer.usage);
-  if (Object.keys(u).length > 0)
-    out.usage = { prompt_tokens: u.prompt, completion_tokens: u.completion, total_tokens: u.total };
+  const usage = relayedUsage(usageOf(answer.usage), "chat");
+  if (usage !== undefined) out.usage = usage;
   return out;
 }
 
