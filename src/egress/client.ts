@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { isIP, type LookupFunction } from "node:net";
 import { Agent, Dispatcher } from "undici";
 import { AgentwallError, isAgentwallError } from "../errors.js";
-import { canonicalHost, hostMatches, hostPattern } from "./hosts.js";
+import { hostMatches, hostPattern, urlHost } from "./hosts.js";
 import type { AuditSink } from "../audit/event.js";
 import { classifyAddress } from "./address.js";
 
@@ -259,7 +259,7 @@ export class EgressClient {
     const port = url.port === "" ? (url.protocol === "https:" ? 443 : 80) : Number(url.port);
     const ports = this.#options.ports ?? (httpAllowed ? [443, 80] : [443]);
     if (!ports.includes(port)) return deny(text, "ERR_EGRESS_PORT", `port ${port} is not allowed`);
-    const host = canonicalHost(url.hostname.replace(/^\[|\]$/g, ""));
+    const host = urlHost(url);
     if (host === "") return deny(text, "ERR_EGRESS_URL_INVALID", "no host");
     if (hostMatches(host, this.#denyHosts)) return deny(text, "ERR_EGRESS_HOST_DENIED", `${host} is denied`);
     if (this.#allowHosts.length > 0 && !hostMatches(host, this.#allowHosts))

@@ -12,6 +12,11 @@ export function canonicalHost(host: string): string {
   return host.slice(0, end).toLowerCase();
 }
 
+/** A URL's host as host lists compare it ({@link canonicalHost}): an IPv6 address without its brackets. */
+export function urlHost(url: URL): string {
+  return canonicalHost(url.hostname.replace(/^\[|\]$/g, ""));
+}
+
 const NAME = /^(?:\*\.)?(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
 /**

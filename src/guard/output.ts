@@ -1,7 +1,7 @@
 import { entropy, type Finding } from "./finding.js";
 import { findPii } from "./pii.js";
 import { decodeHTML } from "entities";
-import { canonicalHost, hostMatches } from "../egress/hosts.js";
+import { canonicalHost, hostMatches, urlHost } from "../egress/hosts.js";
 import { findDisguised } from "./disguise.js";
 import { forEachStartTag, urlScheme } from "./html-tags.js";
 import { MarkdownCode } from "./markdown.js";
@@ -124,7 +124,7 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
     } catch {
       return;
     }
-    if (hostMatches(canonicalHost(parsed.hostname.replace(/^\[|\]$/g, "")), allowed)) return;
+    if (hostMatches(urlHost(parsed), allowed)) return;
     // An image loads without a click: any outside image is a beacon. A link is unsafe when it carries data.
     const carries = carriesData(parsed);
     if (image || carries) push(image ? "external_image" : "data_in_link", start, end, image && carries ? 0.9 : 0.7);

@@ -89,7 +89,6 @@ export class AnomalyDetector {
   readonly #audit: AuditSink;
   readonly #now: () => number;
   readonly #onAlert: ((alert: Alert) => Promise<void>) | undefined;
-  readonly #max: number;
   /**
    * Per authenticated subject, most recently seen kept: lru-cache, O(1) per request. A Map re-inserted on
    * every request (its order the eviction order) left a hole each time that an eviction walked past.
@@ -109,10 +108,10 @@ export class AnomalyDetector {
     this.#audit = options.audit;
     this.#now = options.now ?? Date.now;
     this.#onAlert = options.onAlert;
-    this.#max = options.maxSubjects ?? 100_000;
-    this.#authFailures = new LRUCache({ max: this.#max });
+    const max = options.maxSubjects ?? 100_000;
+    this.#authFailures = new LRUCache({ max });
     this.#subjects = new LRUCache({
-      max: this.#max,
+      max,
       dispose: (state, subject, reason) => {
         if (reason === "evict" && state.dirty) this.#evicted.push([subject, state]);
       },
