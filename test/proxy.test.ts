@@ -332,6 +332,70 @@ describe("POST /v1/chat/completions", () => {
     assert.ok(!out.body.includes(leaked));
   });
 
+  it("scans what else reaches the provider: image URLs (public hosts or inline images only) and tool-call ids", async () => {
+    const aws = "AKIAZ7QW3EXAMPL3XY2Q";
+    const withImage = (url: string) => ({
+      model: "gpt-4o-mini",
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "What is in this picture?" },
+            { type: "image_url", image_url: { url } },
+          ],
+        },
+      ],
+    });
+    // The provider fetches the URL: a key in its query left unscanned before.
+    received.length = 0;
+    const res = await chat(withImage(`https://images.example.com/cat.png?k=${aws}`));
+    assert.equal(res.statusCode, 200, res.body);
+    assert.ok(!JSON.stringify(received[0]?.body).includes(aws), "the upstream never saw the key");
+    // A model server inside the operator's network would fetch from there: refused before anything leaves.
+    received.length = 0;
+    for (const url of [
+      "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+      "http://2130706433/admin.png", // 127.0.0.1 as one number
+      "http://[::ffff:10.0.0.1]/a.png",
+      "http://localhost:8080/a.png",
+      "http://metadata.google.internal/computeMetadata/v1/",
+      "http://intranet/a.png",
+      "https://user:pass@images.example.com/a.png",
+      "file:///etc/passwd",
+      "data:text/html;base64,PHNjcmlwdD4=",
+      "data:image/png;base64,not base64!",
+    ]) {
+      const refused = await chat(withImage(url));
+      assert.equal(code(refused), "ERR_BAD_REQUEST", url);
+      assert.match(refused.body, /image_url/, url);
+    }
+    assert.equal(received.length, 0);
+    assert.equal((await chat(withImage("data:image/png;base64,iVBORw0KGgo="))).statusCode, 200);
+    assert.equal((await chat(withImage("https://upload.wikimedia.org/a/b/Cat.png"))).statusCode, 200);
+    // A tool-call id pairs a call with its result, and goes to the provider with both.
+    received.length = 0;
+    const ids = await chat({
+      model: "gpt-4o-mini",
+      messages: [
+        { role: "user", content: "What is the weather in Paris?" },
+        {
+          role: "assistant",
+          content: null,
+          tool_calls: [
+            {
+              id: aws,
+              type: "function",
+              function: { name: "search", arguments: `{"q":"weather in Paris"}` },
+            },
+          ],
+        },
+        { role: "tool", tool_call_id: aws, content: "18 degrees, sunny" },
+      ],
+    });
+    assert.equal(ids.statusCode, 200, ids.body);
+    assert.ok(!JSON.stringify(received[0]?.body).includes(aws), "nor in a tool-call id");
+  });
+
   it("keeps the input guard's verdicts per caller: a conversation's history is scanned once, a kept block still blocks", async () => {
     const cache = instance.guard.cache;
     assert.ok(cache !== undefined, "on by default");

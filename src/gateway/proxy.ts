@@ -33,6 +33,9 @@ import {
   type SourceTrust,
 } from "./proxy-responses.js";
 import { estimateTokens } from "../monitor/budget.js";
+import { classifyAddress } from "../egress/address.js";
+import { urlHost } from "../egress/hosts.js";
+import { isIP } from "node:net";
 
 /** An OpenAI-compatible upstream, resolved from configuration. */
 export interface ProxyUpstream {
@@ -229,7 +232,10 @@ const REQUEST_SCHEMA = {
 
 interface Message {
   role: (typeof ROLES)[number];
-  content?: string | null | Array<{ type: "text"; text: string } | { type: "image_url"; image_url: unknown }>;
+  content?:
+    | string
+    | null
+    | Array<{ type: "text"; text: string } | { type: "image_url"; image_url: { url: string; detail?: string } }>;
   refusal?: string | null;
   tool_calls?: Array<{ id: string; type: "function"; function: { name: string; arguments: string } }>;
   [key: string]: unknown;
@@ -347,7 +353,7 @@ function requestSlots(body: ChatRequest, trust: SourceTrust): Slot[] {
     const from = messageSource(m.role, trust);
     const content = m.content;
     if (typeof content === "string") slots.push({ text: content, ...from, put: (t) => (m.content = t) });
-    else if (Array.isArray(content))
+    else if (Array.isArray(content)) {
       slots.push(
         ...grouped(
           content.flatMap((part) =>
@@ -356,6 +362,14 @@ function requestSlots(body: ChatRequest, trust: SourceTrust): Slot[] {
           from,
         ),
       );
+      // An image's URL is fetched by the provider, whatever it holds: a key or an address in its query
+      // leaves with it.
+      for (const part of content)
+        if (part.type === "image_url" && imageUrl(part.image_url.url) === "fetched") {
+          const image = part.image_url;
+          slots.push({ text: image.url, ...from, put: (t) => (image.url = t) });
+        }
+    }
     if (typeof m.refusal === "string") {
       const text = m.refusal;
       slots.push({ text, ...from, put: (t) => (m.refusal = t) });
@@ -364,8 +378,15 @@ function requestSlots(body: ChatRequest, trust: SourceTrust): Slot[] {
       const text = m.name;
       slots.push({ text, ...from, put: (t) => (m.name = t) });
     }
-    for (const call of m.tool_calls ?? [])
+    // Tool-call ids go to the provider too (they pair a call with its result): free text up to 200.
+    if (typeof m.tool_call_id === "string") {
+      const text = m.tool_call_id;
+      slots.push({ text, ...from, put: (t) => (m.tool_call_id = t) });
+    }
+    for (const call of m.tool_calls ?? []) {
       slots.push({ text: call.function.arguments, ...from, put: (t) => (call.function.arguments = t) });
+      slots.push({ text: call.id, ...from, put: (t) => (call.id = t) });
+    }
   }
   for (const tool of body.tools ?? []) {
     const f = tool.function;
@@ -384,6 +405,41 @@ function requestSlots(body: ChatRequest, trust: SourceTrust): Slot[] {
     slots.push({ text, source: "user", put: (t) => (body.user = t) });
   }
   return slots;
+}
+
+/** What a data: URL of an image may be: a format the providers take, base64 (nothing else is an image). */
+const DATA_IMAGE = /^data:image\/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/]*={0,2}$/;
+/** Names that are not on the internet: the provider (or a self-hosted model server) would look inside. */
+const LOCAL_NAME = /(?:^|\.)(?:localhost|local|localdomain|internal|intranet|lan|home\.arpa)$/;
+
+/**
+ * Checks an image URL of a request, which the upstream fetches itself: a base64 `data:image/…` URL is
+ * `inline`; an http(s) URL without credentials on a public host is `fetched` (its text is then scanned
+ * like any other). Anything else is refused with `ERR_BAD_REQUEST` — another scheme, credentials, an
+ * address that is not public, or a name that is not on the internet (`localhost`, one label,
+ * `.internal`…): a self-hosted model server would fetch it from inside the operator's network. A public
+ * name that resolves to a private address is not seen here (the upstream resolves it).
+ */
+export function imageUrl(raw: string): "inline" | "fetched" {
+  const refuse = (why: string) => new AgentwallError("ERR_BAD_REQUEST", `image_url: ${why}`);
+  if (raw.startsWith("data:")) {
+    if (!DATA_IMAGE.test(raw)) throw refuse("a data URL must be a base64 PNG, JPEG, GIF or WebP image");
+    return "inline";
+  }
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw refuse("not a URL");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw refuse("only http(s) and data URLs are taken");
+  if (url.username !== "" || url.password !== "") throw refuse("a URL with credentials is refused");
+  const host = urlHost(url);
+  if (isIP(host) !== 0) {
+    const verdict = classifyAddress(host);
+    if (!verdict.allowed) throw refuse(`the address is not public (${verdict.reason})`);
+  } else if (!host.includes(".") || LOCAL_NAME.test(host)) throw refuse(`${host} is not a public host name`);
+  return "fetched";
 }
 
 /** Runs the guard over every slot; throws `ERR_GUARD_BLOCKED` on a block, applies redactions otherwise. */
