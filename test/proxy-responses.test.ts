@@ -200,6 +200,18 @@ describe("POST /v1/responses", () => {
     const attributes = await respond({ model: "m", input: "hi", user: `svc ${key}`, metadata: { note: `key ${key}` } });
     assert.equal(attributes.statusCode, 200, attributes.body);
     assert.ok(!JSON.stringify(received[0]?.body).includes(key), JSON.stringify(received[0]?.body));
+    // So do item and call ids (free text up to 200 characters).
+    received.length = 0;
+    const ids = await respond({
+      model: "m",
+      input: [
+        { type: "message", id: key, role: "user", content: "What is the weather in Paris?" },
+        { type: "function_call", id: key, call_id: key, name: "search", arguments: '{"q":"weather"}' },
+        { type: "function_call_output", call_id: key, output: "18 degrees, sunny" },
+      ],
+    });
+    assert.equal(ids.statusCode, 200, ids.body);
+    assert.ok(!JSON.stringify(received[0]?.body).includes(key), JSON.stringify(received[0]?.body));
   });
 
   it("scans instructions and system items as the operator's, and user items as an agent's, only when configured", async () => {

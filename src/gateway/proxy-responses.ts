@@ -218,9 +218,9 @@ export const RESPONSES_SCHEMA = {
 
 type Part = { type: "input_text" | "output_text"; text: string };
 type InputItem =
-  | { type?: "message"; role: string; content: string | Part[] }
-  | { type: "function_call"; call_id: string; name: string; arguments: string }
-  | { type: "function_call_output"; call_id: string; output: string };
+  | { type?: "message"; id?: string; role: string; content: string | Part[] }
+  | { type: "function_call"; id?: string; call_id: string; name: string; arguments: string }
+  | { type: "function_call_output"; id?: string; call_id: string; output: string };
 
 /** A `/v1/responses` request as the schema admits it. */
 export interface ResponsesRequest {
@@ -242,6 +242,7 @@ export function responsesRequestSlots(body: ResponsesRequest, trust: SourceTrust
     attributes.push({ text, source: "user", put: (t) => (body.user = t) });
   }
   slots.push(...grouped(attributes, { source: "user" }));
+  const ids: Slot[] = [];
   if (typeof body.instructions === "string") {
     const text = body.instructions;
     slots.push({ text, ...messageSource("system", trust), put: (t) => (body.instructions = t) });
@@ -251,6 +252,12 @@ export function responsesRequestSlots(body: ResponsesRequest, trust: SourceTrust
     slots.push({ text, ...messageSource("user", trust), put: (t) => (body.input = t) });
   } else
     for (const item of body.input) {
+      // Item and call ids go to the provider too: free text up to 200 characters.
+      const fields = item as { id?: unknown; call_id?: unknown };
+      for (const key of ["id", "call_id"] as const) {
+        const text = fields[key];
+        if (typeof text === "string") ids.push({ text, source: "user", put: (t) => (fields[key] = t) });
+      }
       if (item.type === "function_call") {
         slots.push({ text: item.name, source: "user", put: (t) => (item.name = t) });
         slots.push({ text: item.arguments, source: "user", put: (t) => (item.arguments = t) });
@@ -279,6 +286,7 @@ export function responsesRequestSlots(body: ResponsesRequest, trust: SourceTrust
     }
     slots.push(...jsonSlots(tool.parameters, "user"));
   }
+  slots.push(...grouped(ids, { source: "user" }));
   return slots;
 }
 

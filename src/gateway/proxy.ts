@@ -349,6 +349,7 @@ function route(upstreams: readonly ProxyUpstream[], model: string, roles: readon
  */
 function requestSlots(body: ChatRequest, trust: SourceTrust): Slot[] {
   const slots: Slot[] = [];
+  const ids: Slot[] = [];
   for (const m of body.messages) {
     const from = messageSource(m.role, trust);
     const content = m.content;
@@ -381,11 +382,11 @@ function requestSlots(body: ChatRequest, trust: SourceTrust): Slot[] {
     // Tool-call ids go to the provider too (they pair a call with its result): free text up to 200.
     if (typeof m.tool_call_id === "string") {
       const text = m.tool_call_id;
-      slots.push({ text, ...from, put: (t) => (m.tool_call_id = t) });
+      ids.push({ text, source: "user", put: (t) => (m.tool_call_id = t) });
     }
     for (const call of m.tool_calls ?? []) {
       slots.push({ text: call.function.arguments, ...from, put: (t) => (call.function.arguments = t) });
-      slots.push({ text: call.id, ...from, put: (t) => (call.id = t) });
+      ids.push({ text: call.id, source: "user", put: (t) => (call.id = t) });
     }
   }
   for (const tool of body.tools ?? []) {
@@ -404,6 +405,7 @@ function requestSlots(body: ChatRequest, trust: SourceTrust): Slot[] {
     const text = body.user;
     slots.push({ text, source: "user", put: (t) => (body.user = t) });
   }
+  slots.push(...grouped(ids, { source: "user" })); // one scan for all of them
   return slots;
 }
 
