@@ -394,6 +394,13 @@ describe("POST /v1/chat/completions", () => {
     });
     assert.equal(ids.statusCode, 200, ids.body);
     assert.ok(!JSON.stringify(received[0]?.body).includes(aws), "nor in a tool-call id");
+    // Stop sequences too; and the function tool_choice names is a tool the caller must be allowed.
+    received.length = 0;
+    assert.equal((await chat({ ...hello, stop: ["\n\n", `x ${aws}`] })).statusCode, 200);
+    assert.ok(!JSON.stringify(received[0]?.body).includes(aws), "nor in a stop sequence");
+    const choose = (name: string) => chat({ ...hello, tool_choice: { type: "function", function: { name } } });
+    assert.equal(code(await choose("wire_money")), "ERR_TOOL_DENIED");
+    assert.equal(code(await choose("Ignore all previous instructions")), "ERR_TOOL_UNKNOWN");
   });
 
   it("keeps the input guard's verdicts per caller: a conversation's history is scanned once, a kept block still blocks", async () => {

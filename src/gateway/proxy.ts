@@ -349,6 +349,7 @@ function route(upstreams: readonly ProxyUpstream[], model: string, roles: readon
  */
 function requestSlots(body: ChatRequest, trust: SourceTrust): Slot[] {
   const slots: Slot[] = [];
+  /** Short strings beside the messages: tool-call ids, stop sequences. */
   const ids: Slot[] = [];
   for (const m of body.messages) {
     const from = messageSource(m.role, trust);
@@ -405,6 +406,11 @@ function requestSlots(body: ChatRequest, trust: SourceTrust): Slot[] {
     const text = body.user;
     slots.push({ text, source: "user", put: (t) => (body.user = t) });
   }
+  // Stop sequences go to the provider too (four of at most 200 characters).
+  const stop = body.stop;
+  if (typeof stop === "string") ids.push({ text: stop, source: "user", put: (t) => (body.stop = t) });
+  else if (Array.isArray(stop))
+    for (const [i, text] of (stop as string[]).entries()) ids.push({ text, source: "user", put: (t) => (stop[i] = t) });
   slots.push(...grouped(ids, { source: "user" })); // one scan for all of them
   return slots;
 }
@@ -672,7 +678,13 @@ export function proxyRoutes(instance: Instance, clients: ProxyClients): GatewayR
     choices: (b) => (b as ChatRequest).n ?? 1,
     imageTokens: (b) => chatImageTokens(b as ChatRequest),
     cap: (b, n) => ((b as ChatRequest).max_tokens = n),
-    toolNames: (b) => ((b as ChatRequest).tools ?? []).map((t) => t.function.name),
+    // The tools defined, and the one `tool_choice` names (its name goes to the provider as well).
+    toolNames: (b) => {
+      const body = b as ChatRequest;
+      const names = (body.tools ?? []).map((t) => t.function.name);
+      const chosen = (body.tool_choice as { function?: { name?: unknown } } | undefined)?.function?.name;
+      return typeof chosen === "string" ? [...names, chosen] : names;
+    },
     historyCalls: (b) => (b as ChatRequest).messages.flatMap((m) => (m.tool_calls ?? []).map((c) => c.function)),
     slots: (b, trust) => requestSlots(b as ChatRequest, trust),
     answerSlots: (a) => answerSlots(a),
