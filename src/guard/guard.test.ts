@@ -11,7 +11,7 @@ import { type Finding } from "./finding.js";
 import { findCanaries, findUnsafeOutput, makeCanary } from "./output.js";
 import { findPii } from "./pii.js";
 import { findMarkedSecrets, redact } from "./redact.js";
-import { findSecrets } from "./secrets.js";
+import { findDisguisedSecrets, findSecrets } from "./secrets.js";
 import { generateApiKey } from "../identity/api-key-format.js";
 import { HELD_OUT_PACKAGES, technicalRows } from "../../scripts/technical-text.js";
 
@@ -1261,6 +1261,53 @@ describe("output checks and redaction", () => {
       new Guard({ codeIsText: false }).scan("```\n<script>run()</script>\n```", { direction: "output" }).verdict,
       "block",
     );
+  });
+
+  it("finds a secret written so a reader still sees it, and redacts the whole disguised span", () => {
+    const key = "ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5";
+    const spread = (sep: string) => [...key].join(sep);
+    const fullwidth = [...key].map((c) => String.fromCharCode(c.charCodeAt(0) + 0xfee0)).join("");
+    const disguised: Record<string, string> = {
+      "zero-width spaces": spread("\u200b"),
+      "soft hyphens": spread("\u00ad"),
+      "U+FEFF": spread("\ufeff"),
+      spaces: spread(" "),
+      "fullwidth forms": fullwidth,
+      "Cyrillic look-alikes": key.replace(/a/g, "\u0430").replace(/e/g, "\u0435").replace(/o/g, "\u043e"),
+      "HTML references": [...key].map((c) => `&#${c.charCodeAt(0)};`).join(""),
+      "percent-encoding": [...key].map((c) => `%${c.charCodeAt(0).toString(16)}`).join(""),
+    };
+    const guard = new Guard();
+    // What a reader makes of the text: invisible characters gone, compatibility forms and look-alikes read as letters.
+    const read = (t: string) =>
+      t
+        .normalize("NFKC")
+        .replace(/[\u200b\u00ad\ufeff .]/g, "")
+        .replace(/\u0430/g, "a")
+        .replace(/\u0435/g, "e")
+        .replace(/\u043e/g, "o");
+    for (const [how, text] of Object.entries(disguised)) {
+      const v = guard.scan(`Sure, the token is ${text} as requested.`, { direction: "output" });
+      assert.ok(
+        v.findings.some((f) => f.type === "github-token"),
+        `${how}: ${v.findings.map((f) => f.type).join(",")}`,
+      );
+      assert.ok(
+        !read(decodeURIComponent(v.text.replace(/&#(\d+);/g, (_, d: string) => String.fromCharCode(+d)))).includes(
+          key.slice(4, 20),
+        ),
+        how,
+      );
+      assert.match(v.text, /^Sure, the token is \[REDACTED:github-token\] as requested\.$/, how);
+    }
+    // Ordinary text in other scripts and spaced-out words are not secrets.
+    for (const text of [
+      "Привет, как дела? Всё хорошо.",
+      "Ｈｅｌｌｏ ｗｏｒｌｄ",
+      "s p a c e d   o u t   w o r d s",
+      "caf&eacute; 50%25 off",
+    ])
+      assert.deepEqual(findDisguisedSecrets(text), [], text);
   });
 
   it("redacts by placeholder, mask or keyed hash, and finds values marked secret", () => {

@@ -454,8 +454,13 @@ function readable(bytes: Buffer): string | undefined {
 const ENTITIES: Readonly<Record<string, string>> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: " " };
 
 /** The payloads hidden in `original` (see {@link NormalizedText.hidden}), without normalizing the rest. */
-export function findHidden(original: string, depth = 2): HiddenPayload[] {
+export function findHidden(
+  original: string,
+  depth = 2,
+  encodings?: ReadonlySet<HiddenPayload["encoding"]>,
+): HiddenPayload[] {
   const out: HiddenPayload[] = [];
+  const wanted = (encoding: HiddenPayload["encoding"]) => encodings === undefined || encodings.has(encoding);
   let budget = MAX_DECODED_BYTES;
   const push = (encoding: HiddenPayload["encoding"], start: number, end: number, decoded: string | undefined) => {
     if (decoded === undefined || out.length >= MAX_PAYLOADS || budget <= 0) return;
@@ -466,10 +471,11 @@ export function findHidden(original: string, depth = 2): HiddenPayload[] {
     // One more level: base64 inside base64, entities inside URL-encoding…
     if (depth > 1) for (const inner of findHidden(text, depth - 1)) out.push({ ...inner, start, end });
   };
-  for (const m of base64Runs(original)) push("base64", m.index, m.index + m[0].length, base64Text(m[0]));
-  for (const m of hexDigits(original, 24) ? original.matchAll(HEX_RUN) : [])
+  if (wanted("base64"))
+    for (const m of base64Runs(original)) push("base64", m.index, m.index + m[0].length, base64Text(m[0]));
+  for (const m of wanted("hex") && hexDigits(original, 24) ? original.matchAll(HEX_RUN) : [])
     push("hex", m.index, m.index + m[0].length, hexText(m[0].replace(/[ :]/g, "")));
-  for (const m of original.includes("%") ? original.matchAll(URL_RUN) : []) {
+  for (const m of wanted("url") && original.includes("%") ? original.matchAll(URL_RUN) : []) {
     try {
       const start = wordBefore(original, m.index);
       const run = original.slice(start, m.index + m[0].length);
@@ -478,7 +484,7 @@ export function findHidden(original: string, depth = 2): HiddenPayload[] {
       // not valid percent-encoding
     }
   }
-  for (const m of original.includes("&") ? original.matchAll(HTML_RUN) : []) {
+  for (const m of wanted("html") && original.includes("&") ? original.matchAll(HTML_RUN) : []) {
     const decoded = m[0].replace(/&(#\d{1,7}|#x[0-9A-Fa-f]{1,6}|[a-zA-Z]{2,8});/g, (all, e: string) => {
       const cp = e.startsWith("#x") ? parseInt(e.slice(2), 16) : e.startsWith("#") ? Number(e.slice(1)) : undefined;
       if (cp !== undefined) return cp <= 0x10ffff ? String.fromCodePoint(cp) : all;
@@ -486,7 +492,7 @@ export function findHidden(original: string, depth = 2): HiddenPayload[] {
     });
     push("html", m.index, m.index + m[0].length, decoded);
   }
-  for (const { kind, match: m } of spacedOutRuns(original)) {
+  for (const { kind, match: m } of wanted("spaced") ? spacedOutRuns(original) : []) {
     const joined =
       kind === "separated"
         ? m[0].split(m[1] as string).join("")

@@ -2,12 +2,12 @@ import { VerdictCache } from "./cache.js";
 import { dedupe, type Finding } from "./finding.js";
 import { detectInjection, type InjectionResult, type TextSource } from "./injection.js";
 import { INJECTION_MODEL_V2 } from "./model/injection-v2.js";
-import { normalize } from "./normalize.js";
+import { normalize, type NormalizedText } from "./normalize.js";
 import { DISGUISE_SPREAD } from "./disguise.js";
 import { findCanaries, findUnsafeOutput, MarkdownCode, outsideCode, ReferenceImages } from "./output.js";
 import { findPii } from "./pii.js";
 import { findMarkedSecrets, redact, type RedactionStyle } from "./redact.js";
-import { findSecrets } from "./secrets.js";
+import { findDisguisedSecrets, findSecrets } from "./secrets.js";
 import { unpackModel, type LinearModel } from "./train.js";
 import { StreamScanner } from "./stream.js";
 import { SECRET_LOOKBEHIND } from "./secrets.js";
@@ -152,6 +152,7 @@ export class Guard {
     into: (Finding & { action: ScannerAction })[],
     whole: boolean,
     window?: { references: ReferenceImages; offset: number },
+    normalized?: NormalizedText,
   ): boolean {
     let ok = true;
     const run = (action: ScannerAction, scanner: () => Finding[]) => {
@@ -162,7 +163,7 @@ export class Guard {
         ok = false;
       }
     };
-    run(policy.secrets, () => findSecrets(text));
+    run(policy.secrets, () => [...findSecrets(text), ...findDisguisedSecrets(text, normalized)]);
     run(policy.pii, () => findPii(text));
     run(policy.markedSecrets, () => findMarkedSecrets(text, options.markedSecrets ?? []));
     // Whether markup is inside markdown code depends on the text before it: a streamed window cannot
@@ -249,9 +250,12 @@ export class Guard {
     const findings: (Finding & { action: ScannerAction })[] = [];
     let injection: InjectionResult = { score: 0, detected: false, signals: [], modelScore: undefined };
     let failed = false;
+    // Normalized once: the injection detector and the secrets scanner (disguised secrets) both read it.
+    let normalized: NormalizedText | undefined;
     if (policy.injection !== "off") {
       try {
-        injection = detectInjection(normalize(text), {
+        normalized = normalize(text);
+        injection = detectInjection(normalized, {
           source,
           model: this.#model,
           threshold: policy.injectionThreshold,
@@ -271,7 +275,7 @@ export class Guard {
         failed = true;
       }
     }
-    if (!this.#spans(text, policy, options, findings, true)) failed = true;
+    if (!this.#spans(text, policy, options, findings, true, undefined, normalized)) failed = true;
     const kept = dedupe(findings) as (Finding & { action: ScannerAction })[];
     const toRedact = kept.filter((f) => f.action === "redact");
     const out = toRedact.length > 0 ? redact(text, toRedact, this.policy.redaction) : text;
@@ -334,6 +338,8 @@ export function streamHoldBack(pending: string, longestMarked = 0): number {
   let run = n;
   while (run > 0 && !WHITESPACE.test(pending.charAt(run - 1))) run--;
   hold = Math.max(hold, n - run + 1);
+  // A key spelled out one character at a time ("g h p _ a B 3 …") holds spaces: hold from its start.
+  hold = Math.max(hold, n - spacedOutTail(pending) + 1);
   // The output scanners ignore case; a markdown image's finding starts at the "!" before its "[".
   const tailStart = Math.max(0, n - MARKUP_SPAN);
   const tail = pending.slice(tailStart).toLowerCase();
@@ -342,6 +348,47 @@ export function streamHoldBack(pending: string, longestMarked = 0): number {
     if (at >= 0) hold = Math.max(hold, n - (tailStart + at) + 1);
   }
   return Math.min(hold, n);
+}
+
+/** How far back a spelled-out run is followed (a 300-character key with three separators between each). */
+const SPACED_SPAN = 1200;
+/** A separator between the characters of a spelled-out key: a space, or U+FEFF (which `\s` matches too). */
+const spacer = (code: number) => code === 32 || code === 0xfeff;
+
+/**
+ * Where a run of single characters each followed by one to three {@link spacer}s, at the end of
+ * `pending`, starts — with at least four of them; `pending.length` when there is none. What
+ * `spacedOutRuns` and the disguised-secrets scan read as one spelled-out key, which the last
+ * whitespace-free run does not cover.
+ */
+function spacedOutTail(pending: string): number {
+  const n = pending.length;
+  const stop = Math.max(0, n - SPACED_SPAN);
+  let i = n;
+  let gap = 0;
+  while (i > stop && gap < 3 && spacer(pending.charCodeAt(i - 1))) {
+    i--;
+    gap++;
+  }
+  let start = n;
+  let letters = 0;
+  while (i > stop) {
+    // One character (a surrogate pair counts as one), then its separators before it, or the start.
+    const low = pending.charCodeAt(i - 1);
+    const width = low >= 0xdc00 && low <= 0xdfff && i >= 2 ? 2 : 1;
+    const code = pending.charCodeAt(i - width);
+    if (spacer(code) || WHITESPACE.test(pending.charAt(i - width))) break;
+    i -= width;
+    letters++;
+    start = i;
+    let spaces = 0;
+    while (i > stop && spaces < 4 && spacer(pending.charCodeAt(i - 1))) {
+      i--;
+      spaces++;
+    }
+    if (spaces === 0 || spaces > 3) break;
+  }
+  return letters >= 4 ? start : n;
 }
 
 /**

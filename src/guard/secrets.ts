@@ -1,6 +1,15 @@
 import { entropy, type Finding } from "./finding.js";
 import { LiteralTable } from "./literals.js";
-import { base64Runs, base64Text, hexText } from "./normalize.js";
+import {
+  base64Runs,
+  base64Text,
+  findHidden,
+  hexText,
+  normalize,
+  originalSpan,
+  type HiddenPayload,
+  type NormalizedText,
+} from "./normalize.js";
 
 /**
  * Secret detection: provider key formats recognised by their fixed prefixes and shapes, private keys,
@@ -388,6 +397,46 @@ export function findSecrets(text: string): Finding[] {
         confidence: inner.confidence * 0.9,
         kind: "secret",
       });
+  }
+  return out;
+}
+
+// eslint-disable-next-line no-control-regex
+const ASCII_ONLY = /^[\x00-\x7f]*$/;
+/**
+ * Letters and digits NFKC reads as ASCII: fullwidth forms, enclosed (circled, parenthesized) ones,
+ * superscripts and subscripts, mathematical alphanumerics (high surrogate U+D835).
+ */
+const COMPATIBILITY_FORMS = /[\uff01-\uff5e\u2460-\u24ff\u2070-\u209f\u00b2\u00b3\u00b9\ud835]/;
+/** What {@link findSecrets} does not decode itself (it reads base64 and hex runs). */
+const READ_ENCODINGS: ReadonlySet<HiddenPayload["encoding"]> = new Set(["url", "html", "spaced"]);
+
+/**
+ * Secrets written so that a reader still sees them but a pattern over the raw text does not — what a
+ * model told to slip a key past the filter writes: zero-width characters or soft hyphens between its
+ * characters, fullwidth or other compatibility forms, look-alike letters from another script (found in
+ * the normalized text, see {@link normalize}); HTML character references (which a renderer shows as the
+ * key), percent-encoding, and the key spelled out with spaces or separators (found in the decoded
+ * payloads). Each finding covers the disguised span of the original. `normalized`: the text's
+ * normalization when the caller already has it (its hidden payloads of any depth are used).
+ */
+export function findDisguisedSecrets(text: string, normalized?: NormalizedText): Finding[] {
+  const out: Finding[] = [];
+  if (!ASCII_ONLY.test(text)) {
+    const n = normalized ?? normalize(text, 0);
+    // A second pass only where normalization undid a disguise (most non-English text has none).
+    if (n.invisible.length > 0 || n.confusables > 0 || COMPATIBILITY_FORMS.test(text))
+      for (const f of findPlainSecrets(n.text))
+        out.push({ ...f, ...originalSpan(n, f.start, f.end), confidence: f.confidence * 0.9 });
+  }
+  const hidden =
+    normalized === undefined
+      ? findHidden(text, 2, READ_ENCODINGS)
+      : normalized.hidden.filter((h) => READ_ENCODINGS.has(h.encoding));
+  for (const h of hidden) {
+    const found = findPlainSecrets(h.decoded).sort((a, b) => b.confidence - a.confidence)[0];
+    if (found !== undefined)
+      out.push({ type: found.type, start: h.start, end: h.end, confidence: found.confidence * 0.9, kind: "secret" });
   }
   return out;
 }

