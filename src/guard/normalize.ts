@@ -1,12 +1,13 @@
 /**
  * Normalization, once per text, shared by every scanner: Unicode NFKC, invisible and bidi-control
  * characters reported then removed, confusable letters folded inside words that mix scripts, runs of
- * whitespace collapsed, and payloads hidden in base64, hex, URL-encoding or HTML entities decoded (bounded
- * depth and size) so they are scanned too. `offsets` maps every index of the normalized text back to
- * the original, so findings point at what the caller sent.
+ * whitespace collapsed, and payloads hidden in base64, hex, URL-encoding, HTML entities, string escapes
+ * (`\u0069`, `\x69`) or spelled out decoded (bounded depth and size) so they are scanned too. `offsets`
+ * maps every index of the normalized text back to the original, so findings point at what the caller
+ * sent.
  */
 export interface HiddenPayload {
-  readonly encoding: "base64" | "hex" | "url" | "html" | "spaced";
+  readonly encoding: "base64" | "hex" | "url" | "html" | "spaced" | "escape";
   /** Span of the encoded text in the original. */
   readonly start: number;
   readonly end: number;
@@ -453,6 +454,30 @@ function readable(bytes: Buffer): string | undefined {
 
 const ENTITIES: Readonly<Record<string, string>> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: " " };
 
+/** A `\uXXXX` or `\xXX` escape. */
+const ESCAPE_HINT = /\\(?:u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2})/;
+/** A string's worth of text that may hold escapes: up to a quote, a line break or a lone backslash at the end. */
+const ESCAPE_RUN = /(?:\\[^\n]|[^\\"'\n])+/g;
+const SIMPLE_ESCAPES: Readonly<Record<string, string>> = {
+  n: "\n",
+  r: "\r",
+  t: "\t",
+  b: "\b",
+  f: "\f",
+  v: "\v",
+  "0": "\0",
+};
+/** A run of {@link ESCAPE_RUN} as JSON or JavaScript reads it (a surrogate pair as two `\u` escapes). */
+function unescapeRun(run: string): string {
+  return run.replace(/\\(?:u([0-9a-fA-F]{4})|x([0-9a-fA-F]{2})|([^\n]))/g, (_, u?: string, x?: string, c?: string) =>
+    u !== undefined
+      ? String.fromCharCode(parseInt(u, 16))
+      : x !== undefined
+        ? String.fromCharCode(parseInt(x, 16))
+        : (SIMPLE_ESCAPES[c as string] ?? (c as string)),
+  );
+}
+
 /** The payloads hidden in `original` (see {@link NormalizedText.hidden}), without normalizing the rest. */
 export function findHidden(
   original: string,
@@ -492,6 +517,10 @@ export function findHidden(
     });
     push("html", m.index, m.index + m[0].length, decoded);
   }
+  // String escapes (`\u0069gnore`, `\x67hp_…`): JSON as Python writes it by default escapes every non-ASCII
+  // character, so a tool's result in another language reached the rules only as escapes.
+  for (const m of wanted("escape") && ESCAPE_HINT.test(original) ? original.matchAll(ESCAPE_RUN) : [])
+    if (ESCAPE_HINT.test(m[0])) push("escape", m.index, m.index + m[0].length, unescapeRun(m[0]));
   for (const { kind, match: m } of wanted("spaced") ? spacedOutRuns(original) : []) {
     const joined =
       kind === "separated"
