@@ -1,3 +1,5 @@
+import { base32 } from "@scure/base";
+
 /**
  * Normalization, once per text, shared by every scanner: Unicode NFKC, invisible and bidi-control
  * characters reported then removed, confusable letters folded inside words that mix scripts, runs of
@@ -7,7 +9,8 @@
  * sent.
  */
 export interface HiddenPayload {
-  readonly encoding: "base64" | "hex" | "url" | "html" | "spaced" | "escape";
+  readonly encoding:
+    "base64" | "hex" | "url" | "html" | "spaced" | "escape" | "binary" | "decimal" | "base32" | "morse" | "braille";
   /** Span of the encoded text in the original. */
   readonly start: number;
   readonly end: number;
@@ -455,7 +458,7 @@ function readable(bytes: Buffer): string | undefined {
 const ENTITIES: Readonly<Record<string, string>> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: " " };
 
 /** A `\uXXXX` or `\xXX` escape. */
-const ESCAPE_HINT = /\\(?:u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2})/;
+const ESCAPE_HINT = /\\(?:u[0-9a-fA-F]{4}|u\{[0-9a-fA-F]{1,6}\}|x[0-9a-fA-F]{2}|[0-3]?[0-7]{2})/;
 /** A string's worth of text that may hold escapes: up to a quote, a line break or a lone backslash at the end. */
 const ESCAPE_RUN = /(?:\\[^\n]|[^\\"'\n])+/g;
 const SIMPLE_ESCAPES: Readonly<Record<string, string>> = {
@@ -469,12 +472,15 @@ const SIMPLE_ESCAPES: Readonly<Record<string, string>> = {
 };
 /** A run of {@link ESCAPE_RUN} as JSON or JavaScript reads it (a surrogate pair as two `\u` escapes). */
 function unescapeRun(run: string): string {
-  return run.replace(/\\(?:u([0-9a-fA-F]{4})|x([0-9a-fA-F]{2})|([^\n]))/g, (_, u?: string, x?: string, c?: string) =>
-    u !== undefined
-      ? String.fromCharCode(parseInt(u, 16))
-      : x !== undefined
-        ? String.fromCharCode(parseInt(x, 16))
-        : (SIMPLE_ESCAPES[c as string] ?? (c as string)),
+  return run.replace(
+    /\\(?:u([0-9a-fA-F]{4})|u\{([0-9a-fA-F]{1,6})\}|x([0-9a-fA-F]{2})|([0-3]?[0-7]{2})|([^\n]))/g,
+    (_, u?: string, braced?: string, x?: string, octal?: string, c?: string) => {
+      if (u !== undefined) return String.fromCharCode(parseInt(u, 16));
+      if (braced !== undefined) return String.fromCodePoint(Math.min(parseInt(braced, 16), 0x10ffff));
+      if (x !== undefined) return String.fromCharCode(parseInt(x, 16));
+      if (octal !== undefined) return String.fromCharCode(parseInt(octal, 8));
+      return SIMPLE_ESCAPES[c as string] ?? (c as string);
+    },
   );
 }
 
@@ -528,7 +534,154 @@ export function findHidden(
         : m[0].replace(/ {2,}/g, "\0").replaceAll(" ", "").replaceAll("\0", " ");
     if (LETTERS_4.test(joined)) push("spaced", m.index, m.index + m[0].length, joined);
   }
+  // The encodings of garak's encoding probes a model reads without help: bytes in binary or as decimal
+  // character codes, base32, Morse code, Braille.
+  for (const m of wanted("binary") && original.includes("00") ? original.matchAll(BINARY_RUN) : [])
+    push(
+      "binary",
+      m.index,
+      m.index + m[0].length,
+      readable(Buffer.from((m[0].match(/[01]{8}/g) ?? []).map((b) => parseInt(b, 2)))),
+    );
+  for (const m of wanted("decimal") && DECIMAL_HINT.test(original) ? original.matchAll(DECIMAL_RUN) : [])
+    push("decimal", m.index, m.index + m[0].length, readable(Buffer.from((m[0].match(/\d+/g) ?? []).map(Number))));
+  for (const [start, end] of wanted("base32") ? base32Runs(original) : [])
+    push("base32", start, end, base32Text(original.slice(start, end)));
+  for (const m of wanted("morse") && MORSE_HINT.test(original) ? original.matchAll(MORSE_RUN) : [])
+    push("morse", m.index, m.index + m[0].length, lettersOnly(morseText(m[0])));
+  for (const m of wanted("braille") && BRAILLE_HINT.test(original) ? original.matchAll(BRAILLE_RUN) : [])
+    push("braille", m.index, m.index + m[0].length, lettersOnly(brailleText(m[0])));
   return out;
+}
+
+/** Bytes in binary: eight groups of eight bits or more, apart by a space or a comma or not at all. */
+const BINARY_RUN = /(?<![01])[01]{8}(?:[ ,]?[01]{8}){7,}(?![01])/g;
+/** Character codes in decimal (10, 32–126): eight or more, apart by spaces or commas. */
+const DECIMAL_CODE = "(?:1[01]\\d|12[0-6]|[4-9]\\d|3[2-9]|10)";
+const DECIMAL_RUN = new RegExp(`(?<![\\d.])(?:${DECIMAL_CODE}(?:, ?| )){7,}${DECIMAL_CODE}(?![\\d.])`, "g");
+const DECIMAL_HINT = /\d\d[ ,]{1,2}\d\d[ ,]{1,2}\d\d[ ,]{1,2}\d\d/;
+const BASE32_CHAR = new Uint8Array(128);
+for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") BASE32_CHAR[c.charCodeAt(0)] = 1;
+const isBase32 = (c: number) => c < 128 && BASE32_CHAR[c] === 1;
+const isAlphanumeric = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+
+/**
+ * Base32 runs (RFC 4648): sixteen or more upper-case letters and digits 2–7, up to six `=` after, not
+ * inside a longer word — as `[start, end)`. Found by probing every 16th character as
+ * {@link base64Runs} does (a regular expression tried at every position cost 8–11 µs per 2 KB).
+ */
+function* base32Runs(s: string): Generator<[number, number]> {
+  const n = s.length;
+  let from = 0;
+  while (from + 16 <= n) {
+    const probe = from + 15;
+    if (!isBase32(s.charCodeAt(probe))) {
+      from = probe + 1;
+      continue;
+    }
+    let start = probe;
+    while (start > from && isBase32(s.charCodeAt(start - 1))) start--;
+    let end = probe + 1;
+    while (end < n && isBase32(s.charCodeAt(end))) end++;
+    let padded = end;
+    while (padded < n && padded - end < 6 && s.charCodeAt(padded) === 61) padded++;
+    const after = s.charCodeAt(padded);
+    if (end - start >= 16 && !isAlphanumeric(s.charCodeAt(start - 1)) && !isAlphanumeric(after) && after !== 61)
+      yield [start, padded];
+    from = end + 1;
+  }
+}
+/** Morse code: ten letters or more of dots and dashes, apart by a space, words by a slash or three spaces. */
+const MORSE_RUN = /(?<![.\-\w])(?:[.-]{1,6}(?: ?\/ ?| {1,3})){9,}[.-]{1,6}(?![.\-\w])/g;
+const MORSE_HINT = /[.-]{2} [.-]/;
+/** Braille patterns (U+2800–U+28FF), four or more. */
+const BRAILLE_RUN = /[\u2800-\u28ff](?:[\u2800-\u28ff ]{0,3}[\u2800-\u28ff]){3,}/g;
+const BRAILLE_HINT = /[\u2801-\u28ff]/;
+
+/** The text a base32 run encodes, if it is readable. */
+function base32Text(run: string): string | undefined {
+  const body = run.replace(/=+$/, "");
+  if (!/[2-7]/.test(body) || body.length % 8 === 1 || body.length % 8 === 3 || body.length % 8 === 6) return undefined;
+  try {
+    return readable(Buffer.from(base32.decode(body.padEnd(Math.ceil(body.length / 8) * 8, "="))));
+  } catch {
+    return undefined;
+  }
+}
+
+const MORSE: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.entries({
+    a: ".-",
+    b: "-...",
+    c: "-.-.",
+    d: "-..",
+    e: ".",
+    f: "..-.",
+    g: "--.",
+    h: "....",
+    i: "..",
+    j: ".---",
+    k: "-.-",
+    l: ".-..",
+    m: "--",
+    n: "-.",
+    o: "---",
+    p: ".--.",
+    q: "--.-",
+    r: ".-.",
+    s: "...",
+    t: "-",
+    u: "..-",
+    v: "...-",
+    w: ".--",
+    x: "-..-",
+    y: "-.--",
+    z: "--..",
+    0: "-----",
+    1: ".----",
+    2: "..---",
+    3: "...--",
+    4: "....-",
+    5: ".....",
+    6: "-....",
+    7: "--...",
+    8: "---..",
+    9: "----.",
+  }).map(([letter, code]) => [code, letter]),
+);
+/** Morse code as letters: a slash or three spaces between words. */
+function morseText(run: string): string {
+  return run
+    .split(/ ?\/ ?| {3}/)
+    .map((word) =>
+      word
+        .split(/ +/)
+        .map((code) => MORSE[code] ?? "?")
+        .join(""),
+    )
+    .join(" ");
+}
+
+/** Grade 1 Braille letters, by the pattern's dots (U+2800 + bits); the capital sign is dropped. */
+const BRAILLE = new Map<number, string>(
+  [1, 3, 9, 25, 17, 11, 27, 19, 10, 26, 5, 7, 13, 29, 21, 15, 31, 23, 14, 30, 37, 39, 58, 45, 61, 53].map((dots, i) => [
+    0x2800 + dots,
+    String.fromCharCode(97 + i),
+  ]),
+);
+function brailleText(run: string): string {
+  let out = "";
+  for (const ch of run) {
+    const code = ch.charCodeAt(0);
+    if (code === 0x2800 || ch === " ") out += " ";
+    else if (code !== 0x2820) out += BRAILLE.get(code) ?? "?";
+  }
+  return out;
+}
+/** The text when it is mostly letters (four or more, few unknown codes), else undefined. */
+function lettersOnly(text: string): string | undefined {
+  const unknown = text.split("?").length - 1;
+  return LETTERS_4.test(text) && unknown * 10 <= text.length ? text.replaceAll("?", "") : undefined;
 }
 
 /** Maps a span of the normalized text back to the original. */
