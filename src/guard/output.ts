@@ -152,11 +152,13 @@ function markdownLinks(text: string): { links: MarkdownLink[]; references: Refer
       REFERENCE_LABEL.lastIndex = i + 1;
       const label = REFERENCE_LABEL.exec(text);
       const named = label !== null && (label[1] as string).trim() !== "";
-      references.push({
-        label: referenceLabel(named ? (label[1] as string) : text.slice(opener + 1, i)),
-        start: opener - 1,
-        end: label === null ? i + 1 : i + 1 + label[0].length,
-      });
+      // Labels over 200 characters are not followed (nor are such definitions).
+      if (named || i - opener <= 201)
+        references.push({
+          label: referenceLabel(named ? (label[1] as string) : text.slice(opener + 1, i)),
+          start: opener - 1,
+          end: label === null ? i + 1 : i + 1 + label[0].length,
+        });
     }
     if (text.charCodeAt(i + 1) !== 40 /* ( */) {
       if (opener !== undefined) loose = { at: opener, image: openerIsImage };
