@@ -6,6 +6,7 @@ import type { EgressClient } from "../egress/client.js";
 import { InputValidator, fromFieldSchema, type GuideFieldRule } from "../guard/validate.js";
 import { sanitize } from "../guard/sanitize.js";
 import type { Instance } from "../instance.js";
+import { mintsSessions } from "../identity/sessions.js";
 
 /** Who runs an agent: the authenticated caller of the gateway (or of the library). */
 export interface AgentContext {
@@ -44,11 +45,9 @@ const authentication: SecurityAgent = {
   operations: ["api_key", "jwt", "oauth", "session"],
   async execute(operation, input, { instance, caller, ip }) {
     if (operation === "session") {
-      // A session only for the caller itself: no one mints tokens for someone else's identity. And only
-      // for an API key, as POST /v1/sessions: a session minting the next one would live past its own
-      // expiry for ever, and out of reach of its revocation (the creator chain follows keys only); an
-      // OIDC token's session would outlive the token.
-      if (!caller.credentialId.startsWith("key:"))
+      // A session only for the caller itself: no one mints tokens for someone else's identity; and only
+      // for an API key, as POST /v1/sessions.
+      if (!mintsSessions(caller.credentialId))
         throw new AgentwallError("ERR_FORBIDDEN", "sessions are created with an API key");
       const s = await instance.sessions.issue({
         subject: caller.subject,

@@ -2,6 +2,7 @@ import type { FastifyRequest } from "fastify";
 import { AgentwallError } from "../errors.js";
 import type { Instance } from "../instance.js";
 import { checkStore } from "../store/database.js";
+import { mintsSessions } from "../identity/sessions.js";
 import type { GatewayRoute } from "./route.js";
 import { parseTime } from "../audit/time.js";
 import { guardRoutes } from "./guard-routes.js";
@@ -93,8 +94,7 @@ export function coreRoutes(instance: Instance): GatewayRoute[] {
       url: "/v1/sessions",
       access: { permission: "sessions:self" },
       handler: async (request, reply, principal) => {
-        // A session is exchanged for an API key only: a session cannot extend itself.
-        if (principal?.method !== "api_key") {
+        if (principal === undefined || !mintsSessions(principal.credentialId)) {
           throw new AgentwallError("ERR_FORBIDDEN", "sessions are created with an API key");
         }
         const session = await instance.sessions.issue({

@@ -87,6 +87,16 @@ function parseRoles(text: string): string[] {
  * (await sessions.verify(token)).valid; // true
  * ```
  */
+/**
+ * Whether the credential `credentialId` names (`key:<id>`, `session:<jti>`, `oidc:<issuer>`) may be
+ * exchanged for a session: an API key only. A session minting the next one would live past its own
+ * expiry for ever and out of reach of its revocation; an OIDC token's session would outlive the token.
+ * The gateway's `POST /v1/sessions` and the authentication agent's `session` operation both ask this.
+ */
+export function mintsSessions(credentialId: string): boolean {
+  return credentialId.startsWith("key:");
+}
+
 export class Sessions {
   readonly issuer: string;
   readonly audience: string;
