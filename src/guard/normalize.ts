@@ -1,5 +1,21 @@
 import { base32 } from "@scure/base";
 
+/** How a hidden payload was written. */
+export const ENCODINGS = [
+  "base64",
+  "hex",
+  "url",
+  "html",
+  "spaced",
+  "escape",
+  "binary",
+  "decimal",
+  "base32",
+  "morse",
+  "braille",
+  "upside-down",
+] as const;
+
 /**
  * Normalization, once per text, shared by every scanner: Unicode NFKC, invisible and bidi-control
  * characters reported then removed, confusable letters folded inside words that mix scripts, runs of
@@ -9,8 +25,7 @@ import { base32 } from "@scure/base";
  * sent.
  */
 export interface HiddenPayload {
-  readonly encoding:
-    "base64" | "hex" | "url" | "html" | "spaced" | "escape" | "binary" | "decimal" | "base32" | "morse" | "braille";
+  readonly encoding: (typeof ENCODINGS)[number];
   /** Span of the encoded text in the original. */
   readonly start: number;
   readonly end: number;
@@ -129,6 +144,32 @@ export const CONFUSABLE: ReadonlyMap<string, string> = new Map(
 );
 const LATIN = /[A-Za-z]/;
 
+const asciiLetter = (code: number) => (code >= 97 && code <= 122) || (code >= 65 && code <= 90);
+/** Combining marks of the general blocks (what zalgo text and strike-through stack on letters). */
+function isCombiningMark(cp: number): boolean {
+  return (
+    (cp >= 0x0300 && cp <= 0x036f) ||
+    (cp >= 0x1ab0 && cp <= 0x1aff) ||
+    (cp >= 0x1dc0 && cp <= 0x1dff) ||
+    (cp >= 0x20d0 && cp <= 0x20ff) ||
+    (cp >= 0xfe20 && cp <= 0xfe2f)
+  );
+}
+
+/**
+ * Letters in another style that NFKC leaves alone, to the Latin letter: small capitals (also IPA
+ * letters: scanned as Latin, the text itself is not changed), negative squared and negative circled
+ * capitals (🅰, 🅐), regional indicators (🇦 — a flag is two of them).
+ */
+const STYLED = new Map<number, string>();
+for (const [i, ch] of [..."ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘǫʀꜱᴛᴜᴠᴡ\u0078ʏᴢ"].entries())
+  if (ch !== "x") STYLED.set(ch.codePointAt(0) as number, String.fromCharCode(97 + i));
+for (let k = 0; k < 26; k++) {
+  STYLED.set(0x1f170 + k, String.fromCharCode(65 + k));
+  STYLED.set(0x1f150 + k, String.fromCharCode(65 + k));
+  STYLED.set(0x1f1e6 + k, String.fromCharCode(97 + k));
+}
+
 /** Normalizes `original`; see {@link NormalizedText}. */
 export function normalize(original: string, depth = 2): NormalizedText {
   // Fast path, most prompts: ASCII only — NFKC changes nothing, nothing is invisible or a look-alike;
@@ -220,8 +261,10 @@ export function normalize(original: string, depth = 2): NormalizedText {
     copyFrom = -1;
     if (isInvisible(cp)) invisible.push(i);
     else if (isBidi(cp)) bidi.push(i);
+    else if (isCombiningMark(cp) && asciiLetter(text.charCodeAt(text.length - 1)))
+      invisible.push(i); // decoration on a Latin letter (zalgo, strike-through): reported, removed
     else {
-      const piece = nfkc(cp);
+      const piece = STYLED.get(cp) ?? nfkc(cp);
       for (const ch of piece) {
         const space = /\s/.test(ch);
         if (space && lastSpace) continue;
@@ -266,7 +309,14 @@ function unchanged(cp: number): boolean {
   let keep = UNCHANGED_CACHE.get(cp);
   if (keep === undefined) {
     const ch = String.fromCodePoint(cp);
-    keep = !isInvisible(cp) && !isBidi(cp) && nfkc(cp) === ch && !/\s/.test(ch) && !CONFUSABLE.has(ch);
+    keep =
+      !isInvisible(cp) &&
+      !isBidi(cp) &&
+      !isCombiningMark(cp) &&
+      !STYLED.has(cp) &&
+      nfkc(cp) === ch &&
+      !/\s/.test(ch) &&
+      !CONFUSABLE.has(ch);
     if (UNCHANGED_CACHE.size >= 16_384) UNCHANGED_CACHE.clear();
     UNCHANGED_CACHE.set(cp, keep);
   }
@@ -551,6 +601,8 @@ export function findHidden(
     push("morse", m.index, m.index + m[0].length, lettersOnly(morseText(m[0])));
   for (const m of wanted("braille") && BRAILLE_HINT.test(original) ? original.matchAll(BRAILLE_RUN) : [])
     push("braille", m.index, m.index + m[0].length, lettersOnly(brailleText(m[0])));
+  for (const m of wanted("upside-down") && UPSIDE_DOWN_HINT.test(original) ? original.matchAll(UPSIDE_DOWN_LINE) : [])
+    push("upside-down", m.index, m.index + m[0].length, lettersOnly(upsideDownText(m[0])));
   return out;
 }
 
@@ -660,6 +712,45 @@ function morseText(run: string): string {
         .join(""),
     )
     .join(" ");
+}
+
+/** Letters turned upside down (ɐ ǝ ɹ ʇ …; b, d, n, p, q, u turn into one another), back to the letter. */
+const FLIPPED: Readonly<Record<string, string>> = {
+  ɐ: "a",
+  q: "b",
+  ɔ: "c",
+  p: "d",
+  ǝ: "e",
+  ɟ: "f",
+  ƃ: "g",
+  ɥ: "h",
+  ᴉ: "i",
+  ı: "i",
+  ɾ: "j",
+  ʞ: "k",
+  ɯ: "m",
+  u: "n",
+  d: "p",
+  b: "q",
+  ɹ: "r",
+  ʇ: "t",
+  n: "u",
+  ʌ: "v",
+  ʍ: "w",
+  ʎ: "y",
+  "˙": ".",
+  "¿": "?",
+  "¡": "!",
+};
+/** Three letters only an upside-down text uses. */
+const UPSIDE_DOWN_HINT = /(?:[ɐɔǝɟƃɥᴉɾʞɯɹʇʌʍʎ][^\n]*){3}/;
+const UPSIDE_DOWN_LINE = /[^\n]*[ɐɔǝɟƃɥᴉɾʞɯɹʇʌʍʎ][^\n]*/g;
+/** An upside-down line read the right way up: characters in reverse order, each turned back. */
+function upsideDownText(line: string): string {
+  return [...line]
+    .reverse()
+    .map((ch) => FLIPPED[ch] ?? ch)
+    .join("");
 }
 
 /** Grade 1 Braille letters, by the pattern's dots (U+2800 + bits); the capital sign is dropped. */
