@@ -986,6 +986,11 @@ describe("prompt injection", () => {
       "negative squared": map(letter(0x1f170, true)),
       "negative circled": map(letter(0x1f150, true)),
       "regional indicators": map((c) => `${letter(0x1f1e6, false)(c)}\u200b`),
+      "Lisu capitals": map((c) => {
+        const k = "BPDTGKJCZFMNLSRVHWXYAEIOU".indexOf(c.toUpperCase());
+        return k < 0 ? c : "ꓐꓑꓓꓔꓖꓗꓙꓚꓜꓝꓟꓠꓡꓢꓣꓦꓧꓪꓫꓬꓮꓰꓲꓳꓴ".charAt(k);
+      }),
+      "Armenian look-alikes": attack.replace(/o/g, "\u0585").replace(/u/g, "\u057d"),
       "upside down": [...attack.toLowerCase()]
         .reverse()
         .map((c) => flipped[c] ?? c)

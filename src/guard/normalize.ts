@@ -140,6 +140,13 @@ export const CONFUSABLE: ReadonlyMap<string, string> = new Map(
     Τ: "T",
     Υ: "Y",
     Χ: "X",
+    // Armenian
+    օ: "o",
+    ս: "u",
+    ո: "n",
+    հ: "h",
+    զ: "q",
+    ց: "g",
   }),
 );
 const LATIN = /[A-Za-z]/;
@@ -164,6 +171,20 @@ function isCombiningMark(cp: number): boolean {
 const STYLED = new Map<number, string>();
 for (const [i, ch] of [..."ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘǫʀꜱᴛᴜᴠᴡ\u0078ʏᴢ"].entries())
   if (ch !== "x") STYLED.set(ch.codePointAt(0) as number, String.fromCharCode(97 + i));
+// Lisu letters and Cherokee letters shaped as Latin capitals (Unicode's confusables): Lisu and Cherokee
+// are rare enough in what agents exchange that reading them as Latin for the scan costs nothing, and
+// a word written in them is not mixed-script, so CONFUSABLE never folded it.
+const LOOKALIKE_CAPITALS: readonly (readonly [number, string])[] = [
+  // Lisu: BA PA DA TA GA KA JA CA DZA TSA MA NA LA SA ZHA HA XA WA SHA YA A E I O U
+  ...[0xa4d0, 0xa4d1, 0xa4d3, 0xa4d4, 0xa4d6, 0xa4d7, 0xa4d9, 0xa4da, 0xa4dc, 0xa4dd, 0xa4df, 0xa4e0, 0xa4e1]
+    .concat([0xa4e2, 0xa4e3, 0xa4e6, 0xa4e7, 0xa4ea, 0xa4eb, 0xa4ec, 0xa4ee, 0xa4f0, 0xa4f2, 0xa4f3, 0xa4f4])
+    .map((cp, i) => [cp, "BPDTGKJCZFMNLSRVHWXYAEIOU".charAt(i)] as const),
+  // Cherokee: A E I GI GO GU GV LA LU MI NAH NO SV DU TLE TLI TLV TSO YV DO
+  ...[0x13a0, 0x13a1, 0x13a2, 0x13a9, 0x13aa, 0x13ab, 0x13ac, 0x13b3, 0x13b7, 0x13bb, 0x13c0, 0x13c3, 0x13d2]
+    .concat([0x13da, 0x13de, 0x13df, 0x13e2, 0x13e6, 0x13f4, 0x13d9])
+    .map((cp, i) => [cp, "DRTYAJEWMHGZRSLCPKBV".charAt(i)] as const),
+];
+for (const [cp, latin] of LOOKALIKE_CAPITALS) STYLED.set(cp, latin);
 for (let k = 0; k < 26; k++) {
   STYLED.set(0x1f170 + k, String.fromCharCode(65 + k));
   STYLED.set(0x1f150 + k, String.fromCharCode(65 + k));
@@ -226,6 +247,8 @@ export function normalize(original: string, depth = 2): NormalizedText {
   let text = "";
   let copyFrom = -1; // start in `original` of the stretch not yet copied
   let lastSpace = false;
+  /** Whether the last character kept is an ASCII letter (read from `text` itself, each check copied it). */
+  let latinBefore = false;
   const length = original.length;
   for (let i = 0; i < length;) {
     const unit = original.charCodeAt(i);
@@ -244,6 +267,7 @@ export function normalize(original: string, depth = 2): NormalizedText {
         offset(i);
       }
       lastSpace = space;
+      latinBefore = asciiLetter(unit);
       i++;
       continue;
     }
@@ -254,6 +278,7 @@ export function normalize(original: string, depth = 2): NormalizedText {
       offset(i);
       if (width === 2) offset(i + 1);
       lastSpace = false;
+      latinBefore = false;
       i += width;
       continue;
     }
@@ -261,14 +286,16 @@ export function normalize(original: string, depth = 2): NormalizedText {
     copyFrom = -1;
     if (isInvisible(cp)) invisible.push(i);
     else if (isBidi(cp)) bidi.push(i);
-    else if (isCombiningMark(cp) && asciiLetter(text.charCodeAt(text.length - 1)))
+    else if (isCombiningMark(cp) && latinBefore)
       invisible.push(i); // decoration on a Latin letter (zalgo, strike-through): reported, removed
     else {
       const piece = STYLED.get(cp) ?? nfkc(cp);
+      latinBefore = false;
       for (const ch of piece) {
         const space = /\s/.test(ch);
         if (space && lastSpace) continue;
         lastSpace = space;
+        latinBefore = asciiLetter(ch.charCodeAt(0));
         if (CONFUSABLE.has(ch)) lookalikes.push(text.length);
         text += space ? " " : ch;
         offset(i);
