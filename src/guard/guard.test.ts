@@ -1393,6 +1393,8 @@ describe("output checks and redaction", () => {
       "Cyrillic look-alikes": key.replace(/a/g, "\u0430").replace(/e/g, "\u0435").replace(/o/g, "\u043e"),
       "HTML references": [...key].map((c) => `&#${c.charCodeAt(0)};`).join(""),
       "percent-encoding": [...key].map((c) => `%${c.charCodeAt(0).toString(16)}`).join(""),
+      binary: [...key].map((c) => c.charCodeAt(0).toString(2).padStart(8, "0")).join(" "),
+      "decimal codes": [...key].map((c) => c.charCodeAt(0)).join(", "),
     };
     const guard = new Guard();
     // What a reader makes of the text: invisible characters gone, compatibility forms and look-alikes read as letters.

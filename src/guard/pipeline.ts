@@ -340,6 +340,8 @@ export function streamHoldBack(pending: string, longestMarked = 0): number {
   hold = Math.max(hold, n - run + 1);
   // A key spelled out one character at a time ("g h p _ a B 3 …") holds spaces: hold from its start.
   hold = Math.max(hold, n - spacedOutTail(pending) + 1);
+  // So is one written as numbers (bytes in binary, character codes in decimal), which holds spaces too.
+  hold = Math.max(hold, n - numberTail(pending) + 1);
   // The output scanners ignore case; a markdown image's finding starts at the "!" before its "[".
   const tailStart = Math.max(0, n - MARKUP_SPAN);
   const tail = pending.slice(tailStart).toLowerCase();
@@ -389,6 +391,25 @@ function spacedOutTail(pending: string): number {
     if (spaces === 0 || spaces > 3) break;
   }
   return letters >= 4 ? start : n;
+}
+
+/**
+ * Where a run of digits, spaces and commas at the end of `pending` starts — when it holds eight numbers
+ * or more (what the binary and decimal payloads of normalization need); `pending.length` otherwise.
+ */
+function numberTail(pending: string): number {
+  const n = pending.length;
+  const stop = Math.max(0, n - SPACED_SPAN * 3);
+  let i = n;
+  let numbers = 0;
+  while (i > stop) {
+    const c = pending.charCodeAt(i - 1);
+    const digit = c >= 48 && c <= 57;
+    if (!digit && c !== 32 && c !== 44) break;
+    if (digit && !(i < n && pending.charCodeAt(i) >= 48 && pending.charCodeAt(i) <= 57)) numbers++;
+    i--;
+  }
+  return numbers >= 8 ? i : n;
 }
 
 /**

@@ -409,7 +409,15 @@ const ASCII_ONLY = /^[\x00-\x7f]*$/;
  */
 const COMPATIBILITY_FORMS = /[\uff01-\uff5e\u2460-\u24ff\u2070-\u209f\u00b2\u00b3\u00b9\ud835]/;
 /** What {@link findSecrets} does not decode itself (it reads base64 and hex runs). */
-const READ_ENCODINGS: ReadonlySet<HiddenPayload["encoding"]> = new Set(["url", "html", "spaced", "escape"]);
+const READ_ENCODINGS: ReadonlySet<HiddenPayload["encoding"]> = new Set([
+  "url",
+  "html",
+  "spaced",
+  "escape",
+  "base32",
+  "binary",
+  "decimal",
+]);
 
 /**
  * Secrets written so that a reader still sees them but a pattern over the raw text does not — what a

@@ -137,6 +137,9 @@ describe("streaming with the guard's adaptive hold-back", () => {
     `key: ${[...LONG_KEY].join(" ")} `,
     `${[...LONG_KEY].join("\ufeff")} `,
     `${[..."ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5"].join("\u200b")} `,
+    // …and as numbers: bytes in binary, character codes in decimal (both hold spaces).
+    `${[..."ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5"].map((c) => c.charCodeAt(0).toString(2).padStart(8, "0")).join(" ")} `,
+    `${[..."ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5"].map((c) => c.charCodeAt(0)).join(", ")} `,
     `${[..."ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5"].map((c) => `&#${c.charCodeAt(0)};`).join("")} `,
     // A reference image and its definition, in either order and far apart.
     "![chart][c] ",
