@@ -424,8 +424,8 @@ const READ_ENCODINGS: ReadonlySet<HiddenPayload["encoding"]> = new Set([
  * model told to slip a key past the filter writes: zero-width characters or soft hyphens between its
  * characters, fullwidth or other compatibility forms, look-alike letters from another script (found in
  * the normalized text, see {@link normalize}); HTML character references (which a renderer shows as the
- * key), percent-encoding, and the key spelled out with spaces or separators (found in the decoded
- * payloads). Each finding covers the disguised span of the original. `normalized`: the text's
+ * key), percent-encoding, string escapes, bytes in binary or decimal, base32, and the key spelled out
+ * with spaces or separators (found in the decoded payloads). Each finding covers the disguised span of the original. `normalized`: the text's
  * normalization when the caller already has it (its hidden payloads of any depth are used).
  */
 export function findDisguisedSecrets(text: string, normalized?: NormalizedText): Finding[] {
