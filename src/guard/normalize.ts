@@ -402,37 +402,44 @@ const BASE64_AT = /(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+
 /** 1 for the characters of base64 and base64url (padding aside), by code unit below 128. */
 const BASE64_CHAR = new Uint8Array(128);
 for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-") BASE64_CHAR[c.charCodeAt(0)] = 1;
-const isBase64 = (c: number) => c < 128 && BASE64_CHAR[c] === 1;
 const isHex = (c: number) => (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
 
 /**
- * The matches of `/(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])/g`: such a match
- * can only start where a run of base64 characters starts, so runs are found by character codes and the
- * regex is tried (sticky) at the start of each run of 16 or more — not at every position of the text.
- * Runs are found by probing every 16th character: a run of 16 covers the probe at the end of the
- * window it starts in, so only the characters around a probe that lands in one are read (prose is
- * read about a third as often as by a character-by-character walk).
+ * Runs of 16 or more characters marked 1 in `table` (by code unit below 128), as `[start, end)`. Found
+ * by probing every 16th character: a run of 16 covers the probe at the end of the window it starts in,
+ * so only the characters around a probe that lands in one are read (prose is read about a third as
+ * often as by a character-by-character walk, and a regular expression is not tried at every position).
  */
-export function* base64Runs(s: string): Generator<RegExpExecArray> {
+function* probedRuns(s: string, table: Uint8Array): Generator<[number, number]> {
   const n = s.length;
+  const inRun = (c: number) => c < 128 && table[c] === 1;
   let from = 0; // no run of 16 starts before this
   while (from + 16 <= n) {
     const probe = from + 15;
-    if (!isBase64(s.charCodeAt(probe))) {
+    if (!inRun(s.charCodeAt(probe))) {
       from = probe + 1;
       continue;
     }
     let start = probe;
-    while (start > from && isBase64(s.charCodeAt(start - 1))) start--;
+    while (start > from && inRun(s.charCodeAt(start - 1))) start--;
     let end = probe + 1;
-    while (end < n && isBase64(s.charCodeAt(end))) end++;
-    // `from` is 0 or just after a character that is not base64, so the run starts at `start`.
-    if (end - start >= 16) {
-      BASE64_AT.lastIndex = start;
-      const m = BASE64_AT.exec(s);
-      if (m !== null) yield m;
-    }
+    while (end < n && inRun(s.charCodeAt(end))) end++;
+    // `from` is 0 or just after a character outside the table, so the run starts at `start`.
+    if (end - start >= 16) yield [start, end];
     from = end + 1;
+  }
+}
+
+/**
+ * The matches of `/(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])/g`: such a match
+ * can only start where a run of base64 characters starts, so the regex is tried (sticky) only at the
+ * start of each run of 16 or more ({@link probedRuns}).
+ */
+export function* base64Runs(s: string): Generator<RegExpExecArray> {
+  for (const [start] of probedRuns(s, BASE64_CHAR)) {
+    BASE64_AT.lastIndex = start;
+    const m = BASE64_AT.exec(s);
+    if (m !== null) yield m;
   }
 }
 
@@ -641,33 +648,19 @@ const DECIMAL_RUN = new RegExp(`(?<![\\d.])(?:${DECIMAL_CODE}(?:, ?| )){7,}${DEC
 const DECIMAL_HINT = /\d\d[ ,]{1,2}\d\d[ ,]{1,2}\d\d[ ,]{1,2}\d\d/;
 const BASE32_CHAR = new Uint8Array(128);
 for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") BASE32_CHAR[c.charCodeAt(0)] = 1;
-const isBase32 = (c: number) => c < 128 && BASE32_CHAR[c] === 1;
 const isAlphanumeric = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
 
 /**
- * Base32 runs (RFC 4648): sixteen or more upper-case letters and digits 2–7, up to six `=` after, not
- * inside a longer word — as `[start, end)`. Found by probing every 16th character as
- * {@link base64Runs} does (a regular expression tried at every position cost 8–11 µs per 2 KB).
+ * Base32 runs (RFC 4648): sixteen or more upper-case letters and digits 2–7 ({@link probedRuns}; a
+ * regular expression tried at every position cost 8–11 µs per 2 KB), up to six `=` after, not inside a
+ * longer word — as `[start, end)`.
  */
 function* base32Runs(s: string): Generator<[number, number]> {
-  const n = s.length;
-  let from = 0;
-  while (from + 16 <= n) {
-    const probe = from + 15;
-    if (!isBase32(s.charCodeAt(probe))) {
-      from = probe + 1;
-      continue;
-    }
-    let start = probe;
-    while (start > from && isBase32(s.charCodeAt(start - 1))) start--;
-    let end = probe + 1;
-    while (end < n && isBase32(s.charCodeAt(end))) end++;
+  for (const [start, end] of probedRuns(s, BASE32_CHAR)) {
     let padded = end;
-    while (padded < n && padded - end < 6 && s.charCodeAt(padded) === 61) padded++;
+    while (padded < s.length && padded - end < 6 && s.charCodeAt(padded) === 61) padded++;
     const after = s.charCodeAt(padded);
-    if (end - start >= 16 && !isAlphanumeric(s.charCodeAt(start - 1)) && !isAlphanumeric(after) && after !== 61)
-      yield [start, padded];
-    from = end + 1;
+    if (!isAlphanumeric(s.charCodeAt(start - 1)) && !isAlphanumeric(after) && after !== 61) yield [start, padded];
   }
 }
 /** Morse code: ten letters or more of dots and dashes, apart by a space, words by a slash or three spaces. */
