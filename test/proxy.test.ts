@@ -371,6 +371,7 @@ describe("POST /v1/chat/completions", () => {
     }
     assert.equal(received.length, 0);
     assert.equal((await chat(withImage("data:image/png;base64,iVBORw0KGgo="))).statusCode, 200);
+    assert.equal((await chat(withImage("data:image/JPG;base64,/9j/4AAQSkZJRg=="))).statusCode, 200); // as clients write it
     assert.equal((await chat(withImage("https://upload.wikimedia.org/a/b/Cat.png"))).statusCode, 200);
     // A tool-call id pairs a call with its result, and goes to the provider with both.
     received.length = 0;

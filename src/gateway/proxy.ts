@@ -416,7 +416,7 @@ function requestSlots(body: ChatRequest, trust: SourceTrust): Slot[] {
 }
 
 /** What a data: URL of an image may be: a format the providers take, base64 (nothing else is an image). */
-const DATA_IMAGE = /^data:image\/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/]*={0,2}$/;
+const DATA_IMAGE = /^data:image\/(?:png|jpe?g|gif|webp);base64,[A-Za-z0-9+/]*={0,2}$/i;
 /** Names that are not on the internet: the provider (or a self-hosted model server) would look inside. */
 const LOCAL_NAME = /(?:^|\.)(?:localhost|local|localdomain|internal|intranet|lan|home\.arpa)$/;
 
@@ -430,7 +430,7 @@ const LOCAL_NAME = /(?:^|\.)(?:localhost|local|localdomain|internal|intranet|lan
  */
 export function imageUrl(raw: string): "inline" | "fetched" {
   const refuse = (why: string) => new AgentwallError("ERR_BAD_REQUEST", `image_url: ${why}`);
-  if (raw.startsWith("data:")) {
+  if (/^data:/i.test(raw)) {
     if (!DATA_IMAGE.test(raw)) throw refuse("a data URL must be a base64 PNG, JPEG, GIF or WebP image");
     return "inline";
   }
