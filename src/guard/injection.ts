@@ -2,7 +2,7 @@ import type { LinearModel } from "./train.js";
 import { scoreLinear } from "./train.js";
 import { anyPresent, LiteralTable } from "./literals.js";
 import { deobfuscate } from "./obfuscation.js";
-import type { NormalizedText } from "./normalize.js";
+import { asciiLetter, type NormalizedText } from "./normalize.js";
 
 /** Where a text comes from. Instructions in tool results and documents are more suspicious. */
 export type TextSource = "user" | "agent" | "tool" | "document" | "system";
@@ -794,7 +794,6 @@ for (const [id, hint] of ALL_HINTS.entries()) {
 /** The symbol rules' substrings, marked at any position in the same walk as the word hints. */
 const SUBSTRINGS = new LiteralTable(SIGNALS.map((x) => x.substrings));
 
-const asciiLetter = (code: number) => (code >= 97 && code <= 122) || (code >= 65 && code <= 90);
 /** What a regex's `\w` is (the rules run with `u` and without `i`: ASCII only). */
 const wordCode = (code: number) => asciiLetter(code) || (code >= 48 && code <= 57) || code === 95;
 

@@ -47,8 +47,9 @@ export interface NormalizedText {
 }
 
 const MAX_DECODED_BYTES = 64 * 1024;
+/** Whether a text is ASCII only (it takes normalization's fast path). */
 // eslint-disable-next-line no-control-regex
-const ASCII_ONLY = /^[\x00-\x7f]*$/;
+export const ASCII_ONLY = /^[\x00-\x7f]*$/;
 const MAX_PAYLOADS = 32;
 
 function isInvisible(cp: number): boolean {
@@ -151,7 +152,8 @@ export const CONFUSABLE: ReadonlyMap<string, string> = new Map(
 );
 const LATIN = /[A-Za-z]/;
 
-const asciiLetter = (code: number) => (code >= 97 && code <= 122) || (code >= 65 && code <= 90);
+/** Whether a UTF-16 code unit is an ASCII letter. */
+export const asciiLetter = (code: number) => (code >= 97 && code <= 122) || (code >= 65 && code <= 90);
 /** Combining marks of the general blocks (what zalgo text and strike-through stack on letters). */
 function isCombiningMark(cp: number): boolean {
   return (

@@ -1,3 +1,5 @@
+import { asciiLetter } from "./normalize.js";
+
 /**
  * Undoes the spellings that keep an instruction readable to a model but out of a rule's reach, in
  * place, so the words around stay its context: letters spaced out by one separator ("i.g.n.o.r.e"),
@@ -87,7 +89,6 @@ const HINTS = new RegExp(
   String.raw`\b(?:(vtaber|qvfertneq|sbetrg|bireevqr|vafgehpgvbaf?|cerivbhf|flfgrz cebzcg|cnffjbeq)|(erongi|dragersid|tegrof|edirrevo|snoitcurtsni|noitcurtsni|suoiverp|tpmorp metsys|drowssap))\b|${OVERRIDE}`,
   "gi",
 );
-const asciiLetter = (c: number) => (c | 32) >= 97 && (c | 32) <= 122;
 
 /** How far around a change the rules read: longer than any rule's match. */
 const REACH = 400;

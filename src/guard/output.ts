@@ -358,22 +358,25 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
   const push = (type: string, start: number, end: number, confidence = 0.95) =>
     out.push({ type, start, end, confidence, kind: "unsafe_output" });
   const allowed = (options.allowedHosts ?? []).map(canonicalHost);
-  const check = (url: string, start: number, end: number, image: boolean) => {
+  /** The http(s) URL `value` names, as a browser takes it, when its host is outside the allowlist. */
+  const outside = (value: string): URL | undefined => {
+    const absolute = httpUrl(value);
+    if (absolute === undefined) return undefined;
     let parsed: URL;
     try {
-      parsed = new URL(url);
+      parsed = new URL(absolute);
     } catch {
-      return;
+      return undefined;
     }
-    if (hostMatches(urlHost(parsed), allowed)) return;
-    // An image loads without a click: any outside image is a beacon. A link is unsafe when it carries data.
-    const carries = carriesData(parsed);
-    if (image || carries) push(image ? "external_image" : "data_in_link", start, end, image && carries ? 0.9 : 0.7);
+    return hostMatches(urlHost(parsed), allowed) ? undefined : parsed;
   };
   // Where the answer sends the reader's browser: loads happen without a click (a beacon), links with one.
   const url = (value: string, loads: boolean, start: number, end: number) => {
-    const absolute = httpUrl(value);
-    if (absolute !== undefined) check(absolute, start, end, loads);
+    const parsed = outside(value);
+    if (parsed === undefined) return;
+    // An image loads without a click: any outside image is a beacon. A link is unsafe when it carries data.
+    const carries = carriesData(parsed);
+    if (loads || carries) push(loads ? "external_image" : "data_in_link", start, end, loads && carries ? 0.9 : 0.7);
   };
   forEachStartTag(text, (tag) => {
     const { name, start, end, attributes } = tag;
@@ -432,17 +435,9 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
   const shared = options.references ?? new ReferenceImages();
   const offset = options.offset ?? 0;
   const outsideDefinitions: ReferenceUse[] = [];
-  for (const m of text.matchAll(REFERENCE_DEFINITION)) {
-    const absolute = httpUrl(markdownUrl((m[2] as string).replace(/^<|>$/g, "")));
-    let host: string | undefined;
-    try {
-      host = absolute === undefined ? undefined : urlHost(new URL(absolute));
-    } catch {
-      host = undefined;
-    }
-    if (host !== undefined && !hostMatches(host, allowed))
+  for (const m of text.matchAll(REFERENCE_DEFINITION))
+    if (outside(markdownUrl((m[2] as string).replace(/^<|>$/g, ""))) !== undefined)
       outsideDefinitions.push({ label: referenceLabel(m[1] as string), start: m.index, end: m.index + m[0].length });
-  }
   const uses: [ReferenceUse[], Map<string, number>, Map<string, number>][] = [
     [references, shared.images, shared.outside],
     [outsideDefinitions, shared.outside, shared.images],

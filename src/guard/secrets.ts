@@ -1,6 +1,7 @@
 import { entropy, type Finding } from "./finding.js";
 import { LiteralTable } from "./literals.js";
 import {
+  ASCII_ONLY,
   base64Runs,
   base64Text,
   findHidden,
@@ -401,8 +402,6 @@ export function findSecrets(text: string): Finding[] {
   return out;
 }
 
-// eslint-disable-next-line no-control-regex
-const ASCII_ONLY = /^[\x00-\x7f]*$/;
 /**
  * Letters and digits NFKC reads as ASCII: fullwidth forms, enclosed (circled, parenthesized) ones,
  * superscripts and subscripts, mathematical alphanumerics (high surrogate U+D835).
