@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { Guard } from "./pipeline.js";
 import { FEATURE_BITS, hashedFeatures, weightedFeatureSum } from "./features.js";
 import { detectInjection, matchingRules, type TextSource } from "./injection.js";
-import { base64Runs, normalize, originalSpan, spacedOutRuns } from "./normalize.js";
+import { base64Runs, hexDigits, normalize, originalSpan, spacedOutRuns } from "./normalize.js";
 import { type Finding } from "./finding.js";
 import { findCanaries, findUnsafeOutput, makeCanary } from "./output.js";
 import { findPii } from "./pii.js";
@@ -99,6 +99,21 @@ describe("base64 runs", () => {
         );
       }),
       { numRuns: 3000 },
+    );
+  });
+});
+
+describe("hex digit runs", () => {
+  it("are found as a walk of every character finds them, probing every 24th character (property)", () => {
+    // 24 hex digits, a single space or colon allowed between two of them.
+    const regex = /[0-9A-Fa-f](?:[ :]?[0-9A-Fa-f]){23}/;
+    const unit = fc.constantFrom(..."0aF9 :g\né".split(""), "  ", "::", "deadbeef", "0a:1b:2c:3d", "de ad be ef ");
+    fc.assert(
+      fc.property(fc.array(unit, { maxLength: 60 }), (units) => {
+        const text = units.join("");
+        assert.equal(hexDigits(text, 24), regex.test(text), JSON.stringify(text));
+      }),
+      { numRuns: 5000 },
     );
   });
 });
