@@ -234,7 +234,7 @@ export function hashedFeatures(text: string, bits = FEATURE_BITS, unicodePath = 
  * (repeats counted, a token's up to {@link MAX_REPEATS} times) over the square root of their number
  * (0 for a text without features).
  */
-export function weightedFeatureSum(text: string, modelWeights: Float32Array, bits = FEATURE_BITS): number {
+export function weightedFeatureSum(text: string, modelWeights: Float32Array | Int8Array, bits = FEATURE_BITS): number {
   const n = walk(text, bits, false);
   const buf = scratch;
   let sum = 0;
