@@ -435,6 +435,60 @@ describe("PII", () => {
   });
 });
 
+describe("repetition signal", () => {
+  const fires = (text: string) => detectInjection(normalize(text)).signals.includes("repetition");
+  /** The rule, read off all the words at once: 80 words or more, one over 30 %, under 10 % distinct. */
+  const reference = (text: string) => {
+    if (text.length < 400) return false;
+    const words = text
+      .toLowerCase()
+      .split(/[^a-z0-9]+/)
+      .filter((w) => w !== "");
+    const counts = new Map<string, number>();
+    for (const w of words) counts.set(w, (counts.get(w) ?? 0) + 1);
+    const top = Math.max(0, ...counts.values());
+    return words.length >= 80 && top / words.length > 0.3 && counts.size / words.length < 0.1;
+  };
+
+  it("fires on one word over and over, also after more distinct words than the count table first holds", () => {
+    assert.equal(fires("please ".repeat(200)), true);
+    assert.equal(fires("I am planning a week-long trip to France next spring with my family. ".repeat(3)), false);
+    // 9,000 distinct words between the first and the second half of the repeats: the count table (kept
+    // between texts up to 16,384 slots) doubles on the way, and the repeats counted before must still
+    // count after — with only the second half, "x" would be under 30 % of the words.
+    const distinct = Array.from({ length: 9000 }, (_, i) => `a${i}`).join(" ");
+    const text = (z: number) =>
+      `${"x ".repeat(20_000)}${distinct} ${"x ".repeat(20_000)}${"y ".repeat(25_000)}${"z ".repeat(z)}`;
+    assert.equal(reference(text(20_000)), true); // 40,000 of 94,000 words "x", 9,003 distinct
+    assert.equal(fires(text(20_000)), true);
+    const fewer = text(5_000); // 9,003 of 79,000 distinct: not under 10 %
+    assert.equal(reference(fewer), false);
+    assert.equal(fires(fewer), false);
+  });
+
+  it("decides as the rule read off all the words does, whatever the walk stops early on (property)", () => {
+    const word = fc.constantFrom("alpha", "Beta", "gamma", "d", "e5", "zeta", "Eta", "theta", "iota", "kappa");
+    const text = fc
+      .tuple(
+        fc.array(word, { minLength: 0, maxLength: 120 }),
+        fc.constantFrom(...["alpha", "spam"]),
+        fc.integer({ min: 0, max: 200 }),
+        fc.array(fc.nat(10_000), { maxLength: 60 }),
+        fc.constantFrom(" ", ", ", "\n", "-"),
+      )
+      .map(([words, repeated, times, numbers, separator]) => {
+        const all = [...words, ...Array.from({ length: times }, () => repeated), ...numbers.map(String)];
+        // Spread the repeats through the text: the order is fixed by the numbers drawn.
+        all.sort((a, b) => ((a.length * 7 + a.charCodeAt(0)) % 5) - ((b.length * 7 + b.charCodeAt(0)) % 5));
+        return all.join(separator);
+      });
+    fc.assert(
+      fc.property(text, (t) => assert.equal(fires(t), reference(t), t.slice(0, 200))),
+      { numRuns: 600 },
+    );
+  });
+});
+
 describe("prompt injection", () => {
   const guard = new Guard();
   /** Each `[text, source]` of `pass` is not blocked; each of `block` is. */
