@@ -14,6 +14,16 @@ export interface Slot {
    * is never called on the group itself.
    */
   readonly parts?: readonly Slot[];
+  /**
+   * A message of the conversation (its content, a tool's result, the instructions), in the order the
+   * model reads them: where two meet, an injection split across them is looked for (`Guard.scanSeam`).
+   */
+  readonly turn?: true;
+}
+
+/** `slots` as messages of the conversation ({@link Slot.turn}). */
+export function turns(slots: readonly Slot[]): Slot[] {
+  return slots.map((slot) => ({ ...slot, turn: true }));
 }
 
 /**
@@ -245,11 +255,11 @@ export function responsesRequestSlots(body: ResponsesRequest, trust: SourceTrust
   const ids: Slot[] = [];
   if (typeof body.instructions === "string") {
     const text = body.instructions;
-    slots.push({ text, ...messageSource("system", trust), put: (t) => (body.instructions = t) });
+    slots.push({ text, ...messageSource("system", trust), put: (t) => (body.instructions = t), turn: true });
   }
   if (typeof body.input === "string") {
     const text = body.input;
-    slots.push({ text, ...messageSource("user", trust), put: (t) => (body.input = t) });
+    slots.push({ text, ...messageSource("user", trust), put: (t) => (body.input = t), turn: true });
   } else
     for (const item of body.input) {
       // Item and call ids go to the provider too: free text up to 200 characters.
@@ -263,17 +273,19 @@ export function responsesRequestSlots(body: ResponsesRequest, trust: SourceTrust
         slots.push({ text: item.arguments, source: "user", put: (t) => (item.arguments = t) });
       } else if (item.type === "function_call_output") {
         // A tool's result: scanned as tool text (stricter).
-        slots.push({ text: item.output, source: "tool", put: (t) => (item.output = t) });
+        slots.push({ text: item.output, source: "tool", put: (t) => (item.output = t), turn: true });
       } else {
         const from = messageSource(item.role, trust);
         if (typeof item.content === "string") {
           const text = item.content;
-          slots.push({ text, ...from, put: (t) => (item.content = t) });
+          slots.push({ text, ...from, put: (t) => (item.content = t), turn: true });
         } else
           slots.push(
-            ...grouped(
-              item.content.map((part) => ({ text: part.text, ...from, put: (t: string) => (part.text = t) })),
-              from,
+            ...turns(
+              grouped(
+                item.content.map((part) => ({ text: part.text, ...from, put: (t: string) => (part.text = t) })),
+                from,
+              ),
             ),
           );
       }

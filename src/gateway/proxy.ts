@@ -3,6 +3,7 @@ import { AgentwallError } from "../errors.js";
 import type { AgentwallConfig, AgentwallSecrets } from "../config/schema.js";
 import { EgressClient, type EgressRecord } from "../egress/client.js";
 import type { GuardVerdict } from "../guard/pipeline.js";
+import type { TextSource } from "../guard/injection.js";
 import type { Instance } from "../instance.js";
 import { sourceTrust, type Principal } from "./auth.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
@@ -28,6 +29,7 @@ import {
   grouped,
   jsonSlots,
   messageSource,
+  turns,
   unknownField,
   type Slot,
   type SourceTrust,
@@ -354,14 +356,16 @@ function requestSlots(body: ChatRequest, trust: SourceTrust): Slot[] {
   for (const m of body.messages) {
     const from = messageSource(m.role, trust);
     const content = m.content;
-    if (typeof content === "string") slots.push({ text: content, ...from, put: (t) => (m.content = t) });
+    if (typeof content === "string") slots.push({ text: content, ...from, put: (t) => (m.content = t), turn: true });
     else if (Array.isArray(content)) {
       slots.push(
-        ...grouped(
-          content.flatMap((part) =>
-            part.type === "text" ? [{ text: part.text, ...from, put: (t: string) => (part.text = t) }] : [],
+        ...turns(
+          grouped(
+            content.flatMap((part) =>
+              part.type === "text" ? [{ text: part.text, ...from, put: (t: string) => (part.text = t) }] : [],
+            ),
+            from,
           ),
-          from,
         ),
       );
       // An image's URL is fetched by the provider, whatever it holds: a key or an address in its query
@@ -469,18 +473,7 @@ function guardSlots(
     });
     verdicts.push(v);
     for (const f of v.findings) flagged.add(f.type);
-    if (v.verdict === "block") {
-      const types = [...new Set(v.findings.map((f) => f.type))];
-      throw Object.assign(
-        new AgentwallError(
-          "ERR_GUARD_BLOCKED",
-          direction === "input"
-            ? `the request was blocked by the content guards (${types.join(", ")})`
-            : `the model's answer was blocked by the content guards (${types.join(", ")})`,
-        ),
-        { findings: types },
-      );
-    }
+    if (v.verdict === "block") throw blocked(direction, v);
     return v;
   };
   for (const slot of slots) {
@@ -506,8 +499,43 @@ function guardSlots(
       at = end + 1;
     }
   }
+  // Where two messages meet: an injection split across them passes both their scans. Input only (an
+  // answer is one text); the seam is judged as the stricter of the two messages' sources.
+  let previous: Slot | undefined;
+  for (const slot of direction === "input" ? slots : []) {
+    if (slot.turn !== true || slot.text === "") continue;
+    if (previous !== undefined) {
+      const from = STRICTNESS[previous.source] >= STRICTNESS[slot.source] ? previous : slot;
+      const v = instance.guard.scanSeam(previous.text, slot.text, {
+        direction,
+        source: from.source,
+        trustedSource: previous.trusted === true && slot.trusted === true,
+        partition,
+      });
+      for (const f of v.findings) flagged.add(f.type);
+      if (v.verdict === "block") throw blocked(direction, v);
+    }
+    previous = slot;
+  }
   return { verdicts, redacted, flagged: [...flagged] };
 }
+
+/** The error of a blocked request or answer: a stable code and the coarse finding types. */
+function blocked(direction: "input" | "output", v: GuardVerdict): AgentwallError {
+  const types = [...new Set(v.findings.map((f) => f.type))];
+  return Object.assign(
+    new AgentwallError(
+      "ERR_GUARD_BLOCKED",
+      direction === "input"
+        ? `the request was blocked by the content guards (${types.join(", ")})`
+        : `the model's answer was blocked by the content guards (${types.join(", ")})`,
+    ),
+    { findings: types },
+  );
+}
+
+/** How strict the guard is with a source: a seam between two messages is judged as the stricter. */
+const STRICTNESS: Readonly<Record<TextSource, number>> = { tool: 3, document: 3, user: 2, agent: 1, system: 0 };
 
 interface Completion {
   choices?: Array<Record<string, unknown> & { message?: Record<string, unknown> }>;

@@ -30,6 +30,11 @@ export interface VerdictKey {
   readonly direction: "input" | "output";
   readonly source: TextSource;
   readonly text: string;
+  /**
+   * For a seam's verdict (`Guard.scanSeam`: the injection rules only), where the two ends meet in
+   * `text`: kept apart from a scan's, and from another split of the same text.
+   */
+  readonly seam?: number;
 }
 
 /**
@@ -77,7 +82,7 @@ export class VerdictCache {
     // Length-prefixed, so no two different keys share a preimage; one-shot hashing (no Hash object).
     return hash(
       "sha256",
-      `${k.partition.length}:${k.partition}\n${k.direction}\n${k.source}\n${k.text.length}:${k.text}`,
+      `${k.partition.length}:${k.partition}\n${k.direction}${k.seam === undefined ? "" : `/seam ${k.seam}`}\n${k.source}\n${k.text.length}:${k.text}`,
       "base64url",
     );
   }
