@@ -3,6 +3,7 @@ export {
   GuardStream,
   DEFAULT_GUARD_POLICY,
   shippedInjectionModel,
+  SEAM_REACH,
   type GuardStreamRelease,
 } from "./pipeline.js";
 export type { GuardPolicy, GuardVerdict, DirectionPolicy, ScanOptions, ScannerAction, Direction } from "./pipeline.js";
