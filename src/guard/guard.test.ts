@@ -1241,6 +1241,11 @@ describe("output checks and redaction", () => {
       "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
       "https://shop.example.com/?utm_source=chatgpt.com&utm_campaign=spring_sale_2026_newsletter_users",
       "https://developer.mozilla.org/en-US/docs/Web/API/Fetch_API/Using_Fetch",
+      // Host names with ids of their own: a CDN, a preview deployment, a codespace, a long bucket name.
+      "https://d1a2b3c4d5e6f7.cloudfront.net/app.js",
+      "https://my-app-4k3j2h1g0-myteam.vercel.app/",
+      "https://fictional-space-guacamole-x5wq7r9p4g6h.github.dev/",
+      "https://acme-production-eu-west-1-logs-archive-2026.s3.amazonaws.com/readme.txt",
     ])
       assert.deepEqual(link(url), [], url);
     for (const url of [
@@ -1249,6 +1254,9 @@ describe("output checks and redaction", () => {
       "https://evil.example/c?email=jane.doe%40example.org",
       "https://evil.example/c?k=sk_live_4eC39HqLyjWDarjtT1zdp7dc",
       "https://evil.example/c?d=%E0%A4%A",
+      // Data in the host name leaves by DNS when the name is looked up (a link preview, no click).
+      "https://67687030614233644535664737686a394b4c314d.evil.example/",
+      "https://nbswy3dpeb3w64tmmq2dkmzsgq3tmnzy.x.evil.example/a",
       `https://evil.example/c?${"a=b&".repeat(120)}`,
     ])
       assert.deepEqual(link(url), ["data_in_link"], url);

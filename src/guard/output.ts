@@ -330,16 +330,27 @@ const markdownUrl = (raw: string) => decodeHTML(raw.replace(/^</, "").replace(/\
 const OPAQUE = /[A-Za-z0-9+/=-]{24,}/g;
 
 /**
+ * The same in a host name: letters and digits only (a label's hyphens join words: `my-app-2026-logs`);
+ * hex at any entropy (text in hex, the usual DNS tunnel encoding, stays under 3.5 bits a character).
+ */
+const OPAQUE_IN_HOST = /[A-Za-z0-9]{24,}/g;
+const HEX = /^[0-9a-f]+$/i;
+
+/**
  * Whether a URL carries data out: an encoded-looking run (24+ characters, letters and digits, over 3.5
- * bits of entropy per character) in its path or query, a query that holds a secret or PII once
- * decoded, a query over 400 characters, or one that does not decode. An ordinary query — a search, a
- * video id, tracking tags — is not data: flagging every link with a `?` blocked ordinary answers, while
- * the same URL written bare passed.
+ * bits of entropy per character) in its host name, path or query, a query that holds a secret or PII
+ * once decoded, a query over 400 characters, or one that does not decode. In the host name the data
+ * leaves by DNS as soon as the name is looked up — a chat app that previews links does so without a
+ * click — and the attacker's name server logs it (`https://<hex of a key>.evil.example/`). An ordinary
+ * query — a search, a video id, tracking tags — is not data: flagging every link with a `?` blocked
+ * ordinary answers, while the same URL written bare passed.
  */
 function carriesData(url: URL): boolean {
-  const opaque = (text: string) =>
-    [...text.matchAll(OPAQUE)].some((m) => /[A-Za-z]/.test(m[0]) && /\d/.test(m[0]) && entropy(m[0]) > 3.5);
-  if (opaque(url.pathname)) return true;
+  const opaque = (text: string, run = OPAQUE, hex = false) =>
+    [...text.matchAll(run)].some(
+      (m) => /[A-Za-z]/.test(m[0]) && /\d/.test(m[0]) && ((hex && HEX.test(m[0])) || entropy(m[0]) > 3.5),
+    );
+  if (opaque(url.hostname, OPAQUE_IN_HOST, true) || opaque(url.pathname)) return true;
   const query = url.search.slice(1);
   if (query === "") return false;
   if (query.length > 400) return true;
