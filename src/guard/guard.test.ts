@@ -1518,6 +1518,21 @@ describe("output checks and redaction", () => {
     );
   });
 
+  const SMALL_CAPITALS: Readonly<Record<string, string>> = {
+    a: "ᴀ",
+    d: "ᴅ",
+    f: "ꜰ",
+    g: "ɢ",
+    h: "ʜ",
+    j: "ᴊ",
+    l: "ʟ",
+    n: "ɴ",
+    p: "ᴘ",
+    r: "ʀ",
+    t: "ᴛ",
+    v: "ᴠ",
+  };
+
   it("finds a secret written so a reader still sees it, and redacts the whole disguised span", () => {
     const key = "ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5";
     const spread = (sep: string) => [...key].join(sep);
@@ -1533,6 +1548,8 @@ describe("output checks and redaction", () => {
       "percent-encoding": [...key].map((c) => `%${c.charCodeAt(0).toString(16)}`).join(""),
       binary: [...key].map((c) => c.charCodeAt(0).toString(2).padStart(8, "0")).join(" "),
       "decimal codes": [...key].map((c) => c.charCodeAt(0)).join(", "),
+      // Lower-case letters as small capitals (NFKC leaves them alone; a reader sees the letters).
+      "small capitals": [...key].map((c) => SMALL_CAPITALS[c] ?? c).join(""),
     };
     const guard = new Guard();
     // What a reader makes of the text: invisible characters gone, compatibility forms and look-alikes read as letters.

@@ -43,6 +43,11 @@ export interface NormalizedText {
   readonly bidi: readonly number[];
   /** How many letters were folded from look-alike scripts. */
   readonly confusables: number;
+  /**
+   * How many letters were read as the Latin letter they are drawn as and NFKC leaves alone (small
+   * capitals, negative squared and circled capitals, regional indicators, Lisu and Cherokee capitals).
+   */
+  readonly styled: number;
   readonly hidden: readonly HiddenPayload[];
 }
 
@@ -228,6 +233,7 @@ export function normalize(original: string, depth = 2): NormalizedText {
       invisible: [],
       bidi: [],
       confusables: 0,
+      styled: 0,
       hidden: depth > 0 ? findHidden(original, depth) : [],
     };
   }
@@ -246,6 +252,7 @@ export function normalize(original: string, depth = 2): NormalizedText {
   const invisible: number[] = [];
   const bidi: number[] = [];
   const lookalikes: number[] = []; // indexes in `text` of Cyrillic/Greek look-alike letters
+  let styled = 0; // letters read through STYLED
   let text = "";
   let copyFrom = -1; // start in `original` of the stretch not yet copied
   let lastSpace = false;
@@ -291,7 +298,9 @@ export function normalize(original: string, depth = 2): NormalizedText {
     else if (isCombiningMark(cp) && latinBefore)
       invisible.push(i); // decoration on a Latin letter (zalgo, strike-through): reported, removed
     else {
-      const piece = STYLED.get(cp) ?? nfkc(cp);
+      const latin = STYLED.get(cp);
+      if (latin !== undefined) styled++;
+      const piece = latin ?? nfkc(cp);
       latinBefore = false;
       for (const ch of piece) {
         const space = /\s/.test(ch);
@@ -316,6 +325,7 @@ export function normalize(original: string, depth = 2): NormalizedText {
     invisible,
     bidi,
     confusables: folded.count,
+    styled,
     hidden: depth > 0 ? findHidden(original, depth) : [],
   };
 }

@@ -421,8 +421,8 @@ const READ_ENCODINGS: ReadonlySet<HiddenPayload["encoding"]> = new Set([
 /**
  * Secrets written so that a reader still sees them but a pattern over the raw text does not — what a
  * model told to slip a key past the filter writes: zero-width characters or soft hyphens between its
- * characters, fullwidth or other compatibility forms, look-alike letters from another script (found in
- * the normalized text, see {@link normalize}); HTML character references (which a renderer shows as the
+ * characters, fullwidth or other compatibility forms, look-alike letters from another script, letters in
+ * another style (small capitals…) (found in the normalized text, see {@link normalize}); HTML character references (which a renderer shows as the
  * key), percent-encoding, string escapes, bytes in binary or decimal, base32, and the key spelled out
  * with spaces or separators (found in the decoded payloads). Each finding covers the disguised span of the original. `normalized`: the text's
  * normalization when the caller already has it (its hidden payloads of any depth are used).
@@ -432,7 +432,7 @@ export function findDisguisedSecrets(text: string, normalized?: NormalizedText):
   if (!ASCII_ONLY.test(text)) {
     const n = normalized ?? normalize(text, 0);
     // A second pass only where normalization undid a disguise (most non-English text has none).
-    if (n.invisible.length > 0 || n.confusables > 0 || COMPATIBILITY_FORMS.test(text))
+    if (n.invisible.length > 0 || n.confusables > 0 || n.styled > 0 || COMPATIBILITY_FORMS.test(text))
       for (const f of findPlainSecrets(n.text))
         out.push({ ...f, ...originalSpan(n, f.start, f.end), confidence: f.confidence * 0.9 });
   }
