@@ -1550,6 +1550,7 @@ describe("output checks and redaction", () => {
       "decimal codes": [...key].map((c) => c.charCodeAt(0)).join(", "),
       // Lower-case letters as small capitals (NFKC leaves them alone; a reader sees the letters).
       "small capitals": [...key].map((c) => SMALL_CAPITALS[c] ?? c).join(""),
+      backwards: [...key].reverse().join(""),
     };
     const guard = new Guard();
     // What a reader makes of the text: invisible characters gone, compatibility forms and look-alikes read as letters.
@@ -1583,6 +1584,11 @@ describe("output checks and redaction", () => {
       "Ｈｅｌｌｏ ｗｏｒｌｄ",
       "s p a c e d   o u t   w o r d s",
       "caf&eacute; 50%25 off",
+      // Long runs read backwards: hashes, ids, URLs, paths, data.
+      "sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 and id 550e8400-e29b-41d4-a716-446655440000",
+      "see https://developer.mozilla.org/en-US/docs/Web/API/Fetch_API/Using_Fetch or node_modules/ajv/dist/index.js",
+      "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
+      "[![Discord](https://shields.io/badge/Discord-5865F2?logo=discord&logoColor=white)](https://discord.gg/x)",
     ])
       assert.deepEqual(findDisguisedSecrets(text), [], text);
   });

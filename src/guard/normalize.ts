@@ -424,7 +424,7 @@ const isHex = (c: number) => (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c
  * a regular expression is not tried at every position). A plain loop filling an array: as a generator
  * it took twice as long (7.5 against 3.8 µs per 2 KB prompt).
  */
-function probedRuns(s: string, table: Uint8Array, min = 16): number[] {
+export function probedRuns(s: string, table: Uint8Array, min = 16): number[] {
   const runs: number[] = [];
   const n = s.length;
   let from = 0; // no run of `min` starts before this
@@ -449,18 +449,22 @@ function probedRuns(s: string, table: Uint8Array, min = 16): number[] {
 /**
  * The matches of `/(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])/g`: such a match
  * can only start where a run of base64 characters starts, so the regex is tried (sticky) only at the
- * start of each run of 16 or more ({@link probedRuns}).
+ * start of each run of 16 or more ({@link probedRuns}). The last text's matches are kept: one scan asks
+ * three times (hidden payloads, encoded secrets, secrets written backwards), 4 µs per 2 KB prompt each.
  */
-export function base64Runs(s: string): RegExpExecArray[] {
+export function base64Runs(s: string): readonly RegExpExecArray[] {
+  if (s === lastBase64.text) return lastBase64.matches;
   const matches: RegExpExecArray[] = [];
   const runs = probedRuns(s, BASE64_CHAR);
   for (let i = 0; i < runs.length; i += 2) {
     BASE64_AT.lastIndex = runs[i] as number;
     const m = BASE64_AT.exec(s);
-    if (m !== null) matches.push(m);
+    if (m !== null) matches.push(Object.freeze(m));
   }
-  return matches;
+  lastBase64 = { text: s, matches: Object.freeze(matches) };
+  return lastBase64.matches;
 }
+let lastBase64: { text: string; matches: readonly RegExpExecArray[] } = { text: "", matches: [] };
 
 /** 1 for hex digits, the space and the colon, by code unit below 128. */
 const HEX_OR_SEPARATOR = new Uint8Array(128);

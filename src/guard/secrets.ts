@@ -8,6 +8,7 @@ import {
   hexText,
   normalize,
   originalSpan,
+  probedRuns,
   type HiddenPayload,
   type NormalizedText,
 } from "./normalize.js";
@@ -422,7 +423,8 @@ const READ_ENCODINGS: ReadonlySet<HiddenPayload["encoding"]> = new Set([
  * Secrets written so that a reader still sees them but a pattern over the raw text does not — what a
  * model told to slip a key past the filter writes: zero-width characters or soft hyphens between its
  * characters, fullwidth or other compatibility forms, look-alike letters from another script, letters in
- * another style (small capitals…) (found in the normalized text, see {@link normalize}); HTML character references (which a renderer shows as the
+ * another style (small capitals…) (found in the normalized text, see {@link normalize}), the key written
+ * backwards; HTML character references (which a renderer shows as the
  * key), percent-encoding, string escapes, bytes in binary or decimal, base32, and the key spelled out
  * with spaces or separators (found in the decoded payloads). Each finding covers the disguised span of the original. `normalized`: the text's
  * normalization when the caller already has it (its hidden payloads of any depth are used).
@@ -444,6 +446,51 @@ export function findDisguisedSecrets(text: string, normalized?: NormalizedText):
     const found = findPlainSecrets(h.decoded).sort((a, b) => b.confidence - a.confidence)[0];
     if (found !== undefined)
       out.push({ type: found.type, start: h.start, end: h.end, confidence: found.confidence * 0.9, kind: "secret" });
+  }
+  out.push(...reversedSecrets(text));
+  return out;
+}
+
+/**
+ * Keys written backwards ("5Ay3zX1wV…_phg" — a model told to slip a key past a filter is told to reverse
+ * it, and a reader reverses it back): every run of 16+ printable ASCII characters without a space is read
+ * reversed, all of them in one text, and a key of a known shape found there is reported over the run's span it
+ * came from. Prose holds few such runs; a key's context words, reversed too, are not there, so only
+ * rules that need none fire.
+ */
+/** Printable ASCII but the space, by code unit below 128. */
+const PRINTABLE = new Uint8Array(128).fill(1, 0x21, 0x7f);
+
+function reversedSecrets(text: string): Finding[] {
+  const runs: { start: number; at: number; length: number }[] = [];
+  let reversed = "";
+  // Runs of printable characters, not only base64's: keys hold dots, colons and equals signs too (the
+  // base64 runs found 2,191 of 3,079 gitleaks keys written backwards, these 3,001). Found by probing: a
+  // regular expression tried at every position cost 40 µs per 2 KB prompt, this 5.
+  const found = probedRuns(text, PRINTABLE);
+  for (let i = 0; i < found.length; i += 2) {
+    const [start, end] = [found[i] as number, found[i + 1] as number];
+    runs.push({ start, at: reversed.length, length: end - start });
+    reversed += `${[...text.slice(start, end)].reverse().join("")}\n`;
+  }
+  if (runs.length === 0) return [];
+  const out: Finding[] = [];
+  for (const f of findPlainSecrets(reversed)) {
+    // A key of a known shape only: the name = value detector reads words, and reversed runs make
+    // nonsense words (a badge URL's query read backwards looked like an assignment).
+    if (f.type === "secret-assignment") continue;
+    // The run the finding lies in (the last that starts at or before it); a finding spans one run.
+    let lo = 0;
+    let hi = runs.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((runs[mid] as { at: number }).at <= f.start) lo = mid;
+      else hi = mid - 1;
+    }
+    const run = runs[lo] as { start: number; at: number; length: number };
+    if (f.end > run.at + run.length) continue;
+    const end = run.start + run.length - (f.start - run.at);
+    out.push({ ...f, start: end - (f.end - f.start), end, confidence: f.confidence * 0.9 });
   }
   return out;
 }
