@@ -450,7 +450,7 @@ export function probedRuns(s: string, table: Uint8Array, min = 16): number[] {
  * The matches of `/(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])/g`: such a match
  * can only start where a run of base64 characters starts, so the regex is tried (sticky) only at the
  * start of each run of 16 or more ({@link probedRuns}). The last text's matches are kept: one scan asks
- * three times (hidden payloads, encoded secrets, secrets written backwards), 4 µs per 2 KB prompt each.
+ * twice (hidden payloads, encoded secrets), 4 µs per 2 KB prompt each time.
  */
 export function base64Runs(s: string): readonly RegExpExecArray[] {
   if (s === lastBase64.text) return lastBase64.matches;

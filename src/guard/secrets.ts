@@ -423,11 +423,12 @@ const READ_ENCODINGS: ReadonlySet<HiddenPayload["encoding"]> = new Set([
  * Secrets written so that a reader still sees them but a pattern over the raw text does not — what a
  * model told to slip a key past the filter writes: zero-width characters or soft hyphens between its
  * characters, fullwidth or other compatibility forms, look-alike letters from another script, letters in
- * another style (small capitals…) (found in the normalized text, see {@link normalize}), the key written
- * backwards; HTML character references (which a renderer shows as the
- * key), percent-encoding, string escapes, bytes in binary or decimal, base32, and the key spelled out
- * with spaces or separators (found in the decoded payloads). Each finding covers the disguised span of the original. `normalized`: the text's
- * normalization when the caller already has it (its hidden payloads of any depth are used).
+ * another style such as small capitals (found in the normalized text, see {@link normalize}); HTML
+ * character references (which a renderer shows as the key), percent-encoding, string escapes, bytes in
+ * binary or decimal, base32, and the key spelled out with spaces or separators (found in the decoded
+ * payloads); and the key written backwards ({@link reversedSecrets}). Each finding covers the disguised
+ * span of the original. `normalized`: the text's normalization when the caller already has it (its
+ * hidden payloads of any depth are used).
  */
 export function findDisguisedSecrets(text: string, normalized?: NormalizedText): Finding[] {
   const out: Finding[] = [];
@@ -451,16 +452,16 @@ export function findDisguisedSecrets(text: string, normalized?: NormalizedText):
   return out;
 }
 
-/**
- * Keys written backwards ("5Ay3zX1wV…_phg" — a model told to slip a key past a filter is told to reverse
- * it, and a reader reverses it back): every run of 16+ printable ASCII characters without a space is read
- * reversed, all of them in one text, and a key of a known shape found there is reported over the run's span it
- * came from. Prose holds few such runs; a key's context words, reversed too, are not there, so only
- * rules that need none fire.
- */
 /** Printable ASCII but the space, by code unit below 128. */
 const PRINTABLE = new Uint8Array(128).fill(1, 0x21, 0x7f);
 
+/**
+ * Keys written backwards ("5Ay3zX1wV…_phg" — a model told to slip a key past a filter is told to reverse
+ * it, and a reader reverses it back): every run of 16+ printable ASCII characters without a space is
+ * read reversed, all of them in one text, and a key of a known shape found there is reported over the
+ * run it came from. Prose holds few such runs; a key's context words, reversed too, are not there, so
+ * only rules that need none fire.
+ */
 function reversedSecrets(text: string): Finding[] {
   const runs: { start: number; at: number; length: number }[] = [];
   let reversed = "";
