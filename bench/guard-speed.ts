@@ -1,15 +1,25 @@
 // Guard speed: MB/s per core of the whole input pipeline (normalization, injection rules and model,
 // secrets, PII) on 2 KB prompts and 100 KB documents, next to the peers on the same texts, one run.
 //
-//   npx tsx bench/guard-speed.ts [--seconds 2] [--no-peers]
+//   npx tsx bench/guard-speed.ts [--seconds 2] [--no-peers] [--baseline DIR]
+//
+// --baseline DIR: also compares this checkout's pipeline with the one built in DIR (another checkout,
+// e.g. `git worktree add /tmp/base <commit> && (cd /tmp/base && npm ci && npm run build)`), both in this
+// process, alternating over the same texts, so a machine whose speed drifts between runs slows both alike.
 import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { VerdictCache } from "../src/guard/cache.js";
 import { Guard } from "../src/guard/pipeline.js";
 import { fmt } from "./common.js";
 
 const { values } = parseArgs({
-  options: { seconds: { type: "string", default: "2" }, "no-peers": { type: "boolean", default: false } },
+  options: {
+    seconds: { type: "string", default: "2" },
+    "no-peers": { type: "boolean", default: false },
+    baseline: { type: "string" },
+  },
 });
 const SECONDS = Number(values.seconds);
 process.on("uncaughtException", () => undefined); // a peer's worker pool failing late must not end the run
@@ -102,4 +112,31 @@ console.log(
   `\nconversation of 20 turns (history resent, 600-character messages), agentwall, ms per turn: ` +
     `${scanned.toFixed(2)} scanning every message, ${kept.toFixed(2)} with kept verdicts (${(scanned / kept).toFixed(1)}x)`,
 );
+
+if (values.baseline !== undefined) {
+  const built = join(resolve(values.baseline), "dist/guard/pipeline.js");
+  const { Guard: Baseline } = (await import(pathToFileURL(built).href)) as { Guard: new () => Pick<Guard, "scan"> };
+  const baseline = new Baseline();
+  console.log(`\nagainst the build in ${values.baseline}, alternating in this process (MB/s on one core):`);
+  for (const [name, sample] of [
+    ["2 KB prompts", prompts],
+    ["100 KB documents", documents],
+  ] as const) {
+    const bytes = sample.reduce((sum, t) => sum + Buffer.byteLength(t), 0);
+    const time = (g: Pick<Guard, "scan">) => {
+      const start = process.hrtime.bigint();
+      for (const t of sample) g.scan(t);
+      return Number(process.hrtime.bigint() - start) / 1e9;
+    };
+    let [ours, theirs, rounds] = [0, 0, 0];
+    // Each goes first every other round: whoever runs second pays for the first's garbage.
+    for (; ours < SECONDS || rounds < 2; rounds++)
+      if (rounds % 2 === 0) [ours, theirs] = [ours + time(guard), theirs + time(baseline)];
+      else [theirs, ours] = [theirs + time(baseline), ours + time(guard)];
+    const [a, b] = [(bytes * rounds) / 1e6 / ours, (bytes * rounds) / 1e6 / theirs];
+    console.log(
+      `${name.padEnd(18)} this checkout ${a.toFixed(2)}, baseline ${b.toFixed(2)}, ratio ${(a / b).toFixed(3)}`,
+    );
+  }
+}
 process.exit(0);
