@@ -2,8 +2,7 @@ import { Ajv, type ValidateFunction } from "ajv";
 import { AgentwallError } from "../errors.js";
 import type { AgentwallConfig, AgentwallSecrets } from "../config/schema.js";
 import { EgressClient, type EgressRecord } from "../egress/client.js";
-import type { GuardVerdict } from "../guard/pipeline.js";
-import type { TextSource } from "../guard/injection.js";
+import { stricterSource, type GuardVerdict } from "../guard/pipeline.js";
 import type { Instance } from "../instance.js";
 import { sourceTrust, type Principal } from "./auth.js";
 import type { FastifyReply, FastifyRequest } from "fastify";
@@ -505,10 +504,9 @@ function guardSlots(
   for (const slot of direction === "input" ? slots : []) {
     if (slot.turn !== true || slot.text === "") continue;
     if (previous !== undefined) {
-      const from = STRICTNESS[previous.source] >= STRICTNESS[slot.source] ? previous : slot;
       const v = instance.guard.scanSeam(previous.text, slot.text, {
         direction,
-        source: from.source,
+        source: stricterSource(previous.source, slot.source),
         trustedSource: previous.trusted === true && slot.trusted === true,
         partition,
       });
@@ -533,9 +531,6 @@ function blocked(direction: "input" | "output", v: GuardVerdict): AgentwallError
     { findings: types },
   );
 }
-
-/** How strict the guard is with a source: a seam between two messages is judged as the stricter. */
-const STRICTNESS: Readonly<Record<TextSource, number>> = { tool: 3, document: 3, user: 2, agent: 1, system: 0 };
 
 interface Completion {
   choices?: Array<Record<string, unknown> & { message?: Record<string, unknown> }>;

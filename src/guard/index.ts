@@ -4,6 +4,7 @@ export {
   DEFAULT_GUARD_POLICY,
   shippedInjectionModel,
   SEAM_REACH,
+  stricterSource,
   type GuardStreamRelease,
 } from "./pipeline.js";
 export type { GuardPolicy, GuardVerdict, DirectionPolicy, ScanOptions, ScannerAction, Direction } from "./pipeline.js";

@@ -118,6 +118,14 @@ export function shippedInjectionModel(): LinearModel {
   return shippedModel;
 }
 
+/** How strict the default policy is with a source (its injection threshold and action), least first. */
+const STRICTNESS: Readonly<Record<TextSource, number>> = { system: 0, agent: 1, user: 2, tool: 3, document: 3 };
+
+/** The stricter of two sources: what the place where texts of each meet is judged as ({@link Guard.scanSeam}). */
+export function stricterSource(a: TextSource, b: TextSource): TextSource {
+  return STRICTNESS[a] >= STRICTNESS[b] ? a : b;
+}
+
 function effectiveSource(claimed: TextSource | undefined, trusted: boolean): TextSource {
   const source = claimed ?? "user";
   if (trusted || source === "tool" || source === "document" || source === "user") return source;
@@ -212,7 +220,7 @@ export class Guard {
    * leave-one-source-out, it flagged 0.63 % of the seams of benign rows against 0.01 % for the rules
    * (one in 9,026), which catch 50 of the 77 attacks whose two halves each pass (throwaway sweep,
    * 2026-11-29; `docs/guards.md`). Span scanners do not run (a secret split in two is a known miss).
-   * `options.source` should be the stricter of the two texts' sources.
+   * `options.source` should be the stricter of the two texts' sources ({@link stricterSource}).
    */
   scanSeam(before: string, after: string, options: ScanOptions = {}): GuardVerdict {
     // Not text (a JavaScript caller's mistake): blocked, as scan() blocks it.
