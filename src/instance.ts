@@ -126,7 +126,9 @@ export function guardFromConfig(config: AgentwallConfig): Guard {
   const g = config.guard;
   // A new guard on every reload, with a new cache: no verdict outlives the policy it was made under.
   const cache = g?.cache === false ? undefined : new VerdictCache(g?.cache ?? {});
-  if (g === undefined) return new Guard({}, { cache });
+  // Long texts are scanned off the event loop (one thread unless configured).
+  const threads = g?.threads ?? {};
+  if (g === undefined) return new Guard({}, { cache, threads });
   const bySource: GuardPolicy["bySource"] = { ...DEFAULT_GUARD_POLICY.bySource };
   for (const [source, policy] of Object.entries(g.bySource ?? {}) as [TextSource, Partial<DirectionPolicy>][]) {
     bySource[source] = { ...bySource[source], ...policy };
@@ -140,7 +142,7 @@ export function guardFromConfig(config: AgentwallConfig): Guard {
       ...(g.onScannerError === undefined ? {} : { onScannerError: g.onScannerError }),
       ...(g.codeIsText === undefined ? {} : { codeIsText: g.codeIsText }),
     },
-    { cache },
+    { cache, threads },
   );
 }
 
@@ -325,6 +327,7 @@ export async function openInstance(
     }
     const budgets = new Budgets({ store, rules: config.budgets, pricing: config.pricing, now: options.now });
     metrics.guardCache(() => live.guard.cache?.stats());
+    metrics.guardThreads(() => live.guard.threadStats());
     let live = {
       config,
       guard: guardFromConfig(config),
@@ -389,7 +392,10 @@ export async function openInstance(
             ? error
             : new AgentwallError("ERR_CONFIG_INVALID", "the new configuration could not be applied");
         }
+        const replaced = live.guard;
         live = built;
+        // The old guard's threads end once the scans in flight on them are done.
+        void replaced.close().catch(() => undefined);
         await report("success");
         return { applied, restartRequired };
       },
@@ -397,6 +403,7 @@ export async function openInstance(
         if (closed) return;
         closed = true;
         await anomaly.flush().catch(() => undefined);
+        await live.guard.close().catch(() => undefined);
         await shipper?.stop();
         await webhook?.client.close();
         await redisLimiter?.close();

@@ -177,7 +177,7 @@ const secureNetwork: SecurityAgent = {
     // What a fetched page says goes back into an agent's context: it is a document to the guard (the
     // stricter injection threshold), its secrets are redacted, and a blocked body is withheld.
     const body = res.body.toString("utf8").slice(0, 1_000_000);
-    const v = instance.guard.scan(body, { direction: "input", source: "document" });
+    const v = await instance.guard.scanAsync(body, { direction: "input", source: "document" });
     const findings = [...new Set(v.findings.map((f) => f.type))];
     if (v.verdict === "block")
       return { status: res.status, error: "ERR_GUARD_BLOCKED", findings, hops: res.chain.length };
@@ -218,7 +218,10 @@ const promptSecurity: SecurityAgent = {
   operations: ["check"],
   async execute(_operation, input, { instance, details, caller }) {
     // A workflow checks each message as it passes, the same ones again on later turns: kept per caller.
-    const v = instance.guard.scan(str(input, "text", 200_000), { direction: "input", partition: caller.subject });
+    const v = await instance.guard.scanAsync(str(input, "text", 200_000), {
+      direction: "input",
+      partition: caller.subject,
+    });
     return {
       safe: v.verdict === "allow",
       verdict: v.verdict,
@@ -232,7 +235,7 @@ const outputFilter: SecurityAgent = {
   name: "output_filter",
   operations: ["filter"],
   async execute(_operation, input, { instance }) {
-    const v = instance.guard.scan(str(input, "text", 200_000), { direction: "output", source: "agent" });
+    const v = await instance.guard.scanAsync(str(input, "text", 200_000), { direction: "output", source: "agent" });
     return {
       filtered_text: v.verdict === "block" ? "" : v.text,
       blocked: v.verdict === "block",

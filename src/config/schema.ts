@@ -95,6 +95,13 @@ export interface AgentwallConfig {
      * scans every text every time. Default: on, 10,000 verdicts, 4,000,000 characters of redacted text.
      */
     cache?: false | { maxEntries?: number; maxChars?: number };
+    /**
+     * Worker threads for long texts (a scan of a megabyte takes about a third of a second, which on
+     * the event loop would hold every other request): `count` threads (default 1, 0: none), texts of
+     * at least `minChars` characters (default 32,768), a scan ended and failed closed after `timeoutMs`
+     * (default 30,000), at most `maxQueue` scans waiting (default 64; then 503 `ERR_NOT_READY`).
+     */
+    threads?: { count?: number; minChars?: number; timeoutMs?: number; maxQueue?: number };
   };
   /** Tool policies: which role or agent may call which tool with which arguments. Unlisted tools are denied. */
   tools: Array<{
@@ -304,6 +311,16 @@ export const CONFIG_SCHEMA = {
               properties: { maxEntries: positiveInt(1, 10_000_000), maxChars: positiveInt(0, 1_000_000_000) },
             },
           ],
+        },
+        threads: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            count: positiveInt(0, 64),
+            minChars: positiveInt(1024, 100_000_000),
+            timeoutMs: positiveInt(100, 600_000),
+            maxQueue: positiveInt(0, 10_000),
+          },
         },
       },
     },

@@ -9,8 +9,9 @@ import { NO_TRUST } from "./proxy-responses.js";
 
 const SOURCES: readonly TextSource[] = ["user", "agent", "tool", "document", "system"];
 /**
- * Longest text one request may scan. Scanning runs on the event loop at a few MB/s (docs/guards.md), so
- * a megabyte would hold every other request for a third of a second; longer texts go in several calls.
+ * Longest text one request may scan: a bound on what one call costs (a few MB/s, docs/guards.md; a
+ * long text is scanned on the guard's threads, so it does not hold other requests meanwhile). Longer
+ * texts go in several calls.
  */
 export const MAX_GUARD_TEXT_CHARS = 200_000;
 
@@ -72,7 +73,7 @@ function route(instance: Instance, direction: Direction): GatewayRoute {
       // A claimed source only relaxes the checks where the caller's configuration establishes it.
       const source = body.source as TextSource | undefined;
       const trust = principal === undefined ? NO_TRUST : sourceTrust(principal);
-      const verdict = instance.guard.scan(body.text, {
+      const verdict = await instance.guard.scanAsync(body.text, {
         direction,
         source,
         trustedSource: (source === "system" && trust.system) || (source === "agent" && trust.agent),

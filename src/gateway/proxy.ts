@@ -453,18 +453,22 @@ export function imageUrl(raw: string): "inline" | "fetched" {
   return "fetched";
 }
 
-/** Runs the guard over every slot; throws `ERR_GUARD_BLOCKED` on a block, applies redactions otherwise. */
-function guardSlots(
+/**
+ * Runs the guard over every slot; throws `ERR_GUARD_BLOCKED` on a block, applies redactions otherwise.
+ * Long texts are scanned on the guard's threads (`scanAsync`), so they do not hold other requests.
+ */
+async function guardSlots(
   instance: Instance,
   slots: readonly Slot[],
   direction: "input" | "output",
   partition?: string,
-): { verdicts: GuardVerdict[]; redacted: number; flagged: string[] } {
+): Promise<{ verdicts: GuardVerdict[]; redacted: number; flagged: string[] }> {
+  const guard = instance.guard; // one guard for the whole request, even if a reload swaps it meanwhile
   const verdicts: GuardVerdict[] = [];
   let redacted = 0;
   const flagged = new Set<string>();
-  const scan = (slot: Slot): GuardVerdict => {
-    const v = instance.guard.scan(slot.text, {
+  const scan = async (slot: Slot): Promise<GuardVerdict> => {
+    const v = await guard.scanAsync(slot.text, {
       direction,
       source: slot.source,
       trustedSource: slot.trusted === true,
@@ -477,7 +481,7 @@ function guardSlots(
   };
   for (const slot of slots) {
     if (slot.text === "") continue;
-    const v = scan(slot);
+    const v = await scan(slot);
     if (v.text === slot.text) continue;
     if (slot.parts === undefined) {
       slot.put(v.text);
@@ -489,7 +493,7 @@ function guardSlots(
     for (const part of slot.parts) {
       const end = at + part.text.length;
       if (part.text !== "" && v.findings.some((f) => f.start < end && f.end > at)) {
-        const pv = scan(part);
+        const pv = await scan(part);
         if (pv.text !== part.text) {
           part.put(pv.text);
           redacted++;
@@ -504,7 +508,7 @@ function guardSlots(
   for (const slot of direction === "input" ? slots : []) {
     if (slot.turn !== true || slot.text === "") continue;
     if (previous !== undefined) {
-      const v = instance.guard.scanSeam(previous.text, slot.text, {
+      const v = guard.scanSeam(previous.text, slot.text, {
         direction,
         source: stricterSource(previous.source, slot.source),
         trustedSource: previous.trusted === true && slot.trusted === true,
@@ -1008,10 +1012,10 @@ async function audited<T>(
   model: string,
   api: ProxyApi["name"],
   direction: "input" | "output",
-  run: () => T,
+  run: () => Promise<T>,
 ): Promise<T> {
   try {
-    return run();
+    return await run();
   } catch (error) {
     const findings = (error as { findings?: string[] }).findings;
     if (findings !== undefined)

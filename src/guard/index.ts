@@ -8,6 +8,7 @@ export {
   type GuardStreamRelease,
 } from "./pipeline.js";
 export type { GuardPolicy, GuardVerdict, DirectionPolicy, ScanOptions, ScannerAction, Direction } from "./pipeline.js";
+export { GuardThreads, type GuardThreadOptions } from "./threads.js";
 export { VerdictCache, type VerdictCacheOptions, type CachedVerdict, type VerdictKey } from "./cache.js";
 export { normalize, originalSpan, type NormalizedText, type HiddenPayload } from "./normalize.js";
 export { detectInjection, type InjectionResult, type TextSource } from "./injection.js";

@@ -110,6 +110,30 @@ export class Metrics {
     });
   }
 
+  /** Adds the guard threads' scans by outcome and their queue, read from `stats` at each scrape. */
+  guardThreads(stats: () => { scanned: number; failed: number; waiting: number } | undefined): void {
+    new Counter({
+      name: "agentwall_guard_thread_scans_total",
+      help: "Long texts scanned on the guard's worker threads, by outcome (failed: timed out or the thread died; failed closed)",
+      labelNames: ["outcome"],
+      registers: [this.registry],
+      collect() {
+        const s = stats();
+        this.reset();
+        this.inc({ outcome: "done" }, s?.scanned ?? 0);
+        this.inc({ outcome: "failed" }, s?.failed ?? 0);
+      },
+    });
+    new Gauge({
+      name: "agentwall_guard_thread_queue",
+      help: "Long texts waiting for a guard thread",
+      registers: [this.registry],
+      collect() {
+        this.set(stats()?.waiting ?? 0);
+      },
+    });
+  }
+
   /** Adds `agentwall_audit_ship_lag_events{sink}`, read from `lag` at each scrape. */
   auditShipLag(lag: () => Promise<Record<string, number>>): void {
     new Gauge({
