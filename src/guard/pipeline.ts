@@ -213,8 +213,21 @@ export class Guard {
     const policy: DirectionPolicy = { ...this.policy[direction], ...this.policy.bySource[source] };
     // Reference images and their definitions may stand in different windows: the stream's windows share one record.
     const references = new ReferenceImages();
-    return new GuardStream(this, policy, { ...options, direction, source }, (text, into, offset) =>
-      this.#spans(text, policy, options, into, false, { references, offset }),
+    // At the end, prompt injection over the whole text: the span scanners have seen it all already.
+    const injectionOnly: DirectionPolicy = {
+      ...policy,
+      secrets: "off",
+      pii: "off",
+      markedSecrets: "off",
+      unsafeOutput: "off",
+      canary: "off",
+    };
+    return new GuardStream(
+      this,
+      policy,
+      { ...options, direction, source },
+      (text, into, offset) => this.#spans(text, policy, options, into, false, { references, offset }),
+      (text) => this.#scan(text, {}, source, injectionOnly, undefined).result.findings,
     );
   }
 
@@ -554,8 +567,9 @@ const KUBERNETES_DATA = /(?:^|\n)\s*data:\s*(?:\n|$)/;
 export class GuardStream {
   readonly #guard: Guard;
   readonly #policy: DirectionPolicy;
-  readonly #options: ScanOptions & { direction: Direction; source: TextSource };
   readonly #scanner: StreamScanner;
+  /** The injection verdict's findings over the whole text (a `prompt_injection`, a `scanner_error`, or none). */
+  readonly #injection: (whole: string) => readonly (Finding & { action: ScannerAction })[];
   #whole = "";
   /** Markdown code in what was seen so far, judged incrementally (each release rescans only the tail). */
   readonly #code = new MarkdownCode();
@@ -568,10 +582,11 @@ export class GuardStream {
     policy: DirectionPolicy,
     options: ScanOptions & { direction: Direction; source: TextSource },
     spans: (text: string, into: (Finding & { action: ScannerAction })[], offset: number) => boolean,
+    injection: (whole: string) => readonly (Finding & { action: ScannerAction })[],
   ) {
     this.#guard = guard;
     this.#policy = policy;
-    this.#options = options;
+    this.#injection = injection;
     // A disguised canary or marked secret spreads over DISGUISE_SPREAD characters per character of it.
     const longestMarked = Math.max(
       0,
@@ -610,17 +625,11 @@ export class GuardStream {
     if (this.#guard.policy.codeIsText) this.#code.append("", true);
     const last = this.#apply(this.#scanner.end());
     if (last.blocked) return last;
-    if (this.#policy.injection !== "off") {
-      const verdict = this.#guard.scan(this.#whole, {
-        ...this.#options,
-        trustedSource: true, // the source was settled when the stream was opened
-      });
-      const injection = verdict.findings.find((f) => f.type === "prompt_injection");
-      if (injection !== undefined && this.#policy.injection === "block") return this.#block(last.findings);
-      if (injection !== undefined)
-        return { ...last, findings: [...last.findings, { ...injection, action: this.#policy.injection }] };
-    }
-    return last;
+    if (this.#policy.injection === "off") return last;
+    // A detector that failed counts as its policy says (onScannerError), as in a whole-text scan.
+    const judged = this.#injection(this.#whole);
+    if (judged.some((f) => f.action === "block")) return this.#block([...last.findings, ...judged]);
+    return judged.length === 0 ? last : { ...last, findings: [...last.findings, ...judged] };
   }
 
   #apply(release: { text: string; findings: readonly Finding[] }): GuardStreamRelease {
