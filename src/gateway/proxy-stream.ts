@@ -175,8 +175,9 @@ export async function relayStream(options: {
     released,
     toolCall: async (name, args) => {
       toolText += name.length + args.length;
-      const verdictName = instance.guard.scan(name, { direction: "output", source: "agent" });
-      const verdictArgs = instance.guard.scan(args, { direction: "output", source: "agent" });
+      // Long arguments go to the guard's threads, as the proxy's other texts do.
+      const verdictName = await instance.guard.scanAsync(name, { direction: "output", source: "agent" });
+      const verdictArgs = await instance.guard.scanAsync(args, { direction: "output", source: "agent" });
       for (const v of [verdictName, verdictArgs]) {
         for (const f of v.findings) findings.add(f.type);
         if (v.verdict === "block") released({ text: "", blocked: true, findings: [] });
