@@ -1,3 +1,4 @@
+import { unescape as percentDecoded } from "node:querystring";
 import { base32 } from "@scure/base";
 
 /** How a hidden payload was written. */
@@ -629,13 +630,11 @@ export function findHidden(
   for (const m of wanted("hex") && hexDigits(original, 24) ? original.matchAll(HEX_RUN) : [])
     push("hex", m.index, m.index + m[0].length, hexText(m[0].replace(/[ :]/g, "")));
   for (const m of wanted("url") && original.includes("%") ? original.matchAll(URL_RUN) : []) {
-    try {
-      const start = wordBefore(original, m.index);
-      const run = original.slice(start, m.index + m[0].length);
-      push("url", start, m.index + m[0].length, decodeURIComponent(run.replaceAll("+", " ")));
-    } catch {
-      // not valid percent-encoding
-    }
+    const start = wordBefore(original, m.index);
+    const run = original.slice(start, m.index + m[0].length);
+    // Lenient, as a reader is: a malformed escape (a UTF-8 sequence cut short) stays as written and the
+    // rest is decoded — decodeURIComponent threw on it, and one bad escape hid the whole run.
+    push("url", start, m.index + m[0].length, percentDecoded(run.replaceAll("+", " ")));
   }
   for (const m of wanted("html") && original.includes("&") ? original.matchAll(HTML_RUN) : []) {
     const decoded = m[0].replace(/&(#\d{1,7}|#x[0-9A-Fa-f]{1,6}|[a-zA-Z]{2,8});/g, (all, e: string) => {
