@@ -467,6 +467,36 @@ export function base64Runs(s: string): readonly RegExpExecArray[] {
 }
 let lastBase64: { text: string; matches: readonly RegExpExecArray[] } = { text: "", matches: [] };
 
+/** A line break between two lines of wrapped base64, indentation allowed. */
+const WRAP = /^[ \t]*\r?\n[ \t]*$/;
+
+/**
+ * {@link base64Runs} grouped into blocks of wrapped lines: a run joins the one before it when only a
+ * line break (and indentation) lies between and the one before is a whole number of base64 quanta
+ * (a multiple of 4, unpadded) — how every wrapping encoder cuts lines.
+ */
+function base64Blocks(s: string): RegExpExecArray[][] {
+  const blocks: RegExpExecArray[][] = [];
+  let block: RegExpExecArray[] = [];
+  for (const m of base64Runs(s)) {
+    const previous = block[block.length - 1];
+    if (
+      previous !== undefined &&
+      previous[0].length % 4 === 0 &&
+      !previous[0].endsWith("=") &&
+      m.index - (previous.index + previous[0].length) <= 40 &&
+      WRAP.test(s.slice(previous.index + previous[0].length, m.index))
+    )
+      block.push(m);
+    else {
+      if (block.length > 0) blocks.push(block);
+      block = [m];
+    }
+  }
+  if (block.length > 0) blocks.push(block);
+  return blocks;
+}
+
 /** 1 for hex digits, the space and the colon, by code unit below 128. */
 const HEX_OR_SEPARATOR = new Uint8Array(128);
 for (const c of "0123456789abcdefABCDEF :") HEX_OR_SEPARATOR[c.charCodeAt(0)] = 1;
@@ -626,7 +656,15 @@ export function findHidden(
     if (depth > 1) for (const inner of findHidden(text, depth - 1)) out.push({ ...inner, start, end });
   };
   if (wanted("base64"))
-    for (const m of base64Runs(original)) push("base64", m.index, m.index + m[0].length, base64Text(m[0]));
+    for (const block of base64Blocks(original)) {
+      // Lines of wrapped base64 (MIME wraps at 76, PEM at 64) read as one text; lines that do not join
+      // into readable text are read one by one.
+      const joined = block.length > 1 ? base64Text(block.map((m) => m[0]).join("")) : undefined;
+      const last = block[block.length - 1] as RegExpExecArray;
+      if (joined !== undefined)
+        push("base64", (block[0] as RegExpExecArray).index, last.index + last[0].length, joined);
+      else for (const m of block) push("base64", m.index, m.index + m[0].length, base64Text(m[0]));
+    }
   for (const m of wanted("hex") && hexDigits(original, 24) ? original.matchAll(HEX_RUN) : [])
     push("hex", m.index, m.index + m[0].length, hexText(m[0].replace(/[ :]/g, "")));
   for (const m of wanted("url") && original.includes("%") ? original.matchAll(URL_RUN) : []) {
