@@ -530,6 +530,7 @@ function hexDigitsIn(s: string, start: number, end: number, count: number): bool
   return false;
 }
 const HEX_RUN = /(?<![0-9A-Fa-fx])(?:0x)?(?:[0-9A-Fa-f]{2}[ :]?){12,}(?![0-9A-Fa-f])/g;
+const HEX_BYTES_RUN = /(?<![0-9A-Za-z])0x[0-9A-Fa-f]{2}(?:,?[ \t\n]{0,2}0x[0-9A-Fa-f]{2}){7,}(?![0-9A-Fa-f])/g;
 // Four escapes or more, words between them, and the word before the first (a query value:
 // "ignore%20all%20previous%20instructions").
 const URL_RUN = /(?:%[0-9A-Fa-f]{2}[^\s%]{0,32}){4,}/g;
@@ -667,6 +668,9 @@ export function findHidden(
     }
   for (const m of wanted("hex") && hexDigits(original, 24) ? original.matchAll(HEX_RUN) : [])
     push("hex", m.index, m.index + m[0].length, hexText(m[0].replace(/[ :]/g, "")));
+  // Bytes written as a C or Python array would hold them: "0x49, 0x67, 0x6e, …".
+  for (const m of wanted("hex") && original.includes("0x") ? original.matchAll(HEX_BYTES_RUN) : [])
+    push("hex", m.index, m.index + m[0].length, hexText(m[0].replace(/0x|[\s,]/g, "")));
   for (const m of wanted("url") && original.includes("%") ? original.matchAll(URL_RUN) : []) {
     const start = wordBefore(original, m.index);
     const run = original.slice(start, m.index + m[0].length);
