@@ -551,11 +551,16 @@ const HTML_RUN = /(?:&(?:#\d{1,7}|#x[0-9A-Fa-f]{1,6}|[a-zA-Z]{2,8});[^\s&]{0,3})
 // with dashes and dots); the pair-aware form costs more, so it is used only where a surrogate occurs.
 // Both match what the `u` patterns matched (property test).
 const PAIR = "[\\ud800-\\udbff][\\udc00-\\udfff]";
+/** The separators (a class body): punctuation a reader skips between letters. */
+const SEPARATORS = "\\\\/|.*_~+=:;,#!^\\-";
 const runPatterns = (astral: boolean) => {
   const one = (cls: string) => (astral ? `(?:${PAIR}|${cls})` : cls);
+  // Between the letters: one separator, or (where the text holds astral characters) an emoji or other
+  // astral symbol ("i🙂g🙂n🙂o🙂r🙂e").
+  const separator = astral ? `(${PAIR}|[${SEPARATORS}])` : `([${SEPARATORS}])`;
   return {
     separated: new RegExp(
-      `(?<![^\\s\\\\/|.*_-])${one("[^\\\\/|.*_\\n-]")}([\\\\/|.*_-])(?:${one("[^\\\\/|.*_\\n-]")}\\1){6,}${one("[^\\\\/|.*_\\s-]")}?`,
+      `(?<![^\\s${SEPARATORS}])${one(`[^${SEPARATORS}\\n]`)}${separator}(?:${one(`[^${SEPARATORS}\\n]`)}\\1){6,}${one(`[^${SEPARATORS}\\s]`)}?`,
       "g",
     ),
     spaced: new RegExp(`(?<!\\S)(?:${one("\\S")} {1,3}){7,}${one("\\S")}(?!\\S)`, "g"),
