@@ -1272,6 +1272,21 @@ describe("output checks and redaction", () => {
     assert.deepEqual(image("https://a.other.example./p.png", ["*.Other.Example."]), []);
     for (const url of ["https://.other.example/p.png", "https://evildocs.example.com/p.png"])
       assert.deepEqual(image(url, ["docs.example.com", "*.other.example"]), ["external_image"], url);
+    // Spellings a browser reads as the same URL: backslashes for slashes, the slashes left out.
+    for (const src of ["https:\\evil.example/p.png", "https:/\\evil.example/p.png", "https:evil.example/p.png"]) {
+      assert.deepEqual(types(findUnsafeOutput(`<img src="${src}">`, { allowedHosts: ["docs.example.com"] })), [
+        "external_image",
+      ]);
+      assert.deepEqual(
+        types(
+          findUnsafeOutput(`<img src="${src.replace("evil.example", "docs.example.com")}">`, {
+            allowedHosts: ["docs.example.com"],
+          }),
+        ),
+        [],
+        src,
+      );
+    }
     // A link carries data when its URL holds an encoded run, a secret or PII — not any query at all.
     const link = (url: string) => types(findUnsafeOutput(`[x](${url})`));
     for (const url of [

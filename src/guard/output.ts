@@ -317,11 +317,21 @@ const LOADING_HREF = new Set(["link", "image", "use", "feimage"]);
 const scriptScheme = (scheme: string) => scheme === "javascript" || scheme === "vbscript";
 /** A markdown destination's scheme that runs or embeds content. */
 const dangerousScheme = (scheme: string) => scriptScheme(scheme) || scheme === "data";
-/** An http(s) URL as a browser takes it (tabs and newlines dropped, `//host` as https), or undefined. */
-function httpUrl(value: string): string | undefined {
-  const v = value.trim().replace(/[\t\n\r]/g, "");
-  const absolute = v.startsWith("//") ? `https:${v}` : v;
-  return /^https?:\/\//i.test(absolute) ? absolute : undefined;
+/**
+ * An http(s) URL as a browser takes it, or undefined: read by the WHATWG URL parser, as browsers read
+ * it — tabs and newlines dropped, backslashes as slashes and the slashes after the scheme optional
+ * (`https:\\evil.example`, `https:/\\evil.example`, `https:evil.example` all load evil.example), and a
+ * destination starting with two slashes or backslashes as https.
+ */
+function httpUrl(value: string): URL | undefined {
+  const v = value.trim();
+  let parsed: URL;
+  try {
+    parsed = new URL(/^[\t\n\r]*[/\\][\t\n\r]*[/\\]/.test(v) ? `https:${v}` : v);
+  } catch {
+    return undefined;
+  }
+  return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed : undefined;
 }
 /** A markdown destination as CommonMark resolves it: backslash escapes and character references. */
 const markdownUrl = (raw: string) => decodeHTML(raw.replace(/^</, "").replace(/\\([!-/:-@[-`{-~])/g, "$1"));
@@ -371,15 +381,8 @@ export function findUnsafeOutput(text: string, options: OutputCheckOptions = {})
   const allowed = (options.allowedHosts ?? []).map(canonicalHost);
   /** The http(s) URL `value` names, as a browser takes it, when its host is outside the allowlist. */
   const outside = (value: string): URL | undefined => {
-    const absolute = httpUrl(value);
-    if (absolute === undefined) return undefined;
-    let parsed: URL;
-    try {
-      parsed = new URL(absolute);
-    } catch {
-      return undefined;
-    }
-    return hostMatches(urlHost(parsed), allowed) ? undefined : parsed;
+    const parsed = httpUrl(value);
+    return parsed === undefined || hostMatches(urlHost(parsed), allowed) ? undefined : parsed;
   };
   // Where the answer sends the reader's browser: loads happen without a click (a beacon), links with one.
   const url = (value: string, loads: boolean, start: number, end: number) => {
