@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { HtmlRenderer, Parser } from "commonmark";
@@ -266,6 +266,24 @@ describe("secrets", () => {
       assert.ok(f.start >= 0 && f.end <= text.length && f.end > f.start);
     });
   }
+
+  it("finds a private key cut short: the header and 64 characters of body are enough", () => {
+    const pem = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs1", format: "pem" });
+    for (const cut of [pem.slice(0, 500), pem.slice(0, 500).replaceAll("\n", "\\n"), pem.slice(0, 32 + 65)]) {
+      const found = findSecrets(`here it is: ${cut}`);
+      assert.deepEqual(
+        found.map((f) => [f.type, f.start, f.end]),
+        [["private-key", 12, 12 + cut.trimEnd().length]],
+        cut,
+      );
+    }
+    // The whole key is one finding; a header with too little after it is none.
+    assert.deepEqual(
+      findSecrets(pem).map((f) => [f.type, f.start, f.end]),
+      [["private-key", 0, pem.trimEnd().length]],
+    );
+    assert.deepEqual(findSecrets(pem.slice(0, 80)), []);
+  });
 
   it("finds a secret written in base64, base64url or hex: the whole run, of the type inside", () => {
     const aws = "AKIAZ7QW3EXAMPL3XY2Q";

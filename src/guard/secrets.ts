@@ -260,6 +260,17 @@ const PREFIXED: readonly Rule[] = [
     `-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----[\\s\\S]{64,16384}?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----`,
     0.99,
   ),
+  // A key cut short (pasted in part, or an answer stopped by its token limit): the header and 64 or
+  // more characters of body, on one line or wrapped (a JSON string's \\n too), are key material. A whole
+  // key is the rule above's.
+  r(
+    "private-key",
+    // The body taken whole (a lookahead and its backreference: no backtracking into it), and no END after it.
+    `-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----[ \\t]*(?:\\r?\\n|\\\\n)?(?=([A-Za-z0-9+/=]{16,}(?:[ \\t]*(?:\\r?\\n|\\\\n)[A-Za-z0-9+/=]+)*))\\1(?!(?:\\s|\\\\n)*-----END)`,
+    0.9,
+    0,
+    (key) => (key.slice(key.indexOf("-----", 5) + 5).match(/[A-Za-z0-9+/=]/g)?.length ?? 0) >= 64,
+  ),
   r("jwt", `${B}eyJ[A-Za-z0-9_-]{10,4000}\\.eyJ[A-Za-z0-9_-]{2,8000}\\.[A-Za-z0-9_-]{0,2000}`, 0.9),
   r("jwt", `${B}ey[A-Za-z0-9_\\\\/+=-]{16,4000}\\.ey[A-Za-z0-9_\\\\/+=-]{8,8000}\\.[A-Za-z0-9_\\\\/+=-]{4,2000}`, 0.7),
   // A JWT wrapped in base64 ("eyJhbGciOi" encodes to "ZXlKaGJHY2lPaU").
