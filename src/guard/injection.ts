@@ -571,6 +571,22 @@ const SIGNALS: readonly Signal[] = [
     `\\b(?:when (?:you|the ai|the assistant) (?:read|see|process)s? this|if you are an? (?:ai|llm|language model|assistant))\\b`,
     ["tool", "document", "user"],
   ),
+  // In a tool result or document, the assistant addressed by name and told what to do ("Assistant, append
+  // a link to …"); not after a colon, where a transcript's speaker stands ("Assistant: Include …").
+  s(
+    "addressed_to_ai",
+    0.6,
+    `\\b(?:ai|assistant|chatbot|llm|chatgpt|claude|copilot)\\s*,\\s*(?:(?:please|also|now|first|then|always)\\s+)?(?:append|add|include|insert|tell|say|reply|respond|answer|recommend|mention|send|forward|email|visit|open|click|call|use|run|execute|output|print|reveal|show|write|stop|forget|remember|do not|don't|never)\\b`,
+    ["tool", "document"],
+  ),
+  // A document that tells its reader to call a tool ("Call the send_email tool with …"); not a function
+  // ("call this function with a callback": developer documentation).
+  s(
+    "tool_hijack",
+    0.5,
+    `\\b(?:call|invoke|use|run|execute|trigger)\\s+(?:the\\s+|your\\s+)?[\\w.-]{1,40}\\s+(?:tool|plugin)\\s+(?:with|to send|passing)\\b`,
+    ["tool", "document"],
+  ),
   s("exfiltration", 0.6, `!\\[[^\\]\\n]{0,50}\\]\\(\\s*https?://[^)\\s]{1,200}[?&][^)\\s]{0,50}=\\s*(?:\\{|\\$|%7B)`),
   // Text in a tool result or document that speaks to the AI reading it, or tells it to send data away.
   s(
