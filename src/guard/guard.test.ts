@@ -399,6 +399,14 @@ describe("PII", () => {
     assert.ok(value("phone").includes("+1 415-555-2671"));
     assert.deepEqual(value("ip_address"), ["192.168.10.20", "2001:db8::1"]);
     assert.deepEqual(types(findPii("Meet me on 2024-05-06 at 10:30 in room 1204.")), []);
+    // Addresses spelled to dodge harvesters; "(at)" before something that is no domain is no address.
+    const spelled = "write jane.doe [at] example [dot] com or bob(at)corp.example.org, meet (at) noon";
+    assert.deepEqual(
+      findPii(spelled)
+        .filter((f) => f.type === "email")
+        .map((f) => spelled.slice(f.start, f.end)),
+      ["jane.doe [at] example [dot] com", "bob(at)corp.example.org"],
+    );
     // Digits without separators: after a + or a word naming a phone, not after "number" alone.
     const compact = (t: string) =>
       findPii(t)
@@ -1791,6 +1799,8 @@ describe("every scanner is linear-time on adversarial input", () => {
     backwards_words: "erongi ",
     url_words: "aaaa%41aaaa",
     hex_bytes: "0x41, ",
+    spelled_emails: "a.a(at)a",
+    spelled_domains: "a [at] a [dot] ",
     wrapped_base64: "QUJDQUJDQUJDQUJD\n",
     // 10,000 different words: the model's token counts fill 10,000 of their 32,768 slots.
     distinct_tokens: Array.from({ length: 10_000 }, (_, i) => String.fromCharCode(0x4e00 + i)).join(" "),

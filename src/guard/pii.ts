@@ -164,6 +164,13 @@ const SSN = /(?<![\d-])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![\d-])/dg;
 const IBAN = /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])/g;
 const EMAIL =
   /(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![\w-])/g;
+/**
+ * An address written to dodge harvesters: "jane.doe [at] example [dot] com", "jane(at)example.com" — the
+ * `at` in brackets or parentheses, each dot in the domain a `.` or a bracketed `dot`.
+ */
+const EMAIL_SPELLED =
+  /(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}\s?[[({]\s?at\s?[\])}]\s?(?:[A-Za-z0-9-]{1,63}(?:\.|\s?[[({]\s?dot\s?[\])}]\s?)){1,8}[A-Za-z]{2,24}(?![\w-])/gi;
+const AT_SPELLED = /[[({]\s?at\s?[\])}]/i;
 const IPV4 = /(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])/g;
 const IPV6 = /(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![0-9A-Fa-f:])/g;
 
@@ -236,6 +243,8 @@ export function findPii(text: string, options: { phoneRegion?: CountryCode } = {
   }
   // The address regexes try every position; most texts hold no "@" and no two colons close together.
   if (text.includes("@")) for (const m of text.matchAll(EMAIL)) add("email", m.index, m.index + m[0].length, 0.95);
+  if (AT_SPELLED.test(text))
+    for (const m of text.matchAll(EMAIL_SPELLED)) add("email", m.index, m.index + m[0].length, 0.85);
   for (const m of text.matchAll(IPV4)) {
     if (isIP(m[0]) === 4) add("ip_address", m.index, m.index + m[0].length, 0.9);
   }
