@@ -267,6 +267,28 @@ describe("secrets", () => {
     });
   }
 
+  it("finds a key cut into groups of a fixed width by a dash, dot or colon, and not a URL's parts", () => {
+    const key = "ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5";
+    for (const [separator, width] of [
+      ["-", 5],
+      [".", 4],
+      [":", 8],
+    ] as const) {
+      const grouped = (key.match(new RegExp(`.{1,${width}}`, "g")) as string[]).join(separator);
+      const found = new Guard().scan(`the token is ${grouped} for the deploy`);
+      assert.deepEqual(
+        found.findings.map((f) => [f.type, f.start, f.end]),
+        [["github-token", 13, 13 + grouped.length]],
+        grouped,
+      );
+    }
+    // Uneven parts (a URL, a host name) are not read as groups.
+    assert.deepEqual(
+      new Guard().scan("see https://github.com/xoxa-nyc/xoxa-nyc.github.io/blob/main/README.md").findings,
+      [],
+    );
+  });
+
   it("finds a private key cut short: the header and 64 characters of body are enough", () => {
     const pem = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({
       type: "pkcs1",
@@ -1800,6 +1822,8 @@ describe("every scanner is linear-time on adversarial input", () => {
     url_words: "aaaa%41aaaa",
     hex_bytes: "0x41, ",
     spelled_emails: "a.a(at)a",
+    grouped_key: "ab-",
+    grouped_keys: "abcd-efgh-ijkl-mnop ",
     spelled_domains: "a [at] a [dot] ",
     wrapped_base64: "QUJDQUJDQUJDQUJD\n",
     // 10,000 different words: the model's token counts fill 10,000 of their 32,768 slots.

@@ -459,9 +459,75 @@ export function findDisguisedSecrets(text: string, normalized?: NormalizedText):
     if (found !== undefined)
       out.push({ type: found.type, start: h.start, end: h.end, confidence: found.confidence * 0.9, kind: "secret" });
   }
-  out.push(...reversedSecrets(text));
+  const runs = probedRuns(text, PRINTABLE);
+  out.push(...reversedSecrets(text, runs), ...regroupedSecrets(text, runs));
   return out;
 }
+
+/**
+ * Keys cut into groups by a separator ("ghp_aB3dE-5fG7h-I9jK1-…", "AKIA.Z7QW.3EXA.…" — what a model told
+ * to slip a key past a filter may write): every run of printable characters (`runs`, from
+ * {@link probedRuns}) cut by one separator (`-`, `.`, `:`) into four or more groups of a fixed width
+ * ({@link evenGroups}) is read without it, all such runs in one text, and a key of a known shape found
+ * there is reported over the whole run. A key that holds the separator itself (`sk-proj-…`) is found in
+ * the run as written.
+ */
+function regroupedSecrets(text: string, runs: readonly number[]): Finding[] {
+  const joined: { start: number; end: number; at: number; length: number }[] = [];
+  let variant = "";
+  for (let i = 0; i < runs.length; i += 2) {
+    const [start, end] = [runs[i] as number, runs[i + 1] as number];
+    if (end - start < 20) continue;
+    const run = text.slice(start, end);
+    for (const separator of GROUP_SEPARATORS) {
+      if ((run.match(GROUPED[separator] as RegExp)?.length ?? 0) < 3 || !evenGroups(run.split(separator))) continue;
+      const read = run.replaceAll(separator, "");
+      joined.push({ start, end, at: variant.length, length: read.length });
+      variant += `${read}\n`;
+    }
+  }
+  if (joined.length === 0) return [];
+  const out: Finding[] = [];
+  for (const f of findPlainSecrets(variant)) {
+    if (f.type === "secret-assignment") continue; // words run together read as nonsense names
+    const run = joined[lastAtOrBefore(joined, f.start)] as (typeof joined)[number];
+    if (f.end <= run.at + run.length)
+      out.push({ ...f, start: run.start, end: run.end, confidence: f.confidence * 0.9 });
+  }
+  return out;
+}
+/**
+ * Whether the parts of a run are groups cut at a fixed width (the last may be shorter), as a key written
+ * in groups is: a URL's or a host name's parts are not ("github.com/xoxa-nyc/xoxa-nyc.github.io" read
+ * without its dots looked like a Slack token).
+ */
+function evenGroups(parts: readonly string[]): boolean {
+  const width = (parts[0] as string).length;
+  if (parts.length < 4 || width < 2 || width > 12) return false;
+  for (let i = 1; i < parts.length; i++) {
+    const n = (parts[i] as string).length;
+    if (i < parts.length - 1 ? n !== width : n === 0 || n > width) return false;
+  }
+  return true;
+}
+
+/** The index of the last of `items` (sorted by `at`, not empty) whose `at` is at or before `position`. */
+function lastAtOrBefore(items: readonly { at: number }[], position: number): number {
+  let lo = 0;
+  let hi = items.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if ((items[mid] as { at: number }).at <= position) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+const GROUP_SEPARATORS = ["-", ".", ":"] as const;
+/** The separator between a letter or digit and another (each match one such place). */
+const GROUPED: Readonly<Record<string, RegExp>> = Object.fromEntries(
+  GROUP_SEPARATORS.map((c) => [c, new RegExp(`[A-Za-z0-9]\\${c}(?=[A-Za-z0-9])`, "g")]),
+);
 
 /** Printable ASCII but the space, by code unit below 128. */
 const PRINTABLE = new Uint8Array(128).fill(1, 0x21, 0x7f);
@@ -473,13 +539,12 @@ const PRINTABLE = new Uint8Array(128).fill(1, 0x21, 0x7f);
  * run it came from. Prose holds few such runs; a key's context words, reversed too, are not there, so
  * only rules that need none fire.
  */
-function reversedSecrets(text: string): Finding[] {
+function reversedSecrets(text: string, found: readonly number[]): Finding[] {
   const runs: { start: number; at: number; length: number }[] = [];
   let reversed = "";
-  // Runs of printable characters, not only base64's: keys hold dots, colons and equals signs too (the
-  // base64 runs found 2,191 of 3,079 gitleaks keys written backwards, these 3,001). Found by probing: a
-  // regular expression tried at every position cost 40 µs per 2 KB prompt, this 5.
-  const found = probedRuns(text, PRINTABLE);
+  // Runs of printable characters (`found`, from probedRuns), not only base64's: keys hold dots, colons and
+  // equals signs too (the base64 runs found 2,191 of 3,079 gitleaks keys written backwards, these 3,001).
+  // Found by probing: a regular expression tried at every position cost 40 µs per 2 KB prompt, this 5.
   for (let i = 0; i < found.length; i += 2) {
     const [start, end] = [found[i] as number, found[i + 1] as number];
     runs.push({ start, at: reversed.length, length: end - start });
@@ -492,14 +557,7 @@ function reversedSecrets(text: string): Finding[] {
     // nonsense words (a badge URL's query read backwards looked like an assignment).
     if (f.type === "secret-assignment") continue;
     // The run the finding lies in (the last that starts at or before it); a finding spans one run.
-    let lo = 0;
-    let hi = runs.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if ((runs[mid] as { at: number }).at <= f.start) lo = mid;
-      else hi = mid - 1;
-    }
-    const run = runs[lo] as { start: number; at: number; length: number };
+    const run = runs[lastAtOrBefore(runs, f.start)] as { start: number; at: number; length: number };
     if (f.end > run.at + run.length) continue;
     const end = run.start + run.length - (f.start - run.at);
     out.push({ ...f, start: end - (f.end - f.start), end, confidence: f.confidence * 0.9 });
