@@ -579,6 +579,15 @@ const SIGNALS: readonly Signal[] = [
     `\\b(?:ai|assistant|chatbot|llm|chatgpt|claude|copilot)\\s*,\\s*(?:(?:please|also|now|first|then|always)\\s+)?(?:append|add|include|insert|tell|say|reply|respond|answer|recommend|mention|send|forward|email|visit|open|click|call|use|run|execute|output|print|reveal|show|write|stop|forget|remember|do not|don't|never)\\b`,
     ["tool", "document"],
   ),
+  // In a tool result or document, news that the assistant's own rules changed ("The assistant's policies
+  // have changed", "Your guidelines have been updated"): not a shop's policy, a game's rules, "the AI
+  // policy" of a company or "your policy" of an insurer.
+  s(
+    "policy_override",
+    0.55,
+    `\\b(?:(?:the\\s+)?(?:assistant|ai|model|chatbot)(?:'s|s')\\s+(?:policies|policy|rules|guidelines|instructions|restrictions|safety settings)|your\\s+(?:guidelines|instructions|safety settings|safety guidelines|content policy|system prompt))\\s+(?:have|has)\\s+(?:been\\s+)?(?:changed|updated|lifted|removed|disabled|suspended|revoked|replaced)\\b`,
+    ["tool", "document"],
+  ),
   // A document that tells its reader to call a tool ("Call the send_email tool with …"); not a function
   // ("call this function with a callback": developer documentation).
   s(
