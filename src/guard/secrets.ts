@@ -496,6 +496,7 @@ function regroupedSecrets(text: string, runs: readonly number[]): Finding[] {
   }
   return out;
 }
+
 /**
  * Whether the parts of a run are groups cut at a fixed width (the last may be shorter), as a key written
  * in groups is: a URL's or a host name's parts are not ("github.com/xoxa-nyc/xoxa-nyc.github.io" read
