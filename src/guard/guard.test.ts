@@ -1827,6 +1827,8 @@ describe("every scanner is linear-time on adversarial input", () => {
     hex_bytes: "0x41, ",
     spelled_emails: "a.a(at)a",
     grouped_key: "ab-",
+    hyphenated_words: "ig-nore ",
+    hyphen_chain: "aaaa-",
     grouped_keys: "abcd-efgh-ijkl-mnop ",
     spelled_domains: "a [at] a [dot] ",
     wrapped_base64: "QUJDQUJDQUJDQUJD\n",

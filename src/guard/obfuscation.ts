@@ -23,6 +23,7 @@ export function deobfuscate(text: string): string | undefined {
   if (SEPARATED.test(text)) found(SPELLED);
   if (text.includes("_")) found(JOINED);
   if (CAMEL_HINT.test(text)) found(CAMEL);
+  hyphenatedKeywords(text, changes);
   let wordEnd = 0; // each word is read once, however many places in it look like leet
   for (const m of text.matchAll(LEET_AT)) {
     if (m.index < wordEnd) continue;
@@ -99,6 +100,7 @@ function undo(text: string): string {
     .replace(WORD, (word) => (leetWord(word) ? word.replace(/[013457$]/g, (c) => LEET[c] ?? c) : word))
     .replace(JOINED, (run) => run.replaceAll("_", " "))
     .replace(CAMEL, (run) => run.replace(/(?<=[a-z])(?=[A-Z])/g, " "))
+    .replace(HYPHENATED, (word) => (splitKeyword(word) ? word.replaceAll("-", "") : word))
     .replace(RUN_ON, (run) => (RUN_ON_OVERRIDE.test(run) ? run.replace(RUN_ON_WORDS, " $& ") : run));
 }
 
@@ -127,6 +129,35 @@ const LEET_AT = /[A-Za-z][013457$]+[A-Za-z]|(?<![A-Za-z0-9$])[013457$][A-Za-z]{3
 /** The same, inside one word (its start is where the lookbehind holds). */
 const LEET_INSIDE = new RegExp(LEET_AT.source);
 const LEET: Readonly<Record<string, string>> = { "0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", $: "s" };
+/**
+ * The places where an instruction word is cut into syllables by hyphens. Walked from each hyphen between
+ * two letters (found with indexOf) rather than by a regex over the whole text, which cost 7-9 % of a 2 KB
+ * prompt's scan.
+ */
+function hyphenatedKeywords(text: string, changes: [number, number][]): void {
+  const inWord = (i: number) => asciiLetter(text.charCodeAt(i)) || text.charCodeAt(i) === 45;
+  let done = 0;
+  for (let at = text.indexOf("-"); at !== -1; at = text.indexOf("-", at + 1)) {
+    if (at < done || !asciiLetter(text.charCodeAt(at - 1)) || !asciiLetter(text.charCodeAt(at + 1))) continue;
+    let start = at - 1;
+    while (start > 0 && inWord(start - 1)) start--;
+    let end = at + 2;
+    while (end < text.length && inWord(end)) end++;
+    done = end;
+    if (splitKeyword(text.slice(start, end))) changes.push([start, end]);
+  }
+}
+
+/** A word cut by hyphens ("Ig-nore", "in-struc-tions"): letters on both sides of each. */
+const HYPHENATED = /(?<![A-Za-z-])[A-Za-z]+(?:-[A-Za-z]+)+(?![A-Za-z-])/g;
+/**
+ * Whether a hyphenated word is an instruction word cut into syllables ("pre-vious", "in-struc-tions") —
+ * not a compound ("e-mail", "well-known", "re-enter"), which reads as no such word without its hyphens.
+ */
+const splitKeyword = (word: string): boolean => word.length <= 40 && SPLIT_KEYWORDS.test(word.replaceAll("-", ""));
+const SPLIT_KEYWORDS =
+  /^(?:ignore|disregard|forget|bypass|override|previous|prior|instructions?|directives?|guidelines|system|prompt|reveal|jailbreak|unrestricted|uncensored)$/i;
+
 /** Three words or more joined by underscores ("ignore_all_previous"; "user_id" is a name). */
 const JOINED = /(?<![A-Za-z_])[A-Za-z]+(?:_[A-Za-z]+){2,}/g;
 /**
